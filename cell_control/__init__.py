@@ -1,0 +1,1 @@
+"""Controller for a robotic seam-welding work cell."""

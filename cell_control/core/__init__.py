@@ -1,0 +1,1 @@
+"""Pure-Python cell logic: state machines, controllers, kinematics, models. Never imports rclpy."""

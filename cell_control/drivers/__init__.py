@@ -1,0 +1,1 @@
+"""Device protocols (codecs and transports over pyserial). Never imports rclpy."""

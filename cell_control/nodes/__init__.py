@@ -1,0 +1,1 @@
+"""Thin rclpy shells, one module per executable."""

@@ -1,0 +1,1 @@
+"""MuJoCo scene building and stepping, weld process model. Never imports rclpy."""

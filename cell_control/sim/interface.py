@@ -1,0 +1,41 @@
+"""The ROS interface of the simulated cell, as data.
+
+The MuJoCo simulation node offers exactly these topics, and `config/gz_bridge.yaml` must map every one of
+them to Gazebo with the same ROS type (a test checks both), so the same nodes run against either.
+Direction is seen from ROS: `out` is published by the simulation, `in` is consumed by it.
+"""
+from dataclasses import dataclass
+
+AGV_NAMES = ('agv_1', 'agv_2')
+PHOTO_EYES = ('infeed', 'station', 'outfeed')
+
+
+@dataclass(frozen=True)
+class SimTopic:
+    name: str
+    ros_type: str
+    direction: str  # 'out' (sim → ROS) or 'in' (ROS → sim)
+
+
+def sim_topics() -> list[SimTopic]:
+    topics = [
+        SimTopic('/clock', 'rosgraph_msgs/msg/Clock', 'out'),
+        SimTopic('/joint_states', 'sensor_msgs/msg/JointState', 'out'),
+        SimTopic('/arm_controller/joint_trajectory', 'trajectory_msgs/msg/JointTrajectory', 'in'),
+        SimTopic('/arm_controller/speed_scaling', 'std_msgs/msg/Float64', 'in'),
+        SimTopic('/conveyor/belt_speed', 'std_msgs/msg/Float64', 'in'),
+        SimTopic('/weld_tool/wrench', 'geometry_msgs/msg/WrenchStamped', 'out'),
+        SimTopic('/weld_tool/arc_on', 'std_msgs/msg/Bool', 'in'),
+        SimTopic('/weld/travel_speed', 'geometry_msgs/msg/TwistStamped', 'in'),
+        SimTopic('/weld/contact_force', 'geometry_msgs/msg/WrenchStamped', 'in'),
+        SimTopic('/weld/lateral_correction', 'geometry_msgs/msg/Vector3Stamped', 'in'),
+        SimTopic('/seam/features', 'sensor_msgs/msg/PointCloud2', 'out'),
+    ]
+    topics += [SimTopic(f'/conveyor/photo_eye/{eye}', 'std_msgs/msg/Bool', 'out') for eye in PHOTO_EYES]
+    for agv in AGV_NAMES:
+        topics += [
+            SimTopic(f'/{agv}/cmd_vel', 'geometry_msgs/msg/Twist', 'in'),
+            SimTopic(f'/{agv}/odom', 'nav_msgs/msg/Odometry', 'out'),
+            SimTopic(f'/{agv}/deck_speed', 'std_msgs/msg/Float64', 'in'),
+        ]
+    return topics
