@@ -24,6 +24,8 @@ def sim_topics() -> list[SimTopic]:
         SimTopic('/arm_controller/joint_trajectory', 'trajectory_msgs/msg/JointTrajectory', 'in'),
         SimTopic('/arm_controller/speed_scaling', 'std_msgs/msg/Float64', 'in'),
         SimTopic('/conveyor/belt_speed', 'std_msgs/msg/Float64', 'in'),
+        SimTopic('/conveyor/station_stop', 'std_msgs/msg/Bool', 'in'),
+        SimTopic('/cell/markers', 'visualization_msgs/msg/MarkerArray', 'out'),
         SimTopic('/weld_tool/wrench', 'geometry_msgs/msg/WrenchStamped', 'out'),
         SimTopic('/weld_tool/arc_on', 'std_msgs/msg/Bool', 'in'),
         SimTopic('/weld/travel_speed', 'geometry_msgs/msg/TwistStamped', 'in'),
