@@ -1,0 +1,200 @@
+"""The VFD client against the emulator over a real pty pair, Modbus RTU framed by pymodbus on both ends."""
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pymodbus import FramerType
+from pymodbus.client import ModbusSerialClient
+
+from cell_control.drivers.conveyor_vfd import (
+    REG_CONTROL_WORD, REG_SPEED_SETPOINT, REG_STATUS_WORD, ConveyorVfd, VfdError, VfdExceptionResponse,
+    VfdFaultCode, VfdSpeedOutOfRange, VfdTimeoutError, counts_to_speed, speed_to_counts,
+)
+from cell_control.drivers.vfd_emulator import VfdEmulator, VfdMotor
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 0.3
+WAIT_S = 10.0
+
+
+def wait_for(condition, timeout_s: float = WAIT_S, what: str = 'condition'):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f'timed out after {timeout_s} s waiting for {what}')
+
+
+@pytest.fixture
+def emulator():
+    with VfdEmulator(max_speed_m_s=0.5, acceleration_m_s2=2.0) as emu:
+        yield emu
+    assert not os.path.lexists(emu.port), 'the emulator leaves no symlink behind'
+
+
+@pytest.fixture
+def vfd(emulator):
+    with ConveyorVfd(emulator.port, 1, 19200, TIMEOUT_S, max_speed_m_s=0.5) as client:
+        yield client
+
+
+def test_speed_maps_to_frequency_with_max_speed_at_50_hz():
+    assert speed_to_counts(0.5, 0.5) == 5000
+    assert speed_to_counts(0.25, 0.5) == 2500
+    assert counts_to_speed(2500, 0.5) == 0.25
+
+
+def test_fresh_drive_is_ready_and_stopped(vfd):
+    status = vfd.read_status()
+    assert status.ready and not status.running and not status.fault
+    assert status.belt_speed_m_s == 0.0 and status.fault_name == 'NONE'
+
+
+def test_set_speed_ramps_the_belt_and_stop_ramps_it_down(vfd, emulator):
+    vfd.set_speed(0.3)
+    status = wait_for(lambda: (s := vfd.read_status()).at_speed and s, what='at speed')
+    assert status.running and status.run_commanded
+    assert status.setpoint_m_s == pytest.approx(0.3)
+    assert status.belt_speed_m_s == pytest.approx(0.3, abs=0.01)
+    assert status.output_frequency_hz == pytest.approx(30.0, abs=0.5)
+    assert emulator.belt_speed_m_s == pytest.approx(0.3)
+    vfd.stop()
+    wait_for(lambda: emulator.belt_speed_m_s == 0.0, what='belt stopped')
+    status = vfd.read_status()
+    assert not status.running and status.belt_speed_m_s == 0.0
+
+
+def test_injected_fault_trips_the_drive_and_reset_does_not_restart(vfd, emulator):
+    vfd.set_speed(0.4)
+    wait_for(lambda: vfd.read_status().at_speed, what='at speed')
+    emulator.inject_fault(VfdFaultCode.OVERCURRENT)
+    status = vfd.read_status()
+    assert status.fault and not status.running and status.fault_name == 'OVERCURRENT'
+    with pytest.raises(VfdExceptionResponse, match='set speed: VFD unit 1 refused') as refused:
+        vfd.set_speed(0.2)
+    assert refused.value.exception_code == 4
+    vfd.reset_fault()
+    status = vfd.read_status()
+    assert not status.fault and status.fault_code == 0 and not status.run_commanded
+    wait_for(lambda: emulator.belt_speed_m_s == 0.0, what='belt stopped after the trip')
+    vfd.set_speed(0.2)
+    assert vfd.read_status().run_commanded
+
+
+@pytest.mark.parametrize('speed', [-0.1, 0.51, math.nan, math.inf])
+def test_out_of_range_speed_is_refused_and_not_sent(vfd, speed):
+    with pytest.raises(VfdSpeedOutOfRange, match='outside 0 … 0.5 m/s'):
+        vfd.set_speed(speed)
+    assert vfd.read_status().setpoint_m_s == 0.0
+
+
+@pytest.mark.parametrize('address, value, code', [
+    (REG_SPEED_SETPOINT, 5001, 3),     # above 50 Hz
+    (REG_CONTROL_WORD, 0x0100, 3),     # undefined control bit
+    (REG_STATUS_WORD, 1, 2),           # read-only register
+])
+def test_emulator_refuses_bad_writes_with_modbus_exceptions(emulator, address, value, code):
+    client = ModbusSerialClient(emulator.port, framer=FramerType.RTU, timeout=TIMEOUT_S, retries=0)
+    assert client.connect()
+    try:
+        response = client.write_register(address, value, device_id=1)
+        assert response.isError() and response.exception_code == code
+    finally:
+        client.close()
+
+
+def test_silent_drive_times_out_within_the_timeout(vfd, emulator):
+    emulator.set_silent(True)
+    start = time.monotonic()
+    with pytest.raises(VfdTimeoutError, match='read status: no valid answer from VFD unit 1'):
+        vfd.read_status()
+    assert time.monotonic() - start < 3 * TIMEOUT_S
+    emulator.set_silent(False)
+    assert vfd.read_status().ready
+
+
+def test_port_with_nothing_attached_times_out():
+    master, slave = os.openpty()
+    try:
+        with ConveyorVfd(os.ttyname(slave), 1, 19200, TIMEOUT_S, max_speed_m_s=0.5) as vfd:
+            with pytest.raises(VfdTimeoutError, match='stop'):
+                vfd.stop()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    ({'port': ''}, 'port must name'),
+    ({'unit_id': 0}, 'unit_id'),
+    ({'unit_id': 248}, 'unit_id'),
+    ({'baud': 0}, 'baud'),
+    ({'timeout_s': 0.0}, 'timeout_s'),
+    ({'timeout_s': math.nan}, 'timeout_s'),
+    ({'max_speed_m_s': 0.0}, 'max_speed_m_s'),
+])
+def test_bad_client_settings_are_refused(kwargs, match):
+    args = {'port': '/dev/null', 'unit_id': 1, 'baud': 19200, 'timeout_s': 0.2, 'max_speed_m_s': 0.5} | kwargs
+    with pytest.raises(ValueError, match=match):
+        ConveyorVfd(**args)
+
+
+def test_missing_port_is_refused_naming_it(tmp_path):
+    with pytest.raises(VfdError, match='cannot open VFD serial port .*no_such_tty'):
+        ConveyorVfd(str(tmp_path / 'no_such_tty'), max_speed_m_s=0.5)
+
+
+def test_emulator_refuses_to_replace_a_real_file(tmp_path):
+    path = tmp_path / 'taken'
+    path.write_text('')
+    with pytest.raises(FileExistsError, match='not a symlink'):
+        VfdEmulator(str(path)).start()
+    assert path.read_text() == ''
+
+
+def test_bad_emulator_settings_are_refused():
+    with pytest.raises(ValueError, match='unit_id'):
+        VfdEmulator(unit_id=0)
+    with pytest.raises(ValueError, match='acceleration_m_s2'):
+        VfdEmulator(acceleration_m_s2=0.0)
+    with pytest.raises(ValueError, match='NONE'):
+        VfdMotor(0.5, 1.0, lambda: 0.0).trip(VfdFaultCode.NONE)
+
+
+def test_motor_ramps_at_the_set_acceleration():
+    now = [0.0]
+    motor = VfdMotor(max_speed_m_s=0.5, acceleration_m_s2=0.25, clock=lambda: now[0])  # 25 Hz/s
+    motor.write_setpoint(4000)
+    motor.write_control_word(1)
+    now[0] = 1.0
+    motor.advance()
+    assert motor.frequency_hz == pytest.approx(25.0)
+    now[0] = 2.0
+    motor.advance()
+    assert motor.frequency_hz == pytest.approx(40.0)
+    motor.write_control_word(0)
+    now[0] = 3.0
+    motor.advance()
+    assert motor.frequency_hz == pytest.approx(15.0)
+
+
+def test_emulator_runs_alone_from_the_command_line(tmp_path):
+    port = tmp_path / 'vfd'
+    proc = subprocess.Popen([sys.executable, '-m', 'cell_control.drivers.vfd_emulator', '--port', str(port)],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert 'Modbus RTU unit 1' in proc.stdout.readline()
+        with ConveyorVfd(str(port), 1, 19200, 1.0, max_speed_m_s=0.5) as vfd:
+            vfd.set_speed(0.5)
+            wait_for(lambda: vfd.read_status().at_speed, what='at speed')
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+        proc.stdout.close()
+    assert not os.path.lexists(port)
