@@ -25,8 +25,9 @@ from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, Seam
 from cell_control.drivers.seam_frame import decode_frame, encode_frame
 
 SAMPLE_RATE_HZ = 500.0
-# When the emulator falls behind by more than this, it skips ahead instead of sending a burst.
-MAX_CATCH_UP_S = 0.1
+# A stalled emulator sends the frames it owes in a burst (a sensor's transmit buffer); when it falls
+# behind by more than this, it skips ahead and the skipped sequence numbers show as a gap.
+MAX_CATCH_UP_S = 1.0
 
 Source = Iterable[SeamMeasurement] | Callable[[], SeamMeasurement | None]
 
