@@ -1,0 +1,450 @@
+"""Closed-loop weld adjuster: seam sensor samples in, travel speed / contact force / lateral correction out.
+
+Public API:
+    WeldAdjuster(mode='closed', config=AdjusterConfig(), start_stamp_s=0.0, seam_length_mm=None)
+    WeldAdjuster.update(sample: SeamMeasurement) -> WeldSetpoint     one call per sensor sample
+    WeldAdjuster.initial_setpoint() -> WeldSetpoint                   what is in force before the first sample
+    AdjusterConfig     gains and margins, checked on construction (ValueError naming the field)
+    WeldSetpoint       speed_mm_s, force_n, correction_mm, fault, tool_s_mm, drift_estimate
+    AdjusterFault      NONE, SEAM_LOST (the seam was not seen for longer than the bridge; coordinator acts)
+    MODES              ('open', 'feedforward', 'closed')
+
+Modes: `open` holds the nominal settings of DESIGN §6. `feedforward` plans speed, force and correction
+from the look-ahead readings, assuming the recipe power. `closed` adds the feedback loop: it estimates
+the power drift from the trailing bead width and scales the speed with it.
+
+Setpoint rate: one setpoint per sample (500 Hz). The consumer holds it for the two 1 ms steps of the
+process, so every emitted change is limited to (rate limit × 1 ms): held for any number of steps it never
+changes faster than DESIGN §6 allows. Planning assumes the resulting average rate (rate × 1 ms per sample
+period) with a margin.
+
+The pieces, in the order a sample passes them:
+    tool tracker     the tool's seam position, integrated from the speed this adjuster commanded, and a
+                     model of the 20 ms lag through which the correction reaches the tool
+    outlier gate     drops a look-ahead reading that is far from the median of its 5 neighbours
+    look-ahead buffer  readings binned by seam position (0.5 mm cells), averaged over 3 cells; per cell the
+                     speed target (heat needed, smoothed centred along the seam so that the heat error of a
+                     forced speed ramp is split before and after a gap change) and the force needed
+    dropout bridge   cells without readings are interpolated over up to `bridge_max_mm`; longer, they are
+                     `lost`: the tool slows to `lost_speed_mm_s` before reaching them and SEAM_LOST is raised
+    drift estimator  least squares of the bead-width heat ratio against the adjuster's own model of r̄
+    rate limiter     speed planned so it can still brake for every cell ahead, force ramped up so it is in
+                     place when the tool (at most 25 mm/s) reaches the cell, then every output clamped to
+                     its range and per-step rate
+"""
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import IntEnum
+
+from cell_control.core.seam_measurement import SeamMeasurement
+
+MODES = ('open', 'feedforward', 'closed')
+
+# DESIGN §6, as the adjuster knows it (the power drift is not known).
+RECIPE_HEAT_PER_S = 0.8 * 2000.0  # η·P, J/s
+SPEED_RANGE_MM_S = (5.0, 25.0)
+FORCE_RANGE_N = (50.0, 400.0)
+CORRECTION_RANGE_MM = (-5.0, 5.0)
+SPEED_RATE_MM_S2 = 50.0
+FORCE_RATE_N_S = 1000.0
+CORRECTION_RATE_MM_S = 20.0
+CONSUMER_STEP_S = 0.001
+LAG_TAU_S = 0.020
+LOOKAHEAD_MM = 30.0
+BEAD_BEHIND_MM = 15.0
+POOL_LENGTH_MM = 5.0
+NOMINAL = (16.0, 250.0, 0.0)
+
+CELL_MM = 0.5
+GATE_WINDOW = 5
+
+
+def required_heat_j_mm(gap_mm: float) -> float:
+    return 100.0 * (1.0 + 0.4 * gap_mm)
+
+
+def required_force_n(gap_mm: float, mismatch_mm: float) -> float:
+    return 150.0 + 100.0 * gap_mm + 60.0 * abs(mismatch_mm)
+
+
+class AdjusterFault(IntEnum):
+    NONE = 0
+    SEAM_LOST = 1
+
+
+@dataclass(frozen=True)
+class AdjusterConfig:
+    target_heat_ratio: float = 1.02  # near the geometric centre of the good band 0.90 … 1.15
+    force_margin_n: float = 10.0  # above F_req; a weld is good from 0.95·F_req
+    outlier_gate_mm: float = 0.4  # a reading this far from its neighbours' median is dropped
+    bridge_max_mm: float = 3.0  # seam length without readings that is interpolated over
+    lost_speed_mm_s: float = 5.0  # creep speed over seam that was not seen
+    speed_smoothing_mm: float = 3.0  # centred window over which the heat requirement is averaged
+    drift_memory_mm: float = 30.0  # seam length over which the drift estimator forgets
+    sample_period_s: float = 0.002  # the sensor's period: how long each setpoint is held
+    rate_margin: float = 0.98  # fraction of the rate limit used per emitted change
+
+    def __post_init__(self) -> None:
+        checks = {
+            'target_heat_ratio': 0.9 < self.target_heat_ratio < 1.15,
+            'force_margin_n': 0.0 <= self.force_margin_n <= 100.0,
+            'outlier_gate_mm': 0.0 < self.outlier_gate_mm,
+            'bridge_max_mm': 0.0 <= self.bridge_max_mm <= 20.0,
+            'lost_speed_mm_s': SPEED_RANGE_MM_S[0] <= self.lost_speed_mm_s <= SPEED_RANGE_MM_S[1],
+            'speed_smoothing_mm': 0.0 <= self.speed_smoothing_mm <= 10.0,
+            'drift_memory_mm': 0.0 < self.drift_memory_mm,
+            'sample_period_s': CONSUMER_STEP_S <= self.sample_period_s <= 0.1,
+            'rate_margin': 0.0 < self.rate_margin <= 1.0,
+        }
+        for name, ok in checks.items():
+            if not (ok and math.isfinite(getattr(self, name))):
+                raise ValueError(f'adjuster setting {name} = {getattr(self, name)!r} is out of range')
+
+
+@dataclass(frozen=True)
+class WeldSetpoint:
+    stamp_s: float  # the stamp of the sample it answers
+    speed_mm_s: float
+    force_n: float
+    correction_mm: float
+    fault: AdjusterFault
+    tool_s_mm: float  # where the adjuster believes the tool is
+    drift_estimate: float  # δ̂ (0 unless closed)
+
+
+class OutlierGate:
+    """Median-of-5 check on each look-ahead reading; decides on the middle one, two samples late."""
+
+    def __init__(self, gate_mm: float) -> None:
+        self.gate_mm = gate_mm
+        self.window: deque[tuple[float, float, float, float]] = deque(maxlen=GATE_WINDOW)
+        self.rejected = 0
+
+    def push(self, reading: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
+        """Take (position, gap, mismatch, lateral); return the middle reading if it passes, else None."""
+        window = self.window
+        window.append(reading)
+        if len(window) < GATE_WINDOW:
+            return None
+        middle = window[GATE_WINDOW // 2]
+        for field in (1, 2, 3):
+            values = sorted(r[field] for r in window)
+            if abs(middle[field] - values[GATE_WINDOW // 2]) > self.gate_mm:
+                self.rejected += 1
+                return None
+        return middle
+
+
+class DriftEstimator:
+    """Estimate δ from r̄ = (w/6)² read 15 mm behind the tool.
+
+    The adjuster models r̄ along the path as (1 + δ)·A(s) + E(s): A is r̄ of the recipe power (started at 0)
+    and E the decaying start value r̄(0) = 1, both from its own speeds and gap estimates. δ is fitted by
+    exponentially forgetting least squares, which weighs the early seam (small A) as little as it deserves.
+    """
+
+    def __init__(self, memory_mm: float) -> None:
+        self.memory_mm = memory_mm
+        self.model_a = 0.0
+        self.model_e = 1.0
+        self._history: deque[tuple[float, float, float]] = deque([(0.0, 0.0, 1.0)])
+        self._num = 0.0
+        self._den = 0.0
+        self.drift = 0.0
+
+    def advance(self, s_mm: float, ds_mm: float, speed_mm_s: float, gap_mm: float) -> None:
+        keep = math.exp(-ds_mm / POOL_LENGTH_MM)
+        r0 = RECIPE_HEAT_PER_S / speed_mm_s / required_heat_j_mm(gap_mm)
+        self.model_a = r0 + (self.model_a - r0) * keep
+        self.model_e *= keep
+        self._history.append((s_mm, self.model_a, self.model_e))
+
+    def bead(self, bead_s_mm: float, bead_width_mm: float, ds_mm: float) -> None:
+        history = self._history
+        while len(history) > 2 and history[1][0] <= bead_s_mm:
+            history.popleft()
+        (s0, a0, e0), (s1, a1, e1) = history[0], history[1]
+        f = min(max((bead_s_mm - s0) / (s1 - s0), 0.0), 1.0) if s1 > s0 else 1.0
+        a, e = a0 + f * (a1 - a0), e0 + f * (e1 - e0)
+        measured = (bead_width_mm / 6.0) ** 2
+        forget = math.exp(-ds_mm / self.memory_mm)
+        self._num = forget * self._num + a * (measured - e)
+        self._den = forget * self._den + a * a
+        if self._den > 1.0:  # a few dozen samples of a developed bead
+            self.drift = min(max(self._num / self._den - 1.0, -0.5), 0.5)
+
+
+class LookaheadBuffer:
+    """Readings binned by seam position; per cell the estimated seam and what the tool must do there."""
+
+    def __init__(self, config: AdjusterConfig) -> None:
+        self.config = config
+        # Accumulators per cell (index = position // CELL_MM): count and sums of s, gap, |mismatch|, lateral.
+        self.n: list[int] = []
+        self.sums: list[list[float]] = []
+        # Resolved cells: centroid, gap, mismatch, lateral, heat needed, smoothed heat needed, force needed,
+        # force with the ramp ahead folded in, and the speed cap (lost seam).
+        self.first = -1
+        self.resolved = 0  # cells first … resolved-1 have their seam estimate
+        self.planned = 0  # cells first … planned-1 also have their smoothed heat
+        self.centroid: list[float] = []
+        self.gap: list[float] = []
+        self.lateral: list[float] = []
+        self.heat: list[float] = []
+        self.heat_smooth: list[float] = []
+        self.force: list[float] = []
+        self.speed_cap: list[float] = []
+        self.pending: list[int] = []
+        self.last_known = -1
+        self.lost_until_mm = -math.inf
+        self.bridged_cells = 0
+        self.lost_cells = 0
+        self.seam_end_cell: int | None = None
+        self._smooth_half = round(config.speed_smoothing_mm / 2.0 / CELL_MM)
+        self._bridge_cells = int(config.bridge_max_mm / CELL_MM + 1e-9)
+        # Force may fall this much per cell going back from a cell that needs it: ramp time at 25 mm/s.
+        step_rate = FORCE_RATE_N_S * CONSUMER_STEP_S / config.sample_period_s * config.rate_margin * 0.9
+        self.force_drop_per_cell = step_rate * CELL_MM / SPEED_RANGE_MM_S[1]
+
+    def _grow(self, cell: int) -> None:
+        while len(self.n) <= cell:
+            self.n.append(0)
+            self.sums.append([0.0, 0.0, 0.0, 0.0, 0.0])
+            for column in (self.centroid, self.gap, self.lateral, self.heat, self.heat_smooth, self.force,
+                           self.speed_cap):
+                column.append(0.0)
+
+    def start(self, sensor_s_mm: float) -> None:
+        self.first = self.resolved = self.planned = int(sensor_s_mm / CELL_MM)
+        self._grow(self.first)
+
+    def add(self, s_mm: float, gap_mm: float, mismatch_mm: float, lateral_mm: float) -> None:
+        cell = int(s_mm / CELL_MM)
+        if cell < self.resolved:
+            return  # late reading for a cell already decided
+        self._grow(cell)
+        self.n[cell] += 1
+        sums = self.sums[cell]
+        sums[0] += s_mm
+        sums[1] += gap_mm
+        sums[2] += abs(mismatch_mm)
+        sums[3] += lateral_mm
+
+    def advance(self, sensor_s_mm: float) -> None:
+        """Resolve every cell whose neighbour ahead the sensor has left behind."""
+        last = int(sensor_s_mm / CELL_MM) - 2
+        if last >= self.resolved:
+            self._grow(last + 1)
+        while self.resolved <= last:
+            self._estimate(self.resolved)
+            self.resolved += 1
+
+    def _estimate(self, k: int) -> None:
+        n, sums = self.n, self.sums
+        count = 0
+        total = [0.0, 0.0, 0.0, 0.0]
+        worst_gap = worst_mismatch = -math.inf
+        for j in (k - 1, k, k + 1):
+            if j < self.first or n[j] == 0:
+                continue
+            count += n[j]
+            for i in range(4):
+                total[i] += sums[j][i]
+            worst_gap = max(worst_gap, sums[j][1] / n[j])
+            worst_mismatch = max(worst_mismatch, sums[j][2] / n[j])
+        if count == 0 or self.n[k] == 0 and self.seam_end_cell is not None and k >= self.seam_end_cell:
+            self._no_reading(k)
+            return
+        self.centroid[k] = total[0] / count
+        self.gap[k] = total[1] / count
+        self.lateral[k] = total[3] / count
+        self.force[k] = min(required_force_n(worst_gap, worst_mismatch) + self.config.force_margin_n,
+                            FORCE_RANGE_N[1])
+        self.speed_cap[k] = math.inf
+        self._bridge_to(k)
+        self.last_known = k
+        self._plan(k)
+
+    def _no_reading(self, k: int) -> None:
+        if self.seam_end_cell is not None and k >= self.seam_end_cell:
+            for j in self.pending + [k]:  # past the seam end: nothing to see, nothing to weld
+                self._hold(j, math.inf)
+                self._plan(j)
+            self.pending.clear()
+            return
+        self.pending.append(k)
+        if len(self.pending) <= self._bridge_cells:
+            return
+        for j in self.pending:
+            self._hold(j, self.config.lost_speed_mm_s)
+            self.lost_cells += 1
+            self._plan(j)
+        self.lost_until_mm = (k + 1) * CELL_MM
+        self.pending.clear()
+
+    def _hold(self, k: int, speed_cap: float) -> None:
+        src = self.last_known if self.last_known >= 0 else k
+        self.centroid[k] = (k + 0.5) * CELL_MM
+        self.gap[k], self.lateral[k], self.force[k] = self.gap[src], self.lateral[src], self.force[src]
+        self.speed_cap[k] = speed_cap
+
+    def _bridge_to(self, k: int) -> None:
+        """Fill the pending cells by interpolating between the last known cell and cell k."""
+        if not self.pending:
+            return
+        src = self.last_known if self.last_known >= 0 else k
+        for j in self.pending:
+            f = (j - src) / (k - src) if k > src else 1.0
+            self.centroid[j] = (j + 0.5) * CELL_MM
+            self.gap[j] = self.gap[src] + f * (self.gap[k] - self.gap[src])
+            self.lateral[j] = self.lateral[src] + f * (self.lateral[k] - self.lateral[src])
+            self.force[j] = max(self.force[src], self.force[k])
+            self.speed_cap[j] = math.inf
+            self.bridged_cells += 1
+            self._plan(j)
+        self.pending.clear()
+
+    def _plan(self, k: int) -> None:
+        """Cell k has its seam estimate: derive its heat need, smooth, and fold its force need backwards."""
+        self.heat[k] = required_heat_j_mm(self.gap[k])
+        drop = self.force_drop_per_cell
+        force = self.force
+        j = k - 1
+        while j >= self.first and force[j] < force[j + 1] - drop:
+            force[j] = force[j + 1] - drop
+            j -= 1
+        h = self._smooth_half
+        centre = k - h
+        while self.planned <= centre or (h == 0 and self.planned <= k):
+            c = self.planned
+            lo, hi = max(c - h, self.first), c + h
+            self.heat_smooth[c] = sum(self.heat[lo:hi + 1]) / (hi + 1 - lo)
+            self.planned += 1
+
+    def cell_of(self, s_mm: float) -> int:
+        """The planned cell for a tool position (the first seen cell stands in for the seam before it)."""
+        return min(max(int(s_mm / CELL_MM), self.first), self.planned - 1)
+
+    def lateral_at(self, s_mm: float) -> float:
+        """Lateral deviation at s, linear between cell centroids."""
+        k = self.cell_of(s_mm)
+        c = self.centroid
+        j = k + 1 if s_mm >= c[k] else k - 1
+        if j < self.first or j >= self.planned or c[j] == c[k]:
+            return self.lateral[k]
+        f = (s_mm - c[k]) / (c[j] - c[k])
+        return self.lateral[k] + f * (self.lateral[j] - self.lateral[k])
+
+
+class WeldAdjuster:
+    def __init__(self, mode: str = 'closed', config: AdjusterConfig = AdjusterConfig(),
+                 start_stamp_s: float = 0.0, seam_length_mm: float | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f'adjuster mode {mode!r} is not one of {", ".join(MODES)}')
+        if seam_length_mm is not None and not (math.isfinite(seam_length_mm) and seam_length_mm > 0.0):
+            raise ValueError(f'seam_length_mm {seam_length_mm!r} must be a positive length')
+        if not math.isfinite(start_stamp_s):
+            raise ValueError(f'start_stamp_s {start_stamp_s!r} is not finite')
+        self.mode = mode
+        self.config = config
+        self.tool_s_mm = 0.0
+        self._stamp_s = start_stamp_s
+        self.speed_mm_s, self.force_n, self.correction_mm = NOMINAL
+        self._applied_correction_mm = 0.0  # model of the tool's lag
+        self.gate = OutlierGate(config.outlier_gate_mm)
+        self.buffer = LookaheadBuffer(config)
+        if seam_length_mm is not None:
+            self.buffer.seam_end_cell = int(seam_length_mm / CELL_MM) + 1
+        self.drift = DriftEstimator(config.drift_memory_mm)
+        per_sample = CONSUMER_STEP_S * config.rate_margin
+        self._max_step = (SPEED_RATE_MM_S2 * per_sample, FORCE_RATE_N_S * per_sample,
+                          CORRECTION_RATE_MM_S * per_sample)
+        # Braking assumed by the planner: the average rate of one limited change per sample, with margin.
+        self._plan_decel = SPEED_RATE_MM_S2 * per_sample / config.sample_period_s * 0.9
+        self._lead_s = LAG_TAU_S + config.sample_period_s / 2.0
+
+    def initial_setpoint(self) -> WeldSetpoint:
+        return WeldSetpoint(self._stamp_s, *NOMINAL, AdjusterFault.NONE, 0.0, 0.0)
+
+    def update(self, sample: SeamMeasurement) -> WeldSetpoint:
+        """Take one sensor sample and return the setpoint to hold until the next one."""
+        dt = sample.stamp_s - self._stamp_s
+        if not dt > 0.0:
+            raise ValueError(f'sample stamp {sample.stamp_s!r} is not after the previous {self._stamp_s!r}')
+        self._stamp_s = sample.stamp_s
+        self._track_tool(dt)
+        if self.mode == 'open':
+            return WeldSetpoint(sample.stamp_s, *NOMINAL, AdjusterFault.NONE, self.tool_s_mm, 0.0)
+        self._take_lookahead(sample)
+        if self.mode == 'closed' and sample.bead_valid and math.isfinite(sample.bead_width_mm) \
+                and self.tool_s_mm >= BEAD_BEHIND_MM:
+            self.drift.bead(self.tool_s_mm - BEAD_BEHIND_MM, sample.bead_width_mm,
+                            self.speed_mm_s * dt)
+        self._plan_outputs()
+        buffer = self.buffer
+        fault = AdjusterFault.SEAM_LOST if buffer.lost_until_mm > self.tool_s_mm else AdjusterFault.NONE
+        return WeldSetpoint(sample.stamp_s, self.speed_mm_s, self.force_n, self.correction_mm, fault,
+                            self.tool_s_mm, self.drift.drift)
+
+    def _track_tool(self, dt: float) -> None:
+        """Tool tracker: the held setpoint moved the tool and the correction lag since the last sample."""
+        ds = self.speed_mm_s * dt
+        self.tool_s_mm += ds
+        u = self.correction_mm
+        self._applied_correction_mm = u + (self._applied_correction_mm - u) * math.exp(-dt / LAG_TAU_S)
+        if self.mode == 'closed':
+            buffer = self.buffer
+            gap = buffer.gap[buffer.cell_of(self.tool_s_mm)] if buffer.planned > buffer.first >= 0 else 0.0
+            self.drift.advance(self.tool_s_mm, ds, self.speed_mm_s, gap)
+
+    def _take_lookahead(self, sample: SeamMeasurement) -> None:
+        sensor_s = self.tool_s_mm + LOOKAHEAD_MM
+        buffer = self.buffer
+        if buffer.first < 0:
+            buffer.start(sensor_s)
+        if sample.lookahead_valid and math.isfinite(sample.gap_mm) and math.isfinite(sample.mismatch_mm) \
+                and math.isfinite(sample.lateral_mm):
+            # The sensor reads the seam relative to where the tool is steered now.
+            lateral = sample.lateral_mm + self._applied_correction_mm
+            passed = self.gate.push((sensor_s, sample.gap_mm, sample.mismatch_mm, lateral))
+            if passed is not None:
+                buffer.add(*passed)
+        buffer.advance(sensor_s)
+
+    def _plan_outputs(self) -> None:
+        """Rate limiter: desired outputs at the tool, bounded by what the rates allow ahead and now."""
+        buffer = self.buffer
+        if buffer.planned <= buffer.first:
+            return  # nothing seen yet: hold the nominal settings
+        s = self.tool_s_mm
+        lo_v, hi_v = SPEED_RANGE_MM_S
+        heat_per_s = RECIPE_HEAT_PER_S * (1.0 + self.drift.drift) / self.config.target_heat_ratio
+        k = buffer.cell_of(s)
+        heat_smooth, speed_cap = buffer.heat_smooth, buffer.speed_cap
+        speed = min(heat_per_s / heat_smooth[k], speed_cap[k])
+        # Brake in time for every slower cell ahead: v² ≤ v_j² + 2·a·distance.
+        two_a = 2.0 * self._plan_decel
+        reach = (self.speed_mm_s * self.speed_mm_s - lo_v * lo_v) / two_a + CELL_MM
+        last = min(int((s + reach) / CELL_MM) + 1, buffer.planned - 1)
+        for j in range(k + 1, last + 1):
+            v_j = min(heat_per_s / heat_smooth[j], speed_cap[j], hi_v)
+            allowed = math.sqrt(v_j * v_j + two_a * max(j * CELL_MM - s, 0.0))
+            if allowed < speed:
+                speed = allowed
+        force = buffer.force
+        force_needed = force[k]
+        if k + 1 < buffer.planned:
+            ramp = buffer.force_drop_per_cell * ((k + 1) * CELL_MM - s) / CELL_MM
+            force_needed = max(force_needed, force[k + 1] - ramp)
+        correction = buffer.lateral_at(s + self.speed_mm_s * self._lead_s)
+        dv, df, du = self._max_step
+        self.speed_mm_s = _limit(speed, self.speed_mm_s, dv, lo_v, hi_v)
+        self.force_n = _limit(force_needed, self.force_n, df, *FORCE_RANGE_N)
+        self.correction_mm = _limit(correction, self.correction_mm, du, *CORRECTION_RANGE_MM)
+
+
+def _limit(target: float, previous: float, max_step: float, low: float, high: float) -> float:
+    """Move from previous towards target by at most max_step, inside [low, high]."""
+    value = min(max(target, previous - max_step), previous + max_step)
+    return min(max(value, low), high)
