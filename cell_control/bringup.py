@@ -1,0 +1,87 @@
+"""The one description of which nodes make up the cell, with which parameters and remappings (DESIGN §4).
+
+`launch/cell.launch.py` maps this list onto `launch_ros.actions.Node`; `cell-control sim` maps the same list
+onto processes in a plain pip environment. Nodes from other packages (robot_state_publisher, rviz2) are part
+of the description and run where ROS 2 is installed; the pip runner reports them as not available.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cell_control.core.description import expand_xacro, share_dir
+
+SIM_CHOICES = ('mujoco', 'gazebo', 'none')
+PACKAGE = 'cell_control'
+
+
+class BringupError(ValueError):
+    """An argument or parameter file that bring-up cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    package: str
+    executable: str
+    parameters: dict = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    arguments: tuple[str, ...] = ()
+
+
+def default_params_file() -> Path:
+    return share_dir() / 'config' / 'cell_params.yaml'
+
+
+def load_node_parameters(path: Path) -> dict[str, dict]:
+    """Read a ROS 2 parameter file (`node: {ros__parameters: {...}}`) into plain dicts per node."""
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise BringupError(f'parameter file {path}: {error.strerror}') from None
+    except yaml.YAMLError as error:
+        raise BringupError(f'parameter file {path}: not valid YAML ({error})') from None
+    if not isinstance(document, dict):
+        raise BringupError(f'parameter file {path}: expected a mapping of node names')
+    result = {}
+    for node, block in document.items():
+        if not isinstance(block, dict) or not isinstance(block.get('ros__parameters'), dict):
+            raise BringupError(f'parameter file {path}: {node} has no ros__parameters mapping')
+        result[node] = dict(block['ros__parameters'])
+    return result
+
+
+def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = True,
+                  params_file: Path | None = None, overrides: dict[str, dict] | None = None) -> list[NodeSpec]:
+    """The nodes of the cell.
+
+    sim: `mujoco` runs the embedded simulation, `gazebo` expects Gazebo (started by gazebo.launch.py) to
+    offer the same interface, `none` runs against hardware. ros_tools: robot_state_publisher (and rviz2 when
+    asked) are available; without them the simulation publishes the robot description itself.
+    """
+    if sim not in SIM_CHOICES:
+        raise BringupError(f"sim: {sim!r} is not one of {', '.join(SIM_CHOICES)}")
+    parameters = load_node_parameters(params_file or default_params_file())
+    for node, values in (overrides or {}).items():
+        parameters.setdefault(node, {}).update(values)
+    use_sim_time = sim != 'none'
+
+    def node(name: str, executable: str | None = None, package: str = PACKAGE, **extra) -> NodeSpec:
+        values = {**parameters.get(name, {}), 'use_sim_time': use_sim_time, **extra}
+        return NodeSpec(name, package, executable or name, values)
+
+    nodes = []
+    if ros_tools:
+        backend = 'gazebo' if sim == 'gazebo' else 'mujoco' if sim == 'mujoco' else 'none'
+        nodes.append(node('robot_state_publisher', package='robot_state_publisher',
+                          robot_description=expand_xacro('cell', sim_backend=backend)))
+    if sim == 'mujoco':
+        nodes.append(node('cell_sim', publish_robot_description=not ros_tools))
+    if rviz:
+        if not ros_tools:
+            raise BringupError('rviz: needs rviz2 from a ROS 2 install (ros_tools)')
+        nodes.append(NodeSpec('rviz2', 'rviz2', 'rviz2', {'use_sim_time': use_sim_time},
+                              arguments=('-d', str(share_dir() / 'config' / 'cell.rviz'))))
+    return nodes

@@ -1,0 +1,77 @@
+"""Drive a differential-drive AGV along waypoints to a dock pose: turn toward the next point, then go.
+
+Docking wants the AGV to arrive square to the dock, so a route ends with a straight approach along the
+dock's axis from a pre-dock point. The controller is a pure function of the pose: the fleet node calls it
+on every odometry message and publishes the twist it returns.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Pose2D:
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass(frozen=True)
+class DriveLimits:
+    max_linear_m_s: float = 0.8
+    max_angular_rad_s: float = 1.0
+    position_tolerance_m: float = 0.01
+    yaw_tolerance_rad: float = 0.01
+    heading_gain: float = 2.5
+    slow_down_distance_m: float = 0.6
+
+
+def wrap_angle(angle: float) -> float:
+    return math.atan2(math.sin(angle), math.cos(angle))
+
+
+def docking_route(current: Pose2D, dock: Pose2D, approach_m: float = 1.2) -> list[Pose2D]:
+    """Waypoints from anywhere to a dock: a pre-dock point behind it on its axis, then the dock itself.
+
+    The AGV faces the dock's yaw on arrival; it approaches the dock from the side its deck points away from.
+    """
+    pre = Pose2D(dock.x - approach_m * math.cos(dock.yaw) * _side(current, dock),
+                 dock.y - approach_m * math.sin(dock.yaw) * _side(current, dock), dock.yaw)
+    return [pre, dock]
+
+
+def _side(current: Pose2D, dock: Pose2D) -> float:
+    """+1 when the AGV comes from behind the dock along its axis, −1 from in front."""
+    along = (current.x - dock.x) * math.cos(dock.yaw) + (current.y - dock.y) * math.sin(dock.yaw)
+    return 1.0 if along <= 0.0 else -1.0
+
+
+def drive_command(pose: Pose2D, goal: Pose2D, final: bool, limits: DriveLimits = DriveLimits()
+                  ) -> tuple[float, float, bool]:
+    """Linear and angular velocity toward `goal`, and whether the goal is reached.
+
+    Intermediate goals are reached on position; the final goal also on yaw. The AGV may back up when the goal
+    lies behind it (a dock is left in reverse), so it never turns around in the narrow dock.
+    """
+    dx, dy = goal.x - pose.x, goal.y - pose.y
+    distance = math.hypot(dx, dy)
+    if distance <= limits.position_tolerance_m:
+        yaw_error = wrap_angle(goal.yaw - pose.yaw)
+        if not final or abs(yaw_error) <= limits.yaw_tolerance_rad:
+            return 0.0, 0.0, True
+        return 0.0, _clamp(limits.heading_gain * yaw_error, limits.max_angular_rad_s), False
+    bearing = math.atan2(dy, dx)
+    heading_error = wrap_angle(bearing - pose.yaw)
+    direction = 1.0
+    if abs(heading_error) > math.pi / 2:
+        direction, heading_error = -1.0, wrap_angle(heading_error + math.pi)
+    angular = _clamp(limits.heading_gain * heading_error, limits.max_angular_rad_s)
+    if abs(heading_error) > 0.3:
+        return 0.0, angular, False
+    speed = limits.max_linear_m_s * min(1.0, distance / limits.slow_down_distance_m) * math.cos(heading_error)
+    return direction * max(speed, 0.05), angular, False
+
+
+def _clamp(value: float, limit: float) -> float:
+    return max(-limit, min(limit, value))

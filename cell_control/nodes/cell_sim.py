@@ -1,0 +1,392 @@
+"""`cell_sim`: the MuJoCo simulation of the cell behind the same ROS interface as Gazebo + gz_ros2_control.
+
+The simulation runs in its own thread in fixed steps and publishes `/clock`; every other node of the cell
+runs with `use_sim_time`. Messages are converted to plain values here, once; the physics and the devices
+live in `cell_control.sim`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+import time
+
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist, TwistStamped, Vector3Stamped, WrenchStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState, PointCloud2
+from std_msgs.msg import Bool, Float64, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+from visualization_msgs.msg import Marker, MarkerArray
+
+from cell_control.core.description import DescriptionError, expand_xacro, load_layout
+from cell_control.core.joint_trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
+from cell_control.core.seam_profile import load_seam_csv
+from cell_control.core.ur_kinematics import load_kinematics
+from cell_control.nodes.seam_cloud import seam_to_cloud, stamp_to_msg
+from cell_control.sim.cell_scene import build_cell_model
+from cell_control.sim.cell_sim import CellSimulation, SeamPlacement
+from cell_control.sim.interface import AGV_NAMES
+
+CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands, sensor and clock
+JOINT_STATE_PERIOD_S = 0.01
+ODOMETRY_PERIOD_S = 0.02
+EYE_HEARTBEAT_PERIOD_S = 0.1
+MARKER_PERIOD_S = 0.1
+DIAGNOSTICS_PERIOD_S = 1.0
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+HOME_POSITIONS = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
+
+
+def _descriptor(text: str, low: float | None = None, high: float | None = None, integer: bool = False,
+                read_only: bool = True) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=text, read_only=read_only)
+    if low is not None and high is not None:
+        if integer:
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
+    return descriptor
+
+
+class CellSimNode(Node):
+    def __init__(self) -> None:
+        super().__init__('cell_sim')
+        p = self._declare_parameters()
+        self._layout = load_layout()
+        self._arm_joints = list(load_kinematics().joint_names)
+        cell_urdf = expand_xacro('cell', sim_backend='mujoco')
+        cell = build_cell_model(cell_urdf, {agv: expand_xacro('agv', name=agv) for agv in AGV_NAMES},
+                                expand_xacro('part'), self._layout, self._arm_joints, p['part_pool'])
+        self.sim = CellSimulation(cell, self._layout, p['initial_arm_positions'])
+        if p['seam_file']:
+            self.sim.seam_placement = SeamPlacement(
+                load_seam_csv(p['seam_file']), tuple(p['seam_start_in_part']), tuple(p['seam_end_in_part']),
+                p['power_drift'], p['dropout_rate'], p['outlier_rate'], p['seed'])
+        self._lock = threading.Lock()
+        self._rtf = p['real_time_factor']
+        self._duration_s = p['duration_s']
+        self.report_json = p['report_json']
+        self._rejected = 0
+        self._controlled_joints = list(self._arm_joints)
+        self._arm_limits = cell.arm_limits
+
+        self._clock_pub = self.create_publisher(Clock, '/clock', RELIABLE)
+        self._joint_pub = self.create_publisher(JointState, '/joint_states', RELIABLE)
+        self._wrench_pub = self.create_publisher(WrenchStamped, '/weld_tool/wrench', qos_profile_sensor_data)
+        self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', qos_profile_sensor_data)
+        self._eye_pubs = {eye: self.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', LATCHED)
+                          for eye in self._layout['photo_eyes']}
+        self._odom_pubs = {agv: self.create_publisher(Odometry, f'/{agv}/odom', RELIABLE) for agv in AGV_NAMES}
+        self._marker_pub = self.create_publisher(MarkerArray, '/cell/markers', LATCHED)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        if p['publish_robot_description']:
+            self._description_pub = self.create_publisher(String, '/robot_description', LATCHED)
+            self._description_pub.publish(String(data=cell_urdf))
+
+        self.create_subscription(JointTrajectoryMsg, '/arm_controller/joint_trajectory', self._on_trajectory,
+                                 RELIABLE)
+        self.create_subscription(Float64, '/arm_controller/speed_scaling', self._on_speed_scaling, RELIABLE)
+        self.create_subscription(Float64, '/conveyor/belt_speed', self._on_belt_speed, RELIABLE)
+        self.create_subscription(Bool, '/conveyor/station_stop', self._on_station_stop, RELIABLE)
+        self.create_subscription(Bool, '/weld_tool/arc_on', self._on_arc, RELIABLE)
+        self.create_subscription(TwistStamped, '/weld/travel_speed', self._on_travel_speed, RELIABLE)
+        self.create_subscription(WrenchStamped, '/weld/contact_force', self._on_contact_force, RELIABLE)
+        self.create_subscription(Vector3Stamped, '/weld/lateral_correction', self._on_correction, RELIABLE)
+        for agv in AGV_NAMES:
+            self.create_subscription(Twist, f'/{agv}/cmd_vel', lambda m, a=agv: self._on_cmd_vel(a, m), RELIABLE)
+            self.create_subscription(Float64, f'/{agv}/deck_speed', lambda m, a=agv: self._on_deck(a, m), RELIABLE)
+            self.create_service(Trigger, f'/{agv}/load_part', lambda q, r, a=agv: self._load_part(a, r))
+            self.create_service(Trigger, f'/{agv}/unload_part', lambda q, r, a=agv: self._unload_part(a, r))
+
+        self._last_eyes: dict[str, bool] = {}
+        self._next = {'joints': 0.0, 'odom': 0.0, 'eyes': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
+        self.stats: dict[str, float] = {}
+        self._stop = threading.Event()
+        self.finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='cell_sim_loop', daemon=True)
+        self._thread.start()
+
+    def _declare_parameters(self) -> dict:
+        declare = self.declare_parameter
+        declare('real_time_factor', 1.0, _descriptor(
+            'Simulated seconds per wall second; 0 runs as fast as possible.', 0.0, 1000.0))
+        declare('duration_s', 0.0, _descriptor('Stop after this much simulated time; 0 runs until shutdown.',
+                                               0.0, 1.0e6))
+        declare('report_json', False, _descriptor('Print one JSON line with the run statistics at the end.'))
+        declare('part_pool', 4, _descriptor('Parts the world can put on AGVs at the source.', 1, 16, True))
+        declare('initial_arm_positions', HOME_POSITIONS, _descriptor('Arm joint positions at start, rad.'))
+        declare('publish_robot_description', True, _descriptor(
+            'Publish /robot_description latched (off when robot_state_publisher does it).'))
+        declare('seam_file', '', _descriptor('Seam CSV of the part welded at the station; empty: no seam.'))
+        declare('seam_start_in_part', [-0.3, 0.0, 0.08], _descriptor('Seam start in the part frame, m.'))
+        declare('seam_end_in_part', [0.3, 0.0, 0.08], _descriptor('Seam end in the part frame, m.'))
+        declare('power_drift', 0.0, _descriptor('Relative error of the real arc power (unknown to control).',
+                                                -0.5, 0.5))
+        declare('dropout_rate', 0.0, _descriptor('Probability that a sensor sample is invalid.', 0.0, 1.0))
+        declare('outlier_rate', 0.0, _descriptor('Probability of a gap outlier in a valid sample.', 0.0, 1.0))
+        declare('seed', 0, _descriptor('Seed of the sensor noise.', 0, 2**31 - 1, True))
+        values = {name: self.get_parameter(name).value for name in (
+            'real_time_factor', 'duration_s', 'report_json', 'part_pool', 'initial_arm_positions',
+            'publish_robot_description', 'seam_file', 'seam_start_in_part', 'seam_end_in_part', 'power_drift',
+            'dropout_rate', 'outlier_rate', 'seed')}
+        for name in ('initial_arm_positions', 'seam_start_in_part', 'seam_end_in_part'):
+            values[name] = [float(v) for v in values[name]]
+        if len(values['initial_arm_positions']) != 6:
+            raise ValueError('initial_arm_positions needs 6 values, one per arm joint')
+        return values
+
+    # ----- commands in ----------------------------------------------------------------------------------
+    def _reject(self, what: str, reason: str) -> None:
+        self._rejected += 1
+        self.get_logger().error(f'rejected {what}: {reason}')
+
+    def _finite(self, what: str, *values: float) -> bool:
+        if all(math.isfinite(v) for v in values):
+            return True
+        self._reject(what, f'non-finite value in {values}')
+        return False
+
+    def _on_trajectory(self, msg: JointTrajectoryMsg) -> None:
+        points = [TrajectoryPoint(p.time_from_start.sec + p.time_from_start.nanosec * 1e-9, tuple(p.positions),
+                                  tuple(p.velocities) or None) for p in msg.points]
+        try:
+            trajectory = validate_trajectory(msg.joint_names, points, self._controlled_joints, self._arm_limits)
+        except TrajectoryError as error:
+            self._reject('trajectory', str(error))
+            return
+        with self._lock:
+            self.sim.start_trajectory(trajectory)
+
+    def _on_speed_scaling(self, msg: Float64) -> None:
+        if self._finite('speed scaling', msg.data):
+            if not 0.0 <= msg.data <= 1.0:
+                self._reject('speed scaling', f'{msg.data} is outside [0, 1]')
+                return
+            self.sim.speed_scaling = msg.data
+
+    def _on_belt_speed(self, msg: Float64) -> None:
+        limit = self._layout['conveyor']['max_speed']
+        if self._finite('belt speed', msg.data):
+            if abs(msg.data) > limit:
+                self._reject('belt speed', f'{msg.data} m/s exceeds the belt maximum {limit} m/s')
+                return
+            self.sim.belt_speed_m_s = msg.data
+
+    def _on_station_stop(self, msg: Bool) -> None:
+        self.sim.gate_raised = msg.data
+
+    def _on_arc(self, msg: Bool) -> None:
+        with self._lock:
+            self.sim.arc_on = msg.data
+
+    def _on_travel_speed(self, msg: TwistStamped) -> None:
+        speed_mm_s = msg.twist.linear.x * 1000.0
+        if self._finite('travel speed', speed_mm_s):
+            self.sim.weld_controls.speed_mm_s = speed_mm_s
+
+    def _on_contact_force(self, msg: WrenchStamped) -> None:
+        if self._finite('contact force', msg.wrench.force.z):
+            self.sim.weld_controls.force_n = msg.wrench.force.z
+
+    def _on_correction(self, msg: Vector3Stamped) -> None:
+        correction_mm = msg.vector.y * 1000.0
+        if self._finite('lateral correction', correction_mm):
+            self.sim.weld_controls.correction_mm = correction_mm
+
+    def _on_cmd_vel(self, agv: str, msg: Twist) -> None:
+        if self._finite(f'{agv} cmd_vel', msg.linear.x, msg.angular.z):
+            with self._lock:
+                self.sim.set_agv_twist(agv, msg.linear.x, msg.angular.z)
+
+    def _on_deck(self, agv: str, msg: Float64) -> None:
+        if self._finite(f'{agv} deck speed', msg.data):
+            with self._lock:
+                self.sim.set_deck_speed(agv, msg.data)
+
+    def _load_part(self, agv: str, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            try:
+                index = self.sim.load_part_on_agv(agv)
+            except RuntimeError as error:
+                response.success, response.message = False, str(error)
+                return response
+        response.success, response.message = True, f'part_{index} loaded on {agv}'
+        return response
+
+    def _unload_part(self, agv: str, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            try:
+                index = self.sim.unload_part_from_agv(agv)
+            except RuntimeError as error:
+                response.success, response.message = False, str(error)
+                return response
+        response.success, response.message = True, f'part_{index} unloaded from {agv}'
+        return response
+
+    # ----- the loop -------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        wall_start = time.monotonic()
+        sim_start = self.sim.time_s
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    self.sim.step(CONTROL_PERIOD_STEPS)
+                    samples, self.sim.seam_samples = self.sim.seam_samples, []
+                now = self.sim.time_s
+                self._publish(now, samples)
+                if self._duration_s and now - sim_start >= self._duration_s:
+                    break
+                if self._rtf > 0.0:
+                    lead = (now - sim_start) / self._rtf - (time.monotonic() - wall_start)
+                    if lead > 0.0:
+                        self._stop.wait(lead)
+        except Exception as error:  # the loop thread must report, not vanish
+            self.get_logger().fatal(f'simulation loop failed: {error!r}')
+            raise
+        finally:
+            wall = time.monotonic() - wall_start
+            simulated = self.sim.time_s - sim_start
+            self.stats = {'sim_time_s': round(simulated, 3), 'wall_time_s': round(wall, 3),
+                          'real_time_factor': round(simulated / wall, 2) if wall > 0 else 0.0,
+                          'rejected_commands': self._rejected}
+            self.finished.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def _due(self, key: str, now: float, period: float) -> bool:
+        if now + 1e-9 < self._next[key]:
+            return False
+        self._next[key] = now + period
+        return True
+
+    def _publish(self, now: float, samples: list) -> None:
+        header_stamp = stamp_to_msg(now)
+        self._clock_pub.publish(Clock(clock=header_stamp))
+        for sample in samples:
+            self._seam_pub.publish(seam_to_cloud(sample))
+        if self._due('joints', now, JOINT_STATE_PERIOD_S):
+            self._publish_joints(header_stamp)
+        if self._due('odom', now, ODOMETRY_PERIOD_S):
+            self._publish_odometry(header_stamp)
+        eyes = self.sim.photo_eyes()
+        if eyes != self._last_eyes or self._due('eyes', now, EYE_HEARTBEAT_PERIOD_S):
+            for eye, state in eyes.items():
+                self._eye_pubs[eye].publish(Bool(data=state))
+            self._last_eyes = eyes
+        if self._due('markers', now, MARKER_PERIOD_S):
+            self._marker_pub.publish(self._markers(header_stamp))
+        if self._due('diagnostics', now, DIAGNOSTICS_PERIOD_S):
+            self._publish_diagnostics(header_stamp)
+
+    def _publish_joints(self, header_stamp: Time) -> None:
+        positions, velocities, efforts = self.sim.arm_state()
+        msg = JointState()
+        msg.header.stamp = header_stamp
+        msg.name = self._arm_joints + ['tool_cross_slide_joint', 'conveyor_belt_joint', 'station_stop_joint']
+        c, d = self.sim.cell, self.sim.data
+        msg.position = positions + [float(d.qpos[c.cross_slide_qpos]), 0.0, float(d.qpos[c.gate_qpos])]
+        msg.velocity = velocities + [float(d.qvel[c.cross_slide_dof]), self.sim.belt_speed_m_s, 0.0]
+        msg.effort = efforts + [0.0, 0.0, 0.0]
+        self._joint_pub.publish(msg)
+        wrench = WrenchStamped()
+        wrench.header.stamp, wrench.header.frame_id = header_stamp, 'force_sensor'
+        wrench.wrench.force.z = self.sim.tool_force_n()
+        self._wrench_pub.publish(wrench)
+
+    def _publish_odometry(self, header_stamp: Time) -> None:
+        for agv in AGV_NAMES:
+            state = self.sim.agv_state(agv)
+            msg = Odometry()
+            msg.header.stamp, msg.header.frame_id = header_stamp, 'world'
+            msg.child_frame_id = f'{agv}/base_link'
+            msg.pose.pose.position.x, msg.pose.pose.position.y = state.x, state.y
+            msg.pose.pose.orientation.z = math.sin(state.yaw / 2)
+            msg.pose.pose.orientation.w = math.cos(state.yaw / 2)
+            msg.twist.twist.linear.x, msg.twist.twist.angular.z = state.linear_m_s, state.angular_rad_s
+            self._odom_pubs[agv].publish(msg)
+
+    def _markers(self, header_stamp: Time) -> MarkerArray:
+        layout = self._layout
+        markers = MarkerArray()
+
+        def box(namespace: str, marker_id: int, xyz, yaw: float, size, rgba) -> None:
+            marker = Marker(ns=namespace, id=marker_id, type=Marker.CUBE, action=Marker.ADD)
+            marker.header.stamp, marker.header.frame_id = header_stamp, 'world'
+            marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = (float(v) for v in xyz)
+            marker.pose.orientation.z, marker.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+            marker.scale.x, marker.scale.y, marker.scale.z = (float(v) for v in size)
+            marker.color.r, marker.color.g, marker.color.b, marker.color.a = (float(v) for v in rgba)
+            markers.markers.append(marker)
+
+        part = layout['part']
+        for index in range(len(self.sim.cell.part_bodies)):
+            position, rotation = self.sim.part_pose(index)
+            visible = index in self.sim.parts_in_cell()
+            yaw = math.atan2(rotation[1, 0], rotation[0, 0])
+            centre = position + rotation[:, 2] * part['height'] / 2
+            box('parts', index, centre, yaw, (part['length'], part['width'], part['height']),
+                (0.8, 0.5, 0.2, 1.0 if visible else 0.0))
+        agv = layout['agv']
+        for index, name in enumerate(AGV_NAMES):
+            state = self.sim.agv_state(name)
+            box('agvs', index, (state.x, state.y, agv['deck_top_z'] / 2), state.yaw,
+                (agv['length'], agv['width'], agv['deck_top_z']), (0.2, 0.4, 0.8, 0.8))
+        for index, (name, dock) in enumerate(layout['docks'].items()):
+            box('docks', index, (dock['x'], dock['y'], 0.001), dock['yaw'],
+                (agv['length'] + 0.2, agv['width'] + 0.2, 0.002), (0.9, 0.8, 0.1, 0.6))
+        return markers
+
+    def _publish_diagnostics(self, header_stamp: Time) -> None:
+        status = DiagnosticStatus(name='cell_sim: simulation', hardware_id='mujoco', level=DiagnosticStatus.OK,
+                                  message='running')
+        weld = self.sim.weld
+        values = {'sim_time_s': f'{self.sim.time_s:.3f}', 'rejected_commands': str(self._rejected),
+                  'arc_on': str(self.sim.arc_on),
+                  'weld_s_mm': f'{weld.s_mm:.1f}' if weld else '-'}
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = header_stamp
+        self._diagnostics_pub.publish(array)
+
+
+def main(args: list[str] | None = None) -> int:
+    # rclpy 7.1 (Jazzy wheels) returns None from init, so no `with rclpy.init()`: shut down in finally.
+    rclpy.init(args=args)
+    try:
+        try:
+            node = CellSimNode()
+        except (ValueError, OSError, DescriptionError) as error:
+            rclpy.logging.get_logger('cell_sim').fatal(f'cannot start: {error}')
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            while rclpy.ok() and not node.finished.is_set():
+                executor.spin_once(timeout_sec=0.1)
+        finally:
+            node.stop()
+            node.destroy_node()
+        if node.report_json:
+            print(json.dumps(node.stats), flush=True)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

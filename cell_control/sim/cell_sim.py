@@ -1,0 +1,362 @@
+"""The simulated cell: MuJoCo physics plus the devices' own behaviour, stepped in fixed 1 ms steps.
+
+Commands go in through plain setters (the ROS node converts messages once); readouts come out as plain
+values. Devices behave as their real counterparts do toward ROS: the arm follows joint trajectories like
+joint_trajectory_controller, the belt and the AGV roller decks carry parts by friction, AGVs drive as
+differential-drive bases, photo-eyes are light barriers (rays) that only parts interrupt.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from cell_control.core.joint_trajectory import JointTrajectory, TrajectoryFollower
+from cell_control.core.seam_measurement import SeamMeasurement
+from cell_control.core.seam_profile import SeamProfile
+from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, PART_GEOM_GROUP, CellModel
+from cell_control.sim.weld_process import (NOMINAL_CORRECTION_MM, NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S,
+                                           STEP_S, WeldProcess)
+
+COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
+AGV_LINEAR_ACCEL = 1.0         # m/s²
+AGV_ANGULAR_ACCEL = 2.0        # rad/s²
+GATE_SPEED = 0.2               # m/s the stop gate moves
+PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
+SEAM_CAPTURE_MM = 3.0          # the arc strikes only when the TCP is this close to the seam start
+CONTACT_TOLERANCE_M = 0.003    # TCP this close to the part surface: the force-controlled axis is in contact
+
+
+@dataclass(frozen=True)
+class SeamPlacement:
+    """Where a seam lies on the part (part frame, metres) and the process it is welded with."""
+
+    seam: SeamProfile
+    start_in_part: tuple[float, float, float]
+    end_in_part: tuple[float, float, float]
+    power_drift: float = 0.0
+    dropout_rate: float = 0.0
+    outlier_rate: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        length_mm = 1000.0 * float(np.linalg.norm(np.subtract(self.end_in_part, self.start_in_part)))
+        if abs(length_mm - self.seam.length_mm) > 1.0:
+            raise ValueError(f'seam {self.seam.name} is {self.seam.length_mm:g} mm long but its start and end '
+                             f'points on the part are {length_mm:.1f} mm apart')
+
+
+@dataclass
+class WeldControls:
+    speed_mm_s: float = NOMINAL_SPEED_MM_S
+    force_n: float = NOMINAL_FORCE_N
+    correction_mm: float = NOMINAL_CORRECTION_MM
+
+
+@dataclass
+class AgvCommand:
+    linear_m_s: float = 0.0
+    angular_rad_s: float = 0.0
+    deck_m_s: float = 0.0
+    twist_time_s: float = -math.inf
+    deck_time_s: float = -math.inf
+
+
+@dataclass(frozen=True)
+class AgvState:
+    x: float
+    y: float
+    yaw: float
+    linear_m_s: float
+    angular_rad_s: float
+
+
+class CellSimulation:
+    def __init__(self, cell: CellModel, layout: dict, initial_arm_positions: list[float]) -> None:
+        self.cell = cell
+        self.model = cell.model
+        self.data = mujoco.MjData(self.model)
+        self.layout = layout
+        self.timestep_s = float(self.model.opt.timestep)
+        self.follower = TrajectoryFollower(len(cell.arm_joints))
+        self.speed_scaling = 1.0
+        self.belt_speed_m_s = 0.0
+        self.gate_raised = False
+        self.cross_slide_target_m = 0.0
+        self._agv_commands = {name: AgvCommand() for name in cell.agv_names}
+        self._agv_velocity = {name: [0.0, 0.0] for name in cell.agv_names}
+        self._hold_positions = np.array(initial_arm_positions, dtype=float)
+        self.data.qpos[cell.arm_qpos] = self._hold_positions
+        for agv in cell.agv_names:   # the planar joints are world x, y and yaw of the AGV
+            home = layout['agv']['home'][agv]
+            self.data.qpos[cell.agv_qpos[agv]] = [home['x'], home['y'], home['yaw']]
+        self._part_owner: list[str | None] = [None] * len(cell.part_bodies)
+        self._parked_pose = [self.data.qpos[q:q + 7].copy() for q in cell.part_qpos]
+        for index in range(len(cell.part_bodies)):
+            self._park(index)
+        self.seam_placement: SeamPlacement | None = None
+        self.weld_controls = WeldControls()
+        self.arc_on = False
+        self.weld: WeldProcess | None = None
+        self.weld_part: int | None = None
+        self._weld_origin_mm = 0.0
+        self.seam_samples: list[SeamMeasurement] = []
+        self._sensor_sequence = 0
+        self._eye_mask = np.zeros(6, dtype=np.uint8)
+        self._eye_mask[PART_GEOM_GROUP] = 1
+        self._eye_geom = np.zeros(1, dtype=np.int32)
+        mujoco.mj_forward(self.model, self.data)
+
+    # ----- time -----------------------------------------------------------------------------------------
+    @property
+    def time_s(self) -> float:
+        return float(self.data.time)
+
+    def step(self, steps: int = 1) -> None:
+        for _ in range(steps):
+            self._apply_devices()
+            mujoco.mj_step(self.model, self.data)
+            self._step_weld()
+
+    # ----- arm ------------------------------------------------------------------------------------------
+    def start_trajectory(self, trajectory: JointTrajectory) -> None:
+        """Replace whatever the arm is doing with `trajectory`, starting from the current state."""
+        positions, velocities = self.arm_state()[:2]
+        self.follower.start(trajectory, positions, velocities)
+
+    def stop_arm(self) -> None:
+        """Hold the current position (what JTC does when its goal is cancelled)."""
+        self._hold_positions = self.data.qpos[self.cell.arm_qpos].copy()
+        self.follower.cancel()
+
+    def arm_state(self) -> tuple[list[float], list[float], list[float]]:
+        c, d = self.cell, self.data
+        efforts = d.actuator_force[c.arm_position_actuators] + d.actuator_force[c.arm_velocity_actuators]
+        return (d.qpos[c.arm_qpos].tolist(), d.qvel[c.arm_dof].tolist(), efforts.tolist())
+
+    def arm_reference(self) -> tuple[list[float], list[float]]:
+        reference = self.follower.reference()
+        if reference is None:
+            return self._hold_positions.tolist(), [0.0] * len(self.cell.arm_joints)
+        return reference
+
+    # ----- conveyor and AGVs -----------------------------------------------------------------------------
+    def set_agv_twist(self, agv: str, linear_m_s: float, angular_rad_s: float) -> None:
+        limits = self.layout['agv']
+        command = self._agv_commands[agv]
+        command.linear_m_s = float(np.clip(linear_m_s, -limits['max_linear_speed'], limits['max_linear_speed']))
+        command.angular_rad_s = float(np.clip(angular_rad_s, -limits['max_angular_speed'],
+                                              limits['max_angular_speed']))
+        command.twist_time_s = self.time_s
+
+    def set_deck_speed(self, agv: str, speed_m_s: float) -> None:
+        command = self._agv_commands[agv]
+        command.deck_m_s = float(speed_m_s)
+        command.deck_time_s = self.time_s
+
+    def agv_state(self, agv: str) -> AgvState:
+        x, y, yaw = self.data.qpos[self.cell.agv_qpos[agv]]
+        linear, angular = self._agv_velocity[agv]
+        return AgvState(float(x), float(y), float(yaw), linear, angular)
+
+    def photo_eyes(self) -> dict[str, bool]:
+        conveyor = self.layout['conveyor']
+        z = conveyor['belt_top_z'] + PHOTO_EYE_HEIGHT
+        start_y = -conveyor['width'] / 2 - 0.05
+        direction = np.array([0.0, 1.0, 0.0])
+        states = {}
+        for eye, x in self.layout['photo_eyes'].items():
+            distance = mujoco.mj_ray(self.model, self.data, np.array([x, start_y, z]), direction,
+                                     self._eye_mask, 0, -1, self._eye_geom)
+            states[eye] = 0.0 <= distance <= conveyor['width'] + 0.1
+        return states
+
+    # ----- parts ----------------------------------------------------------------------------------------
+    def part_pose(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """World position and rotation matrix of a part's frame (bottom centre)."""
+        body = self.cell.part_bodies[index]
+        return self.data.xpos[body].copy(), self.data.xmat[body].reshape(3, 3).copy()
+
+    def parts_in_cell(self) -> list[int]:
+        return [i for i, owner in enumerate(self._part_owner) if owner is not None]
+
+    def load_part_on_agv(self, agv: str) -> int:
+        """Put a part from the pool onto an AGV's deck: the source station's loader, done by the world."""
+        free = [i for i, owner in enumerate(self._part_owner) if owner is None]
+        if not free:
+            raise RuntimeError('every part of the simulation pool is in use')
+        if self.part_on_deck(agv) is not None:
+            raise RuntimeError(f'{agv} already carries a part')
+        index = free[0]
+        state = self.agv_state(agv)
+        deck_z = self.layout['agv']['deck_top_z']
+        q = self.cell.part_qpos[index]
+        self.data.qpos[q:q + 3] = [state.x, state.y, deck_z + 0.002]
+        self.data.qpos[q + 3:q + 7] = [math.cos(state.yaw / 2), 0.0, 0.0, math.sin(state.yaw / 2)]
+        self.data.qvel[self.cell.part_dof[index]:self.cell.part_dof[index] + 6] = 0.0
+        self.model.body_gravcomp[self.cell.part_bodies[index]] = 0.0
+        self._part_owner[index] = agv
+        mujoco.mj_forward(self.model, self.data)
+        return index
+
+    def unload_part_from_agv(self, agv: str) -> int:
+        """Take the part off an AGV's deck at the sink and return it to the pool."""
+        index = self.part_on_deck(agv)
+        if index is None:
+            raise RuntimeError(f'{agv} carries no part')
+        self._park(index)
+        mujoco.mj_forward(self.model, self.data)
+        return index
+
+    def part_on_deck(self, agv: str) -> int | None:
+        state = self.agv_state(agv)
+        half_length = self.layout['agv']['length'] / 2
+        for index in self.parts_in_cell():
+            position, _ = self.part_pose(index)
+            along = (position[0] - state.x) * math.cos(state.yaw) + (position[1] - state.y) * math.sin(state.yaw)
+            across = -(position[0] - state.x) * math.sin(state.yaw) + (position[1] - state.y) * math.cos(state.yaw)
+            on_deck_height = abs(position[2] - self.layout['agv']['deck_top_z']) < 0.02
+            if on_deck_height and abs(along) < half_length and abs(across) < self.layout['agv']['width'] / 2:
+                return index
+        return None
+
+    def _park(self, index: int) -> None:
+        q, v = self.cell.part_qpos[index], self.cell.part_dof[index]
+        self.model.body_gravcomp[self.cell.part_bodies[index]] = 1.0
+        self.data.qpos[q:q + 3] = [index * 1.0, PARKING_Y, PARKING_Z]
+        self.data.qpos[q + 3:q + 7] = [1.0, 0.0, 0.0, 0.0]
+        self.data.qvel[v:v + 6] = 0.0
+        self._part_owner[index] = None
+
+    # ----- weld tool ------------------------------------------------------------------------------------
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        body = self.cell.tcp_body
+        return self.data.xpos[body].copy(), self.data.xmat[body].reshape(3, 3).copy()
+
+    def cross_slide_position_m(self) -> float:
+        return float(self.data.qpos[self.cell.cross_slide_qpos])
+
+    def seam_in_world(self, part: int) -> tuple[np.ndarray, np.ndarray]:
+        """Start point and unit direction of the configured seam on `part`, in the world frame."""
+        placement = self.seam_placement
+        assert placement is not None
+        position, rotation = self.part_pose(part)
+        start = position + rotation @ np.asarray(placement.start_in_part)
+        end = position + rotation @ np.asarray(placement.end_in_part)
+        return start, (end - start) / np.linalg.norm(end - start)
+
+    def seam_coordinates(self, part: int) -> tuple[float, float]:
+        """TCP position along the seam (mm from its start) and its distance from the seam line (m)."""
+        start, direction = self.seam_in_world(part)
+        offset = self.tcp_pose()[0] - start
+        along = float(offset @ direction)
+        return 1000.0 * along, float(np.linalg.norm(offset - along * direction))
+
+    def tool_force_n(self) -> float:
+        """Contact force along the tool axis: the force-controlled axis presses while touching a part."""
+        tcp = self.tcp_pose()[0]
+        half_length, half_width = self.layout['part']['length'] / 2, self.layout['part']['width'] / 2
+        for index in self.parts_in_cell():
+            position, rotation = self.part_pose(index)
+            local = rotation.T @ (tcp - position)
+            on_top = abs(local[2] - self.layout['part']['height']) <= CONTACT_TOLERANCE_M
+            if on_top and abs(local[0]) <= half_length and abs(local[1]) <= half_width:
+                return self.weld_controls.force_n
+        return 0.0
+
+    def _step_weld(self) -> None:
+        """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
+        if self.seam_placement is None:
+            return
+        if not self.arc_on:
+            self.weld = None
+            self._sensor_tick(None)
+            return
+        if self.weld is None:
+            self._strike_arc()
+            if self.weld is None:
+                self._sensor_tick(None)
+                return
+        assert self.weld_part is not None
+        s_mm = self.seam_coordinates(self.weld_part)[0] - self._weld_origin_mm
+        speed_mm_s = max(0.0, (s_mm - self.weld.s_mm) / STEP_S)
+        controls = self.weld_controls
+        sample = self.weld.step(speed_mm_s, controls.force_n, controls.correction_mm)
+        self.cross_slide_target_m = (self.weld.last.correction_mm if self.weld.last else 0.0) / 1000.0
+        self._sensor_tick(sample)
+        if self.weld.done:
+            self.arc_on = False
+
+    def _strike_arc(self) -> None:
+        for part in self.parts_in_cell():
+            s_mm, distance_m = self.seam_coordinates(part)
+            if abs(s_mm) <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
+                placement = self.seam_placement
+                assert placement is not None
+                self.weld = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
+                                        placement.outlier_rate, placement.seed)
+                self._weld_origin_mm = s_mm
+                self.weld_part = part
+                return
+
+    def _sensor_tick(self, sample: SeamMeasurement | None) -> None:
+        """The laser sensor streams at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
+        step_index = round(self.time_s / STEP_S)
+        if sample is None and step_index % 2:
+            return
+        self._sensor_sequence += 1
+        if sample is None:
+            sample = SeamMeasurement(self.time_s, self._sensor_sequence, 0, 0.0, 0.0, 0.0, 0.0)
+        else:
+            sample = SeamMeasurement(self.time_s, self._sensor_sequence, sample.flags, sample.gap_mm,
+                                     sample.mismatch_mm, sample.lateral_mm, sample.bead_width_mm)
+        self.seam_samples.append(sample)
+
+    # ----- rendering ------------------------------------------------------------------------------------
+    def render_png(self, path: str, width: int = 1280, height: int = 720) -> None:
+        import matplotlib.image
+        with mujoco.Renderer(self.model, height=height, width=width) as renderer:
+            renderer.update_scene(self.data, camera=self.cell.camera)
+            matplotlib.image.imsave(path, renderer.render())
+
+    # ----- per-step device behaviour ---------------------------------------------------------------------
+    def _apply_devices(self) -> None:
+        """Device behaviour of one step, in plain floats: this runs a thousand times per simulated second."""
+        c, d = self.cell, self.data
+        dt = self.timestep_s
+        self.follower.advance(dt, self.speed_scaling)
+        positions, velocities = self.arm_reference()
+        joints = len(positions)
+        d.ctrl[:joints] = positions
+        scaling = self.speed_scaling
+        d.ctrl[joints:2 * joints] = [v * scaling for v in velocities]
+        d.ctrl[c.cross_slide_actuator] = self.cross_slide_target_m
+
+        # Moving-track surfaces: the joint stays in place while its velocity drags what lies on it.
+        d.qpos[c.belt_qpos] = 0.0
+        d.qvel[c.belt_dof] = self.belt_speed_m_s
+        gate = float(d.qpos[c.gate_qpos])
+        gate_target = c.gate_travel_m if self.gate_raised else 0.0
+        d.qpos[c.gate_qpos] = gate + _clamp(gate_target - gate, GATE_SPEED * dt)
+        d.qvel[c.gate_dof] = 0.0
+
+        now = float(d.time)
+        for agv, command in self._agv_commands.items():
+            fresh_twist = now - command.twist_time_s <= COMMAND_TIMEOUT_S
+            target_linear = command.linear_m_s if fresh_twist else 0.0
+            target_angular = command.angular_rad_s if fresh_twist else 0.0
+            velocity = self._agv_velocity[agv]
+            velocity[0] += _clamp(target_linear - velocity[0], AGV_LINEAR_ACCEL * dt)
+            velocity[1] += _clamp(target_angular - velocity[1], AGV_ANGULAR_ACCEL * dt)
+            x_dof = c.agv_dof[agv][0]
+            yaw = float(d.qpos[c.agv_qpos[agv][2]])
+            d.qvel[x_dof:x_dof + 3] = (velocity[0] * math.cos(yaw), velocity[0] * math.sin(yaw), velocity[1])
+            d.qpos[c.deck_qpos[agv]] = 0.0
+            deck_fresh = now - command.deck_time_s <= COMMAND_TIMEOUT_S
+            d.qvel[c.deck_dof[agv]] = command.deck_m_s if deck_fresh else 0.0
+
+
+def _clamp(value: float, limit: float) -> float:
+    return -limit if value < -limit else limit if value > limit else value
