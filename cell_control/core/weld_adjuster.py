@@ -198,6 +198,7 @@ class LookaheadBuffer:
         self.pending: list[int] = []
         self.last_known = -1
         self.lost_until_mm = -math.inf
+        self._last_lost_cell = -2
         self.bridged_cells = 0
         self.lost_cells = 0
         self.seam_end_cell: int | None = None
@@ -274,12 +275,14 @@ class LookaheadBuffer:
             self.pending.clear()
             return
         self.pending.append(k)
-        if len(self.pending) <= self._bridge_cells:
+        still_lost = self._last_lost_cell == k - 1
+        if len(self.pending) <= self._bridge_cells and not still_lost:
             return
         for j in self.pending:
             self._hold(j, self.config.lost_speed_mm_s)
             self.lost_cells += 1
             self._plan(j)
+        self._last_lost_cell = k
         self.lost_until_mm = (k + 1) * CELL_MM
         self.pending.clear()
 

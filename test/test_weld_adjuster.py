@@ -1,0 +1,152 @@
+"""The weld adjuster against the process model: planning ahead, rate limits, outliers, dropouts, drift."""
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+
+from cell_control.core.seam_measurement import SeamMeasurement
+from cell_control.core.seam_profile import SeamProfile
+from cell_control.core.weld_adjuster import AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
+from cell_control.sim.weld_process import LIMITS, WeldProcess, required_force_n
+
+RATES = {'speed_mm_s': 50.0, 'force_n': 1000.0, 'correction_mm': 20.0}
+
+
+def step_seam() -> SeamProfile:
+    """Flat, then a sharp gap and mismatch step at 80 mm, on a lateral ramp."""
+    return SeamProfile('step', (0.0, 79.0, 80.0, 160.0), (0.2, 0.2, 1.6, 1.6), (0.0, 0.0, 0.8, 0.8),
+                       (0.0, 0.79, 0.8, 0.0))
+
+
+def weld(seam: SeamProfile, mode: str = 'closed', drift: float = 0.0, dropout: float = 0.0,
+         outlier: float = 0.0, seed: int = 1,
+         alter: Callable[[SeamMeasurement, float], SeamMeasurement] | None = None,
+         ) -> tuple[WeldProcess, WeldAdjuster, list[tuple[float, WeldSetpoint]]]:
+    """Run the loop as weld-eval does; `alter` may change a sample (given the tool position)."""
+    process = WeldProcess(seam, drift, dropout, outlier, seed)
+    adjuster = WeldAdjuster(mode, seam_length_mm=seam.length_mm)
+    setpoint = adjuster.initial_setpoint()
+    history = []
+    while not process.done:
+        sample = process.step(setpoint.speed_mm_s, setpoint.force_n, setpoint.correction_mm)
+        if sample is not None:
+            if alter is not None:
+                sample = alter(sample, process.s_mm)
+            setpoint = adjuster.update(sample)
+            history.append((process.s_mm, setpoint))
+    return process, adjuster, history
+
+
+def test_every_emitted_change_fits_the_rate_limit_of_one_1_ms_step() -> None:
+    process, _, history = weld(step_seam(), drift=-0.1, dropout=0.05, outlier=0.01)
+    setpoints = [h[1] for h in history]
+    for name, rate in RATES.items():
+        limit = LIMITS[name]
+        values = [getattr(p, name) for p in setpoints]
+        assert all(limit.low <= v <= limit.high for v in values)
+        assert max(abs(b - a) for a, b in zip(values, values[1:])) <= rate * 0.001
+    assert process.metrics().limit_violations == 0
+
+
+def test_speed_and_force_are_in_place_when_the_tool_reaches_a_gap_step() -> None:
+    process, _, history = weld(step_seam(), drift=0.0)
+    at_step = next(p for s, p in history if s >= 80.0)
+    before = next(p for s, p in history if s >= 70.0)
+    assert at_step.force_n >= required_force_n(1.6, 0.8)
+    assert before.force_n < required_force_n(1.6, 0.8) - 50.0  # the force was not simply held high
+    # r̄ = 1.02 needs 1600/(100·1.64·1.02) = 9.6 mm/s on the wide gap and 14.6 before it
+    assert before.speed_mm_s == pytest.approx(14.6, abs=0.3)
+    assert at_step.speed_mm_s < 13.0  # braking started ahead of the step
+    after = next(p for s, p in history if s >= 84.0)
+    assert after.speed_mm_s == pytest.approx(9.6, abs=0.3)
+    assert process.metrics().quality_pct >= 99.5
+
+
+def test_the_tool_position_is_tracked_from_the_commanded_speed() -> None:
+    _, adjuster, history = weld(step_seam())
+    assert all(abs(p.tool_s_mm - s) < 1e-6 for s, p in history)
+    assert adjuster.tool_s_mm == pytest.approx(history[-1][0])
+
+
+def test_closed_mode_estimates_the_power_drift_and_tracks_the_seam() -> None:
+    for drift in (-0.1, 0.1):
+        process, _, history = weld(step_seam(), drift=drift, dropout=0.01, outlier=0.002)
+        assert history[-1][1].drift_estimate == pytest.approx(drift, abs=0.01)
+        metrics = process.metrics()
+        assert metrics.quality_pct >= 99.5
+        assert metrics.lateral_rms_mm <= 0.05
+    _, _, history = weld(step_seam(), mode='feedforward', drift=0.1)
+    assert history[-1][1].drift_estimate == 0.0
+
+
+def test_open_mode_holds_the_nominal_settings() -> None:
+    _, _, history = weld(step_seam(), mode='open')
+    assert {(p.speed_mm_s, p.force_n, p.correction_mm) for _, p in history} == {(16.0, 250.0, 0.0)}
+
+
+def test_gap_outliers_are_rejected_by_the_gate() -> None:
+    clean = weld(step_seam(), seed=5)
+    spiked = weld(step_seam(), outlier=0.02, seed=5)
+    assert spiked[1].gate.rejected >= 20
+    # An accepted 2 mm outlier would raise the force need by 200 N; the force stays as without outliers.
+    worst = max(abs(a[1].force_n - b[1].force_n) for a, b in zip(clean[2], spiked[2]))
+    assert worst < 5.0
+    assert spiked[0].metrics().quality_pct >= 99.5
+
+
+def lose_sight(start_mm: float, end_mm: float) -> Callable[[SeamMeasurement, float], SeamMeasurement]:
+    def alter(sample: SeamMeasurement, tool_s_mm: float) -> SeamMeasurement:
+        if start_mm <= tool_s_mm + 30.0 <= end_mm:
+            return dataclasses.replace(sample, flags=0)
+        return sample
+    return alter
+
+
+def test_a_short_dropout_is_bridged_without_a_fault() -> None:
+    process, adjuster, history = weld(step_seam(), alter=lose_sight(100.0, 102.0))
+    assert adjuster.buffer.bridged_cells >= 2  # 4 cells dark, the edge ones filled by their neighbours
+    assert all(p.fault == AdjusterFault.NONE for _, p in history)
+    assert process.metrics().quality_pct >= 99.5
+
+
+def test_a_long_dropout_slows_the_tool_and_raises_seam_lost_until_passed() -> None:
+    process, adjuster, history = weld(step_seam(), alter=lose_sight(100.0, 110.0))
+    faulted = [s for s, p in history if p.fault == AdjusterFault.SEAM_LOST]
+    assert faulted and faulted[0] < 75.0  # raised when the sensor saw it, long before the tool got there
+    assert max(faulted) == pytest.approx(110.0, abs=1.0)  # cleared once the tool has passed it
+    in_lost = [p.speed_mm_s for s, p in history if 104.0 <= s <= 108.0]
+    assert max(in_lost) <= AdjusterConfig().lost_speed_mm_s + 1e-9
+    assert process.metrics().limit_violations == 0
+
+
+def sample(stamp_s: float) -> SeamMeasurement:
+    return SeamMeasurement(stamp_s, 1, 0, 0.0, 0.0, 0.0, 0.0)
+
+
+def test_samples_must_come_in_stamp_order() -> None:
+    adjuster = WeldAdjuster('closed', start_stamp_s=1.0)
+    adjuster.update(sample(1.002))
+    with pytest.raises(ValueError, match='not after the previous'):
+        adjuster.update(sample(1.002))
+    with pytest.raises(ValueError, match='not after the previous'):
+        adjuster.update(sample(float('nan')))
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'mode': 'manual'}, "mode 'manual' is not one of open, feedforward, closed"),
+    ({'seam_length_mm': -5.0}, 'seam_length_mm -5.0 must be a positive length'),
+    ({'start_stamp_s': float('inf')}, 'start_stamp_s inf is not finite'),
+])
+def test_bad_construction_is_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WeldAdjuster(**kwargs)
+
+
+@pytest.mark.parametrize('field, value', [
+    ('target_heat_ratio', 1.2), ('force_margin_n', -1.0), ('outlier_gate_mm', 0.0), ('bridge_max_mm', 50.0),
+    ('lost_speed_mm_s', 2.0), ('speed_smoothing_mm', float('nan')), ('drift_memory_mm', 0.0),
+    ('sample_period_s', 0.0005), ('rate_margin', 1.5),
+])
+def test_bad_settings_are_refused_by_name(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f'adjuster setting {field} = '):
+        AdjusterConfig(**{field: value})
