@@ -1,0 +1,270 @@
+"""`conveyor_driver`: the conveyor VFD (Modbus RTU) and jam detection behind ROS topics and a service.
+
+In: `/conveyor/speed_command` (Float64, m/s), `/conveyor/photo_eye/{eye}` (Bool, True while blocked).
+Out: `/conveyor/fault` (String, latched, empty when clear), `/diagnostics`, and with `emulate:=true`
+`/conveyor/belt_speed` (Float64, m/s) from the emulated motor, which the simulated cell drives its belt
+with, so the simulation's belt only moves through a real Modbus link.
+Service: `/conveyor/reset_fault` (Trigger) clears a latched fault and resets the drive; it never restarts
+the belt, a new speed command does.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import rclpy
+from ament_index_python.packages import get_package_share_directory
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, Float64, String
+from std_srvs.srv import Trigger
+
+from cell_control.core.conveyor_tracker import ConveyorTracker, load_conveyor_layout
+from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
+from cell_control.drivers.vfd_emulator import VfdEmulator
+
+BELT_SPEED_PERIOD_S = 0.01  # 100 Hz to the simulation
+DIAGNOSTICS_PERIOD_S = 1.0
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STATUS_NAME = 'conveyor_driver: conveyor'
+
+
+def _descriptor(text: str, low: float | None = None, high: float | None = None,
+                integer: bool = False) -> ParameterDescriptor:
+    """Device settings are fixed for the life of the node: read-only, range-checked at start-up."""
+    descriptor = ParameterDescriptor(description=text, read_only=True)
+    if integer:
+        descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+    elif low is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
+    return descriptor
+
+
+def default_layout_file() -> Path:
+    """The installed share/ copy of the cell layout, else the one in the source tree this module runs from."""
+    try:
+        installed = Path(get_package_share_directory('cell_control')) / 'config' / 'cell_layout.yaml'
+    except (LookupError, OSError):  # not installed, or AMENT_PREFIX_PATH unset
+        installed = None
+    if installed is not None and installed.is_file():
+        return installed
+    return Path(__file__).resolve().parents[2] / 'config' / 'cell_layout.yaml'
+
+
+class ConveyorDriver(Node):
+    def __init__(self) -> None:
+        super().__init__('conveyor_driver')
+        self.declare_parameter('port', '', _descriptor(
+            'VFD serial device; with emulate:=true the symlink the emulator creates (empty: a temp path).'))
+        self.declare_parameter('unit_id', 1, _descriptor('Modbus RTU address of the VFD.', 1, 247, True))
+        self.declare_parameter('baud', 19200, _descriptor('Serial baud rate.', 1200, 230400, True))
+        self.declare_parameter('timeout_s', 0.2, _descriptor('Modbus request timeout in s.', 0.01, 5.0))
+        self.declare_parameter('poll_period_s', 0.05, _descriptor('VFD status poll period in s.', 0.01, 1.0))
+        self.declare_parameter('jam_margin', 1.5, _descriptor(
+            'Factor on the nominal travel time between eyes before a part counts as jammed.', 1.0, 5.0))
+        self.declare_parameter('ramp_allowance_s', 1.0, _descriptor(
+            'Time added to every leg and after every belt start for the ramp-up, in s.', 0.0, 30.0))
+        self.declare_parameter('layout_file', '', _descriptor(
+            'Cell layout YAML (eye positions, max belt speed, part length); empty: the installed one.'))
+        self.declare_parameter('emulate', False, _descriptor(
+            'Run the VFD emulator in this process on a pty; publish its belt speed on /conveyor/belt_speed.'))
+        self.declare_parameter('emulator_acceleration_m_s2', 0.5, _descriptor(
+            'Belt acceleration of the emulated drive in m/s^2.', 0.01, 10.0))
+        param = self.get_parameter
+
+        layout_file = Path(param('layout_file').value or default_layout_file())
+        self.layout = load_conveyor_layout(layout_file)
+        self.get_logger().info(f'conveyor layout from {layout_file}: eyes {dict(self.layout.eyes)}, '
+                               f'max belt speed {self.layout.max_speed_m_s} m/s')
+        port = param('port').value
+        self._emulator: VfdEmulator | None = None
+        if param('emulate').value:
+            self._emulator = VfdEmulator(port or None, unit_id=param('unit_id').value,
+                                         max_speed_m_s=self.layout.max_speed_m_s,
+                                         acceleration_m_s2=param('emulator_acceleration_m_s2').value).start()
+            port = self._emulator.port
+            self.get_logger().info(f'VFD emulator serving Modbus RTU on {port}')
+        elif not port:
+            raise ValueError("parameter 'port' is empty: set the VFD's serial device, or emulate:=true")
+        self.port = port
+        try:
+            self.vfd = ConveyorVfd(port, param('unit_id').value, param('baud').value,
+                                   param('timeout_s').value, max_speed_m_s=self.layout.max_speed_m_s)
+            self.vfd.stop()  # a known, safe state: the belt runs only on a command given to this node
+        except BaseException:
+            self._stop_emulator()
+            raise
+        self.tracker = ConveyorTracker(self.layout, margin=param('jam_margin').value,
+                                       ramp_allowance_s=param('ramp_allowance_s').value)
+        self._commanded_m_s = 0.0
+        self._fault = ''
+        self._status: VfdStatus | None = None
+        self._eye_blocked = {eye: False for eye, _ in self.layout.eyes}
+
+        self._fault_pub = self.create_publisher(String, '/conveyor/fault', LATCHED)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.create_subscription(Float64, '/conveyor/speed_command', self._on_speed_command, RELIABLE)
+        for eye in self._eye_blocked:
+            self.create_subscription(Bool, f'/conveyor/photo_eye/{eye}',
+                                     lambda msg, eye=eye: self._on_eye(eye, msg.data), RELIABLE)
+        self.create_service(Trigger, '/conveyor/reset_fault', self._on_reset_fault)
+        self.create_timer(param('poll_period_s').value, self._poll)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        if self._emulator is not None:
+            self._belt_speed_pub = self.create_publisher(Float64, '/conveyor/belt_speed', RELIABLE)
+            self.create_timer(BELT_SPEED_PERIOD_S, self._publish_belt_speed)
+        self._fault_pub.publish(String(data=''))
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_speed_command(self, msg: Float64) -> None:
+        speed = msg.data
+        if not math.isfinite(speed):
+            self.get_logger().warning(f'refused speed command {speed}: not a finite number')
+            return
+        if not 0.0 <= speed <= self.layout.max_speed_m_s:
+            self.get_logger().warning(f'refused speed command {speed} m/s: outside 0 … '
+                                      f'{self.layout.max_speed_m_s} m/s (the belt runs forward only)')
+            return
+        if self._fault:
+            self.get_logger().warning(f'refused speed command {speed} m/s: fault latched ({self._fault}); '
+                                      'call /conveyor/reset_fault first')
+            return
+        try:
+            if speed == 0.0:
+                self.vfd.stop()
+            else:
+                self.vfd.set_speed(speed)
+        except VfdError as exc:
+            self._latch_fault(f'VFD: {exc}')
+            return
+        self._commanded_m_s = speed
+        self.tracker.set_belt_speed(self._now_s(), speed)
+
+    def _on_eye(self, eye: str, blocked: bool) -> None:
+        if blocked == self._eye_blocked[eye]:
+            return  # a repeated state (heartbeat), not an edge
+        self._eye_blocked[eye] = blocked
+        problem = self.tracker.eye_edge(eye, blocked, self._now_s())
+        if problem is not None:
+            self.get_logger().warning(problem.message)
+
+    def _poll(self) -> None:
+        now = self._now_s()
+        try:
+            self._status = self.vfd.read_status()
+        except VfdError as exc:
+            self._latch_fault(f'VFD: {exc}')
+            return
+        if self._status.fault:
+            self._latch_fault(
+                f'VFD tripped: fault code {self._status.fault_code} ({self._status.fault_name})')
+        moving = self._status.run_commanded and not self._status.fault
+        self.tracker.set_belt_speed(now, self._commanded_m_s if moving else 0.0)
+        for jam in self.tracker.check(now):
+            self._latch_fault(jam.message)
+
+    def _latch_fault(self, reason: str) -> None:
+        """Stop the belt and hold the first fault until reset_fault; later ones are only logged."""
+        self.get_logger().error(reason)
+        if self._fault:
+            return
+        self._fault = reason
+        try:
+            self.vfd.stop()
+        except VfdError as exc:
+            self.get_logger().error(f'could not stop the belt after the fault: {exc}')
+        self._commanded_m_s = 0.0
+        self.tracker.set_belt_speed(self._now_s(), 0.0)
+        self._fault_pub.publish(String(data=reason))
+        self._publish_diagnostics()
+
+    def _on_reset_fault(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            self.vfd.reset_fault()  # writes RUN = 0 with the reset: the belt stays stopped
+        except VfdError as exc:
+            response.success = False
+            response.message = f'fault not cleared, the VFD did not take the reset: {exc}'
+            return response
+        cleared, self._fault = self._fault, ''
+        self._commanded_m_s = 0.0
+        self.tracker.clear()
+        self.tracker.set_belt_speed(self._now_s(), 0.0)
+        self._fault_pub.publish(String(data=''))
+        self._publish_diagnostics()
+        self.get_logger().info(f'fault reset ({cleared or "none latched"}); belt stopped until commanded')
+        response.success = True
+        response.message = f'cleared: {cleared}' if cleared else 'no fault was latched; VFD reset'
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name=STATUS_NAME, hardware_id=self.port)
+        vfd = self._status
+        if self._fault:
+            status.level, status.message = DiagnosticStatus.ERROR, self._fault
+        elif vfd is None:
+            status.level, status.message = DiagnosticStatus.WARN, 'no VFD status read yet'
+        else:
+            status.level = DiagnosticStatus.OK
+            status.message = f'running at {vfd.belt_speed_m_s:.3f} m/s' if vfd.running else 'stopped'
+        values = {'commanded_speed_m_s': f'{self._commanded_m_s:.3f}',
+                  'parts_in_flight': str(len(self.tracker.parts_in_flight)),
+                  'parts_held': str(len(self.tracker.parts_held))}
+        if vfd is not None:
+            values |= {'belt_speed_m_s': f'{vfd.belt_speed_m_s:.3f}', 'output_frequency_hz':
+                       f'{vfd.output_frequency_hz:.2f}', 'vfd_fault_code': str(vfd.fault_code),
+                       'at_speed': str(vfd.at_speed)}
+        status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(msg)
+
+    def _publish_belt_speed(self) -> None:
+        self._belt_speed_pub.publish(Float64(data=self._emulator.belt_speed_m_s))
+
+    def _stop_emulator(self) -> None:
+        if self._emulator is not None:
+            self._emulator.stop()
+            self._emulator = None
+
+    def close(self) -> None:
+        """Leave the belt stopped, then release the port and the emulator."""
+        try:
+            self.vfd.stop()
+        except VfdError as exc:
+            self.get_logger().error(f'could not stop the belt on shutdown: {exc}')
+        self.vfd.close()
+        self._stop_emulator()
+
+
+def main(args: list[str] | None = None) -> int:
+    # rclpy 7.1 (Jazzy wheels) returns None from init, so no `with rclpy.init()`: shut down in finally.
+    rclpy.init(args=args)
+    try:
+        try:
+            node = ConveyorDriver()
+        except (ValueError, OSError, VfdError, InvalidParameterValueException) as exc:
+            rclpy.logging.get_logger('conveyor_driver').fatal(f'cannot start: {exc}')
+            return 1
+        try:
+            rclpy.spin(node)
+        finally:
+            node.close()
+            node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
