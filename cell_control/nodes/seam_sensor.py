@@ -1,0 +1,160 @@
+"""`seam_sensor` node: seam sensor frames from a serial port → `/seam/features`, health → `/diagnostics`.
+
+Samples are published from the serial reader thread as they are parsed, so the weld loop does not wait
+for an executor turn. Each header stamp is the sensor timestamp mapped onto the ROS clock with a
+minimum-latency offset filter, so transport jitter does not move the stamps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import PointCloud2
+
+from cell_control.drivers.seam_frame import SeamFrameParser
+from cell_control.drivers.sensor_clock import SensorClockOffset
+from cell_control.drivers.serial_link import SerialLink
+from cell_control.nodes.seam_cloud import FRAME_ID, seam_to_cloud
+
+FEATURES_TOPIC = '/seam/features'
+DIAGNOSTICS_PERIOD_S = 1.0
+# Long enough to hold a minimum-latency frame, short enough to follow the drift between the clocks.
+CLOCK_OFFSET_WINDOW_S = 2.0
+
+
+class SeamSensorNode(Node):
+    def __init__(self) -> None:
+        super().__init__('seam_sensor')
+        port = self.declare_parameter('port', '', ParameterDescriptor(
+            description='Serial device of the seam sensor, e.g. /dev/seam_sensor (a stable udev symlink).',
+            read_only=True)).value
+        baud = self.declare_parameter('baud', 921600, ParameterDescriptor(
+            description='Serial baud rate; 500 Hz frames of 32 bytes need at least 230400.', read_only=True,
+            integer_range=[IntegerRange(from_value=230400, to_value=4000000, step=0)])).value
+        self._frame_id = self.declare_parameter('frame_id', FRAME_ID, ParameterDescriptor(
+            description='Frame of the published seam features (REP-105 name of the sensor).',
+            read_only=True)).value
+        self.declare_parameter('stale_timeout_s', 0.1, ParameterDescriptor(
+            description='Without a frame for this long the sensor is reported stale on /diagnostics.',
+            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=10.0, step=0.0)]))
+        if not port:
+            raise ValueError('parameter port is empty: set it to the serial device of the seam sensor')
+        if not self._frame_id:
+            raise ValueError('parameter frame_id is empty: the features need a frame')
+        self._port = port
+
+        self._features = self.create_publisher(PointCloud2, FEATURES_TOPIC, qos_profile_sensor_data)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._parser = SeamFrameParser()
+        self._clock_offset = SensorClockOffset(CLOCK_OFFSET_WINDOW_S)
+        self._last_frame_monotonic_s: float | None = None
+        self._published = 0
+        self._rejected = 0
+        self._reported = dataclasses.replace(self._parser.stats)
+        self._lock = threading.Lock()
+        self._link = SerialLink(port, self._on_bytes, baud=baud)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+        self._link.start()
+        self.get_logger().info(f'reading seam sensor frames on {port} at {baud} baud')
+
+    def _on_bytes(self, data: bytes) -> None:
+        """Reader thread: parse, stamp on the ROS clock, publish."""
+        arrival_s = self.get_clock().now().nanoseconds / 1e9
+        with self._lock:
+            samples = self._parser.feed(data)
+            if samples:
+                self._last_frame_monotonic_s = time.monotonic()
+            stamped = [dataclasses.replace(s, stamp_s=self._clock_offset.host_time(s.stamp_s, arrival_s))
+                       for s in samples]
+        for sample in stamped:
+            try:
+                cloud = seam_to_cloud(sample, self._frame_id)
+            except ValueError as error:
+                self._rejected += 1
+                self.get_logger().warning(f'dropped seam sample {sample.sequence}: {error}',
+                                          throttle_duration_sec=1.0)
+                continue
+            try:
+                self._features.publish(cloud)
+            except _rclpy.RCLError:
+                if self.context.ok():
+                    raise
+                return  # ROS shut down (Ctrl-C, SIGTERM) before this reader thread was stopped
+            self._published += 1
+
+    def publish_diagnostics(self) -> None:
+        stale_timeout_s = self.get_parameter('stale_timeout_s').value
+        with self._lock:
+            stats = dataclasses.replace(self._parser.stats)
+            last_frame_s = self._last_frame_monotonic_s
+            offset_s = self._clock_offset.offset_s
+        link = self._link.stats
+        age_s = None if last_frame_s is None else time.monotonic() - last_frame_s
+        stale = age_s is None or age_s > stale_timeout_s
+        new_damage = (stats.crc_errors > self._reported.crc_errors
+                      or stats.sequence_gaps > self._reported.sequence_gaps
+                      or stats.length_errors > self._reported.length_errors)
+        self._reported = stats
+        if not link.connected:
+            level, message = DiagnosticStatus.ERROR, f'serial port {self._port} not connected'
+        elif stale:
+            level, message = DiagnosticStatus.ERROR, f'no frame for more than {stale_timeout_s} s'
+        elif new_damage:
+            level, message = DiagnosticStatus.WARN, 'damaged or lost frames in the last period'
+        else:
+            level, message = DiagnosticStatus.OK, 'streaming'
+        values = {
+            'connected': link.connected, 'stale': stale,
+            'last_frame_age_s': 'never' if age_s is None else f'{age_s:.3f}',
+            'frames': stats.frames, 'published': self._published, 'rejected': self._rejected,
+            'crc_errors': stats.crc_errors, 'length_errors': stats.length_errors,
+            'bytes_discarded': stats.bytes_discarded, 'sequence_gaps': stats.sequence_gaps,
+            'frames_missed': stats.frames_missed, 'sequence_restarts': stats.sequence_restarts,
+            'reconnects': link.reconnects, 'read_errors': link.read_errors,
+            'clock_offset_s': 'unknown' if offset_s is None else f'{offset_s:.6f}',
+        }
+        status = DiagnosticStatus(level=level, name=f'{self.get_name()}: seam sensor', message=message,
+                                  hardware_id=self._port,
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(array)
+
+    def destroy_node(self) -> None:
+        if not self._link.stop():
+            self.get_logger().error(f'serial reader for {self._port} did not stop')
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    # rclpy 7.1 (Jazzy wheels) returns None from init, so no `with rclpy.init()`: shut down in finally.
+    rclpy.init(args=args)
+    try:
+        try:
+            node = SeamSensorNode()
+        except (ValueError, ParameterException) as error:
+            rclpy.logging.get_logger('seam_sensor').fatal(f'cannot start: {error}')
+            return 1
+        try:
+            rclpy.spin(node)
+        finally:
+            node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
