@@ -3,12 +3,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
@@ -70,6 +71,27 @@ class Listener:
         if values.get('connected') == 'True' and int(values.get('frames', '0')) > 0:
             self.healthy.set()
 
+    def wait_for_status(self, predicate, timeout_s: float = TIMEOUT_S) -> dict | None:
+        """The values of the first diagnostics status from now on that satisfies `predicate`."""
+        deadline = time.monotonic() + timeout_s
+        with self.lock:
+            seen = len(self.diagnostics)
+        while time.monotonic() < deadline:
+            with self.lock:
+                fresh = self.diagnostics[seen:]
+                seen = len(self.diagnostics)
+            for msg in fresh:
+                values = {kv.key: kv.value for kv in msg.status[0].values}
+                values['level'] = msg.status[0].level  # a one-byte `bytes` in rclpy
+                if predicate(values):
+                    return values
+            time.sleep(0.02)
+        return None
+
+    def feature_count(self) -> int:
+        with self.lock:
+            return len(self.features)
+
     def close(self) -> None:
         self.executor.shutdown()
         self.thread.join(5.0)
@@ -122,6 +144,41 @@ def test_node_publishes_emulator_samples_with_stamps_and_diagnostics(tmp_path: P
     assert status.hardware_id == str(port)
     assert values['crc_errors'] == '0' and values['reconnects'] == '0'
     assert {'frames', 'sequence_gaps', 'stale', 'clock_offset_s'} <= values.keys()
+
+
+def test_node_reports_lost_port_and_reconnects(tmp_path: Path) -> None:
+    domain_id = 64
+    port = tmp_path / 'seam_sensor'
+    emulator = SeamSensorEmulator(port, ramp())
+    emulator.start()
+    listener = Listener(domain_id)
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'cell_control.nodes.seam_sensor', '--ros-args', '-p', f'port:={port}'],
+        env=node_env(domain_id), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert listener.healthy.wait(TIMEOUT_S), 'no healthy /diagnostics from the node'
+        emulator.disconnect()
+        lost = listener.wait_for_status(lambda v: v['connected'] == 'False')
+        assert lost is not None and lost['stale'] == 'True' and lost['level'] == DiagnosticStatus.ERROR
+        emulator.reconnect()
+        back = listener.wait_for_status(lambda v: v['reconnects'] == '1' and v['stale'] == 'False')
+        assert back is not None and back['connected'] == 'True'
+        assert int(back['frames_missed']) > 0  # the outage shows as a sequence gap
+        count = listener.feature_count()
+        deadline = time.monotonic() + TIMEOUT_S
+        while listener.feature_count() < count + 50 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert listener.feature_count() >= count + 50
+    finally:
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        listener.close()
+        emulator.stop()
+    assert process.returncode == 0, output
 
 
 def test_node_without_port_refuses_to_start() -> None:
