@@ -38,8 +38,9 @@ def test_json_has_exactly_the_keys_and_closed_beats_open(seam_file: Path, capsys
 
 
 def test_same_seed_same_metrics(seam_file: Path, capsys) -> None:
-    first = run_json(capsys, str(seam_file), '--mode', 'feedforward', '--dropout-rate', '0.05', '--seed', '9')
-    second = run_json(capsys, str(seam_file), '--mode', 'feedforward', '--dropout-rate', '0.05', '--seed', '9')
+    argv = [str(seam_file), '--mode', 'feedforward', '--dropout-rate', '0.05', '--seed', '9']
+    first = run_json(capsys, *argv)
+    second = run_json(capsys, *argv)
     for key in ('quality_pct', 'defect_mm', 'lateral_rms_mm', 'weld_time_s', 't_ref_s'):
         assert first[key] == second[key]
 

@@ -326,7 +326,7 @@ class LookaheadBuffer:
             self.planned += 1
 
     def cell_of(self, s_mm: float) -> int:
-        """The planned cell for a tool position (the first seen cell stands in for the seam before it)."""
+        """Return the planned cell at a tool position (the first seen cell stands in before it)."""
         return min(max(int(s_mm / CELL_MM), self.first), self.planned - 1)
 
     def lateral_at(self, s_mm: float) -> float:
