@@ -250,6 +250,12 @@ class HandoffServer:
     def result(self, request_id: str) -> HandoffResult | None:
         return self._results.get(request_id)
 
+    def request(self, request_id: str) -> HandoffRequest:
+        try:
+            return self._requests[request_id]
+        except KeyError:
+            raise HandoffError(f'request_id {request_id!r} is unknown to this server') from None
+
     def _step_at(self, dock: str, step: HandoffStep, call: str) -> _Transfer:
         transfer = self._active.get(dock)
         if transfer is None:

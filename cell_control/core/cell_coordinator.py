@@ -1,0 +1,571 @@
+"""Cell coordinator: the part cycle of DESIGN §7 as an explicit state machine (see docs/coordinator.md).
+
+The coordinator decides; devices execute. `handle(event, now)` and `command(cmd, now)` return plain
+`Action` values that the ROS node turns into messages. Time is passed in. Every part transition goes
+through the PartLedger (transition id `<part>:<state>`, so a replay after a restart is a no-op), and a
+new coordinator restores itself from the ledger.
+
+Lanes that overlap: the inbound handoff (one part queued on the infeed side of the belt), the station
+(at most one part: feed → clamp → approach → weld → retract → unclamp → wait for the outbound AGV →
+release), and the outbound handoff. The single belt runs when a lane needs it and is never allowed to
+push a part toward the outbound dock unless `HandoffServer.dock_ready('outbound')`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from cell_control.core.handoff import (
+    HandoffError, HandoffKind, HandoffRequest, HandoffResult, HandoffServer, HandoffStatus, HandoffStep)
+from cell_control.core.part_ledger import PartLedger, PartState
+
+
+class CellState(str, Enum):
+    IDLE = 'idle'            # after start-up: nothing moves until START
+    RUNNING = 'running'
+    PAUSED = 'paused'
+    STOPPED = 'stopped'
+    FAULT = 'fault'          # a device or a wait failed; needs RESET (or ACKNOWLEDGE) before START
+    ESTOP = 'estop'          # emergency stop input seen; needs release, RESET, ACKNOWLEDGE, START
+    AWAIT_ACK = 'await_ack'  # operator must acknowledge (after reset, or parts to re-locate)
+
+
+class Mode(str, Enum):
+    AUTO = 'auto'
+    STEP = 'step'        # each START advances one stage
+    DRY_RUN = 'dry_run'  # the whole cycle with the arc never enabled
+    MANUAL = 'manual'    # no automatic actions
+
+
+class Command(str, Enum):
+    START = 'start'
+    STOP = 'stop'
+    PAUSE = 'pause'
+    RESUME = 'resume'
+    RESET = 'reset'
+    ACKNOWLEDGE = 'acknowledge'
+
+
+class Stage(str, Enum):
+    EMPTY = 'empty'
+    FEEDING = 'feeding'                # belt brings the queued part against the raised stop gate
+    CLAMPING = 'clamping'
+    APPROACH = 'approach'              # arm to the seam start
+    WELDING = 'welding'                # arm on the weld path, adjuster in the loop, arc on (off in DRY_RUN)
+    RETRACT = 'retract'                # arm home
+    UNCLAMPING = 'unclamping'
+    AWAIT_OUTBOUND = 'await_outbound'  # part free at the station, outbound AGV not yet ready
+    RELEASING = 'releasing'            # gate down, belt pushes the part toward the outbound AGV
+
+
+class EventKind(str, Enum):
+    ESTOP = 'estop'                      # flag: e-stop input active
+    PART_ANNOUNCED = 'part_announced'    # part_id
+    HANDOFF_REQUEST = 'handoff_request'  # request
+    AGV_DOCKED = 'agv_docked'            # dock, agv, flag: docked and ready
+    ROLLERS_RUNNING = 'rollers_running'  # dock
+    PART_DETECTED = 'part_detected'      # dock: part seen on the belt (inbound) or on the deck (outbound)
+    STATION_EYE = 'station_eye'          # flag: beam blocked
+    CLAMP_CLOSED = 'clamp_closed'
+    CLAMP_OPEN = 'clamp_open'
+    ARM_AT_GOAL = 'arm_at_goal'
+    WELD_DONE = 'weld_done'              # flag: weld quality within limits
+    SENSOR_DROPOUT = 'sensor_dropout'    # reason
+    CONVEYOR_JAM = 'conveyor_jam'        # reason
+    TICK = 'tick'
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    part_id: str = ''
+    dock: str = ''
+    agv: str = ''
+    flag: bool = False
+    request: HandoffRequest | None = None
+    reason: str = ''
+
+
+class ActionKind(str, Enum):
+    START_BELT = 'start_belt'
+    STOP_BELT = 'stop_belt'
+    RAISE_GATE = 'raise_gate'
+    LOWER_GATE = 'lower_gate'
+    CLAMP = 'clamp'
+    UNCLAMP = 'unclamp'
+    MOVE_ARM = 'move_arm'                      # detail: target ('seam_start', 'weld_path', 'home')
+    REPLAN_FROM_CURRENT_JOINTS = 'replan_from_current_joints'  # detail: target; after any stop
+    STOP_ARM = 'stop_arm'
+    DISCARD_TRAJECTORY = 'discard_trajectory'
+    START_WELD = 'start_weld'                  # detail: 'arc_on' or 'arc_off' (DRY_RUN)
+    STOP_WELD = 'stop_weld'                    # arc off, adjuster stopped
+    WRITE_WELD_RECORD = 'write_weld_record'    # detail: verdict ('good', 'rework', 'dry_run')
+    REQUEST_PICKUP = 'request_pickup'          # ask the fleet for an AGV at the outbound dock
+    PUBLISH_HANDOFF_RESULT = 'publish_handoff_result'  # result
+    PUBLISH_DIAGNOSTICS = 'publish_diagnostics'        # detail: level OK/WARN/ERROR; reason: message
+
+
+MOTION_STOP_ACTIONS = (ActionKind.STOP_BELT, ActionKind.STOP_ARM, ActionKind.DISCARD_TRAJECTORY,
+                       ActionKind.STOP_WELD)
+MOTION_ACTIONS = frozenset({ActionKind.START_BELT, ActionKind.LOWER_GATE, ActionKind.RAISE_GATE,
+                            ActionKind.CLAMP, ActionKind.UNCLAMP, ActionKind.MOVE_ARM,
+                            ActionKind.REPLAN_FROM_CURRENT_JOINTS, ActionKind.START_WELD})
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    part_id: str = ''
+    detail: str = ''
+    reason: str = ''
+    result: HandoffResult | None = None
+
+
+class CoordinatorError(Exception):
+    """The coordinator cannot start from what the ledger holds."""
+
+
+class CommandRefused(Exception):
+    """A command that is not valid in the current state; the text says why (for the service reply)."""
+
+
+@dataclass(frozen=True)
+class CoordinatorTimeouts:
+    feed_s: float = 20.0       # queued part to the station eye; else conveyor jam
+    clamp_s: float = 5.0
+    approach_s: float = 20.0   # arm to the seam start; else arm motion timeout
+    weld_s: float = 120.0      # the whole seam program
+    retract_s: float = 20.0
+    unclamp_s: float = 5.0
+    pickup_s: float = 120.0    # outbound AGV docked after the part is free; else report and call again
+    release_s: float = 20.0    # station eye clear after the gate is lowered; else conveyor jam
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float('inf'):
+                raise ValueError(f'coordinator timeout {name} must be a positive finite number, got {value!r}')
+
+
+STAGE_TIMEOUT = {Stage.FEEDING: 'feed_s', Stage.CLAMPING: 'clamp_s', Stage.APPROACH: 'approach_s',
+                 Stage.WELDING: 'weld_s', Stage.RETRACT: 'retract_s', Stage.UNCLAMPING: 'unclamp_s',
+                 Stage.AWAIT_OUTBOUND: 'pickup_s', Stage.RELEASING: 'release_s'}
+STAGE_FAILURE = {Stage.FEEDING: 'conveyor jam: part did not reach the station eye',
+                 Stage.CLAMPING: 'clamp did not close', Stage.APPROACH: 'arm motion timeout (approach)',
+                 Stage.WELDING: 'weld did not finish', Stage.RETRACT: 'arm motion timeout (retract)',
+                 Stage.UNCLAMPING: 'clamp did not open',
+                 Stage.RELEASING: 'conveyor jam: part did not leave the station'}
+ARM_TARGET = {Stage.APPROACH: 'seam_start', Stage.WELDING: 'weld_path', Stage.RETRACT: 'home'}
+LEDGER_STATE_OF_VERDICT = {'good': PartState.WELDED, 'dry_run': PartState.DRY_RUN, 'rework': PartState.REWORK}
+
+
+@dataclass
+class _Station:
+    stage: Stage = Stage.EMPTY
+    part_id: str = ''
+    started: bool = False      # the stage's actions were emitted (False: waiting to start or re-start)
+    deadline_s: float = 0.0
+    replan: bool = False       # next arm motion is planned from the current joints after a stop
+
+
+@dataclass
+class CellSnapshot:
+    state: CellState
+    mode: Mode
+    stage: Stage
+    station_part: str
+    queued_part: str
+    outbound_part: str
+    belt_running: bool
+    pending_acks: list[str] = field(default_factory=list)
+
+
+class CellCoordinator:
+    """Owns the part cycle; restore() must be called once before the first event."""
+
+    def __init__(self, ledger: PartLedger, handoff: HandoffServer,
+                 timeouts: CoordinatorTimeouts = CoordinatorTimeouts()) -> None:
+        self.ledger, self.handoff, self.timeouts = ledger, handoff, timeouts
+        self.state = CellState.IDLE
+        self.mode = Mode.AUTO
+        self._station = _Station()
+        self._queued = ''          # part on the infeed side of the belt, waiting for the station
+        self._outbound = ''        # part released toward the outbound dock
+        self._belt = False
+        self._estop_active = False
+        self._step_credit = 0
+        self._pending_acks: list[str] = []
+        self._pickup_called: set[str] = set()
+
+    # ---------------------------------------------------------------- start-up
+    def restore(self, now_s: float) -> list[Action]:
+        """Rebuild the lanes from the ledger: an interrupted weld becomes rework, parts on the belt wait
+        for the operator to confirm where they are. Nothing moves until ACKNOWLEDGE and START."""
+        out: list[Action] = []
+        at_station = self.ledger.parts([PartState.AT_STATION, PartState.WELDING, PartState.WELDED,
+                                        PartState.DRY_RUN, PartState.REWORK])
+        if len(at_station) > 1:
+            raise CoordinatorError('ledger holds more than one part at the station: '
+                                   + ', '.join(f'{p.part_id} ({p.state.value})' for p in at_station))
+        for part in at_station:
+            stage = Stage.CLAMPING if part.state is PartState.AT_STATION else Stage.RETRACT
+            if part.state is PartState.WELDING:
+                self._move(part.part_id, PartState.REWORK, now_s, 'weld interrupted by a coordinator restart')
+                out.append(Action(ActionKind.WRITE_WELD_RECORD, part.part_id, 'rework',
+                                  'weld interrupted by a coordinator restart'))
+            self._station = _Station(stage, part.part_id, replan=True)
+        for part in self.ledger.parts([PartState.ON_CONVEYOR]):
+            self._queued = part.part_id
+            self._pending_acks.append(f'confirm part {part.part_id} is on the infeed side of the belt')
+        for part in self.ledger.parts([PartState.ON_OUTBOUND_CONVEYOR]):
+            self._outbound = part.part_id
+            self._pending_acks.append(f'confirm part {part.part_id} is on the outbound side of the belt')
+        if self._pending_acks:
+            self.state = CellState.AWAIT_ACK
+        out.append(self._diag('WARN' if self._pending_acks else 'OK',
+                              'restored from ledger' + ''.join(f'; {a}' for a in self._pending_acks)))
+        return out
+
+    # ---------------------------------------------------------------- commands
+    def set_mode(self, mode: Mode, now_s: float) -> list[Action]:
+        if not isinstance(mode, Mode):
+            raise CommandRefused(f'unknown mode {mode!r}; one of ' + ', '.join(m.value for m in Mode))
+        if self.state in (CellState.RUNNING, CellState.PAUSED):
+            raise CommandRefused(f'mode change to {mode.value} refused while {self.state.value}: stop first')
+        self.mode = mode
+        return [self._diag('OK', f'mode {mode.value}')]
+
+    def command(self, cmd: Command, now_s: float) -> list[Action]:
+        """Apply an operator command or raise CommandRefused with the reason."""
+        s = self.state
+        if cmd is Command.START:
+            if self.mode is Mode.MANUAL:
+                raise CommandRefused('start refused: MANUAL mode runs no automatic cycle')
+            if self.mode is Mode.STEP and s is CellState.RUNNING:
+                self._step_credit += 1
+                return self._drive(now_s)
+            if s not in (CellState.IDLE, CellState.STOPPED):
+                raise CommandRefused(f'start refused in state {s.value}' + self._what_first())
+            self._step_credit = 1
+            return self._run(now_s, 'started')
+        if cmd is Command.STOP:
+            if s not in (CellState.RUNNING, CellState.PAUSED):
+                raise CommandRefused(f'stop refused in state {s.value}: nothing is running')
+            out = self._halt(now_s, 'stopped by operator')
+            self.state = CellState.STOPPED
+            return out + [self._diag('OK', 'stopped by operator')]
+        if cmd is Command.PAUSE:
+            if s is not CellState.RUNNING:
+                raise CommandRefused(f'pause refused in state {s.value}: only a running cell pauses')
+            out = self._halt(now_s, 'paused by operator')
+            self.state = CellState.PAUSED
+            return out + [self._diag('OK', 'paused by operator')]
+        if cmd is Command.RESUME:
+            if s is not CellState.PAUSED:
+                raise CommandRefused(f'resume refused in state {s.value}: only a paused cell resumes')
+            self._step_credit = 1
+            return self._run(now_s, 'resumed')
+        if cmd is Command.RESET:
+            if s not in (CellState.FAULT, CellState.ESTOP):
+                raise CommandRefused(f'reset refused in state {s.value}: no fault or emergency stop to reset')
+            if self._estop_active:
+                raise CommandRefused('reset refused: emergency stop input is still active')
+            self.state = CellState.AWAIT_ACK
+            return [self._diag('WARN', 'reset: acknowledge, then start')]
+        if cmd is Command.ACKNOWLEDGE:
+            if s is not CellState.AWAIT_ACK:
+                raise CommandRefused(f'acknowledge refused in state {s.value}: nothing to acknowledge'
+                                     + (' (reset first)' if s in (CellState.FAULT, CellState.ESTOP) else ''))
+            self._pending_acks.clear()
+            self.state = CellState.STOPPED
+            return [self._diag('OK', 'acknowledged: ready to start')]
+        raise CommandRefused(f'unknown command {cmd!r}')
+
+    def _what_first(self) -> str:
+        return {CellState.RUNNING: ': already running', CellState.PAUSED: ': paused (use resume)',
+                CellState.FAULT: ': reset and acknowledge the fault first',
+                CellState.ESTOP: ': release the emergency stop, reset and acknowledge first',
+                CellState.AWAIT_ACK: ': acknowledge first'}.get(self.state, '')
+
+    def _run(self, now_s: float, why: str) -> list[Action]:
+        self.state = CellState.RUNNING
+        return [self._diag('OK', f'{why} in {self.mode.value}')] + self._drive(now_s)
+
+    # ---------------------------------------------------------------- events
+    def handle(self, event: Event, now_s: float) -> list[Action]:
+        kind = event.kind
+        out: list[Action] = []
+        if kind is EventKind.ESTOP:
+            self._estop_active = event.flag
+            if event.flag and self.state is not CellState.ESTOP:
+                out = self._halt(now_s, 'emergency stop')
+                self.state = CellState.ESTOP
+                out.append(self._diag('ERROR', 'emergency stop'))
+            return out
+        if kind is EventKind.PART_ANNOUNCED:
+            self.ledger.announce(event.part_id, f'{event.part_id}:announced', now_s)
+        elif kind is EventKind.HANDOFF_REQUEST:
+            out += self._on_request(event.request, now_s)
+        elif kind is EventKind.AGV_DOCKED:
+            out += self._handoff_results(self.handoff.agv_docked(event.dock, event.agv, event.flag, now_s),
+                                         now_s)
+        elif kind is EventKind.ROLLERS_RUNNING:
+            if self.handoff.step(event.dock) is HandoffStep.AWAIT_ROLLERS:
+                out += self._handoff_results([self.handoff.rollers_running(event.dock, now_s)], now_s)
+        elif kind is EventKind.PART_DETECTED:
+            if self.handoff.step(event.dock) is HandoffStep.AWAIT_PART:
+                out += self._handoff_results([self.handoff.part_detected(event.dock, now_s)], now_s)
+            else:
+                out.append(self._diag('WARN', f'part detected at the {event.dock} dock with no transfer '
+                                      'waiting for it'))
+        elif kind is EventKind.SENSOR_DROPOUT:
+            st = self._station
+            if st.stage is Stage.WELDING and st.started:
+                out += self._fault(now_s, f'seam sensor dropout during the weld of {st.part_id}: {event.reason}')
+            else:
+                out.append(self._diag('WARN', f'seam sensor dropout outside a weld: {event.reason}'))
+        elif kind is EventKind.CONVEYOR_JAM:
+            if self.state not in (CellState.FAULT, CellState.ESTOP):
+                out += self._fault(now_s, f'conveyor jam: {event.reason}')
+        elif kind is EventKind.TICK:
+            out += self._handoff_results(self.handoff.tick(now_s), now_s)
+            out += self._check_deadline(now_s)
+        else:
+            out += self._station_event(event, now_s)
+        return out + self._drive(now_s)
+
+    def _on_request(self, request: HandoffRequest | None, now_s: float) -> list[Action]:
+        if request is None:
+            raise HandoffError('handoff_request event without a request')
+        if self.handoff.result(request.request_id) is None:
+            refuse = self._refusal(request)
+            if refuse == 'already transferred':
+                result = HandoffResult(request.request_id, HandoffStatus.SUCCESS, HandoffStep.DONE,
+                                       f'part {request.part_id} already transferred (ledger)', now_s)
+                return [Action(ActionKind.PUBLISH_HANDOFF_RESULT, request.part_id, result=result)]
+            result = self.handoff.receive(request, now_s, refuse=refuse)
+            if result.status is HandoffStatus.ACKNOWLEDGED and request.kind is HandoffKind.LOAD_TO_CELL:
+                self._move(request.part_id, PartState.ON_INBOUND_AGV, now_s,
+                           f'handoff {request.request_id} from {request.agv}')
+            return self._handoff_results([result], now_s)
+        return [Action(ActionKind.PUBLISH_HANDOFF_RESULT, request.part_id,
+                       result=self.handoff.receive(request, now_s))]
+
+    def _refusal(self, request: HandoffRequest) -> str:
+        """Why a new request cannot be served ('' when it can); 'already transferred' after a restart."""
+        if self.mode is Mode.MANUAL:
+            return 'cell in MANUAL mode'
+        parts = {p.part_id: p.state for p in self.ledger.parts()}
+        state = parts.get(request.part_id)
+        if state is None:
+            return f'part {request.part_id} was never announced'
+        if request.kind is HandoffKind.LOAD_TO_CELL:
+            if state in (PartState.ANNOUNCED, PartState.ON_INBOUND_AGV):
+                return ''
+            return 'already transferred' if state is not PartState.REJECTED else \
+                f'part {request.part_id} is {state.value}'
+        if state in (PartState.DELIVERED, PartState.REJECTED):
+            return 'already transferred'
+        if state in (PartState.ANNOUNCED, PartState.ON_INBOUND_AGV, PartState.ON_CONVEYOR):
+            return f'part {request.part_id} is {state.value}, not ready to leave'
+        return ''
+
+    def _handoff_results(self, results: list[HandoffResult], now_s: float) -> list[Action]:
+        out = []
+        for result in results:
+            request = self.handoff.request(result.request_id)
+            out.append(Action(ActionKind.PUBLISH_HANDOFF_RESULT, request.part_id, result=result))
+            if result.status is HandoffStatus.FAILED:
+                out.append(self._diag('WARN', f'handoff {result.request_id} ({request.kind.value}, '
+                                      f'{request.agv}, part {request.part_id}) FAILED: {result.reason}; '
+                                      'waiting for a new request'))
+            elif result.status is HandoffStatus.SUCCESS:
+                if request.kind is HandoffKind.LOAD_TO_CELL:
+                    self._move(request.part_id, PartState.ON_CONVEYOR, now_s, f'handoff {result.request_id}')
+                    self._queued = request.part_id
+                else:
+                    verdict = self.ledger.part(request.part_id).verdict
+                    to = PartState.REJECTED if verdict == 'rework' else PartState.DELIVERED
+                    self._move(request.part_id, to, now_s, f'handoff {result.request_id} to {request.agv}'
+                               + (' for rework' if verdict == 'rework' else ''))
+                    if self._outbound == request.part_id:
+                        self._outbound = ''
+        return out
+
+    def _station_event(self, event: Event, now_s: float) -> list[Action]:
+        st = self._station
+        kind = event.kind
+        if kind is EventKind.STATION_EYE and not event.flag and st.stage is Stage.RELEASING and st.started:
+            self._station = _Station()
+            return [Action(ActionKind.RAISE_GATE)]
+        if not st.started or self.state is not CellState.RUNNING:
+            return []
+        if kind is EventKind.STATION_EYE and event.flag and st.stage is Stage.FEEDING:
+            self._move(st.part_id, PartState.AT_STATION, now_s, 'station photo-eye')
+            self._queued = ''
+            return self._next(Stage.CLAMPING)
+        if kind is EventKind.CLAMP_CLOSED and st.stage is Stage.CLAMPING:
+            return self._next(Stage.APPROACH)
+        if kind is EventKind.ARM_AT_GOAL and st.stage is Stage.APPROACH:
+            return self._next(Stage.WELDING)
+        if kind is EventKind.WELD_DONE and st.stage is Stage.WELDING:
+            verdict = 'dry_run' if self.mode is Mode.DRY_RUN else ('good' if event.flag else 'rework')
+            why = {'good': 'weld done', 'dry_run': 'dry run: arc was never enabled',
+                   'rework': 'weld quality outside limits'}[verdict]
+            self._move(st.part_id, LEDGER_STATE_OF_VERDICT[verdict], now_s, why)
+            return [Action(ActionKind.STOP_WELD, st.part_id),
+                    Action(ActionKind.WRITE_WELD_RECORD, st.part_id, verdict, why)] + self._next(Stage.RETRACT)
+        if kind is EventKind.ARM_AT_GOAL and st.stage is Stage.RETRACT:
+            return self._next(Stage.UNCLAMPING)
+        if kind is EventKind.CLAMP_OPEN and st.stage is Stage.UNCLAMPING:
+            return self._next(Stage.AWAIT_OUTBOUND)
+        return []
+
+    def _next(self, stage: Stage) -> list[Action]:
+        self._station.stage, self._station.started = stage, False
+        return []
+
+    # ---------------------------------------------------------------- progress
+    def _may_advance(self) -> bool:
+        if self.state is not CellState.RUNNING or self.mode is Mode.MANUAL:
+            return False
+        return self.mode is not Mode.STEP or self._step_credit > 0
+
+    def _spend(self) -> None:
+        if self.mode is Mode.STEP:
+            self._step_credit -= 1
+
+    def _drive(self, now_s: float) -> list[Action]:
+        """Start every stage that may start now, then set the belt. Level-triggered: safe to call often."""
+        out: list[Action] = []
+        st = self._station
+        if st.stage is Stage.EMPTY and self._queued and self._may_advance():
+            self._station = st = _Station(Stage.FEEDING, self._queued)
+        if not st.started and st.stage is not Stage.EMPTY and self._may_advance():
+            if st.stage is not Stage.RELEASING or self._outbound_ready(st.part_id):
+                self._spend()
+                out += self._enter(st, now_s)
+        if st.stage is Stage.AWAIT_OUTBOUND and st.started and self._outbound_ready(st.part_id) \
+                and self._may_advance():
+            self._spend()
+            st.stage = Stage.RELEASING
+            out += self._enter(st, now_s)
+        if self._outbound and not st.part_id == self._outbound and self._may_advance() \
+                and self.handoff.step('outbound') is HandoffStep.AWAIT_CELL \
+                and self._outbound_ready(self._outbound):
+            self._spend()
+            out.append(self._publish(self.handoff.begin_transfer('outbound', now_s)))
+        if not self._queued and self.handoff.step('inbound') is HandoffStep.AWAIT_CELL \
+                and self._may_advance() and not self._belt_forbidden():
+            self._spend()
+            out.append(self._publish(self.handoff.begin_transfer('inbound', now_s)))
+        return out + self._set_belt()
+
+    def _outbound_ready(self, part_id: str) -> bool:
+        request = self.handoff.active('outbound')
+        return (request is not None and request.part_id == part_id and self.handoff.dock_ready('outbound'))
+
+    def _belt_forbidden(self) -> bool:
+        """Interlock: never push a part toward the outbound dock unless its AGV is docked and ready, and
+        never drive a queued part into a part held at the station."""
+        if self._outbound and not self.handoff.dock_ready('outbound'):
+            return True
+        held = self._station.stage not in (Stage.EMPTY, Stage.FEEDING, Stage.RELEASING)
+        return bool(self._queued) and held
+
+    def _set_belt(self) -> list[Action]:
+        st = self._station
+        moving = (HandoffStep.AWAIT_ROLLERS, HandoffStep.AWAIT_PART)
+        wanted = (self.state is CellState.RUNNING and self.mode is not Mode.MANUAL
+                  and (self.handoff.step('inbound') in moving
+                       or (st.started and st.stage in (Stage.FEEDING, Stage.RELEASING))
+                       or (bool(self._outbound) and self.handoff.step('outbound') in moving))
+                  and not self._belt_forbidden())
+        if wanted == self._belt:
+            return []
+        self._belt = wanted
+        return [Action(ActionKind.START_BELT if wanted else ActionKind.STOP_BELT)]
+
+    def _enter(self, st: _Station, now_s: float) -> list[Action]:
+        """Emit the actions that begin the station's current stage and arm its timeout."""
+        st.started = True
+        st.deadline_s = now_s + getattr(self.timeouts, STAGE_TIMEOUT[st.stage])
+        part = st.part_id
+        if st.stage is Stage.FEEDING:
+            return [Action(ActionKind.RAISE_GATE, part)]
+        if st.stage is Stage.CLAMPING:
+            return [Action(ActionKind.CLAMP, part)]
+        if st.stage is Stage.UNCLAMPING:
+            return [Action(ActionKind.UNCLAMP, part)]
+        if st.stage is Stage.AWAIT_OUTBOUND:
+            return [] if part in self._pickup_called else [self._pickup(part)]
+        if st.stage is Stage.RELEASING:
+            self._move(part, PartState.ON_OUTBOUND_CONVEYOR, now_s, 'released toward the outbound AGV')
+            self._outbound = part
+            out = [Action(ActionKind.LOWER_GATE, part)]
+            if self.handoff.step('outbound') is HandoffStep.AWAIT_CELL:
+                out.append(self._publish(self.handoff.begin_transfer('outbound', now_s)))
+            return out
+        out = [self._arm(part, ARM_TARGET[st.stage])]
+        if st.stage is Stage.WELDING:
+            self._move(part, PartState.WELDING, now_s, f'weld started ({self.mode.value})')
+            arc = 'arc_off' if self.mode is Mode.DRY_RUN else 'arc_on'
+            out.append(Action(ActionKind.START_WELD, part, arc))
+            out.append(self._pickup(part))  # the outbound AGV approaches while the part is welded
+        return out
+
+    def _pickup(self, part_id: str) -> Action:
+        self._pickup_called.add(part_id)
+        return Action(ActionKind.REQUEST_PICKUP, part_id, 'outbound')
+
+    def _arm(self, part_id: str, target: str) -> Action:
+        if self._station.replan:
+            self._station.replan = False
+            return Action(ActionKind.REPLAN_FROM_CURRENT_JOINTS, part_id, target)
+        return Action(ActionKind.MOVE_ARM, part_id, target)
+
+    def _check_deadline(self, now_s: float) -> list[Action]:
+        st = self._station
+        if not st.started or self.state is not CellState.RUNNING or now_s < st.deadline_s:
+            return []
+        limit = getattr(self.timeouts, STAGE_TIMEOUT[st.stage])
+        if st.stage is Stage.AWAIT_OUTBOUND:
+            st.deadline_s = now_s + limit
+            return [self._diag('WARN', f'part {st.part_id}: no AGV docked at the outbound dock within '
+                               f'{limit:g} s; calling again'),
+                    self._pickup(st.part_id)]
+        return self._fault(now_s, f'{STAGE_FAILURE[st.stage]} within {limit:g} s (part {st.part_id})')
+
+    # ---------------------------------------------------------------- stopping
+    def _halt(self, now_s: float, why: str) -> list[Action]:
+        """Stop every motion, arc off, discard the trajectory; an interrupted weld makes the part rework.
+        The current stage is re-entered on the next start, with the arm re-planned from its joints."""
+        st = self._station
+        self._belt = False
+        out = [Action(kind) for kind in MOTION_STOP_ACTIONS]
+        if st.stage is Stage.WELDING and st.started:
+            reason = f'weld interrupted: {why}'
+            self._move(st.part_id, PartState.REWORK, now_s, reason)
+            out.append(Action(ActionKind.WRITE_WELD_RECORD, st.part_id, 'rework', reason))
+            st.stage = Stage.RETRACT
+        st.replan, st.started = True, False
+        return out
+
+    def _fault(self, now_s: float, reason: str) -> list[Action]:
+        out = self._halt(now_s, reason)
+        self.state = CellState.FAULT
+        return out + [self._diag('ERROR', f'fault: {reason}; cell waits for reset')]
+
+    # ---------------------------------------------------------------- helpers
+    def _move(self, part_id: str, to: PartState, now_s: float, reason: str) -> None:
+        self.ledger.move(part_id, to, f'{part_id}:{to.value}', now_s, reason)
+
+    def _publish(self, result: HandoffResult) -> Action:
+        return Action(ActionKind.PUBLISH_HANDOFF_RESULT, self.handoff.request(result.request_id).part_id, result=result)
+
+    def _diag(self, level: str, message: str) -> Action:
+        return Action(ActionKind.PUBLISH_DIAGNOSTICS, self._station.part_id, level, message)
+
+    def snapshot(self) -> CellSnapshot:
+        """What the node publishes on its diagnostics heartbeat."""
+        return CellSnapshot(self.state, self.mode, self._station.stage, self._station.part_id,
+                            self._queued, self._outbound, self._belt, list(self._pending_acks))

@@ -1,0 +1,382 @@
+"""Cell coordinator driven by scripted device events, against a real SQLite ledger and HandoffServer."""
+import pytest
+
+from cell_control.core.cell_coordinator import (
+    MOTION_ACTIONS, ActionKind, CellCoordinator, CellState, Command, CommandRefused, CoordinatorError,
+    CoordinatorTimeouts, Event, EventKind, Mode, Stage)
+from cell_control.core.handoff import HandoffKind, HandoffRequest, HandoffServer, HandoffStatus, HandoffTimeouts
+from cell_control.core.part_ledger import PartLedger, PartState
+
+A = ActionKind
+E = EventKind
+
+
+class Cell:
+    """Coordinator plus a script of device reports; every action emitted is kept with its time."""
+
+    def __init__(self, path, mode=Mode.AUTO):
+        self.path = path
+        self.ledger = PartLedger(path)
+        self.server = HandoffServer(HandoffTimeouts(docked_s=30.0, cell_s=200.0, rollers_s=3.0, part_s=10.0))
+        self.coord = CellCoordinator(self.ledger, self.server, CoordinatorTimeouts())
+        self.t = 0.0
+        self.log: list = []
+        self.log += self.coord.restore(self.t)
+        if mode is not Mode.AUTO:
+            self.coord.set_mode(mode, self.t)
+
+    def ev(self, kind, **kw):
+        self.t += 1.0
+        actions = self.coord.handle(Event(kind, **kw), self.t)
+        self.log += actions
+        return actions
+
+    def cmd(self, command):
+        self.t += 1.0
+        actions = self.coord.command(command, self.t)
+        self.log += actions
+        return actions
+
+    def kinds(self, actions=None):
+        return [a.kind for a in (self.log if actions is None else actions)]
+
+    def load(self, part, agv='agv_1'):
+        """Announce a part and hand it over at the inbound dock; returns the actions of the transfer."""
+        self.ev(E.PART_ANNOUNCED, part_id=part)
+        request = HandoffRequest(f'in-{part}', HandoffKind.LOAD_TO_CELL, agv, 'inbound', part, self.t)
+        out = self.ev(E.HANDOFF_REQUEST, request=request)
+        out += self.ev(E.AGV_DOCKED, dock='inbound', agv=agv, flag=True)
+        out += self.ev(E.ROLLERS_RUNNING, dock='inbound')
+        out += self.ev(E.PART_DETECTED, dock='inbound')
+        out += self.ev(E.AGV_DOCKED, dock='inbound', agv=agv, flag=False)
+        return out
+
+    def weld(self, ok=True, during=None):
+        """Feed, clamp, weld, retract, unclamp; `during` runs while the arc is on."""
+        out = self.ev(E.STATION_EYE, flag=True)
+        out += self.ev(E.CLAMP_CLOSED)
+        out += self.ev(E.ARM_AT_GOAL)
+        if during:
+            during()
+        out += self.ev(E.WELD_DONE, flag=ok)
+        out += self.ev(E.ARM_AT_GOAL)
+        out += self.ev(E.CLAMP_OPEN)
+        return out
+
+    def unload(self, part, agv='agv_2'):
+        request = HandoffRequest(f'out-{part}', HandoffKind.UNLOAD_FROM_CELL, agv, 'outbound', part, self.t)
+        out = self.ev(E.HANDOFF_REQUEST, request=request)
+        out += self.ev(E.AGV_DOCKED, dock='outbound', agv=agv, flag=True)
+        out += self.ev(E.STATION_EYE, flag=False)
+        out += self.ev(E.ROLLERS_RUNNING, dock='outbound')
+        out += self.ev(E.PART_DETECTED, dock='outbound')
+        out += self.ev(E.AGV_DOCKED, dock='outbound', agv=agv, flag=False)
+        return out
+
+
+def state_at(ledger, part, to_state):
+    return next(h.time_s for h in ledger.history(part) if h.to_state is to_state)
+
+
+def test_three_parts_auto_with_overlap(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    first = cell.load('P1')
+    assert A.START_BELT in cell.kinds(first) and A.RAISE_GATE in cell.kinds(first)
+    for n in (1, 2, 3):
+        part = f'P{n}'
+        following = (lambda: cell.load(f'P{n + 1}')) if n < 3 else None
+        welded = cell.weld(during=following)   # the next part comes in while this one is welded
+        kinds = cell.kinds(welded)
+        assert kinds.index(A.CLAMP) < kinds.index(A.MOVE_ARM) < kinds.index(A.START_WELD)
+        assert [a.detail for a in welded if a.kind is A.START_WELD] == ['arc_on']
+        assert [a.detail for a in welded if a.kind is A.WRITE_WELD_RECORD] == ['good']
+        assert [a.detail for a in welded if a.kind is A.MOVE_ARM] == ['seam_start', 'weld_path', 'home']
+        assert A.REQUEST_PICKUP in kinds
+        out = cell.unload(part)
+        assert A.LOWER_GATE in cell.kinds(out)
+        assert cell.ledger.state(part) is PartState.DELIVERED
+    counts = cell.ledger.check_invariant()
+    assert (counts.announced, counts.delivered, counts.in_cell, counts.rejected) == (3, 3, 0, 0)
+    # overlap: P2 was on the belt before P1's weld ended
+    p2_in = state_at(cell.ledger, 'P2', PartState.ON_CONVEYOR)
+    assert p2_in < state_at(cell.ledger, 'P1', PartState.WELDED)
+    assert cell.coord.snapshot().belt_running is False
+    results = [a.result for a in cell.log if a.kind is A.PUBLISH_HANDOFF_RESULT]
+    assert [r.request_id for r in results if r.status is HandoffStatus.SUCCESS] == [
+        'in-P1', 'in-P2', 'out-P1', 'in-P3', 'out-P2', 'out-P3']
+
+
+def test_belt_never_pushes_toward_outbound_dock_without_docked_agv(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.weld()
+    assert cell.coord.snapshot().stage is Stage.AWAIT_OUTBOUND
+    request = HandoffRequest('out-P1', HandoffKind.UNLOAD_FROM_CELL, 'agv_2', 'outbound', 'P1', cell.t)
+    waiting = cell.ev(E.HANDOFF_REQUEST, request=request)
+    waiting += cell.ev(E.TICK)
+    assert A.LOWER_GATE not in cell.kinds(waiting) and A.START_BELT not in cell.kinds(waiting)
+    released = cell.ev(E.AGV_DOCKED, dock='outbound', agv='agv_2', flag=True)
+    assert {A.LOWER_GATE, A.START_BELT} <= set(cell.kinds(released))
+    left = cell.ev(E.AGV_DOCKED, dock='outbound', agv='agv_2', flag=False)   # AGV drives off mid-transfer
+    assert A.STOP_BELT in cell.kinds(left)
+    failed = [a.result for a in left if a.kind is A.PUBLISH_HANDOFF_RESULT]
+    assert failed[0].status is HandoffStatus.FAILED
+    assert cell.ledger.state('P1') is PartState.ON_OUTBOUND_CONVEYOR
+
+
+def test_estop_mid_weld_rework_reset_ack_start_replans(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.ev(E.ARM_AT_GOAL)
+    assert cell.ledger.state('P1') is PartState.WELDING
+    stop = cell.ev(E.ESTOP, flag=True)
+    assert {A.STOP_BELT, A.STOP_ARM, A.STOP_WELD, A.DISCARD_TRAJECTORY} <= set(cell.kinds(stop))
+    assert not MOTION_ACTIONS & set(cell.kinds(stop))
+    assert cell.ledger.state('P1') is PartState.REWORK
+    assert [a.detail for a in stop if a.kind is A.WRITE_WELD_RECORD] == ['rework']
+    assert cell.coord.state is CellState.ESTOP
+    assert cell.ev(E.WELD_DONE, flag=True) == [], 'a late weld report is ignored'
+    with pytest.raises(CommandRefused, match='still active'):
+        cell.cmd(Command.RESET)
+    cell.ev(E.ESTOP, flag=False)
+    with pytest.raises(CommandRefused, match='release the emergency stop, reset and acknowledge'):
+        cell.cmd(Command.START)
+    reset = cell.cmd(Command.RESET)
+    assert not MOTION_ACTIONS & set(cell.kinds(reset)), 'reset never restarts motion'
+    with pytest.raises(CommandRefused, match='acknowledge first'):
+        cell.cmd(Command.START)
+    ack = cell.cmd(Command.ACKNOWLEDGE)
+    assert not MOTION_ACTIONS & set(cell.kinds(ack))
+    resumed = cell.cmd(Command.START)
+    assert [(a.kind, a.detail) for a in resumed if a.kind in MOTION_ACTIONS] == [
+        (A.REPLAN_FROM_CURRENT_JOINTS, 'home')]
+    assert A.MOVE_ARM not in cell.kinds(resumed)
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.CLAMP_OPEN)
+    cell.unload('P1')
+    assert cell.ledger.state('P1') is PartState.REJECTED
+    counts = cell.ledger.check_invariant()
+    assert (counts.announced, counts.delivered, counts.rejected) == (1, 0, 1)
+    assert not any(a.kind is A.START_WELD for a in resumed)
+
+
+def test_inbound_agv_never_docks_handoff_times_out_and_cell_reports(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    request = HandoffRequest('in-P1', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)
+    cell.t += 28.0                       # the tick lands 29 s after the request: not yet
+    assert not [a for a in cell.ev(E.TICK) if a.kind is A.PUBLISH_HANDOFF_RESULT]
+    out = cell.ev(E.TICK)
+    [result] = [a.result for a in out if a.kind is A.PUBLISH_HANDOFF_RESULT]
+    assert result.status is HandoffStatus.FAILED and 'await_docked' in result.reason
+    [diag] = [a for a in out if a.kind is A.PUBLISH_DIAGNOSTICS]
+    assert diag.detail == 'WARN' and 'in-P1' in diag.reason and 'FAILED' in diag.reason
+    assert cell.coord.state is CellState.RUNNING, 'the cell waits, it does not fault'
+    assert cell.ledger.state('P1') is PartState.ON_INBOUND_AGV
+    retry = HandoffRequest('in-P1-b', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=retry)
+    cell.ev(E.AGV_DOCKED, dock='inbound', agv='agv_1', flag=True)
+    cell.ev(E.ROLLERS_RUNNING, dock='inbound')
+    cell.ev(E.PART_DETECTED, dock='inbound')
+    assert cell.ledger.state('P1') is PartState.ON_CONVEYOR
+
+
+def test_feed_timeout_is_a_jam_fault(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.t += 20.0
+    out = cell.ev(E.TICK)
+    assert cell.coord.state is CellState.FAULT
+    assert A.STOP_BELT in cell.kinds(out)
+    [diag] = [a for a in out if a.kind is A.PUBLISH_DIAGNOSTICS]
+    assert diag.detail == 'ERROR' and 'conveyor jam: part did not reach the station eye within 20 s' in diag.reason
+    with pytest.raises(CommandRefused, match='reset and acknowledge the fault first'):
+        cell.cmd(Command.START)
+
+
+def test_jam_event_faults_and_recovery_resumes_feeding(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    out = cell.ev(E.CONVEYOR_JAM, reason='infeed eye blocked 8 s')
+    assert 'conveyor jam: infeed eye blocked 8 s' in out[-1].reason and A.STOP_BELT in cell.kinds(out)
+    cell.cmd(Command.RESET)
+    cell.cmd(Command.ACKNOWLEDGE)
+    again = cell.cmd(Command.START)
+    assert {A.RAISE_GATE, A.START_BELT} <= set(cell.kinds(again))
+    cell.weld()
+    assert cell.ledger.state('P1') is PartState.WELDED
+
+
+def test_sensor_dropout_mid_weld_pauses_safely_and_part_goes_to_rework(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.ev(E.ARM_AT_GOAL)
+    out = cell.ev(E.SENSOR_DROPOUT, reason='no sample for 50 ms')
+    assert {A.STOP_WELD, A.STOP_ARM} <= set(cell.kinds(out))
+    assert cell.coord.state is CellState.FAULT
+    assert 'seam sensor dropout during the weld of P1: no sample for 50 ms' in out[-1].reason
+    assert cell.ledger.state('P1') is PartState.REWORK
+    idle = Cell(tmp_path / 'other.db')
+    warn = idle.ev(E.SENSOR_DROPOUT, reason='x')
+    assert idle.coord.state is CellState.IDLE and warn[0].detail == 'WARN'
+
+
+def test_arm_motion_timeout_faults(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.t += 20.0
+    out = cell.ev(E.TICK)
+    assert cell.coord.state is CellState.FAULT and 'arm motion timeout (approach)' in out[-1].reason
+    assert cell.ledger.state('P1') is PartState.AT_STATION
+
+
+def test_restart_from_ledger_mid_weld_and_with_part_on_belt(tmp_path):
+    path = tmp_path / 'l.db'
+    cell = Cell(path)
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.ev(E.ARM_AT_GOAL)
+    cell.load('P2')
+    assert cell.ledger.state('P1') is PartState.WELDING and cell.ledger.state('P2') is PartState.ON_CONVEYOR
+    cell.ledger.close()                      # the coordinator process dies here
+    again = Cell(path)
+    assert again.ledger.state('P1') is PartState.REWORK
+    assert again.coord.state is CellState.AWAIT_ACK
+    assert again.coord.snapshot().pending_acks == ['confirm part P2 is on the infeed side of the belt']
+    assert not MOTION_ACTIONS & set(again.kinds())
+    with pytest.raises(CommandRefused, match='acknowledge first'):
+        again.cmd(Command.START)
+    again.cmd(Command.ACKNOWLEDGE)
+    start = again.cmd(Command.START)
+    assert [(a.kind, a.detail) for a in start if a.kind in MOTION_ACTIONS] == [
+        (A.REPLAN_FROM_CURRENT_JOINTS, 'home')]
+    # a fleet retry of P2's old load request is answered from the ledger, not executed again
+    retry = HandoffRequest('in-P2', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P2', again.t)
+    [answer] = again.ev(E.HANDOFF_REQUEST, request=retry)
+    assert answer.result.status is HandoffStatus.SUCCESS and 'already transferred' in answer.result.reason
+    again.ev(E.ARM_AT_GOAL)
+    again.ev(E.CLAMP_OPEN)
+    pickup = [a for a in again.log if a.kind is A.REQUEST_PICKUP]
+    assert [a.part_id for a in pickup] == ['P1'], 'after a restart the outbound AGV is called again'
+    again.unload('P1')
+    again.weld()
+    again.unload('P2')
+    counts = again.ledger.check_invariant()
+    assert (counts.announced, counts.delivered, counts.in_cell, counts.rejected) == (2, 1, 0, 1)
+    assert [h.to_state for h in again.ledger.history('P2')].count(PartState.ON_CONVEYOR) == 1
+
+
+def test_restore_refuses_two_parts_at_the_station(tmp_path):
+    path = tmp_path / 'l.db'
+    with PartLedger(path) as ledger:
+        for part in ('A', 'B'):
+            ledger.announce(part, f'{part}:announced', 0.0)
+            for state in (PartState.ON_INBOUND_AGV, PartState.ON_CONVEYOR, PartState.AT_STATION):
+                ledger.move(part, state, f'{part}:{state.value}', 1.0, 'test')
+    with PartLedger(path) as ledger:
+        with pytest.raises(CoordinatorError, match='more than one part at the station: A .*B'):
+            CellCoordinator(ledger, HandoffServer()).restore(2.0)
+
+
+def test_step_mode_advances_one_stage_per_start(tmp_path):
+    cell = Cell(tmp_path / 'l.db', mode=Mode.STEP)
+    cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    cell.cmd(Command.START)
+    request = HandoffRequest('in-P1', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)
+    transfer = cell.ev(E.AGV_DOCKED, dock='inbound', agv='agv_1', flag=True)
+    assert A.START_BELT in cell.kinds(transfer), 'the first start grants one stage: the inbound transfer'
+    cell.ev(E.ROLLERS_RUNNING, dock='inbound')
+    arrived = cell.ev(E.PART_DETECTED, dock='inbound')
+    assert A.RAISE_GATE not in cell.kinds(arrived) and A.STOP_BELT in cell.kinds(arrived)
+    assert A.RAISE_GATE in cell.kinds(cell.cmd(Command.START))
+    assert cell.ev(E.STATION_EYE, flag=True) == [cell.log[-1]] and cell.kinds(cell.log[-1:]) == [A.STOP_BELT]
+    assert cell.kinds(cell.cmd(Command.START)) == [A.CLAMP]
+    assert cell.ev(E.CLAMP_CLOSED) == []
+    assert [a.detail for a in cell.cmd(Command.START)] == ['seam_start']
+
+
+def test_dry_run_never_enables_the_arc_and_marks_part_dry_run(tmp_path):
+    cell = Cell(tmp_path / 'l.db', mode=Mode.DRY_RUN)
+    cell.cmd(Command.START)
+    cell.load('P1')
+    out = cell.weld()
+    assert [a.detail for a in out if a.kind is A.START_WELD] == ['arc_off']
+    assert [a.detail for a in out if a.kind is A.WRITE_WELD_RECORD] == ['dry_run']
+    assert cell.ledger.part('P1').verdict == 'dry_run'
+    cell.unload('P1')
+    assert cell.ledger.state('P1') is PartState.DELIVERED
+    assert not any(a.detail == 'arc_on' for a in cell.log)
+
+
+def test_manual_mode_emits_no_automatic_actions_and_refuses_start(tmp_path):
+    cell = Cell(tmp_path / 'l.db', mode=Mode.MANUAL)
+    with pytest.raises(CommandRefused, match='MANUAL'):
+        cell.cmd(Command.START)
+    cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    request = HandoffRequest('in-P1', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    answer, diag = cell.ev(E.HANDOFF_REQUEST, request=request)
+    assert answer.result.status is HandoffStatus.FAILED and answer.result.reason == 'cell in MANUAL mode'
+    assert diag.detail == 'WARN' and 'cell in MANUAL mode' in diag.reason
+    assert not MOTION_ACTIONS & set(cell.kinds())
+
+
+def test_commands_refused_in_wrong_state_with_reason(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    with pytest.raises(CommandRefused, match='stop refused in state idle'):
+        cell.cmd(Command.STOP)
+    with pytest.raises(CommandRefused, match='pause refused in state idle'):
+        cell.cmd(Command.PAUSE)
+    with pytest.raises(CommandRefused, match='resume refused in state idle'):
+        cell.cmd(Command.RESUME)
+    with pytest.raises(CommandRefused, match='reset refused in state idle'):
+        cell.cmd(Command.RESET)
+    with pytest.raises(CommandRefused, match='acknowledge refused in state idle'):
+        cell.cmd(Command.ACKNOWLEDGE)
+    cell.cmd(Command.START)
+    with pytest.raises(CommandRefused, match='already running'):
+        cell.cmd(Command.START)
+    with pytest.raises(CommandRefused, match='mode change to dry_run refused while running'):
+        cell.coord.set_mode(Mode.DRY_RUN, cell.t)
+    with pytest.raises(CommandRefused, match='unknown mode'):
+        cell.coord.set_mode('turbo', cell.t)
+    cell.cmd(Command.PAUSE)
+    with pytest.raises(CommandRefused, match='paused \\(use resume\\)'):
+        cell.cmd(Command.START)
+
+
+def test_pause_resume_replans_arm_and_stop_discards_trajectory(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    paused = cell.cmd(Command.PAUSE)
+    assert A.DISCARD_TRAJECTORY in cell.kinds(paused) and cell.coord.state is CellState.PAUSED
+    assert cell.ev(E.ARM_AT_GOAL) == [], 'a goal reached after the pause does not advance the cycle'
+    resumed = cell.cmd(Command.RESUME)
+    assert [(a.kind, a.detail) for a in resumed if a.kind in MOTION_ACTIONS] == [
+        (A.REPLAN_FROM_CURRENT_JOINTS, 'seam_start')]
+    assert cell.ledger.state('P1') is PartState.AT_STATION
+
+
+def test_bad_timeouts_refused():
+    with pytest.raises(ValueError, match='weld_s'):
+        CoordinatorTimeouts(weld_s=-1.0)
