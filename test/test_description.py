@@ -298,3 +298,10 @@ def test_missing_description_files_are_reported(monkeypatch, tmp_path):
 
 def test_check_urdf_is_installed():
     assert shutil.which('check_urdf'), 'liburdfdom-tools is missing: run make setup'
+
+
+def test_urdf_agrees_with_the_arm_kinematics_used_for_ik(cell):
+    from cell_control.core.ur_kinematics import load_kinematics
+    q = [0.3, -1.2, 1.5, -1.9, -1.57, 0.4]
+    np.testing.assert_allclose(np.asarray(load_kinematics().forward(q)),
+                               cell.pose('tool0', dict(zip(ARM_JOINTS, q)), relative_to='base_link'), atol=1e-6)
