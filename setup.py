@@ -25,7 +25,7 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/urdf', glob('urdf/*.xacro') + glob('urdf/*.yaml')),
         ('share/' + package_name + '/config', glob('config/*.*')),
-        ('share/' + package_name + '/config/recipes', glob('config/recipes/*.yaml')),
+        ('share/' + package_name + '/config/recipes', glob('config/recipes/*.yaml') + glob('config/recipes/*.csv')),
         ('share/' + package_name + '/config/ur5e', glob('config/ur5e/*.yaml')),
     ],
     install_requires=['setuptools'],

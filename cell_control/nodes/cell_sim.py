@@ -18,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped, Vector3Stamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
@@ -368,7 +369,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         try:
             node = CellSimNode()
-        except (ValueError, OSError, DescriptionError) as error:
+        except (ValueError, OSError, DescriptionError, InvalidParameterValueException) as error:
             rclpy.logging.get_logger('cell_sim').fatal(f'cannot start: {error}')
             return 1
         executor = SingleThreadedExecutor()

@@ -93,6 +93,7 @@ def build_cell_model(cell_urdf: str, agv_urdfs: dict[str, str], part_urdf: str, 
     spec.option.timestep = timestep_s
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.compiler.degree = False
+    spec.visual.global_.offwidth, spec.visual.global_.offheight = 1920, 1080   # offscreen picture size
 
     # Arm and tool: servo-driven and gravity compensated. The weld tool's contact force is modelled by the
     # weld process, not by a stiff contact between torch and part, so the whole cell frame is contact-free

@@ -268,9 +268,7 @@ class CellSimulation:
 
     def _step_weld(self) -> None:
         """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
-        if self.seam_placement is None:
-            return
-        if not self.arc_on:
+        if self.seam_placement is None or not self.arc_on:
             self.weld = None
             self._sensor_tick(None)
             return

@@ -1,0 +1,214 @@
+"""The simulated cell as a separate process, talked to over DDS only (each test on its own domain)."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SEAMS, wait_for
+
+rclpy = pytest.importorskip('rclpy')
+from builtin_interfaces.msg import Duration  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,  # noqa: E402
+                       qos_profile_sensor_data)
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import JointState, PointCloud2  # noqa: E402
+from std_msgs.msg import Bool, Float64, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from geometry_msgs.msg import Twist  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from cell_control.core.agv_navigation import Pose2D, docking_route, drive_command  # noqa: E402
+from cell_control.core.description import load_layout  # noqa: E402
+from cell_control.nodes.seam_cloud import cloud_to_seam  # noqa: E402
+
+pytestmark = pytest.mark.integration
+ARM_JOINTS = ['shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint', 'wrist_2_joint',
+              'wrist_3_joint']
+HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def start_sim(ros_env: dict, domain_id: int, tmp_path: Path, *params: str) -> subprocess.Popen:
+    env = dict(ros_env, ROS_DOMAIN_ID=str(domain_id))
+    log = open(tmp_path / 'cell_sim.log', 'w')
+    command = [sys.executable, '-m', 'cell_control.nodes.cell_sim', '--ros-args', '-p', 'real_time_factor:=4.0']
+    for param in params:
+        command += ['-p', param]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def sim(request, ros_env, ros_node_factory, tmp_path):
+    """A running cell_sim on the test's own domain, and a probe node on the same domain."""
+    domain_id, *params = request.param
+    process = start_sim(ros_env, domain_id, tmp_path, *params)
+    probe = ros_node_factory(domain_id)
+    yield process, probe
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    assert process.returncode in (0, -15), (tmp_path / 'cell_sim.log').read_text()[-2000:]
+
+
+class Latest:
+    """The latest message on a topic, plus every message when asked to keep them."""
+
+    def __init__(self, probe, msg_type, topic: str, qos, keep: bool = False) -> None:
+        self.msg = None
+        self.all: list = []
+        self._keep = keep
+        probe.node.create_subscription(msg_type, topic, self._on, qos)
+
+    def _on(self, msg) -> None:
+        self.msg = msg
+        if self._keep:
+            self.all.append(msg)
+
+
+def seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+@pytest.mark.parametrize('sim', [(21,)], indirect=True)
+def test_clock_advances_and_description_is_latched(sim):
+    _, probe = sim
+    clock = Latest(probe, Clock, '/clock', qos_profile_sensor_data)
+    description = Latest(probe, String, '/robot_description', LATCHED)
+    wait_for(lambda: clock.msg is not None, 60, '/clock')
+    first = seconds(clock.msg.clock)
+    wait_for(lambda: seconds(clock.msg.clock) > first + 1.0, 30, '/clock to advance by 1 s')
+    wait_for(lambda: description.msg is not None, 30, 'the latched /robot_description')
+    assert '<robot name="cell"' in description.msg.data and 'seam_sensor' in description.msg.data
+
+
+def _trajectory(names, goal, seconds_to_goal, velocities=None) -> JointTrajectory:
+    point = JointTrajectoryPoint(positions=goal, time_from_start=Duration(sec=int(seconds_to_goal)))
+    if velocities is not None:
+        point.velocities = velocities
+    return JointTrajectory(joint_names=names, points=[point])
+
+
+@pytest.mark.parametrize('sim', [(22,)], indirect=True)
+def test_trajectory_reaches_goal_and_bad_trajectories_are_refused(sim):
+    _, probe = sim
+    states = Latest(probe, JointState, '/joint_states', RELIABLE)
+    diagnostics = Latest(probe, DiagnosticArray, '/diagnostics', RELIABLE)
+    publisher = probe.node.create_publisher(JointTrajectory, '/arm_controller/joint_trajectory', RELIABLE)
+    wait_for(lambda: states.msg is not None and publisher.get_subscription_count() > 0, 60, 'the simulation')
+
+    def arm_positions() -> list[float]:
+        msg = states.msg
+        return [msg.position[msg.name.index(joint)] for joint in ARM_JOINTS]
+
+    # Refused: wrong joint names, a non-finite value. Neither may move the arm.
+    wrong = _trajectory(['shoulder_pan_joint', 'nonexistent_joint'], [0.5, 0.5], 1)
+    publisher.publish(wrong)
+    publisher.publish(_trajectory(ARM_JOINTS, [0.5, math.nan, 1.0, -1.0, -1.0, 0.0], 1))
+
+    def rejected() -> int:
+        for status in diagnostics.msg.status if diagnostics.msg else []:
+            for value in status.values:
+                if value.key == 'rejected_commands':
+                    return int(value.value)
+        return -1
+    wait_for(lambda: rejected() >= 2, 30, 'both bad trajectories to be counted as rejected')
+    assert max(abs(a - b) for a, b in zip(arm_positions(), HOME)) < 1e-3
+
+    # Accepted, given in a different joint order than the controller's: reaches the goal.
+    goal = [0.4, -1.2, 1.3, -1.7, -1.5, 0.3]
+    order = [5, 3, 1, 0, 2, 4]
+    publisher.publish(_trajectory([ARM_JOINTS[i] for i in order], [goal[i] for i in order], 2))
+    wait_for(lambda: max(abs(a - b) for a, b in zip(arm_positions(), goal)) < 1e-3, 60,
+             'the arm to reach the goal within 1 mrad')
+
+
+@pytest.mark.parametrize('sim', [(23,)], indirect=True)
+def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
+    _, probe = sim
+    layout = load_layout()
+    odometry = Latest(probe, Odometry, '/agv_1/odom', RELIABLE)
+    station_eye = Latest(probe, Bool, '/conveyor/photo_eye/station', LATCHED)
+    cmd_vel = probe.node.create_publisher(Twist, '/agv_1/cmd_vel', RELIABLE)
+    deck = probe.node.create_publisher(Float64, '/agv_1/deck_speed', RELIABLE)
+    belt = probe.node.create_publisher(Float64, '/conveyor/belt_speed', RELIABLE)
+    gate = probe.node.create_publisher(Bool, '/conveyor/station_stop', RELIABLE)
+    load = probe.node.create_client(Trigger, '/agv_1/load_part')
+    wait_for(lambda: load.service_is_ready() and odometry.msg is not None, 60, 'the simulation')
+    future = load.call_async(Trigger.Request())
+    wait_for(future.done, 30, 'the part to be loaded on agv_1')
+    assert future.result().success, future.result().message
+    assert station_eye.msg is not None and not station_eye.msg.data
+
+    dock = layout['docks']['inbound']
+    dock_pose = Pose2D(dock['x'], dock['y'], dock['yaw'])
+
+    def pose() -> Pose2D:
+        p = odometry.msg.pose.pose
+        return Pose2D(p.position.x, p.position.y, 2.0 * math.atan2(p.orientation.z, p.orientation.w))
+    route = docking_route(pose(), dock_pose)
+    progress = {'waypoint': 0}
+
+    def drive() -> bool:
+        while progress['waypoint'] < len(route):
+            final = progress['waypoint'] == len(route) - 1
+            linear, angular, reached = drive_command(pose(), route[progress['waypoint']], final)
+            if not reached:
+                cmd_vel.publish(Twist(linear=type(Twist().linear)(x=linear), angular=type(Twist().angular)(z=angular)))
+                return False
+            progress['waypoint'] += 1
+        cmd_vel.publish(Twist())
+        return True
+    wait_for(drive, 120, 'agv_1 to reach the inbound dock')
+    assert math.hypot(pose().x - dock_pose.x, pose().y - dock_pose.y) < 0.02
+
+    def transfer() -> bool:
+        gate.publish(Bool(data=True))
+        belt.publish(Float64(data=0.3))
+        deck.publish(Float64(data=0.3))
+        return bool(station_eye.msg and station_eye.msg.data)
+    wait_for(transfer, 120, 'the part to reach the station photo-eye')
+    belt.publish(Float64(data=0.0))
+
+
+@pytest.mark.parametrize('sim', [(24, f'seam_file:={SEAMS / "straight_tight.csv"}',
+                                  'seam_start_in_part:=[-0.15, 0.0, 0.08]', 'seam_end_in_part:=[0.15, 0.0, 0.08]')],
+                         indirect=True)
+def test_seam_stream_arrives_at_500_hz_of_simulated_time(sim):
+    _, probe = sim
+    features = Latest(probe, PointCloud2, '/seam/features', qos_profile_sensor_data, keep=True)
+    wait_for(lambda: len(features.all) >= 1000, 60, '1000 seam feature messages')
+    samples = [cloud_to_seam(msg) for msg in features.all[-1000:]]
+    stamps = [seconds(msg.header.stamp) for msg in features.all[-1000:]]
+    span = stamps[-1] - stamps[0]
+    sequence_span = samples[-1].sequence - samples[0].sequence
+    # 500 Hz of simulated time: the sensor's sequence advances once per 2 ms of stamps.
+    assert sequence_span / span == pytest.approx(500.0, rel=0.01)
+    assert len(samples) / (sequence_span + 1) > 0.95, 'more than 5 % of the stream was lost'
+    assert all(msg.header.frame_id == 'seam_sensor' for msg in features.all[-10:])
+
+
+@pytest.mark.parametrize('param, message', [
+    ('real_time_factor:=-5.0', 'real_time_factor out of range'),
+    ('seam_file:=/nonexistent/seam.csv', 'cannot read seam file'),
+    ('initial_arm_positions:=[0.0, 1.0]', 'initial_arm_positions needs 6 values'),
+    (f'seam_file:={SEAMS / "straight_tight.csv"}', 'is 300 mm long but its start and end points'),
+])
+def test_bad_parameters_stop_the_simulation_with_a_reason(ros_env, tmp_path, param, message):
+    process = start_sim(ros_env, 25, tmp_path, param)
+    try:
+        assert process.wait(timeout=60) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert message in (tmp_path / 'cell_sim.log').read_text()
