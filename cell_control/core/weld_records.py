@@ -193,7 +193,7 @@ class WeldRecordStore:
         return row['hash'] if row else GENESIS_HASH
 
     def first_break(self) -> ChainBreak | None:
-        """The first record whose contents or link do not hold, with the reason; None if all hold."""
+        """Find the first record whose contents or link do not hold, with the reason; None if all hold."""
         expected_prev = GENESIS_HASH
         for row in self._db.execute('SELECT * FROM weld_records ORDER BY id'):
             if row['prev_hash'] != expected_prev:

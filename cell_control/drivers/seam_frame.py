@@ -71,7 +71,7 @@ def encode_frame(sample: SeamMeasurement, timestamp_us: int | None = None) -> by
 
 
 def _decode_payload(frame: bytes | bytearray, start: int) -> SeamMeasurement:
-    """The sample of the frame that begins at `start` (its sync bytes)."""
+    """Decode the sample of the frame that begins at `start` (its sync bytes)."""
     sequence, timestamp_us, flags, gap_um, mismatch_um, lateral_um, bead_um = _PAYLOAD.unpack_from(
         frame, start + 3)
     return SeamMeasurement(

@@ -95,12 +95,12 @@ class SeamSensorEmulator:
         self._master = self._slave = None
 
     def disconnect(self) -> None:
-        """The device vanishes: the symlink goes and the pty closes (a reader gets an I/O error)."""
+        """Make the device vanish: the symlink goes and the pty closes (a reader gets an I/O error)."""
         with self._lock:
             self._close_port()
 
     def reconnect(self) -> None:
-        """The device comes back on a new pty under the same symlink."""
+        """Bring the device back on a new pty under the same symlink."""
         with self._lock:
             self._close_port()
             self._open_port()
@@ -217,7 +217,7 @@ def _as_next(source: Source) -> Callable[[], SeamMeasurement | None]:
 
 
 def synthetic_seam(rate_hz: float = SAMPLE_RATE_HZ) -> Callable[[], SeamMeasurement]:
-    """A slowly varying gap, mismatch and lateral deviation, with a bead of nominal width: for bring-up."""
+    """Make a source of slowly varying gap, mismatch and lateral deviation with a nominal bead (bring-up)."""
     state = {'index': 0}
 
     def next_sample() -> SeamMeasurement:

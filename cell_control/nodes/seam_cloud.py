@@ -28,7 +28,7 @@ _NANOSECONDS = 1_000_000_000
 
 
 def _reading(name: str, value: float, valid: bool) -> float:
-    """A reading whose validity bit is clear carries no value and is sent as 0."""
+    """Check a reading; one whose validity bit is clear carries no value and is sent as 0."""
     if not valid:
         return 0.0
     if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
@@ -69,7 +69,7 @@ def seam_to_cloud(sample: SeamMeasurement, frame_id: str = FRAME_ID) -> PointClo
 
 
 def cloud_to_seam(msg: PointCloud2) -> SeamMeasurement:
-    """The sample of a `/seam/features` message; raises ValueError naming what does not fit the layout."""
+    """Read the sample of a `/seam/features` message; ValueError names what does not fit the layout."""
     layout = tuple((f.name, f.offset, f.datatype, f.count) for f in msg.fields)
     if layout != FIELDS:
         for index, expected in enumerate(FIELDS):
