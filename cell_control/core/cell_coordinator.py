@@ -198,8 +198,10 @@ class CellCoordinator:
 
     # ---------------------------------------------------------------- start-up
     def restore(self, now_s: float) -> list[Action]:
-        """Rebuild the lanes from the ledger: an interrupted weld becomes rework, parts on the belt wait
-        for the operator to confirm where they are. Nothing moves until ACKNOWLEDGE and START."""
+        """Rebuild the lanes from the ledger; nothing moves until ACKNOWLEDGE and START.
+
+        An interrupted weld becomes rework; parts on the belt wait for the operator to confirm where they are.
+        """
         out: list[Action] = []
         at_station = self.ledger.parts([PartState.AT_STATION, PartState.WELDING, PartState.WELDED,
                                         PartState.DRY_RUN, PartState.REWORK])
@@ -465,8 +467,11 @@ class CellCoordinator:
         return (request is not None and request.part_id == part_id and self.handoff.dock_ready('outbound'))
 
     def _belt_forbidden(self) -> bool:
-        """Interlock: never push a part toward the outbound dock unless its AGV is docked and ready, and
-        never drive a queued part into a part held at the station."""
+        """Tell whether the belt must stay still (the interlock).
+
+        Never push a part toward the outbound dock unless its AGV is docked and ready, and never drive a
+        queued part into a part held at the station.
+        """
         if self._outbound and not self.handoff.dock_ready('outbound'):
             return True
         held = self._station.stage not in (Stage.EMPTY, Stage.FEEDING, Stage.RELEASING)
@@ -537,8 +542,11 @@ class CellCoordinator:
 
     # ---------------------------------------------------------------- stopping
     def _halt(self, now_s: float, why: str) -> list[Action]:
-        """Stop every motion, arc off, discard the trajectory; an interrupted weld makes the part rework.
-        The current stage is re-entered on the next start, with the arm re-planned from its joints."""
+        """Stop every motion, turn the arc off, discard the trajectory.
+
+        An interrupted weld makes the part rework. The current stage is re-entered on the next start, with
+        the arm re-planned from its current joints.
+        """
         st = self._station
         self._belt = False
         out = [Action(kind) for kind in MOTION_STOP_ACTIONS]
@@ -566,6 +574,6 @@ class CellCoordinator:
         return Action(ActionKind.PUBLISH_DIAGNOSTICS, self._station.part_id, level, message)
 
     def snapshot(self) -> CellSnapshot:
-        """What the node publishes on its diagnostics heartbeat."""
+        """Return what the node publishes on its diagnostics heartbeat."""
         return CellSnapshot(self.state, self.mode, self._station.stage, self._station.part_id,
                             self._queued, self._outbound, self._belt, list(self._pending_acks))

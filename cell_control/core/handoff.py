@@ -194,7 +194,7 @@ class HandoffServer:
         return transfer.result
 
     def agv_docked(self, dock: str, agv: str, ready: bool, now_s: float) -> list[HandoffResult]:
-        """The node's judgement from odometry: AGV at the dock pose, stopped, deck level (or no longer)."""
+        """Take the node's judgement from odometry: AGV at the dock pose, stopped, deck level (or not)."""
         if ready:
             self._docked[dock] = agv
         elif self._docked.get(dock) == agv:
@@ -211,7 +211,7 @@ class HandoffServer:
         return []
 
     def begin_transfer(self, dock: str, now_s: float) -> HandoffResult:
-        """The coordinator has freed the belt at this dock: rollers may start."""
+        """Let the rollers start: the coordinator has freed the belt at this dock."""
         transfer = self._step_at(dock, HandoffStep.AWAIT_CELL, 'begin_transfer')
         return self._advance(transfer, HandoffStep.AWAIT_ROLLERS, self.timeouts.rollers_s,
                              'cell ready: run the rollers', now_s)
@@ -290,7 +290,7 @@ class HandoffServer:
 
 
 def _same_but_time(a: HandoffRequest, b: HandoffRequest) -> bool:
-    """A retry carries the same id and content; only its send time may differ."""
+    """Tell whether two requests match except for their send time (a retry may differ only there)."""
     return (a.kind, a.agv, a.dock, a.part_id) == (b.kind, b.agv, b.dock, b.part_id)
 
 
