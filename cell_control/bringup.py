@@ -73,10 +73,9 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
         return NodeSpec(name, package, executable or name, values)
 
     nodes = []
-    if ros_tools:
-        backend = 'gazebo' if sim == 'gazebo' else 'mujoco' if sim == 'mujoco' else 'none'
+    if ros_tools and sim != 'gazebo':   # gazebo.launch.py runs its own, with the gz_ros2_control tags
         nodes.append(node('robot_state_publisher', package='robot_state_publisher',
-                          robot_description=expand_xacro('cell', sim_backend=backend)))
+                          robot_description=expand_xacro('cell', sim_backend=sim)))
     if sim == 'mujoco':
         nodes.append(node('cell_sim', publish_robot_description=not ros_tools))
     if rviz:

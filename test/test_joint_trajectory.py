@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from cell_control.core.joint_trajectory import (TrajectoryError, TrajectoryFollower, TrajectoryPoint,
-                                                 validate_trajectory)
+from cell_control.core.joint_trajectory import (
+    TrajectoryError, TrajectoryFollower, TrajectoryPoint, validate_trajectory)
 
 JOINTS = ['a', 'b']
 

@@ -28,6 +28,8 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+from cell_control.core.description import share_dir
+
 TWO_PI = 2.0 * math.pi
 # Margins under which a configuration counts as singular: |sin(elbow)|, |sin(wrist 2)|, and the distance in
 # m of the wrist from the plane of the shoulder pan axis (the shoulder singularity).
@@ -73,8 +75,8 @@ _DEFAULT_ACCELERATION = math.pi
 
 
 def default_config_dir() -> Path:
-    """The repository's config/ (switches to the installed share directory once description.py lands)."""
-    return Path(__file__).parents[2] / 'config'
+    """config/ of the installed package (share/cell_control), or of the repository when run from source."""
+    return share_dir() / 'config'
 
 
 class _LimitsLoader(yaml.SafeLoader):
@@ -233,14 +235,18 @@ class UrKinematics:
     def _wrap_into_limits(self, q: Sequence[float], reference: Sequence[float] | None) -> list[float] | None:
         """Each angle ±2πk inside its limits, nearest the reference (or zero); None if impossible."""
         wrapped = []
+        lower, upper = self.limits.lower_rad, self.limits.upper_rad
         for i, angle in enumerate(q):
-            lo, hi = self.limits.lower_rad[i], self.limits.upper_rad[i]
             target = 0.0 if reference is None else reference[i]
+            # The representative nearest the target; if it is outside, the next one toward the range.
             candidate = angle + TWO_PI * round((target - angle) / TWO_PI)
-            options = [c for c in (candidate, candidate - TWO_PI, candidate + TWO_PI) if lo <= c <= hi]
-            if not options:
+            if candidate > upper[i]:
+                candidate -= TWO_PI
+            elif candidate < lower[i]:
+                candidate += TWO_PI
+            if not lower[i] <= candidate <= upper[i]:
                 return None
-            wrapped.append(min(options, key=lambda c: abs(c - target)))
+            wrapped.append(candidate)
         return wrapped
 
     def _solve(self, m: list[list[float]], wrist_3_hint: float) -> tuple[list[list[float]], str]:

@@ -12,14 +12,11 @@ import sys
 import threading
 import time
 
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped, Vector3Stamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
 from rosgraph_msgs.msg import Clock
@@ -29,10 +26,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from visualization_msgs.msg import Marker, MarkerArray
 
-from cell_control.core.description import DescriptionError, expand_xacro, load_layout
+from cell_control.core.description import expand_xacro, load_layout
 from cell_control.core.joint_trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
 from cell_control.core.seam_profile import load_seam_csv
 from cell_control.core.ur_kinematics import load_kinematics
+from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import seam_to_cloud, stamp_to_msg
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.cell_sim import CellSimulation, SeamPlacement
@@ -263,7 +261,7 @@ class CellSimNode(Node):
                           'rejected_commands': self._rejected}
             self.finished.set()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5.0)
 
@@ -364,29 +362,15 @@ class CellSimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    # rclpy 7.1 (Jazzy wheels) returns None from init, so no `with rclpy.init()`: shut down in finally.
-    rclpy.init(args=args)
-    try:
-        try:
-            node = CellSimNode()
-        except (ValueError, OSError, DescriptionError, InvalidParameterValueException) as error:
-            rclpy.logging.get_logger('cell_sim').fatal(f'cannot start: {error}')
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            while rclpy.ok() and not node.finished.is_set():
-                executor.spin_once(timeout_sec=0.1)
-        finally:
-            node.stop()
-            node.destroy_node()
-        if node.report_json:
-            print(json.dumps(node.stats), flush=True)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    nodes: list[CellSimNode] = []
+
+    def make() -> CellSimNode:
+        nodes.append(CellSimNode())
+        return nodes[0]
+    code = run_node(make, 'cell_sim', args, until=lambda node: node.finished.is_set())
+    if nodes and nodes[0].report_json:
+        print(json.dumps(nodes[0].stats), flush=True)
+    return code
 
 
 if __name__ == '__main__':

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import rclpy
-from ament_index_python.packages import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterValueException
@@ -25,6 +24,7 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from cell_control.core.conveyor_tracker import ConveyorTracker, load_conveyor_layout
+from cell_control.core.description import share_dir
 from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
 from cell_control.drivers.vfd_emulator import VfdEmulator
 
@@ -48,14 +48,7 @@ def _descriptor(text: str, low: float | None = None, high: float | None = None,
 
 
 def default_layout_file() -> Path:
-    """The installed share/ copy of the cell layout, else the one in the source tree this module runs from."""
-    try:
-        installed = Path(get_package_share_directory('cell_control')) / 'config' / 'cell_layout.yaml'
-    except (LookupError, OSError):  # not installed, or AMENT_PREFIX_PATH unset
-        installed = None
-    if installed is not None and installed.is_file():
-        return installed
-    return Path(__file__).resolve().parents[2] / 'config' / 'cell_layout.yaml'
+    return share_dir() / 'config' / 'cell_layout.yaml'
 
 
 class ConveyorDriver(Node):

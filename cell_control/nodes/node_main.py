@@ -1,0 +1,51 @@
+"""The `main()` every node of the cell shares: start-up errors reported by name, quiet and clean shutdown.
+
+rclpy 7.1 (the Jazzy wheels) returns None from `rclpy.init`, so it is not a context manager here. Its own
+signal handler shuts the context down under a spinning executor, which then raises from inside `spin_once`;
+so SIGINT and SIGTERM only set an event here, and the node is destroyed and rclpy shut down afterwards.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Callable
+
+import rclpy
+from rclpy.exceptions import InvalidParameterValueException, ParameterException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, ParameterException)
+
+
+def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None,
+             until: Callable[[Node], bool] | None = None, threads: int = 2) -> int:
+    """Spin the node made by `make_node` until Ctrl-C, SIGTERM or `until(node)`; 1 when it cannot start."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        try:
+            node = make_node()
+        except START_UP_ERRORS as error:
+            rclpy.logging.get_logger(name).fatal(f'cannot start: {error}')
+            return 1
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        try:
+            while not stop.is_set() and not (until and until(node)):
+                executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()
+            executor.shutdown()
+            node.destroy_node()
+        return 0
+    finally:
+        rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,121 @@
+"""Bring-up: the one node description, the pip-environment runner, and the launch file that maps it."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cell_control.bringup import BringupError, describe_cell, load_node_parameters
+from cell_control.runner import find_executable
+from conftest import REPO
+
+SETUP_SCRIPTS = set(re.findall(r"'(\w+)': 'cell_control\.nodes\.", (REPO / 'setup.py').read_text()))
+
+
+def test_mujoco_bringup_in_a_pip_environment_runs_the_simulation_on_sim_time():
+    nodes = describe_cell('mujoco', ros_tools=False)
+    assert [n.name for n in nodes] == ['cell_sim']
+    sim = nodes[0]
+    assert sim.parameters['use_sim_time'] is True
+    assert sim.parameters['publish_robot_description'] is True   # nobody else publishes it here
+    assert sim.parameters['part_pool'] == 4                        # from config/cell_params.yaml
+
+
+def test_with_ros_tools_robot_state_publisher_owns_the_description_and_rviz_gets_the_config():
+    nodes = {n.name: n for n in describe_cell('mujoco', rviz=True, ros_tools=True)}
+    assert '<robot name="cell"' in nodes['robot_state_publisher'].parameters['robot_description']
+    assert nodes['cell_sim'].parameters['publish_robot_description'] is False
+    assert nodes['rviz2'].arguments[1].endswith('config/cell.rviz')
+    assert Path(nodes['rviz2'].arguments[1]).is_file()
+
+
+def test_hardware_and_gazebo_bringups():
+    hardware = describe_cell('none', ros_tools=True)
+    assert 'cell_sim' not in [n.name for n in hardware]
+    assert all(n.parameters['use_sim_time'] is False for n in hardware)
+    gazebo = describe_cell('gazebo', ros_tools=True)
+    assert [n.name for n in gazebo if n.package == 'robot_state_publisher'] == []   # gazebo.launch.py has one
+
+
+def test_every_package_node_in_the_description_is_a_console_script():
+    for sim in ('mujoco', 'none'):
+        for node in describe_cell(sim, ros_tools=True):
+            if node.package == 'cell_control':
+                assert node.executable in SETUP_SCRIPTS
+
+
+def test_overrides_win_over_the_parameter_file():
+    nodes = describe_cell('mujoco', ros_tools=False, overrides={'cell_sim': {'real_time_factor': 0.0}})
+    assert nodes[0].parameters['real_time_factor'] == 0.0
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'sim': 'webots'}, "sim: 'webots' is not one of mujoco, gazebo, none"),
+    ({'sim': 'mujoco', 'rviz': True, 'ros_tools': False}, 'rviz: needs rviz2'),
+])
+def test_bad_arguments_are_refused_by_name(kwargs, message):
+    with pytest.raises(BringupError, match=re.escape(message)):
+        describe_cell(**kwargs)
+
+
+@pytest.mark.parametrize('text, message', [
+    ('cell_sim: [1, 2', 'not valid YAML'),
+    ('- just a list', 'expected a mapping of node names'),
+    ('cell_sim:\n  parameters: {}', 'cell_sim has no ros__parameters mapping'),
+])
+def test_malformed_parameter_files_are_refused(tmp_path, text, message):
+    path = tmp_path / 'params.yaml'
+    path.write_text(text)
+    with pytest.raises(BringupError, match=re.escape(message)):
+        load_node_parameters(path)
+    with pytest.raises(BringupError, match='missing.yaml'):
+        load_node_parameters(tmp_path / 'missing.yaml')
+
+
+def cell_control(*args: str, ros_env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([find_executable('cell-control'), *args], capture_output=True, text=True,
+                          env=ros_env, timeout=timeout, cwd=REPO)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['sim', '--rtf', 'fast'], "--rtf must be a positive number or 'max', not 'fast'"),
+    (['sim', '--duration', '-1'], '--duration must not be negative'),
+    (['bogus'], "unknown subcommand 'bogus'"),
+])
+def test_cli_refuses_bad_arguments(ros_env, args, message):
+    result = cell_control(*args, ros_env=ros_env)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+@pytest.mark.integration
+def test_cell_control_sim_runs_the_bringup_and_reports_json(ros_env):
+    ros_env = dict(ros_env, ROS_DOMAIN_ID='26')
+    result = cell_control('sim', '--headless', '--duration', '2', '--rtf', 'max', '--json', ros_env=ros_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report['sim_time_s'] == pytest.approx(2.0, abs=0.01)
+    assert report['real_time_factor'] == pytest.approx(report['sim_time_s'] / report['wall_time_s'], rel=0.05)
+
+
+def test_launch_file_maps_the_description():
+    pytest.importorskip('launch_ros')
+    from launch import LaunchContext
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from launch.actions import DeclareLaunchArgument
+    source = PythonLaunchDescriptionSource(str(REPO / 'launch' / 'cell.launch.py'))
+    description = source.get_launch_description(LaunchContext())
+    arguments = {a.name: a for a in description.entities if isinstance(a, DeclareLaunchArgument)}
+    assert set(arguments) == {'sim', 'rviz', 'params_file'}
+    assert arguments['sim'].choices == ['mujoco', 'gazebo', 'none']
+    assert all(a.description.endswith('.') for a in arguments.values())
+
+
+def test_python_m_runs_the_cli():
+    result = subprocess.run([sys.executable, '-m', 'cell_control.cli', '--help'], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode == 0 and 'weld-eval' in result.stdout
