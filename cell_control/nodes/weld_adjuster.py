@@ -1,0 +1,305 @@
+"""`weld_adjuster` node: `/seam/features` → the core `WeldAdjuster` → travel speed, force, lateral correction.
+
+In: `/seam/features` (PointCloud2, sensor-data QoS, DESIGN §5), one sample per message.
+Out, while a weld is active, one of each per accepted sample, reliable depth 10, frame `weld_tcp`, and each
+with header.stamp = the sample's own stamp, so the loop latency can be read from the messages (DESIGN §7):
+    /weld/travel_speed        TwistStamped    twist.linear.x in m/s
+    /weld/contact_force       WrenchStamped   wrench.force.z in N
+    /weld/lateral_correction  Vector3Stamped  vector.y in m
+/weld/adjuster_fault (String, latched): '' when clear, else the fault name: the core's (SEAM_LOST) or
+SENSOR_STALE when no sample arrived for `stale_timeout_s`; then the last setpoint is held and republished
+(stamped with the node's clock, as it answers no sample) until samples return.
+/diagnostics at 1 Hz. Services: `~/start` (Trigger) begins a weld with a fresh adjuster built from the
+parameters as they are then (mode, gains, seam_length_mm); `~/stop` ends it. Outside a weld samples are
+counted and ignored, and nothing is published.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from cell_control.core.weld_adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
+from cell_control.nodes.seam_cloud import cloud_to_seam, stamp_to_msg
+
+FEATURES_TOPIC = '/seam/features'
+SPEED_TOPIC = '/weld/travel_speed'
+FORCE_TOPIC = '/weld/contact_force'
+CORRECTION_TOPIC = '/weld/lateral_correction'
+FAULT_TOPIC = '/weld/adjuster_fault'
+TCP_FRAME = 'weld_tcp'
+SENSOR_STALE = 'SENSOR_STALE'
+DIAGNOSTICS_PERIOD_S = 1.0
+WATCHDOG_PERIOD_S = 0.01  # how often the sensor's silence is checked (and a held setpoint republished)
+LOG_THROTTLE_S = 1.0
+STATUS_NAME = 'weld_adjuster: weld loop'
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+GAIN_NAMES = tuple(field.name for field in dataclasses.fields(AdjusterConfig))
+DEFAULTS = AdjusterConfig()
+
+
+def _range(text: str, low: float, high: float) -> ParameterDescriptor:
+    return ParameterDescriptor(description=text, floating_point_range=[
+        FloatingPointRange(from_value=low, to_value=high, step=0.0)])
+
+
+def _percentile(sorted_values: list[int], fraction: float) -> int:
+    return sorted_values[min(int(fraction * len(sorted_values)), len(sorted_values) - 1)]
+
+
+class WeldAdjusterNode(Node):
+    def __init__(self) -> None:
+        super().__init__('weld_adjuster')
+        self.declare_parameter('mode', 'closed', ParameterDescriptor(
+            description='Adjuster mode: open (nominal settings), feedforward (look-ahead), closed (look-ahead and '
+                        'power drift feedback). Takes effect at the next ~/start.',
+            additional_constraints=f'one of {", ".join(MODES)}'))
+        for name in GAIN_NAMES:
+            # No range in the descriptor: the core's own check decides, so its message is the one shown.
+            self.declare_parameter(name, float(getattr(DEFAULTS, name)), ParameterDescriptor(
+                description=f'AdjusterConfig.{name} (checked by the core adjuster). Takes effect at the next '
+                            '~/start.'))
+        self.declare_parameter('seam_length_mm', 0.0, _range(
+            'Length of the seam welded at the next ~/start in mm; 0: unknown (the weld ends on ~/stop).',
+            0.0, 100000.0))
+        self.declare_parameter('max_sample_age_s', 0.05, _range(
+            'A sample whose stamp is further than this from the node clock (either way) is refused, in s.',
+            0.001, 1.0))
+        self.declare_parameter('stale_timeout_s', 0.1, _range(
+            'Without a sample for this long during a weld: hold the setpoint and raise SENSOR_STALE, in s.',
+            0.01, 10.0))
+        self._mode = self.get_parameter('mode').value
+        if self._mode not in MODES:
+            raise ValueError(f'parameter mode = {self._mode!r} is not one of {", ".join(MODES)}')
+        self._gains = {name: self.get_parameter(name).value for name in GAIN_NAMES}
+        AdjusterConfig(**self._gains)  # refuses a bad start-up value with the core's message
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._speed_pub = self.create_publisher(TwistStamped, SPEED_TOPIC, RELIABLE)
+        self._force_pub = self.create_publisher(WrenchStamped, FORCE_TOPIC, RELIABLE)
+        self._correction_pub = self.create_publisher(Vector3Stamped, CORRECTION_TOPIC, RELIABLE)
+        self._fault_pub = self.create_publisher(String, FAULT_TOPIC, LATCHED)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+
+        self._adjuster: WeldAdjuster | None = None
+        self._setpoint: WeldSetpoint | None = None
+        self._start_s = 0.0
+        self._last_arrival_s = 0.0
+        self._stale = False
+        self._fault = ''
+        self._counts = dict.fromkeys(('samples', 'refused_malformed', 'refused_age', 'refused_order',
+                                      'ignored', 'stale_events'), 0)
+        self._compute_ns: list[int] = []
+
+        self.create_subscription(PointCloud2, FEATURES_TOPIC, self._on_features, qos_profile_sensor_data)
+        self.create_service(Trigger, '~/start', self._on_start)
+        self.create_service(Trigger, '~/stop', self._on_stop)
+        self.create_timer(WATCHDOG_PERIOD_S, self._watchdog)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._fault_pub.publish(String(data=''))
+        self.get_logger().info(f'ready: mode {self._mode}; {self.get_fully_qualified_name()}/start begins a weld')
+
+    # -- parameters ------------------------------------------------------------------------------------
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Check mode and gains before they are accepted; both take effect at the next start."""
+        mode = self._mode
+        gains = dict(self._gains)
+        for param in params:
+            if param.name == 'mode':
+                if param.value not in MODES:
+                    return SetParametersResult(
+                        successful=False, reason=f'mode {param.value!r} is not one of {", ".join(MODES)}')
+                mode = param.value
+            elif param.name in gains:
+                gains[param.name] = param.value
+        try:
+            AdjusterConfig(**gains)
+        except (ValueError, TypeError) as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        self._mode, self._gains = mode, gains
+        return SetParametersResult(successful=True)
+
+    # -- weld ------------------------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_start(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self._adjuster is not None:
+            response.success, response.message = False, 'a weld is active: call stop first'
+            return response
+        seam_length_mm = self.get_parameter('seam_length_mm').value
+        now_s = self._now_s()
+        self._adjuster = WeldAdjuster(self._mode, AdjusterConfig(**self._gains), start_stamp_s=now_s,
+                                      seam_length_mm=seam_length_mm or None)
+        self._setpoint = self._adjuster.initial_setpoint()
+        self._start_s = self._last_arrival_s = now_s
+        self._stale = False
+        self._set_fault('')
+        length = f'{seam_length_mm:g} mm' if seam_length_mm else 'unknown length'
+        response.success, response.message = True, f'weld started: mode {self._mode}, seam {length}'
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_stop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self._adjuster is None:
+            response.success, response.message = True, 'no weld was active'
+            return response
+        tool_s_mm = self._setpoint.tool_s_mm if self._setpoint else 0.0
+        self._adjuster = None
+        self._stale = False
+        self._set_fault('')
+        response.success, response.message = True, f'weld stopped at tool s = {tool_s_mm:.1f} mm'
+        self.get_logger().info(response.message)
+        return response
+
+    def _refuse(self, counter: str, problem: str) -> None:
+        self._counts[counter] += 1
+        self.get_logger().warning(f'refused seam sample: {problem}', throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _on_features(self, msg: PointCloud2) -> None:
+        """One sample in, one setpoint out (stamped with the sample's stamp)."""
+        started_ns = time.perf_counter_ns()
+        adjuster = self._adjuster
+        if adjuster is None:
+            self._counts['ignored'] += 1
+            return
+        try:
+            sample = cloud_to_seam(msg)
+        except ValueError as error:
+            self._refuse('refused_malformed', str(error))
+            return
+        if sample.stamp_s <= self._start_s:
+            self._counts['ignored'] += 1  # taken before the weld started
+            return
+        now_s = self._now_s()
+        age_s = now_s - sample.stamp_s
+        max_age_s = self.get_parameter('max_sample_age_s').value
+        if not abs(age_s) <= max_age_s:
+            self._refuse('refused_age', f'sequence {sample.sequence} is {age_s * 1e3:.1f} ms old '
+                                        f'(limit {max_age_s * 1e3:.1f} ms either way)')
+            return
+        try:
+            setpoint = adjuster.update(sample)
+        except ValueError as error:  # a stamp not after the previous one
+            self._refuse('refused_order', f'sequence {sample.sequence}: {error}')
+            return
+        self._counts['samples'] += 1
+        self._last_arrival_s = now_s
+        self._setpoint = setpoint
+        if self._stale:
+            self._stale = False
+            self.get_logger().info('seam samples are back')
+        self._publish_setpoint(setpoint, msg.header.stamp)
+        self._set_fault(setpoint.fault.name if setpoint.fault != AdjusterFault.NONE else '')
+        self._compute_ns.append(time.perf_counter_ns() - started_ns)
+
+    def _publish_setpoint(self, setpoint: WeldSetpoint, stamp: Time) -> None:
+        speed = TwistStamped()
+        speed.header.stamp, speed.header.frame_id = stamp, TCP_FRAME
+        speed.twist.linear.x = setpoint.speed_mm_s * 1e-3
+        force = WrenchStamped()
+        force.header.stamp, force.header.frame_id = stamp, TCP_FRAME
+        force.wrench.force.z = setpoint.force_n
+        correction = Vector3Stamped()
+        correction.header.stamp, correction.header.frame_id = stamp, TCP_FRAME
+        correction.vector.y = setpoint.correction_mm * 1e-3
+        self._speed_pub.publish(speed)
+        self._force_pub.publish(force)
+        self._correction_pub.publish(correction)
+
+    def _set_fault(self, fault: str) -> None:
+        if fault != self._fault:
+            self._fault = fault
+            self._fault_pub.publish(String(data=fault))
+            if fault:
+                self.get_logger().error(f'adjuster fault {fault}')
+
+    def _watchdog(self) -> None:
+        """Watch for a silent sensor during a weld: hold the last setpoint, republish it, raise SENSOR_STALE."""
+        if self._adjuster is None or self._setpoint is None:
+            return
+        now_s = self._now_s()
+        silent_s = now_s - self._last_arrival_s
+        timeout_s = self.get_parameter('stale_timeout_s').value
+        if silent_s <= timeout_s:
+            return
+        if not self._stale:
+            self._stale = True
+            self._counts['stale_events'] += 1
+            self.get_logger().error(f'no seam sample for {silent_s:.3f} s (limit {timeout_s} s): '
+                                    'holding the last setpoint')
+        self._set_fault(SENSOR_STALE)
+        # The core has no safe-setpoint API (slow down within the rate limits), so the last setpoint is held.
+        self._publish_setpoint(self._setpoint, stamp_to_msg(max(now_s, 0.0)))
+
+    # -- diagnostics -----------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        compute_ns = sorted(self._compute_ns)
+        self._compute_ns = []
+        counts = self._counts
+        refused = counts['refused_malformed'] + counts['refused_age'] + counts['refused_order']
+        setpoint = self._setpoint
+        active = self._adjuster is not None
+        values = {
+            'mode': self._mode, 'weld_mode': self._adjuster.mode if active else '-', 'active': active,
+            'refused': refused, **counts, 'stale': self._stale,
+            'fault': self._fault or 'none',
+            'drift_estimate': f'{setpoint.drift_estimate:.4f}' if setpoint else '-',
+            'tool_s_mm': f'{setpoint.tool_s_mm:.2f}' if setpoint else '-',
+            'speed_mm_s': f'{setpoint.speed_mm_s:.3f}' if setpoint else '-',
+            'force_n': f'{setpoint.force_n:.1f}' if setpoint else '-',
+            'correction_mm': f'{setpoint.correction_mm:.4f}' if setpoint else '-',
+            'compute_samples_last_s': len(compute_ns),
+            'compute_p50_us': f'{_percentile(compute_ns, 0.50) / 1e3:.1f}' if compute_ns else '-',
+            'compute_p99_us': f'{_percentile(compute_ns, 0.99) / 1e3:.1f}' if compute_ns else '-',
+        }
+        if self._fault:
+            level, message = DiagnosticStatus.ERROR, f'fault {self._fault}'
+        elif active:
+            level, message = DiagnosticStatus.OK, 'welding'
+        else:
+            level, message = DiagnosticStatus.OK, 'idle'
+        status = DiagnosticStatus(level=level, name=STATUS_NAME, message=message, hardware_id=self.get_name(),
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+
+def main(args: list[str] | None = None) -> int:
+    # rclpy 7.1 (Jazzy wheels) returns None from init, so no `with rclpy.init()`: shut down in finally.
+    rclpy.init(args=args)
+    try:
+        try:
+            node = WeldAdjusterNode()
+        except (ValueError, ParameterException) as error:
+            rclpy.logging.get_logger('weld_adjuster').fatal(f'cannot start: {error}')
+            return 1
+        try:
+            rclpy.spin(node)
+        finally:
+            node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
