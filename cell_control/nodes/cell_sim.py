@@ -39,7 +39,7 @@ from cell_control.sim.interface import AGV_NAMES
 CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands, sensor and clock
 JOINT_STATE_PERIOD_S = 0.01
 ODOMETRY_PERIOD_S = 0.02
-EYE_HEARTBEAT_PERIOD_S = 0.1
+SWITCH_HEARTBEAT_PERIOD_S = 0.1         # photo-eyes, clamp switch, deck load sensors: on change and at 10 Hz
 MARKER_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -88,6 +88,9 @@ class CellSimNode(Node):
                           for eye in self._layout['photo_eyes']}
         self._odom_pubs = {agv: self.create_publisher(Odometry, f'/{agv}/odom', RELIABLE) for agv in AGV_NAMES}
         self._marker_pub = self.create_publisher(MarkerArray, '/cell/markers', LATCHED)
+        self._clamp_pub = self.create_publisher(Bool, '/station/clamp_closed', LATCHED)
+        self._load_pubs = {agv: self.create_publisher(Bool, f'/{agv}/load_present', LATCHED) for agv in AGV_NAMES}
+        self._weld_result_pub = self.create_publisher(String, '/sim/weld_result', LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         if p['publish_robot_description']:
             self._description_pub = self.create_publisher(String, '/robot_description', LATCHED)
@@ -98,6 +101,7 @@ class CellSimNode(Node):
         self.create_subscription(Float64, '/arm_controller/speed_scaling', self._on_speed_scaling, RELIABLE)
         self.create_subscription(Float64, '/conveyor/belt_speed', self._on_belt_speed, RELIABLE)
         self.create_subscription(Bool, '/conveyor/station_stop', self._on_station_stop, RELIABLE)
+        self.create_subscription(Bool, '/station/clamp', self._on_clamp, RELIABLE)
         self.create_subscription(Bool, '/weld_tool/arc_on', self._on_arc, RELIABLE)
         self.create_subscription(TwistStamped, '/weld/travel_speed', self._on_travel_speed, RELIABLE)
         self.create_subscription(WrenchStamped, '/weld/contact_force', self._on_contact_force, RELIABLE)
@@ -108,8 +112,11 @@ class CellSimNode(Node):
             self.create_service(Trigger, f'/{agv}/load_part', lambda q, r, a=agv: self._load_part(a, r))
             self.create_service(Trigger, f'/{agv}/unload_part', lambda q, r, a=agv: self._unload_part(a, r))
 
-        self._last_eyes: dict[str, bool] = {}
-        self._next = {'joints': 0.0, 'odom': 0.0, 'eyes': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
+        self._switch_pubs = {f'eye/{eye}': pub for eye, pub in self._eye_pubs.items()}
+        self._switch_pubs['clamp'] = self._clamp_pub
+        self._switch_pubs.update({f'load/{agv}': pub for agv, pub in self._load_pubs.items()})
+        self._last_switches: dict[str, bool] = {}
+        self._next = {'joints': 0.0, 'odom': 0.0, 'switches': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
         self.stats: dict[str, float] = {}
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -157,6 +164,10 @@ class CellSimNode(Node):
         return False
 
     def _on_trajectory(self, msg: JointTrajectoryMsg) -> None:
+        if not msg.points:   # joint_trajectory_controller: an empty trajectory stops and holds
+            with self._lock:
+                self.sim.stop_arm()
+            return
         points = [TrajectoryPoint(p.time_from_start.sec + p.time_from_start.nanosec * 1e-9, tuple(p.positions),
                                   tuple(p.velocities) or None) for p in msg.points]
         try:
@@ -184,6 +195,10 @@ class CellSimNode(Node):
 
     def _on_station_stop(self, msg: Bool) -> None:
         self.sim.gate_raised = msg.data
+
+    def _on_clamp(self, msg: Bool) -> None:
+        with self._lock:
+            self.sim.set_clamp(msg.data)
 
     def _on_arc(self, msg: Bool) -> None:
         with self._lock:
@@ -280,11 +295,15 @@ class CellSimNode(Node):
             self._publish_joints(header_stamp)
         if self._due('odom', now, ODOMETRY_PERIOD_S):
             self._publish_odometry(header_stamp)
-        eyes = self.sim.photo_eyes()
-        if eyes != self._last_eyes or self._due('eyes', now, EYE_HEARTBEAT_PERIOD_S):
-            for eye, state in eyes.items():
-                self._eye_pubs[eye].publish(Bool(data=state))
-            self._last_eyes = eyes
+        switches = {f'eye/{eye}': state for eye, state in self.sim.photo_eyes().items()}
+        switches['clamp'] = self.sim.clamp_closed
+        switches.update({f'load/{agv}': self.sim.load_present(agv) for agv in AGV_NAMES})
+        if switches != self._last_switches or self._due('switches', now, SWITCH_HEARTBEAT_PERIOD_S):
+            for name, state in switches.items():
+                self._switch_pubs[name].publish(Bool(data=state))
+            self._last_switches = switches
+        while self.sim.weld_results:
+            self._weld_result_pub.publish(String(data=json.dumps(self.sim.weld_results.pop(0))))
         if self._due('markers', now, MARKER_PERIOD_S):
             self._marker_pub.publish(self._markers(header_stamp))
         if self._due('diagnostics', now, DIAGNOSTICS_PERIOD_S):

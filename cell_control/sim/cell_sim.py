@@ -25,6 +25,9 @@ AGV_LINEAR_ACCEL = 1.0         # m/s²
 AGV_ANGULAR_ACCEL = 2.0        # rad/s²
 GATE_SPEED = 0.2               # m/s the stop gate moves
 PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
+CLAMP_TIME_S = 0.5             # the fixture clamp closes or opens in this time
+CLAMP_REACH_M = 0.05           # a part this close to the station position is gripped by the clamp
+DECK_CENTRED_M = 0.15          # the deck's load sensor sees a part this close to the deck centre
 SEAM_CAPTURE_MM = 3.0          # the arc strikes only when the TCP is this close to the seam start
 CONTACT_TOLERANCE_M = 0.003    # TCP this close to the part surface: the force-controlled axis is in contact
 
@@ -96,6 +99,11 @@ class CellSimulation:
         self._parked_pose = [self.data.qpos[q:q + 7].copy() for q in cell.part_qpos]
         for index in range(len(cell.part_bodies)):
             self._park(index)
+        self.clamp_command = False
+        self.clamp_closed = False
+        self._clamp_change_s = 0.0
+        self._clamped_part: int | None = None
+        self.weld_results: list[dict] = []
         self.seam_placement: SeamPlacement | None = None
         self.weld_controls = WeldControls()
         self.arc_on = False
@@ -222,6 +230,21 @@ class CellSimulation:
                 return index
         return None
 
+    def load_present(self, agv: str) -> bool:
+        """The deck's load sensor: a part lies on the deck, near its centre."""
+        index = self.part_on_deck(agv)
+        if index is None:
+            return False
+        state = self.agv_state(agv)
+        position, _ = self.part_pose(index)
+        along = (position[0] - state.x) * math.cos(state.yaw) + (position[1] - state.y) * math.sin(state.yaw)
+        return abs(along) <= DECK_CENTRED_M
+
+    def set_clamp(self, closed: bool) -> None:
+        if closed != self.clamp_command:
+            self.clamp_command = closed
+            self._clamp_change_s = self.time_s
+
     def _park(self, index: int) -> None:
         q, v = self.cell.part_qpos[index], self.cell.part_dof[index]
         self.model.body_gravcomp[self.cell.part_bodies[index]] = 1.0
@@ -269,7 +292,8 @@ class CellSimulation:
     def _step_weld(self) -> None:
         """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
         if self.seam_placement is None or not self.arc_on:
-            self.weld = None
+            if self.weld is not None:
+                self._finish_weld('arc off before the seam end')
             self._sensor_tick(None)
             return
         if self.weld is None:
@@ -286,6 +310,17 @@ class CellSimulation:
         self._sensor_tick(sample)
         if self.weld.done:
             self.arc_on = False
+            self._finish_weld('')
+
+    def _finish_weld(self, interrupted: str) -> None:
+        """Keep the process model's true score of the weld (for evaluation: no real cell can measure it)."""
+        assert self.weld is not None
+        metrics = self.weld.metrics()
+        self.weld_results.append({
+            'part': f'part_{self.weld_part}', 'seam': self.weld.seam.name, 'end_time_s': round(self.time_s, 3),
+            'seam_length_mm': self.weld.seam.length_mm, 'welded_mm': round(self.weld.s_mm, 2),
+            'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()}})
+        self.weld = None
 
     def _strike_arc(self) -> None:
         for part in self.parts_in_cell():
@@ -320,6 +355,23 @@ class CellSimulation:
             matplotlib.image.imsave(path, renderer.render())
 
     # ----- per-step device behaviour ---------------------------------------------------------------------
+    def _apply_clamp(self, now: float) -> None:
+        """The fixture clamp: closes or opens after CLAMP_TIME_S and, while closed, holds the part still."""
+        if self.clamp_closed != self.clamp_command and now - self._clamp_change_s >= CLAMP_TIME_S:
+            self.clamp_closed = self.clamp_command
+            self._clamped_part = self._part_at_station() if self.clamp_closed else None
+        if self._clamped_part is not None:
+            dof = self.cell.part_dof[self._clamped_part]
+            self.data.qvel[dof:dof + 6] = 0.0
+
+    def _part_at_station(self) -> int | None:
+        station_x = self.layout['station']['x']
+        for index in self.parts_in_cell():
+            position, _ = self.part_pose(index)
+            if abs(position[0] - station_x) <= CLAMP_REACH_M and abs(position[1]) <= CLAMP_REACH_M:
+                return index
+        return None
+
     def _apply_devices(self) -> None:
         """Device behaviour of one step, in plain floats: this runs a thousand times per simulated second."""
         c, d = self.cell, self.data
@@ -341,6 +393,7 @@ class CellSimulation:
         d.qvel[c.gate_dof] = 0.0
 
         now = float(d.time)
+        self._apply_clamp(now)
         for agv, command in self._agv_commands.items():
             fresh_twist = now - command.twist_time_s <= COMMAND_TIMEOUT_S
             target_linear = command.linear_m_s if fresh_twist else 0.0
@@ -354,6 +407,12 @@ class CellSimulation:
             d.qpos[c.deck_qpos[agv]] = 0.0
             deck_fresh = now - command.deck_time_s <= COMMAND_TIMEOUT_S
             d.qvel[c.deck_dof[agv]] = command.deck_m_s if deck_fresh else 0.0
+
+
+def _json_number(value: float | int) -> float | int | None:
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    return value
 
 
 def _clamp(value: float, limit: float) -> float:
