@@ -206,7 +206,7 @@ class AgvController:
         return commands
 
     def on_service_reply(self, call_id: int, success: bool, message: str, now_s: float) -> list[Command]:
-        """A load/unload reply; one for a call already timed out is ignored."""
+        """Take a load/unload reply; one for a call already timed out is ignored."""
         call = self._call
         if call is None or call.call_id != call_id:
             return []
@@ -287,7 +287,7 @@ class AgvController:
         return self._send_request(now_s)
 
     def _send_request(self, now_s: float) -> list[Command]:
-        """A new request id for the current part (first `<part>-load`, retries `<part>-load-2`, ...)."""
+        """Send a request with a new id for the current part (`<part>-load`, then `<part>-load-2`, ...)."""
         assert self.part is not None
         inbound = self.role is AgvRole.INBOUND
         verb = 'load' if inbound else 'unload'
@@ -464,6 +464,6 @@ class Fleet:
         return len(self.outbound.completed)
 
     def status(self) -> dict:
-        """What /fleet/status carries: it changes only on task, part or count changes (no poses)."""
+        """Return what /fleet/status carries: it changes only with a task, part or count (no poses)."""
         return {'parts': self.config.parts, 'loaded': self.loaded, 'delivered_to_sink': self.delivered_to_sink,
                 'agvs': {name: agv.status() for name, agv in self.agvs.items()}}

@@ -1,0 +1,252 @@
+"""`fleet_sim`: the AGV fleet of the simulated cell, a thin ROS shell around `core.fleet.Fleet`.
+
+ROS messages become plain values here and the plan's commands become messages and service calls; what each
+AGV does next is decided in core.fleet (tested without ROS). All timing comes from the node clock, so the
+node runs on simulated time with `use_sim_time:=true`.
+
+Interface (std_msgs/String unless noted, reliable, depth 10):
+  /handoff/announce        out  part id announced when the source loads it (repeated until the cell answers)
+  /handoff/request         out  core.handoff.encode_request JSON
+  /handoff/result          in   core.handoff.encode_result JSON
+  /handoff/pickup_request  in   part id: send the outbound AGV to the outbound dock for it
+  /<agv>/cmd_vel (Twist) and /<agv>/deck_speed (Float64) out; /<agv>/odom (Odometry) and
+  /<agv>/load_present (Bool, transient local) in; /<agv>/load_part and /<agv>/unload_part (Trigger) called
+  /fleet/status            out  JSON {"loaded", "delivered_to_sink", "agvs": {...}}, transient local, on change
+  /diagnostics (DiagnosticArray) out at 1 Hz: each AGV's task, part and pose, and the counts
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, Float64, String
+from std_srvs.srv import Trigger
+
+from cell_control.core.agv_navigation import Pose2D
+from cell_control.core.description import load_layout
+from cell_control.core.fleet import Command, CommandKind, Fleet, FleetConfig
+from cell_control.core.handoff import HandoffError, decode_result, encode_request
+from cell_control.nodes.node_main import run_node
+
+TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
+DIAGNOSTICS_PERIOD_S = 1.0
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _descriptor(text: str, low: float | None = None, high: float | None = None,
+                integer: bool = False) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=text, read_only=True)
+    if low is not None and high is not None:
+        if integer:
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
+    return descriptor
+
+
+def yaw_of(q) -> float:
+    """Yaw of a quaternion (the AGVs move in the plane)."""
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+class FleetSimNode(Node):
+    def __init__(self) -> None:
+        super().__init__('fleet_sim')
+        self.fleet = Fleet(self._declare_parameters(), load_layout())
+        self._lock = threading.RLock()   # callbacks may run on several executor threads
+        self._last_status = ''
+        agvs = list(self.fleet.agvs)
+        self._announce_pub = self.create_publisher(String, '/handoff/announce', RELIABLE)
+        self._request_pub = self.create_publisher(String, '/handoff/request', RELIABLE)
+        self._status_pub = self.create_publisher(String, '/fleet/status', LATCHED)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self._cmd_pubs = {agv: self.create_publisher(Twist, f'/{agv}/cmd_vel', RELIABLE) for agv in agvs}
+        self._deck_pubs = {agv: self.create_publisher(Float64, f'/{agv}/deck_speed', RELIABLE) for agv in agvs}
+        self._trigger_clients = {(agv, service): self.create_client(Trigger, f'/{agv}/{service}')
+                                 for agv in agvs for service in ('load_part', 'unload_part')}
+        self.create_subscription(String, '/handoff/result', self._on_result, RELIABLE)
+        self.create_subscription(String, '/handoff/pickup_request', self._on_pickup, RELIABLE)
+        for agv in agvs:
+            self.create_subscription(Odometry, f'/{agv}/odom', lambda m, a=agv: self._on_odometry(a, m), RELIABLE)
+            self.create_subscription(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), LATCHED)
+        self.create_timer(TICK_PERIOD_S, self._tick)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._publish_status()
+
+    def _declare_parameters(self) -> FleetConfig:
+        declare = self.declare_parameter
+        declare('inbound_agv', 'agv_1', _descriptor('AGV that carries parts from the source to the inbound dock.'))
+        declare('outbound_agv', 'agv_2', _descriptor('AGV that takes parts from the outbound dock to the sink.'))
+        declare('parts', 3, _descriptor('Parts the source sends into the cell.', 0, 1000, True))
+        declare('prefix', 'P', _descriptor('Part ids are <prefix>-<n>, n from 1.'))
+        declare('deck_speed', 0.3, _descriptor('Deck roller surface speed during a transfer, m/s.', 0.05, 0.5))
+        declare('retry_backoff_s', 2.0, _descriptor(
+            'Wait after a FAILED handoff or a failed service call before trying again (new request id), s.',
+            0.1, 600.0))
+        declare('inbound_enabled', True, _descriptor(
+            'False: the inbound AGV loads, announces and requests, but never leaves the source.'))
+        declare('answer_timeout_s', 2.0, _descriptor('Resend the same request id after this much silence, s.',
+                                                     0.1, 60.0))
+        declare('service_timeout_s', 5.0, _descriptor('A load/unload service must reply within this, s.',
+                                                      0.1, 120.0))
+        declare('load_present_timeout_s', 10.0, _descriptor(
+            'Outbound: the part must be centred on the deck within this after SUCCESS, s.', 0.1, 120.0))
+        declare('deck_clear_s', 1.5, _descriptor(
+            'Inbound: rollers keep pushing this long after SUCCESS before the AGV leaves, s.', 0.0, 30.0))
+        declare('drive_timeout_s', 120.0, _descriptor('A route not driven within this is planned again, s.',
+                                                      1.0, 3600.0))
+        declare('odometry_timeout_s', 0.5, _descriptor('Odometry older than this stops the AGV, s.', 0.05, 10.0))
+        value = {name: self.get_parameter(name).value for name in (
+            'inbound_agv', 'outbound_agv', 'parts', 'prefix', 'deck_speed', 'retry_backoff_s', 'inbound_enabled',
+            'answer_timeout_s', 'service_timeout_s', 'load_present_timeout_s', 'deck_clear_s', 'drive_timeout_s',
+            'odometry_timeout_s')}
+        return FleetConfig(
+            inbound_agv=value['inbound_agv'], outbound_agv=value['outbound_agv'], parts=value['parts'],
+            prefix=value['prefix'], deck_speed_m_s=value['deck_speed'], retry_backoff_s=value['retry_backoff_s'],
+            inbound_enabled=value['inbound_enabled'], answer_timeout_s=value['answer_timeout_s'],
+            service_timeout_s=value['service_timeout_s'], load_present_timeout_s=value['load_present_timeout_s'],
+            deck_clear_s=value['deck_clear_s'], drive_timeout_s=value['drive_timeout_s'],
+            odometry_timeout_s=value['odometry_timeout_s'])
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ----- inputs -----------------------------------------------------------------------------------------
+    def _on_odometry(self, agv: str, msg: Odometry) -> None:
+        p = msg.pose.pose
+        pose = Pose2D(p.position.x, p.position.y, yaw_of(p.orientation))
+        if not all(math.isfinite(v) for v in (pose.x, pose.y, pose.yaw)):
+            self.get_logger().warn(f'{agv}: non-finite odometry dropped')
+            return
+        self._run(lambda now: self.fleet.on_odometry(agv, pose, now))
+
+    def _on_load(self, agv: str, msg: Bool) -> None:
+        self._run(lambda now: self.fleet.on_load_present(agv, bool(msg.data), now))
+
+    def _on_result(self, msg: String) -> None:
+        try:
+            result = decode_result(msg.data)
+        except HandoffError as error:
+            self.get_logger().warn(f'handoff result dropped: {error}')
+            return
+        self._run(lambda now: self.fleet.on_result(result, now))
+
+    def _on_pickup(self, msg: String) -> None:
+        part = msg.data.strip()
+        if not part:
+            self.get_logger().warn('empty pickup request dropped')
+            return
+        self._run(lambda now: self.fleet.on_pickup_request(part, now))
+
+    def _tick(self) -> None:
+        self._run(self.fleet.tick)
+
+    def _on_reply(self, agv: str, call_id: int, future) -> None:
+        try:
+            response = future.result()
+            success, message = bool(response.success), response.message
+        except Exception as error:   # a failed call is a refusal with its reason, never an exception here
+            success, message = False, f'call failed: {error!r}'
+        self._run(lambda now: self.fleet.on_service_reply(agv, call_id, success, message, now))
+
+    # ----- outputs ----------------------------------------------------------------------------------------
+    def _run(self, step) -> None:
+        with self._lock:
+            now = self._now()
+            commands = step(now)
+            for command in commands:
+                self._execute(command, now)
+        self._publish_status()
+
+    def _execute(self, command: Command, now: float) -> None:
+        kind = command.kind
+        if kind is CommandKind.TWIST:
+            twist = Twist()
+            twist.linear.x, twist.angular.z = float(command.linear), float(command.angular)
+            self._cmd_pubs[command.agv].publish(twist)
+        elif kind is CommandKind.DECK:
+            self._deck_pubs[command.agv].publish(Float64(data=float(command.speed)))
+        elif kind is CommandKind.ANNOUNCE:
+            self._announce_pub.publish(String(data=command.part_id))
+        elif kind is CommandKind.SEND_REQUEST and command.request is not None:
+            self._request_pub.publish(String(data=encode_request(command.request)))
+        elif kind is CommandKind.CALL_SERVICE:
+            self._call(command, now)
+        elif kind is CommandKind.LOG:
+            self._log(command.level, command.text)
+
+    def _log(self, level: str, text: str) -> None:
+        """One call site per severity: rclpy refuses a changing severity from the same line."""
+        if level == 'error':
+            self.get_logger().error(text)
+        elif level == 'warn':
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
+
+    def _call(self, command: Command, now: float) -> None:
+        """Call without blocking: the plan's own deadline covers a reply that never comes."""
+        client = self._trigger_clients[(command.agv, command.service)]
+        if not client.service_is_ready():
+            reply = self.fleet.on_service_reply(command.agv, command.call_id, False,
+                                                f'service /{command.agv}/{command.service} not available', now)
+            for follow_up in reply:
+                self._execute(follow_up, now)
+            return
+        future = client.call_async(Trigger.Request())
+        future.add_done_callback(lambda f, a=command.agv, c=command.call_id: self._on_reply(a, c, f))
+
+    def _publish_status(self) -> None:
+        with self._lock:
+            text = json.dumps(self.fleet.status(), sort_keys=True)
+            if text == self._last_status:
+                return
+            self._last_status = text
+        self._status_pub.publish(String(data=text))
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        with self._lock:
+            for name, agv in self.fleet.agvs.items():
+                pose = agv.pose
+                status = DiagnosticStatus(name=f'fleet_sim: {name}', hardware_id=name,
+                                          level=DiagnosticStatus.WARN if agv.warning else DiagnosticStatus.OK,
+                                          message=agv.warning or agv.task.value)
+                values = {'role': agv.role.value, 'task': agv.task.value, 'part': agv.part or '',
+                          'request': agv.request_id, 'deck_speed': f'{agv.deck_speed:.2f}',
+                          'x': f'{pose.x:.3f}' if pose else '-', 'y': f'{pose.y:.3f}' if pose else '-',
+                          'yaw': f'{pose.yaw:.3f}' if pose else '-'}
+                status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+                array.status.append(status)
+            fleet = DiagnosticStatus(name='fleet_sim: fleet', hardware_id='fleet', level=DiagnosticStatus.OK,
+                                     message=f'{self.fleet.loaded} loaded, {self.fleet.delivered_to_sink} '
+                                             'delivered to the sink')
+            fleet.values = [KeyValue(key='parts', value=str(self.fleet.config.parts)),
+                            KeyValue(key='loaded', value=str(self.fleet.loaded)),
+                            KeyValue(key='delivered_to_sink', value=str(self.fleet.delivered_to_sink))]
+            array.status.append(fleet)
+        self._diagnostics_pub.publish(array)
+
+    def close(self) -> None:
+        """Leave the AGVs stopped and their decks off."""
+        for agv in self.fleet.agvs:
+            self._cmd_pubs[agv].publish(Twist())
+            self._deck_pubs[agv].publish(Float64(data=0.0))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(FleetSimNode, 'fleet_sim', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""fleet_sim against cell_sim over DDS, with this test playing the cell's side of the handoff protocol."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, wait_for
+
+rclpy = pytest.importorskip('rclpy')
+from nav_msgs.msg import Odometry  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from std_msgs.msg import Bool, Float64, String  # noqa: E402
+
+from cell_control.core.description import load_layout  # noqa: E402
+from cell_control.core.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
+                                       encode_result)
+
+pytestmark = pytest.mark.integration
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def start(ros_env: dict, domain_id: int, log: Path, module: str, *params: str) -> subprocess.Popen:
+    command = [sys.executable, '-m', module, '--ros-args']
+    for param in params:
+        command += ['-p', param]
+    return subprocess.Popen(command, cwd=REPO, env=dict(ros_env, ROS_DOMAIN_ID=str(domain_id)),
+                            stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def cell(request, ros_env, ros_node_factory, tmp_path):
+    """cell_sim and fleet_sim on the test's own domain, and a probe node that plays the cell."""
+    domain_id, fleet_params = request.param
+    processes = {'cell_sim': start(ros_env, domain_id, tmp_path / 'cell_sim.log', 'cell_control.nodes.cell_sim',
+                                   'real_time_factor:=5.0'),
+                 'fleet_sim': start(ros_env, domain_id, tmp_path / 'fleet_sim.log', 'cell_control.nodes.fleet_sim',
+                                    'use_sim_time:=true', *fleet_params)}
+    probe = ros_node_factory(domain_id)
+    yield probe, tmp_path
+    for process in processes.values():
+        process.terminate()
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        assert process.returncode in (0, -15), (tmp_path / f'{name}.log').read_text()[-3000:]
+
+
+class Latest:
+    def __init__(self, probe, msg_type, topic: str, qos) -> None:
+        self.msg = None
+        self.all: list = []
+        probe.node.create_subscription(msg_type, topic, self._on, qos)
+
+    def _on(self, msg) -> None:
+        self.msg = msg
+        self.all.append(msg)
+
+
+class CellSide:
+    """The cell's half of the handoff: a real HandoffServer answering every request message (resends too)."""
+
+    def __init__(self, probe) -> None:
+        self.server = HandoffServer()
+        self.lock = threading.Lock()
+        self.requests: list = []
+        self.results: list = []
+        self._pub = probe.node.create_publisher(String, '/handoff/result', RELIABLE)
+        probe.node.create_subscription(String, '/handoff/request', self._on_request, RELIABLE)
+
+    def _on_request(self, msg: String) -> None:
+        request = decode_request(msg.data)
+        with self.lock:
+            self.requests.append(request)
+            self.publish(self.server.receive(request, time.monotonic()))
+
+    def publish(self, result) -> None:
+        self.results.append(result)
+        self._pub.publish(String(data=encode_result(result)))
+
+    def do(self, call, *args) -> None:
+        with self.lock:
+            outcome = call(*args, time.monotonic())
+            for result in outcome if isinstance(outcome, list) else [outcome]:
+                self.publish(result)
+
+
+def pose_of(msg: Odometry) -> tuple[float, float, float]:
+    p = msg.pose.pose
+    return p.position.x, p.position.y, 2.0 * math.atan2(p.orientation.z, p.orientation.w)
+
+
+@pytest.mark.parametrize('cell', [(90, ('parts:=1',))], indirect=True)
+def test_inbound_agv_delivers_its_part_onto_the_belt_and_goes_back_to_the_source(cell):
+    probe, tmp_path = cell
+    layout = load_layout()
+    dock, home = layout['docks']['inbound'], layout['agv']['home']['agv_1']
+    cell_side = CellSide(probe)
+    odometry = Latest(probe, Odometry, '/agv_1/odom', RELIABLE)
+    deck = Latest(probe, Float64, '/agv_1/deck_speed', RELIABLE)
+    announce = Latest(probe, String, '/handoff/announce', RELIABLE)
+    infeed = Latest(probe, Bool, '/conveyor/photo_eye/infeed', LATCHED)
+    station = Latest(probe, Bool, '/conveyor/photo_eye/station', LATCHED)
+    status = Latest(probe, String, '/fleet/status', LATCHED)
+    belt = probe.node.create_publisher(Float64, '/conveyor/belt_speed', RELIABLE)
+    gate = probe.node.create_publisher(Bool, '/conveyor/station_stop', RELIABLE)
+
+    wait_for(lambda: cell_side.requests, 60, 'the first handoff request')
+    request = cell_side.requests[0]
+    assert (request.request_id, request.dock, request.agv, request.part_id) == ('P-1-load', 'inbound', 'agv_1', 'P-1')
+    assert 'P-1' in [m.data for m in announce.all]
+    assert cell_side.results[0].step is HandoffStep.AWAIT_DOCKED
+
+    def docked() -> bool:
+        x, y, yaw = pose_of(odometry.msg)
+        twist = odometry.msg.twist.twist
+        return (math.hypot(x - dock['x'], y - dock['y']) < 0.02 and abs(yaw - dock['yaw']) < 0.02
+                and abs(twist.linear.x) < 0.01 and abs(twist.angular.z) < 0.01)
+    wait_for(lambda: odometry.msg is not None and docked(), 60, 'agv_1 docked at the inbound dock')
+    cell_side.do(cell_side.server.agv_docked, 'inbound', 'agv_1', True)
+    assert cell_side.server.step('inbound') is HandoffStep.AWAIT_CELL
+    assert all(m.data == 0.0 for m in deck.all), 'no rollers before the cell asks'
+    cell_side.do(cell_side.server.begin_transfer, 'inbound')
+
+    def rollers() -> bool:
+        belt.publish(Float64(data=0.3))
+        gate.publish(Bool(data=True))
+        return bool(deck.msg and deck.msg.data > 0.0)
+    wait_for(rollers, 20, 'agv_1 running its deck rollers')
+    cell_side.do(cell_side.server.rollers_running, 'inbound')
+
+    def part_at_infeed() -> bool:
+        belt.publish(Float64(data=0.3))
+        return bool(infeed.msg and infeed.msg.data)
+    wait_for(part_at_infeed, 30, 'the part at the infeed photo-eye')
+    cell_side.do(cell_side.server.part_detected, 'inbound')
+    assert cell_side.results[-1].status is HandoffStatus.SUCCESS
+
+    def part_at_station() -> bool:
+        belt.publish(Float64(data=0.3))
+        return bool(station.msg and station.msg.data)
+    wait_for(part_at_station, 30, 'the part carried on to the station photo-eye')
+    belt.publish(Float64(data=0.0))
+    wait_for(lambda: pose_of(odometry.msg)[0] < dock['x'] - 0.8, 30, 'agv_1 leaving the dock toward the source')
+    wait_for(lambda: math.hypot(pose_of(odometry.msg)[0] - home['x'], pose_of(odometry.msg)[1] - home['y']) < 0.05,
+             60, 'agv_1 back at the source')
+    wait_for(lambda: status.msg and json.loads(status.msg.data)['agvs']['agv_1']['task'] == 'done', 10,
+             'agv_1 reporting done on /fleet/status')
+    final = json.loads(status.msg.data)
+    assert final['loaded'] == 1 and final['delivered_to_sink'] == 0
+    assert [r.request_id for r in cell_side.requests if r.request_id != 'P-1-load'] == [], 'one request id only'
