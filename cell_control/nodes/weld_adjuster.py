@@ -1,6 +1,6 @@
 """`weld_adjuster` node: `/seam/features` → the core `WeldAdjuster` → travel speed, force, lateral correction.
 
-In: `/seam/features` (PointCloud2, sensor-data QoS, DESIGN §5), one sample per message.
+In: `/seam/features` (PointCloud2, sensor-data QoS with a 50-sample queue, DESIGN §5), one sample per message.
 Out, while a weld is active, one of each per accepted sample, reliable depth 10, frame `weld_tcp`, and each
 with header.stamp = the sample's own stamp, so the loop latency can be read from the messages (DESIGN §7):
     /weld/travel_speed        TwistStamped    twist.linear.x in m/s
@@ -19,13 +19,10 @@ import dataclasses
 import sys
 import time
 
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -34,6 +31,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from cell_control.core.weld_adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
+from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam, stamp_to_msg
 
 FEATURES_TOPIC = '/seam/features'
@@ -47,6 +45,10 @@ DIAGNOSTICS_PERIOD_S = 1.0
 WATCHDOG_PERIOD_S = 0.01  # how often the sensor's silence is checked (and a held setpoint republished)
 LOG_THROTTLE_S = 1.0
 STATUS_NAME = 'weld_adjuster: weld loop'
+# Sensor-data QoS (best effort, volatile) with a queue of 100 ms at 500 Hz instead of its 5 samples: a
+# scheduling stall of this process is caught up rather than dropped; what is too old is then refused by age.
+FEATURES_QOS = QoSProfile(depth=50, reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability, history=qos_profile_sensor_data.history)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 GAIN_NAMES = tuple(field.name for field in dataclasses.fields(AdjusterConfig))
@@ -106,7 +108,7 @@ class WeldAdjusterNode(Node):
                                       'ignored', 'stale_events'), 0)
         self._compute_ns: list[int] = []
 
-        self.create_subscription(PointCloud2, FEATURES_TOPIC, self._on_features, qos_profile_sensor_data)
+        self.create_subscription(PointCloud2, FEATURES_TOPIC, self._on_features, FEATURES_QOS)
         self.create_service(Trigger, '~/start', self._on_start)
         self.create_service(Trigger, '~/stop', self._on_stop)
         self.create_timer(WATCHDOG_PERIOD_S, self._watchdog)
@@ -282,23 +284,7 @@ class WeldAdjusterNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    # rclpy 7.1 (Jazzy wheels) returns None from init, so no `with rclpy.init()`: shut down in finally.
-    rclpy.init(args=args)
-    try:
-        try:
-            node = WeldAdjusterNode()
-        except (ValueError, ParameterException) as error:
-            rclpy.logging.get_logger('weld_adjuster').fatal(f'cannot start: {error}')
-            return 1
-        try:
-            rclpy.spin(node)
-        finally:
-            node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    return run_node(WeldAdjusterNode, 'weld_adjuster', args)
 
 
 if __name__ == '__main__':
