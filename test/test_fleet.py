@@ -164,6 +164,9 @@ def test_outbound_cycle_pickup_dock_pull_in_and_sink():
     assert at(world.poses['agv_2'], LAYOUT['docks']['outbound']), world.poses['agv_2']
     world.answer('P-1-unload', HandoffStatus.ACKNOWLEDGED, HandoffStep.AWAIT_ROLLERS)
     assert agv.deck_speed == pytest.approx(0.3), 'deck +x pulls the part on at the outbound dock'
+    world.feed(world.fleet.on_load_present('agv_2', True, world.now))
+    assert agv.deck_speed == 0.0, 'a centred part stops the rollers before SUCCESS: never pulled off the end'
+    world.feed(world.fleet.on_load_present('agv_2', False, world.now))
     world.answer('P-1-unload', HandoffStatus.SUCCESS, HandoffStep.DONE)
     assert agv.task is AgvTask.PULL_IN and agv.deck_speed > 0
     for _ in range(20):

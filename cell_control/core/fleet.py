@@ -178,10 +178,19 @@ class AgvController:
         return commands
 
     def on_load_present(self, present: bool, now_s: float) -> list[Command]:
+        """Take the deck's load sensor: a centred part stops the outbound rollers, never pulled off the end."""
         self.load_present = present
         if present and self.task is AgvTask.PULL_IN:
             return self._pulled_in(now_s, '')
+        if present and self._holds_part():
+            self._deck = 0.0
+            return [self._log('info', f'{self.part} centred on the deck: rollers stopped')]
         return []
+
+    def _holds_part(self) -> bool:
+        """Tell whether the outbound rollers must stop now: the part is on the deck, centred."""
+        return (self.role is AgvRole.OUTBOUND and self.task is AgvTask.TRANSFER and self.load_present
+                and self._deck != 0.0)
 
     def on_result(self, result: HandoffResult, now_s: float) -> list[Command]:
         """Take the cell's answer (results for other AGVs' requests are ignored by the client)."""
@@ -255,6 +264,8 @@ class AgvController:
         if self.task is AgvTask.CLEARING and now_s >= self._deadline_s:
             self._deck = 0.0
             commands += self._go_home(now_s)
+        if self._holds_part():
+            self._deck = 0.0
         commands.append(Command(CommandKind.DECK, self.name, speed=self._deck))
         return commands + self._maybe_start(now_s)
 
