@@ -111,7 +111,8 @@ class WeldAdjusterNode(Node):
         self.create_subscription(PointCloud2, FEATURES_TOPIC, self._on_features, FEATURES_QOS)
         self.create_service(Trigger, '~/start', self._on_start)
         self.create_service(Trigger, '~/stop', self._on_stop)
-        self.create_timer(WATCHDOG_PERIOD_S, self._watchdog)
+        self._watchdog_timer = self.create_timer(WATCHDOG_PERIOD_S, self._watchdog)
+        self._watchdog_timer.cancel()  # runs only during a weld
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._fault_pub.publish(String(data=''))
         self.get_logger().info(f'ready: mode {self._mode}; {self.get_fully_qualified_name()}/start begins a weld')
@@ -150,6 +151,7 @@ class WeldAdjusterNode(Node):
                                       seam_length_mm=seam_length_mm or None)
         self._setpoint = self._adjuster.initial_setpoint()
         self._start_s = self._last_arrival_s = now_s
+        self._watchdog_timer.reset()
         self._stale = False
         self._set_fault('')
         length = f'{seam_length_mm:g} mm' if seam_length_mm else 'unknown length'
@@ -163,6 +165,7 @@ class WeldAdjusterNode(Node):
             return response
         tool_s_mm = self._setpoint.tool_s_mm if self._setpoint else 0.0
         self._adjuster = None
+        self._watchdog_timer.cancel()
         self._stale = False
         self._set_fault('')
         response.success, response.message = True, f'weld stopped at tool s = {tool_s_mm:.1f} mm'
