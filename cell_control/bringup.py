@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from cell_control.core.description import expand_xacro, share_dir
+from cell_control.core.recipe import RecipeError, load_recipe, recipes_dir
 
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')
 PACKAGE = 'cell_control'
@@ -54,15 +55,25 @@ def load_node_parameters(path: Path) -> dict[str, dict]:
 
 
 def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = True,
-                  params_file: Path | None = None, overrides: dict[str, dict] | None = None) -> list[NodeSpec]:
+                  params_file: Path | None = None, overrides: dict[str, dict] | None = None,
+                  recipe: str = 'bracket', parts: int = 3) -> list[NodeSpec]:
     """The nodes of the cell.
 
     sim: `mujoco` runs the embedded simulation, `gazebo` expects Gazebo (started by gazebo.launch.py) to
     offer the same interface, `none` runs against hardware. ros_tools: robot_state_publisher (and rviz2 when
-    asked) are available; without them the simulation publishes the robot description itself.
+    asked) are available; without them the simulation publishes the robot description itself. recipe: the
+    part type welded (config/recipes/<recipe>.yaml); its seam sets the simulation's seam and the adjuster's
+    seam length and mode. parts: how many parts the simulated fleet brings.
     """
     if sim not in SIM_CHOICES:
         raise BringupError(f"sim: {sim!r} is not one of {', '.join(SIM_CHOICES)}")
+    if isinstance(parts, bool) or not isinstance(parts, int) or not 0 <= parts <= 1000:
+        raise BringupError(f'parts: {parts!r} is not a whole number in 0..1000')
+    try:
+        part_type = load_recipe(recipes_dir() / f'{recipe}.yaml')
+    except RecipeError as error:
+        raise BringupError(f'recipe: {error}') from None
+    seam = part_type.seams[0]
     parameters = load_node_parameters(params_file or default_params_file())
     for node, values in (overrides or {}).items():
         parameters.setdefault(node, {}).update(values)
@@ -77,7 +88,16 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
         nodes.append(node('robot_state_publisher', package='robot_state_publisher',
                           robot_description=expand_xacro('cell', sim_backend=sim)))
     if sim == 'mujoco':
-        nodes.append(node('cell_sim', publish_robot_description=not ros_tools))
+        nodes.append(node('cell_sim', publish_robot_description=not ros_tools, seam_file=str(seam.seam_file),
+                          seam_start_in_part=list(seam.program.points_m[0]),
+                          seam_end_in_part=list(seam.program.points_m[-1])))
+    if sim == 'none':
+        nodes.append(node('seam_sensor'))
+    nodes.append(node('conveyor_driver', emulate=sim != 'none'))
+    nodes.append(node('weld_adjuster', seam_length_mm=seam.length_mm, mode=part_type.weld.adjuster_mode))
+    nodes.append(node('coordinator', recipe=part_type.id))
+    if sim != 'none':
+        nodes.append(node('fleet_sim', parts=parts))
     if rviz:
         if not ros_tools:
             raise BringupError('rviz: needs rviz2 from a ROS 2 install (ros_tools)')

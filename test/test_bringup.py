@@ -16,13 +16,19 @@ from conftest import REPO
 SETUP_SCRIPTS = set(re.findall(r"'(\w+)': 'cell_control\.nodes\.", (REPO / 'setup.py').read_text()))
 
 
-def test_mujoco_bringup_in_a_pip_environment_runs_the_simulation_on_sim_time():
-    nodes = describe_cell('mujoco', ros_tools=False)
-    assert [n.name for n in nodes] == ['cell_sim']
-    sim = nodes[0]
-    assert sim.parameters['use_sim_time'] is True
+def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
+    nodes = {n.name: n for n in describe_cell('mujoco', ros_tools=False, recipe='bracket', parts=5)}
+    assert list(nodes) == ['cell_sim', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'fleet_sim']
+    assert all(n.parameters['use_sim_time'] is True for n in nodes.values())
+    sim = nodes['cell_sim']
     assert sim.parameters['publish_robot_description'] is True   # nobody else publishes it here
     assert sim.parameters['part_pool'] == 4                        # from config/cell_params.yaml
+    # The recipe's seam is the simulated part's seam and the adjuster's seam length.
+    assert sim.parameters['seam_file'].endswith('bracket_seam_a.csv')
+    assert sim.parameters['seam_start_in_part'] == [-0.25, 0.0, 0.08]
+    assert nodes['weld_adjuster'].parameters['seam_length_mm'] == pytest.approx(500.0)
+    assert nodes['conveyor_driver'].parameters['emulate'] is True   # the VFD emulator on a pty
+    assert nodes['fleet_sim'].parameters['parts'] == 5
 
 
 def test_with_ros_tools_robot_state_publisher_owns_the_description_and_rviz_gets_the_config():
@@ -35,8 +41,10 @@ def test_with_ros_tools_robot_state_publisher_owns_the_description_and_rviz_gets
 
 def test_hardware_and_gazebo_bringups():
     hardware = describe_cell('none', ros_tools=True)
-    assert 'cell_sim' not in [n.name for n in hardware]
+    names = [n.name for n in hardware]
+    assert 'cell_sim' not in names and 'fleet_sim' not in names and 'seam_sensor' in names
     assert all(n.parameters['use_sim_time'] is False for n in hardware)
+    assert {n.name: n for n in hardware}['conveyor_driver'].parameters['emulate'] is False
     gazebo = describe_cell('gazebo', ros_tools=True)
     assert [n.name for n in gazebo if n.package == 'robot_state_publisher'] == []   # gazebo.launch.py has one
 
@@ -50,12 +58,14 @@ def test_every_package_node_in_the_description_is_a_console_script():
 
 def test_overrides_win_over_the_parameter_file():
     nodes = describe_cell('mujoco', ros_tools=False, overrides={'cell_sim': {'real_time_factor': 0.0}})
-    assert nodes[0].parameters['real_time_factor'] == 0.0
+    assert {n.name: n for n in nodes}['cell_sim'].parameters['real_time_factor'] == 0.0
 
 
 @pytest.mark.parametrize('kwargs, message', [
     ({'sim': 'webots'}, "sim: 'webots' is not one of mujoco, gazebo, none"),
     ({'sim': 'mujoco', 'rviz': True, 'ros_tools': False}, 'rviz: needs rviz2'),
+    ({'sim': 'mujoco', 'recipe': 'no_such_part'}, 'recipe: '),
+    ({'sim': 'mujoco', 'parts': -1}, 'parts: -1 is not a whole number'),
 ])
 def test_bad_arguments_are_refused_by_name(kwargs, message):
     with pytest.raises(BringupError, match=re.escape(message)):

@@ -171,9 +171,6 @@ def docked_at(odometry: Latest, dock: dict) -> bool:
             and abs(twist.linear.x) < 0.01 and abs(twist.angular.z) < 0.01)
 
 
-@pytest.mark.skip(reason='cell_sim: at the outbound dock the part crosses agv_2\'s running deck and falls off its '
-                  'far end without /agv_2/load_present ever turning true (part found on the floor at x=3.44); '
-                  'enable once the sim\'s belt-to-deck transfer is fixed')
 @pytest.mark.parametrize('cell', [(91, ('parts:=1',))], indirect=True)
 def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     probe, tmp_path = cell

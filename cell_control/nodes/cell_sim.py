@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -36,7 +38,7 @@ from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.cell_sim import CellSimulation, SeamPlacement
 from cell_control.sim.interface import AGV_NAMES
 
-CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands, sensor and clock
+CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands and sensor
 JOINT_STATE_PERIOD_S = 0.01
 ODOMETRY_PERIOD_S = 0.02
 SWITCH_HEARTBEAT_PERIOD_S = 0.1         # photo-eyes, clamp switch, deck load sensors: on change and at 10 Hz
@@ -73,7 +75,10 @@ class CellSimNode(Node):
                 load_seam_csv(p['seam_file']), tuple(p['seam_start_in_part']), tuple(p['seam_end_in_part']),
                 p['power_drift'], p['dropout_rate'], p['outlier_rate'], p['seed'])
         self._lock = threading.Lock()
+        self._render_path = p['render_path'] or str(Path(tempfile.gettempdir()) / 'cell_control_cell.png')
+        self.create_service(Trigger, '/sim/render', self._render)
         self._rtf = p['real_time_factor']
+        self._clock_period_s = p['clock_period_s']
         self._duration_s = p['duration_s']
         self.report_json = p['report_json']
         self._rejected = 0
@@ -116,7 +121,7 @@ class CellSimNode(Node):
         self._switch_pubs['clamp'] = self._clamp_pub
         self._switch_pubs.update({f'load/{agv}': pub for agv, pub in self._load_pubs.items()})
         self._last_switches: dict[str, bool] = {}
-        self._next = {'joints': 0.0, 'odom': 0.0, 'switches': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
+        self._next = {'clock': 0.0, 'joints': 0.0, 'odom': 0.0, 'switches': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
         self.stats: dict[str, float] = {}
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -130,10 +135,14 @@ class CellSimNode(Node):
         declare('duration_s', 0.0, _descriptor('Stop after this much simulated time; 0 runs until shutdown.',
                                                0.0, 1.0e6))
         declare('report_json', False, _descriptor('Print one JSON line with the run statistics at the end.'))
+        declare('clock_period_s', 0.01, _descriptor(
+            'Simulated time between /clock messages: every node on sim time receives each one.', 0.002, 0.1))
         declare('part_pool', 4, _descriptor('Parts the world can put on AGVs at the source.', 1, 16, True))
         declare('initial_arm_positions', HOME_POSITIONS, _descriptor('Arm joint positions at start, rad.'))
         declare('publish_robot_description', True, _descriptor(
             'Publish /robot_description latched (off when robot_state_publisher does it).'))
+        declare('render_path', '', _descriptor('PNG file that the ~/render service writes a picture of the cell '
+                                               'to; empty: <tmp>/cell_control_cell.png.'))
         declare('seam_file', '', _descriptor('Seam CSV of the part welded at the station; empty: no seam.'))
         declare('seam_start_in_part', [-0.3, 0.0, 0.08], _descriptor('Seam start in the part frame, m.'))
         declare('seam_end_in_part', [0.3, 0.0, 0.08], _descriptor('Seam end in the part frame, m.'))
@@ -143,7 +152,8 @@ class CellSimNode(Node):
         declare('outlier_rate', 0.0, _descriptor('Probability of a gap outlier in a valid sample.', 0.0, 1.0))
         declare('seed', 0, _descriptor('Seed of the sensor noise.', 0, 2**31 - 1, True))
         values = {name: self.get_parameter(name).value for name in (
-            'real_time_factor', 'duration_s', 'report_json', 'part_pool', 'initial_arm_positions',
+            'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'part_pool', 'initial_arm_positions',
+            'render_path',
             'publish_robot_description', 'seam_file', 'seam_start_in_part', 'seam_end_in_part', 'power_drift',
             'dropout_rate', 'outlier_rate', 'seed')}
         for name in ('initial_arm_positions', 'seam_start_in_part', 'seam_end_in_part'):
@@ -248,6 +258,17 @@ class CellSimNode(Node):
         response.success, response.message = True, f'part_{index} unloaded from {agv}'
         return response
 
+    def _render(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """A picture of the cell as it is now (MuJoCo offscreen: MUJOCO_GL=egl or osmesa)."""
+        try:
+            with self._lock:
+                self.sim.render_png(self._render_path)
+        except Exception as error:  # no GL context on this machine: say so, do not take the sim down
+            response.success, response.message = False, f'rendering failed: {error}'
+            return response
+        response.success, response.message = True, self._render_path
+        return response
+
     # ----- the loop -------------------------------------------------------------------------------------
     def _run(self) -> None:
         wall_start = time.monotonic()
@@ -288,7 +309,8 @@ class CellSimNode(Node):
 
     def _publish(self, now: float, samples: list) -> None:
         header_stamp = stamp_to_msg(now)
-        self._clock_pub.publish(Clock(clock=header_stamp))
+        if self._due('clock', now, self._clock_period_s):
+            self._clock_pub.publish(Clock(clock=header_stamp))
         for sample in samples:
             self._seam_pub.publish(seam_to_cloud(sample))
         if self._due('joints', now, JOINT_STATE_PERIOD_S):

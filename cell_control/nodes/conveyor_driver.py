@@ -60,6 +60,8 @@ class ConveyorDriver(Node):
         self.declare_parameter('baud', 19200, _descriptor('Serial baud rate.', 1200, 230400, True))
         self.declare_parameter('timeout_s', 0.2, _descriptor('Modbus request timeout in s.', 0.01, 5.0))
         self.declare_parameter('poll_period_s', 0.05, _descriptor('VFD status poll period in s.', 0.01, 1.0))
+        self.declare_parameter('link_loss_polls', 3, _descriptor(
+            'Consecutive failed status polls that count as a lost link (a fault).', 1, 100, True))
         self.declare_parameter('jam_margin', 1.5, _descriptor(
             'Factor on the nominal travel time between eyes before a part counts as jammed.', 1.0, 5.0))
         self.declare_parameter('ramp_allowance_s', 1.0, _descriptor(
@@ -98,6 +100,9 @@ class ConveyorDriver(Node):
                                        ramp_allowance_s=param('ramp_allowance_s').value)
         self._commanded_m_s = 0.0
         self._fault = ''
+        self._failed_polls = 0
+        self._poll_errors = 0
+        self._link_loss_polls = param('link_loss_polls').value
         self._status: VfdStatus | None = None
         self._eye_blocked = {eye: False for eye, _ in self.layout.eyes}
 
@@ -155,8 +160,16 @@ class ConveyorDriver(Node):
         try:
             self._status = self.vfd.read_status()
         except VfdError as exc:
-            self._latch_fault(f'VFD: {exc}')
+            # One lost answer on a serial line is noise; several in a row are a lost link.
+            self._failed_polls += 1
+            self._poll_errors += 1
+            if self._failed_polls >= self._link_loss_polls:
+                self._latch_fault(f'VFD link lost: {self._failed_polls} polls in a row failed, last: {exc}')
+            else:
+                self.get_logger().warning(f'VFD poll failed ({self._failed_polls}): {exc}',
+                                          throttle_duration_sec=1.0)
             return
+        self._failed_polls = 0
         if self._status.fault:
             self._latch_fault(
                 f'VFD tripped: fault code {self._status.fault_code} ({self._status.fault_name})')
@@ -210,7 +223,7 @@ class ConveyorDriver(Node):
             status.message = f'running at {vfd.belt_speed_m_s:.3f} m/s' if vfd.running else 'stopped'
         values = {'commanded_speed_m_s': f'{self._commanded_m_s:.3f}',
                   'parts_in_flight': str(len(self.tracker.parts_in_flight)),
-                  'parts_held': str(len(self.tracker.parts_held))}
+                  'parts_held': str(len(self.tracker.parts_held)), 'failed_polls': str(self._poll_errors)}
         if vfd is not None:
             values |= {'belt_speed_m_s': f'{vfd.belt_speed_m_s:.3f}', 'output_frequency_hz':
                        f'{vfd.output_frequency_hz:.2f}', 'vfd_fault_code': str(vfd.fault_code),

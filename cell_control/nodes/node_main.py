@@ -12,7 +12,7 @@ from typing import Callable
 
 import rclpy
 from rclpy.exceptions import InvalidParameterValueException, ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -20,7 +20,7 @@ START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, Paramete
 
 
 def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None,
-             until: Callable[[Node], bool] | None = None, threads: int = 2) -> int:
+             until: Callable[[Node], bool] | None = None) -> int:
     """Spin the node made by `make_node` until Ctrl-C, SIGTERM or `until(node)`; 1 when it cannot start."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -31,7 +31,7 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
         except START_UP_ERRORS as error:
             rclpy.logging.get_logger(name).fatal(f'cannot start: {error}')
             return 1
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = SingleThreadedExecutor()   # callbacks in this thread: the node's SQLite stores live here
         executor.add_node(node)
         try:
             while not stop.is_set() and not (until and until(node)):

@@ -8,25 +8,27 @@ differential-drive bases, photo-eyes are light barriers (rays) that only parts i
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from cell_control.core.joint_trajectory import JointTrajectory, TrajectoryFollower
-from cell_control.core.seam_measurement import SeamMeasurement
+from cell_control.core.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.core.seam_profile import SeamProfile
 from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, PART_GEOM_GROUP, CellModel
-from cell_control.sim.weld_process import (NOMINAL_CORRECTION_MM, NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S,
-                                           STEP_S, WeldProcess)
+from cell_control.sim.weld_process import (GAP_NOISE_MM, LATERAL_NOISE_MM, LOOKAHEAD_MM, NOMINAL_CORRECTION_MM,
+                                           NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, STEP_S, WeldProcess)
 
 COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
 AGV_LINEAR_ACCEL = 1.0         # m/s²
 AGV_ANGULAR_ACCEL = 2.0        # rad/s²
 GATE_SPEED = 0.2               # m/s the stop gate moves
+GATE_THICKNESS_M = 0.03        # the stop gate's extent along the belt past its face
 PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
 CLAMP_TIME_S = 0.5             # the fixture clamp closes or opens in this time
-CLAMP_REACH_M = 0.05           # a part this close to the station position is gripped by the clamp
+CLAMP_REACH_M = 0.06           # a part this close to the station position is gripped by the clamp
 DECK_CENTRED_M = 0.15          # the deck's load sensor sees a part this close to the deck centre
 SEAM_CAPTURE_MM = 3.0          # the arc strikes only when the TCP is this close to the seam start
 CONTACT_TOLERANCE_M = 0.003    # TCP this close to the part surface: the force-controlled axis is in contact
@@ -112,6 +114,7 @@ class CellSimulation:
         self._weld_origin_mm = 0.0
         self.seam_samples: list[SeamMeasurement] = []
         self._sensor_sequence = 0
+        self._preview_noise = random.Random(0)
         self._eye_mask = np.zeros(6, dtype=np.uint8)
         self._eye_mask[PART_GEOM_GROUP] = 1
         self._eye_geom = np.zeros(1, dtype=np.int32)
@@ -238,7 +241,7 @@ class CellSimulation:
         state = self.agv_state(agv)
         position, _ = self.part_pose(index)
         along = (position[0] - state.x) * math.cos(state.yaw) + (position[1] - state.y) * math.sin(state.yaw)
-        return abs(along) <= DECK_CENTRED_M
+        return bool(abs(along) <= DECK_CENTRED_M)   # a numpy bool would serialise as False in std_msgs/Bool
 
     def set_clamp(self, closed: bool) -> None:
         if closed != self.clamp_command:
@@ -322,6 +325,23 @@ class CellSimulation:
             'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()}})
         self.weld = None
 
+    def _preview_sample(self) -> SeamMeasurement | None:
+        """The laser sees the seam ahead, arc or no arc: a reading whenever the TCP is on the seam line."""
+        placement = self.seam_placement
+        if placement is None:
+            return None
+        for part in self.parts_in_cell():
+            s_mm, distance_m = self.seam_coordinates(part)
+            ahead = s_mm + LOOKAHEAD_MM
+            if distance_m * 1000.0 <= SEAM_CAPTURE_MM and 0.0 <= ahead <= placement.seam.length_mm:
+                gap, mismatch, lateral = placement.seam.at(ahead)
+                noise = self._preview_noise.gauss
+                offset_mm = lateral - 1000.0 * self.cross_slide_position_m()
+                return SeamMeasurement(self.time_s, self._sensor_sequence, LOOKAHEAD_VALID,
+                                       gap + noise(0.0, GAP_NOISE_MM), mismatch + noise(0.0, GAP_NOISE_MM),
+                                       offset_mm + noise(0.0, LATERAL_NOISE_MM), 0.0)
+        return None
+
     def _strike_arc(self) -> None:
         for part in self.parts_in_cell():
             s_mm, distance_m = self.seam_coordinates(part)
@@ -341,7 +361,8 @@ class CellSimulation:
             return
         self._sensor_sequence += 1
         if sample is None:
-            sample = SeamMeasurement(self.time_s, self._sensor_sequence, 0, 0.0, 0.0, 0.0, 0.0)
+            sample = self._preview_sample() or SeamMeasurement(self.time_s, self._sensor_sequence, 0, 0.0, 0.0,
+                                                               0.0, 0.0)
         else:
             sample = SeamMeasurement(self.time_s, self._sensor_sequence, sample.flags, sample.gap_mm,
                                      sample.mismatch_mm, sample.lateral_mm, sample.bead_width_mm)
@@ -356,13 +377,42 @@ class CellSimulation:
 
     # ----- per-step device behaviour ---------------------------------------------------------------------
     def _apply_clamp(self, now: float) -> None:
-        """The fixture clamp: closes or opens after CLAMP_TIME_S and, while closed, holds the part still."""
+        """The fixture clamp: a self-centring clamp that locates the part on the fixture datum while it closes.
+
+        The belt has no side guides, so a part arrives a few centimetres off centre and slightly turned; the
+        closing jaws push it onto the datum (station x, y = 0, square to the belt) and then hold it still.
+        """
+        if self.clamp_command and self._clamped_part is None:
+            self._clamped_part = self._part_at_station()
         if self.clamp_closed != self.clamp_command and now - self._clamp_change_s >= CLAMP_TIME_S:
             self.clamp_closed = self.clamp_command
-            self._clamped_part = self._part_at_station() if self.clamp_closed else None
-        if self._clamped_part is not None:
-            dof = self.cell.part_dof[self._clamped_part]
-            self.data.qvel[dof:dof + 6] = 0.0
+        if not self.clamp_command and not self.clamp_closed:
+            self._clamped_part = None
+        part = self._clamped_part
+        if part is None:
+            return
+        q, dof = self.cell.part_qpos[part], self.cell.part_dof[part]
+        qpos, qvel = self.data.qpos, self.data.qvel
+        remaining = max(CLAMP_TIME_S - (now - self._clamp_change_s), self.timestep_s)
+        fraction = min(1.0, self.timestep_s / remaining) if self.clamp_command else 0.0
+        qpos[q] += (self.layout['station']['x'] - qpos[q]) * fraction
+        qpos[q + 1] -= qpos[q + 1] * fraction
+        w, z = float(qpos[q + 3]), float(qpos[q + 6])   # the part lies flat: rotation about z only
+        yaw = 2.0 * math.atan2(z, w) * (1.0 - fraction)
+        qpos[q + 3:q + 7] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+        qvel[dof:dof + 6] = 0.0
+
+    def _part_over_gate(self) -> bool:
+        """A pop-up stop is force-limited: it cannot lift a part lying over it, so it waits until the part passed."""
+        gate_x = self.layout['station']['stop_gate_x']
+        half_length = self.layout['part']['length'] / 2
+        belt_z = self.layout['conveyor']['belt_top_z']
+        for index in self.parts_in_cell():
+            x, y, z = self.part_pose(index)[0]
+            over = x + half_length > gate_x + 0.005 and x - half_length < gate_x + GATE_THICKNESS_M
+            if over and abs(z - belt_z) < 0.05 and abs(y) < 0.3:
+                return True
+        return False
 
     def _part_at_station(self) -> int | None:
         station_x = self.layout['station']['x']
@@ -388,7 +438,7 @@ class CellSimulation:
         d.qpos[c.belt_qpos] = 0.0
         d.qvel[c.belt_dof] = self.belt_speed_m_s
         gate = float(d.qpos[c.gate_qpos])
-        gate_target = c.gate_travel_m if self.gate_raised else 0.0
+        gate_target = 0.0 if not self.gate_raised else gate if self._part_over_gate() else c.gate_travel_m
         d.qpos[c.gate_qpos] = gate + _clamp(gate_target - gate, GATE_SPEED * dt)
         d.qvel[c.gate_dof] = 0.0
 

@@ -1,0 +1,214 @@
+"""The demo's operator: starts the cycle, follows it over DDS, and measures it (used by `cell-control demo`)."""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from cell_control.core.arm_motion import ArmMotion
+from cell_control.core.agv_navigation import Pose2D, docking_route
+from cell_control.core.description import load_layout
+from cell_control.core.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, production_kpis
+from cell_control.core.kpi import trapezoid_time_s
+from cell_control.core.part_ledger import PartLedger, PartState
+from cell_control.core.recipe import load_recipe, recipes_dir
+from cell_control.core.seam_profile import load_seam_csv
+from cell_control.core.ur_kinematics import load_kinematics
+from cell_control.core.weld_records import WeldRecordStore
+from cell_control.runner import NodeProcesses
+from cell_control.sim.cell_sim import CLAMP_TIME_S
+from cell_control.sim.weld_eval import reference_weld_time_s
+
+LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
+BELT_SPEED_M_S = 0.3          # the coordinator's belt_speed_m_s default
+BELT_ACCEL_M_S2 = 0.5         # the VFD's ramp (conveyor_driver emulator_acceleration_m_s2 default)
+DECK_SPEED_M_S = 0.3          # the fleet's deck speed
+SERVICE_TIMEOUT_S = 30.0
+
+
+class DemoRun:
+    def __init__(self, domain_id: int, parts: int, say: Callable[[str], None]) -> None:
+        self.parts = parts
+        self.say = say
+        self.context = rclpy.Context()
+        self.context.init(domain_id=domain_id)
+        self.node = rclpy.create_node('demo_operator', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.state: dict = {}
+        self.sim_time_s = 0.0
+        self.weld_results: list[dict] = []
+        self.fault_s = 0.0
+        self.run_s = 0.0
+        self.picture: Path | None = None
+        self._lock = threading.Lock()
+        self.node.create_subscription(String, '/cell/state', self._on_state, LATCHED)
+        self.node.create_subscription(String, '/sim/weld_result', self._on_weld_result, LATCHED)
+        self.node.create_subscription(Clock, '/clock', self._on_clock, 10)
+        self._start = self.node.create_client(Trigger, '/cell/start')
+        self._render = self.node.create_client(Trigger, '/sim/render')
+        self._spinning = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._spinning and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        self._spinning = False
+        self._thread.join(timeout=5.0)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+    def _on_state(self, msg: String) -> None:
+        with self._lock:
+            self.state = json.loads(msg.data)
+
+    def _on_weld_result(self, msg: String) -> None:
+        with self._lock:
+            self.weld_results.append(json.loads(msg.data))
+
+    def _on_clock(self, msg: Clock) -> None:
+        self.sim_time_s = msg.clock.sec + msg.clock.nanosec * 1e-9
+
+    def _call(self, client, what: str) -> Trigger.Response | None:
+        deadline = time.monotonic() + SERVICE_TIMEOUT_S
+        while not client.service_is_ready():
+            if time.monotonic() > deadline:
+                self.say(f'  {what}: service not available after {SERVICE_TIMEOUT_S:g} s')
+                return None
+            time.sleep(0.1)
+        future = client.call_async(Trigger.Request())
+        while not future.done():
+            if time.monotonic() > deadline:
+                self.say(f'  {what}: no answer after {SERVICE_TIMEOUT_S:g} s')
+                return None
+            time.sleep(0.05)
+        return future.result()
+
+    def run(self, processes: NodeProcesses, wall_timeout_s: float) -> dict:
+        """Start the cell and follow it until every part has left, a process dies, or the time is up."""
+        reply = self._call(self._start, 'start')
+        if reply is None or not reply.success:
+            self.say(f'  start refused: {reply.message if reply else "no coordinator"}')
+        deadline = time.monotonic() + wall_timeout_s
+        last_line, stage_since = '', 0.0
+        last_sample = None
+        ended = ''
+        while True:
+            time.sleep(0.1)
+            with self._lock:
+                state = dict(self.state)
+            now = self.sim_time_s
+            if last_sample is not None:
+                self.run_s += now - last_sample[0]
+                if last_sample[1] in ('fault', 'estop'):
+                    self.fault_s += now - last_sample[0]
+            last_sample = (now, state.get('state', ''))
+            line = f"{state.get('station_part') or '-'} {state.get('stage', '')}"
+            if line != last_line:
+                if last_line:
+                    self.say(f'  [{now:7.1f} s] {last_line:<24} took {now - stage_since:6.1f} s')
+                last_line, stage_since = line, now
+            if self.picture is None and state.get('stage') == 'welding' and now - stage_since > 8.0:
+                reply = self._call(self._render, 'render')
+                self.picture = Path(reply.message) if reply and reply.success else Path()
+            left = int(state.get('delivered', 0)) + int(state.get('rejected', 0))
+            if state and left >= self.parts:
+                ended = f'all {self.parts} part(s) left the cell'
+                break
+            dead = processes.wait_any(0.0)
+            if dead is not None:
+                ended = f'node {dead[0]} exited with code {dead[1]}'
+                break
+            if time.monotonic() > deadline:
+                ended = f'wall-clock limit of {wall_timeout_s:g} s reached'
+                break
+        self.say(f'  [{self.sim_time_s:7.1f} s] {ended}')
+        if self.picture is None:
+            reply = self._call(self._render, 'render')
+            self.picture = Path(reply.message) if reply and reply.success else Path()
+        return {'ended': ended, 'sim_time_s': round(self.sim_time_s, 1)}
+
+    def kpis(self, recipe_id: str, ledger_path: Path) -> dict:
+        ledger = PartLedger(ledger_path)
+        try:
+            counts = ledger.counts()
+            history = ledger.history()
+            parts = ledger.parts()
+        finally:
+            ledger.close()
+        announced = {t.part_id: t.time_s for t in history if t.to_state is PartState.ANNOUNCED}
+        left = {t.part_id: t.time_s for t in history if t.to_state in (PartState.DELIVERED, PartState.REJECTED)}
+        welded_order = [t.part_id for t in history if t.to_state is PartState.WELDING]
+        outcomes = [PartOutcome(p.part_id, announced.get(p.part_id, math.nan), left.get(p.part_id),
+                                p.verdict or '') for p in parts]
+        quality = {part: result.get('quality_pct') for part, result in zip(welded_order, self.weld_results)}
+        report = {
+            'parts_requested': self.parts,
+            'parts_delivered': counts.delivered,
+            'parts_rejected': counts.rejected,
+            'parts_in_cell': counts.in_cell,
+            'parts_lost': self.parts - counts.delivered - counts.rejected - counts.in_cell,
+            'ledger_invariant_holds': counts.announced == counts.delivered + counts.in_cell + counts.rejected,
+            'weld_quality_pct': quality,
+            'weld_results': self.weld_results,
+        }
+        report.update(production_kpis(outcomes, self.run_s, self.fault_s, cycle_lower_bound_s(recipe_id)))
+        return report
+
+    def write_report(self, path: Path, records_path: Path) -> bool:
+        """Weld plots of every record and the picture of the cell in one PNG; False when nothing to show."""
+        from cell_control.cli.report import write_production_report
+        records = WeldRecordStore(records_path, create=False).records() if records_path.exists() else []
+        picture = self.picture if self.picture and self.picture.is_file() else None
+        return write_production_report(path, [r.record for r in records], picture)
+
+
+def cycle_lower_bound_s(recipe_id: str) -> float:
+    """critical_path_s: the slowest resource's time per part with perfect overlap, from the models' limits."""
+    layout = load_layout()
+    recipe = load_recipe(recipes_dir() / f'{recipe_id}.yaml')
+    seam = recipe.seams[0]
+    arm = load_kinematics()
+    motion = ArmMotion(arm, layout, seam, HOME)
+    approach = motion.plan('seam_start', HOME)
+    weld_path = motion.plan('weld_path', list(approach.points[-1].positions))
+    lift_s = weld_path.duration_s - seam.length_mm / 25.0
+    home = motion.plan('home', list(weld_path.points[-1].positions))
+    part = layout['part']
+    queued_at = layout['conveyor']['x_start'] + part['length'] / 2
+    station = StationLegs(
+        feed_s=trapezoid_time_s(layout['station']['x'] - queued_at, BELT_SPEED_M_S, BELT_ACCEL_M_S2),
+        clamp_s=2 * CLAMP_TIME_S,
+        approach_s=approach.duration_s,
+        weld_s=reference_weld_time_s(load_seam_csv(seam.seam_file), 0.0),
+        retract_s=lift_s + home.duration_s,
+        release_s=trapezoid_time_s(part['length'], BELT_SPEED_M_S, BELT_ACCEL_M_S2))
+    agv = layout['agv']
+    transfer_s = (agv['length'] + part['length']) / 2 / DECK_SPEED_M_S
+
+    def round_trip(home_pose: dict, dock: dict) -> float:
+        start = Pose2D(home_pose['x'], home_pose['y'], home_pose['yaw'])
+        route = [start, *docking_route(start, Pose2D(dock['x'], dock['y'], dock['yaw']))]
+        legs = [math.hypot(b.x - a.x, b.y - a.y) for a, b in zip(route, route[1:])]
+        headings = [math.atan2(b.y - a.y, b.x - a.x) for a, b in zip(route, route[1:])]
+        turns = [abs(math.remainder(b - a, 2 * math.pi)) for a, b in zip(headings, headings[1:])]
+        return agv_round_trip_s(legs * 2, turns * 2, transfer_s, agv['max_linear_speed'], 1.0,
+                                agv['max_angular_speed'], 2.0)
+    inbound = round_trip(agv['home']['agv_1'], layout['docks']['inbound'])
+    outbound = round_trip(agv['home']['agv_2'], layout['docks']['outbound'])
+    return critical_path_s(station, inbound, outbound)

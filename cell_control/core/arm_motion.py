@@ -1,0 +1,111 @@
+"""The arm's moves for the part cycle, planned from the current joints and judged from the joint states.
+
+The coordinator asks for a target ('seam_start', 'weld_path', 'home'); every plan starts from the joint state
+measured now, so after any stop the old trajectory is simply never sent again. The weld path is planned at the
+adjuster's top travel speed and slowed by speed scaling (the UR driver's convention): the adjuster's travel
+speed becomes `speed_scaling = v / v_planned` while the arm moves along the seam. A move is done when the
+joints are within tolerance of its last point and nearly still; how long that may take is the coordinator's
+timeout, not ours.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from cell_control.core.joint_trajectory import JointTrajectory, TrajectoryPoint
+from cell_control.core.recipe import SeamRecipe
+from cell_control.core.ur_kinematics import UrKinematics
+from cell_control.core.weld_path import (WeldMotionSettings, WeldTrajectory, base_pose_from_layout, joint_move,
+                                         part_pose_at_station, plan_weld)
+
+TARGETS = ('seam_start', 'weld_path', 'home')
+PLANNED_WELD_SPEED_MM_S = 25.0   # DESIGN §6 top travel speed: speed scaling can only slow a trajectory down
+
+
+class ArmMotionError(ValueError):
+    """A move that cannot be planned; the message names the target and why."""
+
+
+@dataclass(frozen=True)
+class ArmTolerances:
+    position_rad: float = 0.002        # every joint this close to the goal
+    velocity_rad_s: float = 0.01       # and this still
+
+
+def _as_trajectory(joint_names: Sequence[str], points: Sequence[tuple[float, Sequence[float], Sequence[float]]]
+                   ) -> JointTrajectory:
+    return JointTrajectory(tuple(joint_names), tuple(
+        TrajectoryPoint(t, tuple(float(v) for v in q), tuple(float(v) for v in qd)) for t, q, qd in points))
+
+
+def _segment(weld: WeldTrajectory, start_s: float, end_s: float) -> list[tuple[float, tuple, tuple]]:
+    """The weld trajectory's points strictly after start_s up to end_s, re-timed to start at start_s."""
+    return [(p.time_from_start_s - start_s, p.positions, p.velocities) for p in weld.trajectory.points
+            if start_s < p.time_from_start_s <= end_s + 1e-9]
+
+
+class ArmMotion:
+    def __init__(self, arm: UrKinematics, layout: dict, seam: SeamRecipe, home: Sequence[float],
+                 tolerances: ArmTolerances = ArmTolerances(),
+                 settings: WeldMotionSettings = WeldMotionSettings()) -> None:
+        if len(home) != 6 or not all(math.isfinite(v) for v in home):
+            raise ArmMotionError(f'home must be 6 finite joint positions, got {list(home)}')
+        self.arm = arm
+        self.seam = seam
+        self.home = [float(v) for v in home]
+        self.tolerances = tolerances
+        self.settings = settings
+        self._part_in_world = part_pose_at_station(layout)
+        self._base_in_world = base_pose_from_layout(layout)
+        self._weld: WeldTrajectory | None = None
+        self.goal: list[float] | None = None
+        self.target = ''
+
+    def plan(self, target: str, q_now: Sequence[float]) -> JointTrajectory:
+        """A trajectory from the measured joints `q_now` to `target`; it becomes the goal to supervise."""
+        if target not in TARGETS:
+            raise ArmMotionError(f'unknown arm target {target!r}; one of {", ".join(TARGETS)}')
+        names = self.arm.joint_names
+        limits = self.arm.limits
+        if target == 'home':
+            move = joint_move(q_now, self.home, limits, names)
+            points = [(p.time_from_start_s, p.positions, p.velocities) for p in move.points[1:]]
+        else:
+            if target == 'seam_start' or self._weld is None:
+                self._weld = plan_weld(self.seam.program, self._part_in_world, self._base_in_world,
+                                       PLANNED_WELD_SPEED_MM_S, q_now, self.arm, self.settings)
+            weld = self._weld
+            if target == 'seam_start':
+                approach = weld.trajectory.points[0].positions
+                move = joint_move(q_now, approach, limits, names)
+                offset = move.duration_s
+                points = [(p.time_from_start_s, p.positions, p.velocities) for p in move.points[1:]]
+                points += [(t + offset, q, qd) for t, q, qd in _segment(weld, 0.0, weld.weld_start_s)]
+            else:
+                points = _segment(weld, weld.weld_start_s, weld.trajectory.duration_s)
+        if not points:   # already there: one point at the goal keeps JTC semantics (hold it)
+            points = [(0.1, tuple(q_now), (0.0,) * 6)]
+        self.goal = [float(v) for v in points[-1][1]]
+        self.target = target
+        return _as_trajectory(names, points)
+
+    def discard(self) -> None:
+        """Forget the goal (after a stop); the next move is planned from the joints measured then."""
+        self.goal = None
+        self.target = ''
+
+    def reached(self, q: Sequence[float], qd: Sequence[float]) -> bool:
+        if self.goal is None:
+            return False
+        tol = self.tolerances
+        return (max(abs(a - b) for a, b in zip(q, self.goal)) <= tol.position_rad
+                and max(abs(v) for v in qd) <= tol.velocity_rad_s)
+
+    def speed_scaling(self, travel_speed_mm_s: float) -> float:
+        """Scaling of the weld trajectory that makes the TCP travel at the adjuster's speed."""
+        if not math.isfinite(travel_speed_mm_s):
+            raise ArmMotionError(f'travel speed {travel_speed_mm_s!r} is not finite')
+        return float(np.clip(travel_speed_mm_s / PLANNED_WELD_SPEED_MM_S, 0.0, 1.0))

@@ -1,0 +1,77 @@
+"""Production KPIs of a run, and the lower bound on the cycle time that the coordinator is measured against.
+
+`critical_path_s` is the cycle time per part with perfect overlap: every resource (the weld station with its
+belt legs and arm moves, each AGV) works without waiting, so the slowest resource's time per part is the best
+any coordinator can do with the same motion limits. mean_cycle_s / critical_path_s is the coordinator's
+efficiency (1.0 is perfect).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def trapezoid_time_s(distance: float, max_speed: float, max_accel: float) -> float:
+    """Shortest time over `distance` from rest to rest with speed and acceleration limits."""
+    distance = abs(distance)
+    if distance == 0.0:
+        return 0.0
+    ramp = max_speed * max_speed / max_accel
+    if distance <= ramp:
+        return 2.0 * math.sqrt(distance / max_accel)
+    return distance / max_speed + max_speed / max_accel
+
+
+@dataclass(frozen=True)
+class StationLegs:
+    """The station's work per part, each from its own model (belt, clamp, arm, weld process)."""
+
+    feed_s: float          # queued part at the infeed end → against the stop gate
+    clamp_s: float         # close and open
+    approach_s: float      # arm home → seam start (joint move and descent)
+    weld_s: float          # the seam at the heat-ratio-1 speed (t_ref of DESIGN §6)
+    retract_s: float       # lift off the seam end and joint move home
+    release_s: float       # belt carries the part clear of the station eye
+
+    @property
+    def total_s(self) -> float:
+        return self.feed_s + self.clamp_s + self.approach_s + self.weld_s + self.retract_s + self.release_s
+
+
+def agv_round_trip_s(path_m: list[float], turns_rad: list[float], transfer_s: float, max_speed: float,
+                     max_accel: float, max_turn_rate: float, max_turn_accel: float) -> float:
+    """An AGV's time per part: its straight legs and turns at its limits, plus the deck transfer."""
+    driving = sum(trapezoid_time_s(d, max_speed, max_accel) for d in path_m)
+    turning = sum(trapezoid_time_s(t, max_turn_rate, max_turn_accel) for t in turns_rad)
+    return driving + turning + transfer_s
+
+
+def critical_path_s(station: StationLegs, inbound_agv_s: float, outbound_agv_s: float) -> float:
+    return max(station.total_s, inbound_agv_s, outbound_agv_s)
+
+
+@dataclass(frozen=True)
+class PartOutcome:
+    part_id: str
+    announced_s: float
+    left_s: float | None   # delivered or rejected (None: still in the cell)
+    verdict: str
+
+
+def production_kpis(parts: list[PartOutcome], run_s: float, fault_s: float, critical_s: float) -> dict:
+    """Cycle time per part (interval between departures; the first part's is its lead time), throughput,
+    availability (share of the run not spent in a fault or emergency stop) and the coordinator's efficiency."""
+    left = sorted(p.left_s for p in parts if p.left_s is not None)
+    cycles = ([left[0] - min(p.announced_s for p in parts)] if left else []) + \
+        [b - a for a, b in zip(left, left[1:])]
+    steady = cycles[1:] or cycles
+    mean_cycle = sum(steady) / len(steady) if steady else math.nan
+    span = left[-1] - min(p.announced_s for p in parts) if left else math.nan
+    return {
+        'cycle_s': [round(c, 2) for c in cycles],
+        'mean_cycle_s': round(mean_cycle, 2),
+        'critical_path_s': round(critical_s, 2),
+        'efficiency': round(mean_cycle / critical_s, 3) if left else math.nan,
+        'throughput_parts_per_h': round(3600.0 * len(left) / span, 1) if left and span > 0 else 0.0,
+        'availability_pct': round(100.0 * (1.0 - fault_s / run_s), 1) if run_s > 0 else math.nan,
+    }

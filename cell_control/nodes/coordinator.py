@@ -1,0 +1,492 @@
+"""`coordinator`: the part cycle of the cell (DESIGN §7), a thin shell around `core.cell_coordinator`.
+
+Messages become `Event`s here, once; the core decides and returns `Action`s, which this node turns into
+commands to the devices. The node also plans and supervises the arm's moves (`core.arm_motion`), turns the
+weld adjuster's travel speed into the arm's speed scaling during the weld, and writes the weld records.
+
+Interface (all reliable; latched = transient local):
+  in   /cell/estop Bool (latched)            e-stop input from the safety controller: the cell reacts to it
+       /handoff/announce String (part id)    /handoff/request String (JSON, core.handoff)
+       /agv_N/odom, /agv_N/deck_speed, /agv_N/load_present     docked / rollers / part on deck, per dock
+       /conveyor/photo_eye/{infeed,station}, /station/clamp_closed, /joint_states, /conveyor/fault
+       /weld/travel_speed, /weld/contact_force, /weld/lateral_correction, /weld/adjuster_fault, /seam/features
+  out  /conveyor/speed_command, /conveyor/station_stop, /station/clamp, /arm_controller/joint_trajectory,
+       /arm_controller/speed_scaling, /weld_tool/arc_on, /handoff/result, /handoff/pickup_request,
+       /cell/state (latched JSON snapshot), /diagnostics
+  srv  /cell/{start,stop,pause,resume,reset,acknowledge} (std_srvs/Trigger); parameter `mode` switches
+       auto / step / dry_run / manual (refused, with the reason, while the cell runs)
+  uses /weld_adjuster/start and /weld_adjuster/stop (std_srvs/Trigger)
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import JointState, PointCloud2
+from std_msgs.msg import Bool, Float64, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+from trajectory_msgs.msg import JointTrajectoryPoint
+
+from cell_control.core.arm_motion import ArmMotion, ArmMotionError
+from cell_control.core.cell_coordinator import (Action, CellCoordinator, Command, CommandRefused,
+                                                CoordinatorTimeouts, Event, EventKind, Mode)
+from cell_control.core.description import load_layout
+from cell_control.core.docking import DockWatch
+from cell_control.core.handoff import HandoffError, HandoffServer, HandoffTimeouts, decode_request, encode_result
+from cell_control.core.part_ledger import LedgerError, PartLedger
+from cell_control.core.recipe import load_recipe, recipes_dir
+from cell_control.core.ur_kinematics import load_kinematics
+from cell_control.core.weld_path import PathError
+from cell_control.core.weld_records import WeldRecordStore, default_db_path
+from cell_control.core.weld_trace import WeldTrace
+from cell_control.nodes.node_main import run_node
+from cell_control.nodes.seam_cloud import cloud_to_seam
+from cell_control.sim.interface import AGV_NAMES
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+TICK_PERIOD_S = 0.1
+STATE_PERIOD_S = 1.0
+HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
+COMMANDS = {'start': Command.START, 'stop': Command.STOP, 'pause': Command.PAUSE, 'resume': Command.RESUME,
+            'reset': Command.RESET, 'acknowledge': Command.ACKNOWLEDGE}
+DIAGNOSTIC_LEVEL = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': DiagnosticStatus.ERROR}
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def _range(text: str, low: float, high: float) -> ParameterDescriptor:
+    return ParameterDescriptor(description=text, read_only=True, floating_point_range=[
+        FloatingPointRange(from_value=low, to_value=high)])
+
+
+class CoordinatorNode(Node):
+    def __init__(self) -> None:
+        super().__init__('coordinator')
+        p = self._declare_parameters()
+        self._layout = load_layout()
+        recipe_path = Path(p['recipe'])
+        self.recipe = load_recipe(recipe_path if recipe_path.suffix else recipes_dir() / f'{p["recipe"]}.yaml')
+        if len(self.recipe.seams) != 1:
+            raise ValueError(f'recipe {self.recipe.id} has {len(self.recipe.seams)} seams; this cell welds one '
+                             'seam per part (the simulation places one seam on the part)')
+        self._seam = self.recipe.seams[0]
+        arm = load_kinematics()
+        self._joint_names = list(arm.joint_names)
+        self._motion = ArmMotion(arm, self._layout, self._seam, p['home_positions'])
+        self._belt_speed = p['belt_speed_m_s']
+        self._stream_timeout_s = p['stream_timeout_s']
+        self._dry_run_scaling = self.recipe.weld.travel_speed_mm_s / 25.0
+        self._docks = DockWatch(self._layout, p['dock_position_tolerance_m'], p['dock_yaw_tolerance_rad'])
+
+        Path(p['ledger_path']).parent.mkdir(parents=True, exist_ok=True)
+        self._ledger = PartLedger(p['ledger_path'])
+        self._records = WeldRecordStore(p['records_path'] or default_db_path())
+        timeouts = {name: p[f'timeouts.{name}'] for name in TIMEOUT_NAMES}
+        self.core = CellCoordinator(
+            self._ledger, HandoffServer(HandoffTimeouts(**{k: timeouts[k] for k in HANDOFF_TIMEOUTS})),
+            CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}))
+        self.core.set_mode(Mode(p['mode']), 0.0)
+
+        pub = self.create_publisher
+        self._belt_pub = pub(Float64, '/conveyor/speed_command', RELIABLE)
+        self._gate_pub = pub(Bool, '/conveyor/station_stop', RELIABLE)
+        self._clamp_pub = pub(Bool, '/station/clamp', RELIABLE)
+        self._trajectory_pub = pub(JointTrajectoryMsg, '/arm_controller/joint_trajectory', RELIABLE)
+        self._scaling_pub = pub(Float64, '/arm_controller/speed_scaling', RELIABLE)
+        self._arc_pub = pub(Bool, '/weld_tool/arc_on', RELIABLE)
+        self._result_pub = pub(String, '/handoff/result', RELIABLE)
+        self._pickup_pub = pub(String, '/handoff/pickup_request', RELIABLE)
+        self._state_pub = pub(String, '/cell/state', LATCHED)
+        self._diagnostics_pub = pub(DiagnosticArray, '/diagnostics', RELIABLE)
+        self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
+        self._adjuster_stop = self.create_client(Trigger, '/weld_adjuster/stop')
+
+        sub = self.create_subscription
+        sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
+        sub(String, '/handoff/announce', self._on_announce, RELIABLE)
+        sub(String, '/handoff/request', self._on_request, RELIABLE)
+        for agv in AGV_NAMES:
+            sub(Odometry, f'/{agv}/odom', lambda m, a=agv: self._on_odom(a, m), RELIABLE)
+            sub(Float64, f'/{agv}/deck_speed', lambda m, a=agv: self._on_deck(a, m), RELIABLE)
+            sub(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), LATCHED)
+        sub(Bool, '/conveyor/photo_eye/infeed', self._on_infeed, LATCHED)
+        sub(Bool, '/conveyor/photo_eye/station', self._on_station_eye, LATCHED)
+        sub(Bool, '/station/clamp_closed', self._on_clamp, LATCHED)
+        sub(String, '/conveyor/fault', self._on_conveyor_fault, LATCHED)
+        sub(String, '/weld/adjuster_fault', self._on_adjuster_fault, LATCHED)
+        sub(JointState, '/joint_states', self._on_joint_states, RELIABLE)
+        sub(TwistStamped, '/weld/travel_speed', self._on_travel_speed, RELIABLE)
+        sub(WrenchStamped, '/weld/contact_force', self._on_force, RELIABLE)
+        sub(Vector3Stamped, '/weld/lateral_correction', self._on_correction, RELIABLE)
+        for name, command in COMMANDS.items():
+            self.create_service(Trigger, f'/cell/{name}', lambda q, r, c=command: self._on_command(c, r))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._switches: dict[str, bool] = {}
+        self._joints: tuple[float, list[float], list[float]] | None = None
+        self._travel_speed: tuple[float, float] | None = None   # (receipt time, mm/s)
+        self._welding = False
+        self._arc = False
+        self._trace: WeldTrace | None = None
+        self._features = None
+        self._scaling = -1.0
+        self._act(self.core.restore(self._now()))
+        self.create_timer(TICK_PERIOD_S, self._tick)
+        self.create_timer(STATE_PERIOD_S, self._publish_state)
+        self._publish_state()
+        self.get_logger().info(f'coordinator ready: recipe {self.recipe.id}, mode {self.core.mode.value}, '
+                               f'ledger {p["ledger_path"]}')
+
+    def _declare_parameters(self) -> dict:
+        declare = self.declare_parameter
+        declare('recipe', 'bracket', ParameterDescriptor(
+            description='Recipe id (config/recipes/<id>.yaml) or path of a recipe file.', read_only=True))
+        declare('mode', 'auto', ParameterDescriptor(
+            description='Operating mode: auto, step, dry_run or manual; changes are refused while running.',
+            additional_constraints='one of auto, step, dry_run, manual'))
+        declare('ledger_path', str(default_db_path().with_name('part_ledger.sqlite')), ParameterDescriptor(
+            description='SQLite file of the part ledger (kept across restarts).', read_only=True))
+        declare('records_path', '', ParameterDescriptor(
+            description='SQLite file of the weld records; empty: the default store.', read_only=True))
+        declare('belt_speed_m_s', 0.3, _range('Belt speed used to move parts, m/s.', 0.05, 0.5))
+        declare('home_positions', HOME, ParameterDescriptor(description='Arm home joint positions, rad.',
+                                                            read_only=True))
+        declare('stream_timeout_s', 0.5, _range(
+            'Age after which joint states, odometry and travel speed count as lost.', 0.01, 5.0))
+        declare('dock_position_tolerance_m', 0.03, _range('An AGV this close to a dock pose is docked.',
+                                                          0.001, 0.2))
+        declare('dock_yaw_tolerance_rad', 0.05, _range('... and this well aligned with it.', 0.001, 0.5))
+        for name in TIMEOUT_NAMES:
+            declare(f'timeouts.{name}', TIMEOUT_DEFAULTS[name], _range(
+                f'Timeout {name} of the part cycle (docs/coordinator.md), s.', 0.1, 3600.0))
+        values = {name: self.get_parameter(name).value for name in (
+            'recipe', 'mode', 'ledger_path', 'records_path', 'belt_speed_m_s', 'home_positions', 'stream_timeout_s',
+            'dock_position_tolerance_m', 'dock_yaw_tolerance_rad', *(f'timeouts.{n}' for n in TIMEOUT_NAMES))}
+        if values['mode'] not in [m.value for m in Mode]:
+            raise ValueError(f"mode {values['mode']!r} is not one of {', '.join(m.value for m in Mode)}")
+        values['home_positions'] = [float(v) for v in values['home_positions']]
+        return values
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        for parameter in parameters:
+            if parameter.name != 'mode':
+                continue
+            try:
+                self._act(self.core.set_mode(Mode(parameter.value), self._now()))
+            except ValueError:
+                return SetParametersResult(successful=False, reason=(
+                    f'mode {parameter.value!r} is not one of {", ".join(m.value for m in Mode)}'))
+            except CommandRefused as refused:
+                return SetParametersResult(successful=False, reason=str(refused))
+        return SetParametersResult(successful=True)
+
+    def close(self) -> None:
+        self._ledger.close()
+
+    # ----- events in ------------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _event(self, event: Event) -> None:
+        try:
+            actions = self.core.handle(event, self._now())
+        except (HandoffError, LedgerError) as error:
+            self._diagnose('WARN', f'{event.kind.value} refused: {error}')
+            return
+        self._act(actions)
+
+    def _on_announce(self, msg: String) -> None:
+        part_id = msg.data.strip()
+        if not part_id or len(part_id) > 64 or not part_id.replace('-', '').replace('_', '').isalnum():
+            self._diagnose('WARN', f'announcement refused: part id {msg.data!r} is not 1-64 letters, digits, - or _')
+            return
+        self._event(Event(EventKind.PART_ANNOUNCED, part_id=part_id))   # a repeat is a no-op in the ledger
+
+    def _on_request(self, msg: String) -> None:
+        try:
+            request = decode_request(msg.data)
+        except HandoffError as error:
+            self._diagnose('WARN', f'handoff request refused: {error}')
+            return
+        self._event(Event(EventKind.HANDOFF_REQUEST, part_id=request.part_id, request=request))
+
+    def _on_odom(self, agv: str, msg: Odometry) -> None:
+        pose = msg.pose.pose
+        yaw = 2.0 * math.atan2(pose.orientation.z, pose.orientation.w)
+        speed = abs(msg.twist.twist.linear.x) + abs(msg.twist.twist.angular.z)
+        for dock, docked in self._docks.update(agv, pose.position.x, pose.position.y, yaw, speed, self._now()):
+            self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=docked))
+
+    def _on_deck(self, agv: str, msg: Float64) -> None:
+        dock = self._docks.dock_of(agv)
+        if dock and math.isfinite(msg.data) and abs(msg.data) > 0.05:
+            self._event(Event(EventKind.ROLLERS_RUNNING, dock=dock, agv=agv))
+
+    def _on_load(self, agv: str, msg: Bool) -> None:
+        if msg.data and self._docks.dock_of(agv) == 'outbound':
+            self._event(Event(EventKind.PART_DETECTED, dock='outbound', agv=agv))
+
+    def _changed(self, name: str, value: bool) -> bool:
+        changed = self._switches.get(name) != value
+        self._switches[name] = value
+        return changed
+
+    def _on_infeed(self, msg: Bool) -> None:
+        if self._changed('infeed', msg.data) and msg.data:
+            self._event(Event(EventKind.PART_DETECTED, dock='inbound'))
+
+    def _on_station_eye(self, msg: Bool) -> None:
+        if self._changed('station', msg.data):
+            self._event(Event(EventKind.STATION_EYE, flag=msg.data))
+
+    def _on_clamp(self, msg: Bool) -> None:
+        if self._changed('clamp', msg.data):
+            self._event(Event(EventKind.CLAMP_CLOSED if msg.data else EventKind.CLAMP_OPEN))
+
+    def _on_conveyor_fault(self, msg: String) -> None:
+        if msg.data:
+            self._event(Event(EventKind.CONVEYOR_JAM, reason=msg.data))
+
+    def _on_adjuster_fault(self, msg: String) -> None:
+        if self._trace is not None:
+            self._trace.fault(bool(msg.data))
+        if msg.data and self._welding:
+            self._event(Event(EventKind.SENSOR_DROPOUT, reason=f'weld adjuster reports {msg.data}'))
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        try:
+            index = [msg.name.index(joint) for joint in self._joint_names]
+        except ValueError:
+            return
+        self._joints = (self._now(), [msg.position[i] for i in index], [msg.velocity[i] for i in index])
+        if self._motion.goal is not None and self._motion.reached(self._joints[1], self._joints[2]):
+            target = self._motion.target
+            self._motion.discard()
+            if target == 'weld_path':
+                self._end_weld()
+                self._event(Event(EventKind.WELD_DONE, flag=not (self._trace and self._trace.faulted)))
+            else:
+                self._event(Event(EventKind.ARM_AT_GOAL))
+
+    def _on_travel_speed(self, msg: TwistStamped) -> None:
+        speed_mm_s = msg.twist.linear.x * 1000.0
+        if not math.isfinite(speed_mm_s):
+            self._diagnose('WARN', 'travel speed with a non-finite value ignored')
+            return
+        self._travel_speed = (self._now(), speed_mm_s)
+        if self._trace is not None:
+            self._trace.speed(_seconds(msg.header.stamp), speed_mm_s)
+        if self._welding and self._arc:
+            self._set_scaling(self._motion.speed_scaling(speed_mm_s))
+
+    def _on_force(self, msg: WrenchStamped) -> None:
+        if self._trace is not None and math.isfinite(msg.wrench.force.z):
+            self._trace.force(_seconds(msg.header.stamp), msg.wrench.force.z)
+
+    def _on_correction(self, msg: Vector3Stamped) -> None:
+        if self._trace is not None and math.isfinite(msg.vector.y):
+            self._trace.correction(_seconds(msg.header.stamp), msg.vector.y * 1000.0)
+
+    def _on_features(self, msg: PointCloud2) -> None:
+        if self._trace is None:
+            return
+        try:
+            sample = cloud_to_seam(msg)
+        except ValueError:
+            return   # the adjuster refuses and counts malformed samples; the record keeps the last gap
+        if sample.lookahead_valid:
+            self._trace.gap(sample.stamp_s, sample.gap_mm)
+
+    def _tick(self) -> None:
+        now = self._now()
+        if self._welding and self._arc:   # every consumed stream's age is checked: no speed, no motion
+            if self._travel_speed is None or now - self._travel_speed[0] > self._stream_timeout_s:
+                self._set_scaling(0.0)
+        for dock, agv in self._docks.expire(now, self._stream_timeout_s):
+            self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=False))
+        self._event(Event(EventKind.TICK))
+
+    def _on_command(self, command: Command, response: Trigger.Response) -> Trigger.Response:
+        try:
+            self._act(self.core.command(command, self._now()))
+        except CommandRefused as refused:
+            response.success, response.message = False, str(refused)
+            return response
+        response.success, response.message = True, f'{command.value}: cell {self.core.state.value}'
+        self._publish_state()
+        return response
+
+    # ----- actions out ----------------------------------------------------------------------------------
+    def _act(self, actions: list[Action]) -> None:
+        for action in actions:
+            handler = getattr(self, f'_do_{action.kind.value}')
+            handler(action)
+        if actions:
+            self._publish_state()
+
+    def _do_start_belt(self, action: Action) -> None:
+        self._belt_pub.publish(Float64(data=self._belt_speed))
+
+    def _do_stop_belt(self, action: Action) -> None:
+        self._belt_pub.publish(Float64(data=0.0))
+
+    def _do_raise_gate(self, action: Action) -> None:
+        self._gate_pub.publish(Bool(data=True))
+
+    def _do_lower_gate(self, action: Action) -> None:
+        self._gate_pub.publish(Bool(data=False))
+
+    def _do_clamp(self, action: Action) -> None:
+        self._clamp_pub.publish(Bool(data=True))
+
+    def _do_unclamp(self, action: Action) -> None:
+        self._clamp_pub.publish(Bool(data=False))
+
+    def _do_move_arm(self, action: Action) -> None:
+        if self._joints is None or self._now() - self._joints[0] > self._stream_timeout_s:
+            self._diagnose('ERROR', f'arm move to {action.detail} not sent: no current joint state')
+            return
+        try:
+            trajectory = self._motion.plan(action.detail, self._joints[1])
+        except (ArmMotionError, PathError) as error:
+            self._diagnose('ERROR', f'arm move to {action.detail} cannot be planned: {error}')
+            return
+        self._set_scaling(1.0 if action.detail != 'weld_path' else self._scaling_for_weld())
+        msg = JointTrajectoryMsg(joint_names=list(trajectory.joint_names))
+        for point in trajectory.points:
+            whole = math.floor(point.time_from_start_s)
+            msg.points.append(JointTrajectoryPoint(
+                positions=list(point.positions), velocities=list(point.velocities),
+                time_from_start=Duration(sec=int(whole), nanosec=int((point.time_from_start_s - whole) * 1e9))))
+        self._trajectory_pub.publish(msg)
+
+    _do_replan_from_current_joints = _do_move_arm   # every plan starts from the joints measured now
+
+    def _scaling_for_weld(self) -> float:
+        if not self._arc:
+            return self._dry_run_scaling
+        if self._travel_speed is None:
+            return self._motion.speed_scaling(self.recipe.weld.travel_speed_mm_s)
+        return self._motion.speed_scaling(self._travel_speed[1])
+
+    def _do_stop_arm(self, action: Action) -> None:
+        self._trajectory_pub.publish(JointTrajectoryMsg(joint_names=self._joint_names))   # JTC: stop and hold
+
+    def _do_discard_trajectory(self, action: Action) -> None:
+        self._motion.discard()
+
+    def _do_start_weld(self, action: Action) -> None:
+        self._welding = True
+        self._arc = action.detail == 'arc_on'
+        self._trace = WeldTrace(action.part_id, self._seam.id, self.recipe.id)
+        if self._features is None:   # 500 Hz: subscribed only while a weld needs its gap readings
+            self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
+                                                      qos_profile_sensor_data)
+        if self._arc:
+            self._adjuster_start.call_async(Trigger.Request()).add_done_callback(
+                lambda future: self._check_reply('weld_adjuster start', future))
+            self._arc_pub.publish(Bool(data=True))
+
+    def _do_stop_weld(self, action: Action) -> None:
+        self._end_weld()
+
+    def _end_weld(self) -> None:
+        if self._arc:
+            self._arc_pub.publish(Bool(data=False))
+            self._adjuster_stop.call_async(Trigger.Request()).add_done_callback(
+                lambda future: self._check_reply('weld_adjuster stop', future))
+        self._arc_pub.publish(Bool(data=False))
+        self._welding = self._arc = False
+        self._set_scaling(1.0)
+        if self._features is not None:
+            self.destroy_subscription(self._features)
+            self._features = None
+
+    def _check_reply(self, what: str, future) -> None:
+        result = future.result()
+        if result is None or not result.success:
+            self._diagnose('ERROR', f'{what} failed: {result.message if result else "no answer"}')
+
+    def _do_write_weld_record(self, action: Action) -> None:
+        trace, self._trace = self._trace, None
+        if trace is None or trace.part_id != action.part_id:
+            self._diagnose('WARN', f'no weld samples for part {action.part_id} ({action.detail}); no record')
+            return
+        record = trace.record(action.detail, {})
+        if record is None:
+            self._diagnose('WARN', f'part {action.part_id}: the adjuster answered no sample ({action.detail}); '
+                                   'no weld record')
+            return
+        stored = self._records.append(record)
+        self.get_logger().info(f'weld record {stored.record_id}: part {action.part_id} {action.detail}')
+
+    def _do_request_pickup(self, action: Action) -> None:
+        self._pickup_pub.publish(String(data=action.part_id))
+
+    def _do_publish_handoff_result(self, action: Action) -> None:
+        self._result_pub.publish(String(data=encode_result(action.result)))
+
+    def _do_publish_diagnostics(self, action: Action) -> None:
+        self._diagnose(action.detail, action.reason)
+
+    def _set_scaling(self, scaling: float) -> None:
+        if scaling != self._scaling:
+            self._scaling = scaling
+            self._scaling_pub.publish(Float64(data=scaling))
+
+    def _diagnose(self, level: str, message: str) -> None:
+        if level == 'OK':
+            self.get_logger().info(message)
+        elif level == 'WARN':
+            self.get_logger().warning(message)
+        else:
+            self.get_logger().error(message)
+        status = DiagnosticStatus(name='coordinator: part cycle', hardware_id='cell', level=DIAGNOSTIC_LEVEL[level],
+                                  message=message)
+        status.values = self._snapshot_values()
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+    def _snapshot_values(self) -> list[KeyValue]:
+        snapshot = self.core.snapshot()
+        counts = self._ledger.counts()
+        values = {'state': snapshot.state.value, 'mode': snapshot.mode.value, 'stage': snapshot.stage.value,
+                  'station_part': snapshot.station_part, 'queued_part': snapshot.queued_part,
+                  'outbound_part': snapshot.outbound_part, 'belt_running': str(snapshot.belt_running),
+                  'announced': str(counts.announced), 'delivered': str(counts.delivered),
+                  'in_cell': str(counts.in_cell), 'rejected': str(counts.rejected),
+                  'pending_acks': '; '.join(snapshot.pending_acks)}
+        return [KeyValue(key=k, value=v) for k, v in values.items()]
+
+    def _publish_state(self) -> None:
+        self._state_pub.publish(String(data=json.dumps({kv.key: kv.value for kv in self._snapshot_values()})))
+
+
+COORDINATOR_TIMEOUTS = tuple(CoordinatorTimeouts.__dataclass_fields__)
+HANDOFF_TIMEOUTS = tuple(HandoffTimeouts.__dataclass_fields__)
+TIMEOUT_NAMES = COORDINATOR_TIMEOUTS + HANDOFF_TIMEOUTS
+TIMEOUT_DEFAULTS = {**{n: getattr(CoordinatorTimeouts(), n) for n in COORDINATOR_TIMEOUTS},
+                    **{n: getattr(HandoffTimeouts(), n) for n in HANDOFF_TIMEOUTS}}
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(CoordinatorNode, 'coordinator', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
