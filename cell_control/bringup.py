@@ -88,7 +88,9 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
         nodes.append(node('robot_state_publisher', package='robot_state_publisher',
                           robot_description=expand_xacro('cell', sim_backend=sim)))
     if sim == 'mujoco':
-        nodes.append(node('cell_sim', publish_robot_description=not ros_tools, seam_file=str(seam.seam_file),
+        # The simulation is the clock: it steps on its own time and must not listen to its own /clock.
+        nodes.append(node('cell_sim', publish_robot_description=not ros_tools, use_sim_time=False,
+                          seam_file=str(seam.seam_file),
                           seam_start_in_part=list(seam.program.points_m[0]),
                           seam_end_in_part=list(seam.program.points_m[-1])))
     if sim == 'none':

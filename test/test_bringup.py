@@ -19,8 +19,9 @@ SETUP_SCRIPTS = set(re.findall(r"'(\w+)': 'cell_control\.nodes\.", (REPO / 'setu
 def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
     nodes = {n.name: n for n in describe_cell('mujoco', ros_tools=False, recipe='bracket', parts=5)}
     assert list(nodes) == ['cell_sim', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'fleet_sim']
+    sim = nodes.pop('cell_sim')
     assert all(n.parameters['use_sim_time'] is True for n in nodes.values())
-    sim = nodes['cell_sim']
+    assert sim.parameters['use_sim_time'] is False   # it publishes /clock
     assert sim.parameters['publish_robot_description'] is True   # nobody else publishes it here
     assert sim.parameters['part_pool'] == 4                        # from config/cell_params.yaml
     # The recipe's seam is the simulated part's seam and the adjuster's seam length.

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--json', action='store_true', help='print one JSON line with run statistics at the end')
     parser.add_argument('--params', type=Path, help='ROS 2 parameter file (default config/cell_params.yaml)')
     parser.add_argument('--seam', type=Path, help='seam CSV of the part at the weld station')
+    parser.add_argument('--sim-only', action='store_true',
+                        help='run only the simulation node (its whole cell and every sensor), not the controllers')
+    parser.add_argument('--parts', type=int, default=3, help='parts the simulated fleet brings (default 3)')
     return parser
 
 
@@ -45,10 +48,12 @@ def main(argv: list[str]) -> int:
         sim_parameters['seam_file'] = str(args.seam.resolve())
     try:
         nodes = describe_cell('mujoco', ros_tools=False, params_file=args.params,
-                              overrides={'cell_sim': sim_parameters})
+                              overrides={'cell_sim': sim_parameters}, parts=args.parts)
     except BringupError as error:
         print(f'cell-control sim: {error}', file=sys.stderr)
         return 2
+    if args.sim_only:
+        nodes = [n for n in nodes if n.name == 'cell_sim']
     with NodeProcesses(nodes) as processes:
         try:
             ended = processes.wait_any()

@@ -449,6 +449,8 @@ class CellSimulation:
             target_linear = command.linear_m_s if fresh_twist else 0.0
             target_angular = command.angular_rad_s if fresh_twist else 0.0
             velocity = self._agv_velocity[agv]
+            if not (target_linear or target_angular or velocity[0] or velocity[1] or command.deck_m_s):
+                continue   # a parked AGV: nothing to drive (most of the time, and this runs every step)
             velocity[0] += _clamp(target_linear - velocity[0], AGV_LINEAR_ACCEL * dt)
             velocity[1] += _clamp(target_angular - velocity[1], AGV_ANGULAR_ACCEL * dt)
             x_dof = c.agv_dof[agv][0]

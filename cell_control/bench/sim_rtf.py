@@ -1,0 +1,42 @@
+"""Real-time factor of the simulated cell (issue 2): `cell-control sim --headless --duration 20 --rtf max --json`.
+
+Two figures: the simulation node alone (the whole cell — arm, conveyor, AGVs, parts — with every sensor
+publishing: /clock at 100 Hz, joint states and tool wrench at 100 Hz, the seam sensor at 500 Hz, odometry at
+50 Hz, photo-eyes, clamp and deck load sensors and markers at 10 Hz and on change), and the full bring-up with
+every controller node running on the same two cores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from cell_control.runner import find_executable, ros_environment
+
+RUNS = 3
+
+
+def run(extra: list[str], domain_id: int) -> dict:
+    command = [find_executable('cell-control'), 'sim', '--headless', '--duration', '20', '--rtf', 'max', '--json',
+               *extra]
+    env = ros_environment(domain_id)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f'{" ".join(command)} failed: {result.stderr[-1000:]}')
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    for label, extra in (('simulation node only', ['--sim-only']), ('whole bring-up', [])):
+        reports = [run(extra, 40 + i) for i in range(RUNS)]
+        rtfs = sorted(r['real_time_factor'] for r in reports)
+        print(json.dumps({'benchmark': 'sim_rtf', 'what': label, 'command': 'cell-control sim --headless --duration '
+                          '20 --rtf max --json' + (' ' + ' '.join(extra) if extra else ''),
+                          'runs': reports, 'rtf_median': rtfs[len(rtfs) // 2], 'rtf_min': rtfs[0]}), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
