@@ -49,14 +49,26 @@ class NodeProcesses:
 
     def __enter__(self) -> 'NodeProcesses':
         for node in self._nodes:
-            params = Path(self._dir.name) / f'{node.name}.yaml'
-            params.write_text(yaml.safe_dump({node.name: {'ros__parameters': node.parameters}}))
-            command = [find_executable(node.executable), *node.arguments, '--ros-args', '-r', f'__node:={node.name}',
-                       '--params-file', str(params)]
-            for source, target in node.remappings:
-                command += ['-r', f'{source}:={target}']
-            self.processes[node.name] = subprocess.Popen(command, env=self._env)
+            self.start(node.name)
         return self
+
+    def start(self, name: str) -> subprocess.Popen:
+        """Start (or start again, after `kill`) the node called `name` with its parameters."""
+        node = next(n for n in self._nodes if n.name == name)
+        params = Path(self._dir.name) / f'{node.name}.yaml'
+        params.write_text(yaml.safe_dump({node.name: {'ros__parameters': node.parameters}}))
+        command = [find_executable(node.executable), *node.arguments, '--ros-args', '-r', f'__node:={node.name}',
+                   '--params-file', str(params)]
+        for source, target in node.remappings:
+            command += ['-r', f'{source}:={target}']
+        self.processes[node.name] = subprocess.Popen(command, env=self._env)
+        return self.processes[node.name]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the process gets no chance to clean up (what a crash or a power cut does)."""
+        process = self.processes[name]
+        process.kill()
+        process.wait()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -10,7 +10,7 @@ timeout, not ours.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -35,16 +35,13 @@ class ArmTolerances:
     velocity_rad_s: float = 0.01       # and this still
 
 
-def _as_trajectory(joint_names: Sequence[str], points: Sequence[tuple[float, Sequence[float], Sequence[float]]]
-                   ) -> JointTrajectory:
-    return JointTrajectory(tuple(joint_names), tuple(
-        TrajectoryPoint(t, tuple(float(v) for v in q), tuple(float(v) for v in qd)) for t, q, qd in points))
+def _shifted(points: Sequence[TrajectoryPoint], offset_s: float) -> list[TrajectoryPoint]:
+    return [replace(p, time_from_start_s=p.time_from_start_s + offset_s) for p in points]
 
 
-def _segment(weld: WeldTrajectory, start_s: float, end_s: float) -> list[tuple[float, tuple, tuple]]:
+def _segment(weld: WeldTrajectory, start_s: float, end_s: float) -> list[TrajectoryPoint]:
     """The weld trajectory's points strictly after start_s up to end_s, re-timed to start at start_s."""
-    return [(p.time_from_start_s - start_s, p.positions, p.velocities) for p in weld.trajectory.points
-            if start_s < p.time_from_start_s <= end_s + 1e-9]
+    return _shifted([p for p in weld.trajectory.points if start_s < p.time_from_start_s <= end_s + 1e-9], -start_s)
 
 
 class ArmMotion:
@@ -71,8 +68,7 @@ class ArmMotion:
         names = self.arm.joint_names
         limits = self.arm.limits
         if target == 'home':
-            move = joint_move(q_now, self.home, limits, names)
-            points = [(p.time_from_start_s, p.positions, p.velocities) for p in move.points[1:]]
+            points = list(joint_move(q_now, self.home, limits, names).points[1:])
         else:
             if target == 'seam_start' or self._weld is None:
                 self._weld = plan_weld(self.seam.program, self._part_in_world, self._base_in_world,
@@ -81,16 +77,14 @@ class ArmMotion:
             if target == 'seam_start':
                 approach = weld.trajectory.points[0].positions
                 move = joint_move(q_now, approach, limits, names)
-                offset = move.duration_s
-                points = [(p.time_from_start_s, p.positions, p.velocities) for p in move.points[1:]]
-                points += [(t + offset, q, qd) for t, q, qd in _segment(weld, 0.0, weld.weld_start_s)]
+                points = list(move.points[1:]) + _shifted(_segment(weld, 0.0, weld.weld_start_s), move.duration_s)
             else:
                 points = _segment(weld, weld.weld_start_s, weld.trajectory.duration_s)
         if not points:   # already there: one point at the goal keeps JTC semantics (hold it)
-            points = [(0.1, tuple(q_now), (0.0,) * 6)]
-        self.goal = [float(v) for v in points[-1][1]]
+            points = [TrajectoryPoint(0.1, tuple(float(v) for v in q_now), (0.0,) * 6)]
+        self.goal = [float(v) for v in points[-1].positions]
         self.target = target
-        return _as_trajectory(names, points)
+        return JointTrajectory(tuple(names), tuple(points))
 
     def discard(self) -> None:
         """Forget the goal (after a stop); the next move is planned from the joints measured then."""

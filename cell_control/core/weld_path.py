@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from cell_control.core.joint_trajectory import JointTrajectory, TrajectoryPoint
 from cell_control.core.ur_kinematics import (
     JointLimits, SingularityError, UnreachablePose, UrKinematics, load_kinematics)
 
@@ -103,22 +104,6 @@ class WeldMotionSettings:
         tool = np.eye(4)
         tool[2, 3] = self.tcp_offset_m
         return tool
-
-
-class TrajectoryPoint(NamedTuple):
-    time_from_start_s: float
-    positions: tuple[float, ...]
-    velocities: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class JointTrajectory:
-    joint_names: tuple[str, ...]
-    points: tuple[TrajectoryPoint, ...]
-
-    @property
-    def duration_s(self) -> float:
-        return self.points[-1].time_from_start_s
 
 
 @dataclass(frozen=True, eq=False)

@@ -77,6 +77,11 @@ class CellSimNode(Node):
         self._lock = threading.Lock()
         self._render_path = p['render_path'] or str(Path(tempfile.gettempdir()) / 'cell_control_cell.png')
         self.create_service(Trigger, '/sim/render', self._render)
+        # Fault injection for tests of the cell's reactions (Gazebo has no equivalent: its worlds are scripted).
+        self._sensor_silent = False
+        self.create_service(Trigger, '/sim/jam_belt', self._jam_belt)
+        self.create_service(Trigger, '/sim/silence_seam_sensor', self._silence_sensor)
+        self.create_service(Trigger, '/sim/clear_faults', self._clear_faults)
         self._rtf = p['real_time_factor']
         self._clock_period_s = p['clock_period_s']
         self._duration_s = p['duration_s']
@@ -258,6 +263,28 @@ class CellSimNode(Node):
         response.success, response.message = True, f'part_{index} unloaded from {agv}'
         return response
 
+    def _jam_belt(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            try:
+                index = self.sim.jam_belt()
+            except RuntimeError as error:
+                response.success, response.message = False, str(error)
+                return response
+        response.success, response.message = True, f'part_{index} jammed on the belt'
+        return response
+
+    def _silence_sensor(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._sensor_silent = True
+        response.success, response.message = True, 'seam sensor silent'
+        return response
+
+    def _clear_faults(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            self.sim.jammed_part = None
+        self._sensor_silent = False
+        response.success, response.message = True, 'injected faults cleared'
+        return response
+
     def _render(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """A picture of the cell as it is now (MuJoCo offscreen: MUJOCO_GL=egl or osmesa)."""
         try:
@@ -311,7 +338,7 @@ class CellSimNode(Node):
         header_stamp = stamp_to_msg(now)
         if self._due('clock', now, self._clock_period_s):
             self._clock_pub.publish(Clock(clock=header_stamp))
-        for sample in samples:
+        for sample in [] if self._sensor_silent else samples:
             self._seam_pub.publish(seam_to_cloud(sample))
         if self._due('joints', now, JOINT_STATE_PERIOD_S):
             self._publish_joints(header_stamp)

@@ -13,11 +13,8 @@ import math
 import sys
 from pathlib import Path
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
@@ -27,6 +24,7 @@ from cell_control.core.conveyor_tracker import ConveyorTracker, load_conveyor_la
 from cell_control.core.description import share_dir
 from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
 from cell_control.drivers.vfd_emulator import VfdEmulator
+from cell_control.nodes.node_main import run_node
 
 BELT_SPEED_PERIOD_S = 0.01  # 100 Hz to the simulation
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -252,24 +250,7 @@ class ConveyorDriver(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    # rclpy 7.1 (Jazzy wheels) returns None from init, so no `with rclpy.init()`: shut down in finally.
-    rclpy.init(args=args)
-    try:
-        try:
-            node = ConveyorDriver()
-        except (ValueError, OSError, VfdError, InvalidParameterValueException) as exc:
-            rclpy.logging.get_logger('conveyor_driver').fatal(f'cannot start: {exc}')
-            return 1
-        try:
-            rclpy.spin(node)
-        finally:
-            node.close()
-            node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ConveyorDriver, 'conveyor_driver', args, start_up_errors=(VfdError,))
 
 
 if __name__ == '__main__':

@@ -20,15 +20,20 @@ START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, Paramete
 
 
 def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None,
-             until: Callable[[Node], bool] | None = None) -> int:
-    """Spin the node made by `make_node` until Ctrl-C, SIGTERM or `until(node)`; 1 when it cannot start."""
+             until: Callable[[Node], bool] | None = None,
+             start_up_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Spin the node made by `make_node` until Ctrl-C, SIGTERM or `until(node)`; 1 when it cannot start.
+
+    `start_up_errors` adds the node's own named errors (a device that does not answer) to the ones reported
+    as "cannot start" instead of a traceback.
+    """
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         try:
             node = make_node()
-        except START_UP_ERRORS as error:
+        except START_UP_ERRORS + start_up_errors as error:
             rclpy.logging.get_logger(name).fatal(f'cannot start: {error}')
             return 1
         executor = SingleThreadedExecutor()   # callbacks in this thread: the node's SQLite stores live here

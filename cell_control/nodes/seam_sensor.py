@@ -11,11 +11,8 @@ import sys
 import threading
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -24,6 +21,7 @@ from sensor_msgs.msg import PointCloud2
 from cell_control.drivers.seam_frame import SeamFrameParser
 from cell_control.drivers.sensor_clock import SensorClockOffset
 from cell_control.drivers.serial_link import SerialLink
+from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import FRAME_ID, seam_to_cloud
 
 FEATURES_TOPIC = '/seam/features'
@@ -137,23 +135,7 @@ class SeamSensorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    # rclpy 7.1 (Jazzy wheels) returns None from init, so no `with rclpy.init()`: shut down in finally.
-    rclpy.init(args=args)
-    try:
-        try:
-            node = SeamSensorNode()
-        except (ValueError, ParameterException) as error:
-            rclpy.logging.get_logger('seam_sensor').fatal(f'cannot start: {error}')
-            return 1
-        try:
-            rclpy.spin(node)
-        finally:
-            node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SeamSensorNode, 'seam_sensor', args)
 
 
 if __name__ == '__main__':

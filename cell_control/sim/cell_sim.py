@@ -101,6 +101,7 @@ class CellSimulation:
         self._parked_pose = [self.data.qpos[q:q + 7].copy() for q in cell.part_qpos]
         for index in range(len(cell.part_bodies)):
             self._park(index)
+        self.jammed_part: int | None = None   # fault injection: a part snagged on the belt
         self.clamp_command = False
         self.clamp_closed = False
         self._clamp_change_s = 0.0
@@ -242,6 +243,17 @@ class CellSimulation:
         position, _ = self.part_pose(index)
         along = (position[0] - state.x) * math.cos(state.yaw) + (position[1] - state.y) * math.sin(state.yaw)
         return bool(abs(along) <= DECK_CENTRED_M)   # a numpy bool would serialise as False in std_msgs/Bool
+
+    def jam_belt(self) -> int:
+        """Fault injection: the part furthest along the belt snags and stays put while the belt slides under it."""
+        conveyor = self.layout['conveyor']
+        on_belt = [i for i in self.parts_in_cell()
+                   if conveyor['x_start'] <= self.part_pose(i)[0][0] <= conveyor['x_end']
+                   and abs(self.part_pose(i)[0][2] - conveyor['belt_top_z']) < 0.05]
+        if not on_belt:
+            raise RuntimeError('no part on the belt to jam')
+        self.jammed_part = max(on_belt, key=lambda i: self.part_pose(i)[0][0])
+        return self.jammed_part
 
     def set_clamp(self, closed: bool) -> None:
         if closed != self.clamp_command:
@@ -444,16 +456,20 @@ class CellSimulation:
 
         now = float(d.time)
         self._apply_clamp(now)
+        if self.jammed_part is not None:
+            dof = c.part_dof[self.jammed_part]
+            d.qvel[dof:dof + 6] = 0.0
         for agv, command in self._agv_commands.items():
             fresh_twist = now - command.twist_time_s <= COMMAND_TIMEOUT_S
             target_linear = command.linear_m_s if fresh_twist else 0.0
             target_angular = command.angular_rad_s if fresh_twist else 0.0
             velocity = self._agv_velocity[agv]
+            x_dof = c.agv_dof[agv][0]
             if not (target_linear or target_angular or velocity[0] or velocity[1] or command.deck_m_s):
-                continue   # a parked AGV: nothing to drive (most of the time, and this runs every step)
+                d.qvel[x_dof:x_dof + 3] = 0.0   # parked: held in place (a part on its deck must not push it)
+                continue
             velocity[0] += _clamp(target_linear - velocity[0], AGV_LINEAR_ACCEL * dt)
             velocity[1] += _clamp(target_angular - velocity[1], AGV_ANGULAR_ACCEL * dt)
-            x_dof = c.agv_dof[agv][0]
             yaw = float(d.qpos[c.agv_qpos[agv][2]])
             d.qvel[x_dof:x_dof + 3] = (velocity[0] * math.cos(yaw), velocity[0] * math.sin(yaw), velocity[1])
             d.qpos[c.deck_qpos[agv]] = 0.0

@@ -1,0 +1,64 @@
+"""Small cores of the production cycle: KPIs and their lower bound, dock detection, the weld trace."""
+import math
+
+import pytest
+
+from cell_control.core.docking import DockWatch
+from cell_control.core.kpi import PartOutcome, StationLegs, critical_path_s, production_kpis, trapezoid_time_s
+from cell_control.core.weld_trace import WeldTrace
+
+LAYOUT = {'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}}}
+
+
+def test_trapezoid_time_triangle_and_cruise():
+    assert trapezoid_time_s(0.0, 1.0, 1.0) == 0.0
+    assert trapezoid_time_s(0.25, 1.0, 1.0) == pytest.approx(1.0)     # triangle: 2·sqrt(d/a)
+    assert trapezoid_time_s(3.0, 1.0, 1.0) == pytest.approx(4.0)      # d/v + v/a
+
+
+def test_kpis_use_departure_intervals_and_the_slowest_resource():
+    station = StationLegs(5.0, 1.0, 3.0, 40.0, 4.0, 3.0)
+    bound = critical_path_s(station, inbound_agv_s=30.0, outbound_agv_s=60.0)
+    assert bound == 60.0                                               # the outbound AGV is the bottleneck
+    parts = [PartOutcome('P-1', 0.0, 80.0, 'good'), PartOutcome('P-2', 10.0, 140.0, 'good'),
+             PartOutcome('P-3', 20.0, 202.0, 'good')]
+    kpis = production_kpis(parts, run_s=210.0, fault_s=21.0, critical_s=bound)
+    assert kpis['cycle_s'] == [80.0, 60.0, 62.0]
+    assert kpis['mean_cycle_s'] == 61.0 and kpis['efficiency'] == pytest.approx(61.0 / 60.0, abs=1e-3)
+    assert kpis['throughput_parts_per_h'] == pytest.approx(3600 * 3 / 202.0, abs=0.1)
+    assert kpis['availability_pct'] == 90.0
+    still_in = production_kpis([PartOutcome('P-1', 0.0, None, '')], 10.0, 0.0, bound)
+    assert math.isnan(still_in['mean_cycle_s']) and still_in['throughput_parts_per_h'] == 0.0
+
+
+def test_dock_watch_needs_pose_alignment_and_stillness_and_expires_stale_odometry():
+    watch = DockWatch(LAYOUT, 0.03, 0.05)
+    assert watch.update('agv_1', -2.45, 0.0, 0.0, 0.5, 1.0) == []          # still moving
+    assert watch.update('agv_1', -2.45, 0.0, 0.2, 0.0, 1.1) == []          # turned
+    assert watch.update('agv_1', -2.44, 0.01, 0.01, 0.0, 1.2) == [('inbound', True)]
+    assert watch.update('agv_1', -2.44, 0.01, 0.01, 0.0, 1.3) == []        # no change, no event
+    assert watch.dock_of('agv_1') == 'inbound'
+    assert watch.expire(now_s=1.5, timeout_s=0.5) == []
+    assert watch.expire(now_s=2.0, timeout_s=0.5) == [('inbound', 'agv_1')]
+    assert watch.dock_of('agv_1') == ''
+    assert watch.update('agv_1', math.nan, 0.0, 0.0, 0.0, 2.1) == []        # garbage is never docked
+
+
+def test_weld_trace_matches_messages_by_stamp_and_integrates_position():
+    trace = WeldTrace('P-1', 'seam_a', 'bracket')
+    assert trace.record('good', {}) is None                                 # no sample answered: no record
+    for i in range(5):
+        stamp = 1.0 + 0.002 * i
+        trace.speed(stamp, 10.0)
+        trace.force(stamp, 200.0 + i)
+        trace.correction(stamp, 0.1 * i)
+        if i != 2:                                                          # one dropout: the gap is held
+            trace.gap(stamp, 0.5 + i)
+    trace.fault(True)
+    trace.speed(1.010, 5.0)
+    record = trace.record('good', {'extra': 1.0})
+    assert record.s_mm == pytest.approx([0.0, 0.02, 0.04, 0.06, 0.08, 0.09])
+    assert record.gap_mm[:4] == [0.5, 1.5, 1.5, 3.5]
+    assert record.good == [True] * 5 + [False]                              # faulted sample is not good
+    assert record.metrics['extra'] == 1.0 and record.metrics['samples'] == 6.0
+    assert all(not g for g in trace.record('rework', {}).good)

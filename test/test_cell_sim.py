@@ -1,0 +1,94 @@
+"""The simulated cell without ROS: arm tracking, belt and decks carrying parts by friction, fixture, sensors."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cell_control.core.description import expand_xacro, load_layout
+from cell_control.core.joint_trajectory import TrajectoryPoint, validate_trajectory
+from cell_control.core.seam_profile import load_seam_csv
+from cell_control.core.ur_kinematics import load_kinematics
+from cell_control.sim.cell_scene import build_cell_model
+from cell_control.sim.cell_sim import CellSimulation, SeamPlacement
+
+HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
+
+
+@pytest.fixture(scope='module')
+def cell_model():
+    layout = load_layout()
+    joints = list(load_kinematics().joint_names)
+    model = build_cell_model(expand_xacro('cell', sim_backend='mujoco'),
+                             {agv: expand_xacro('agv', name=agv) for agv in ('agv_1', 'agv_2')},
+                             expand_xacro('part'), layout, joints, 2)
+    return model, layout, joints
+
+
+@pytest.fixture
+def sim(cell_model):
+    model, layout, _ = cell_model
+    return CellSimulation(model, layout, HOME)
+
+
+def test_arm_tracks_a_smooth_trajectory_within_1_mrad_rms(sim, cell_model):
+    joints = cell_model[2]
+    amplitude = [-0.4, 0.3, -0.4, 0.3, -0.4, 0.3]
+    points = [TrajectoryPoint(t, tuple(q + a * (1 - math.cos(math.pi * t / 4)) / 2 for q, a in zip(HOME, amplitude)),
+                              tuple(a * math.pi / 8 * math.sin(math.pi * t / 4) for a in amplitude))
+              for t in (k * 0.1 for k in range(1, 41))]
+    sim.start_trajectory(validate_trajectory(joints, points, joints))
+    errors = []
+    for _ in range(4500):
+        sim.step()
+        errors.append(np.subtract(sim.arm_reference()[0], sim.arm_state()[0]))
+    rms = float(np.sqrt(np.mean(np.square(errors))))
+    assert rms < 1e-3, f'tracking error {rms * 1e3:.3f} mrad RMS'
+    assert max(abs(a - b - c) for a, b, c in zip(sim.arm_state()[0], HOME, amplitude)) < 1e-4
+
+
+def test_a_part_rides_the_agv_deck_onto_the_belt_and_stops_at_the_gate(sim):
+    index = sim.load_part_on_agv('agv_1')
+    assert sim.load_present('agv_1') is True
+    dock = sim.layout['docks']['inbound']
+    sim.data.qpos[sim.cell.agv_qpos['agv_1']] = [dock['x'], dock['y'], dock['yaw']]
+    sim.data.qpos[sim.cell.part_qpos[index]:sim.cell.part_qpos[index] + 2] = [dock['x'], dock['y']]
+    sim.belt_speed_m_s, sim.gate_raised = 0.3, True
+    for _ in range(300):   # 30 s at most
+        sim.set_deck_speed('agv_1', 0.3)
+        sim.step(100)
+        if sim.photo_eyes()['station']:
+            break
+    assert sim.photo_eyes()['station'] and not sim.load_present('agv_1')
+    sim.step(1000)
+    x = sim.part_pose(index)[0][0]
+    assert x == pytest.approx(sim.layout['station']['x'], abs=0.01)   # against the stop gate
+
+
+def test_the_clamp_centres_the_part_and_the_gate_cannot_lift_a_part(sim):
+    index = sim.load_part_on_agv('agv_1')
+    q = sim.cell.part_qpos[index]
+    sim.data.qpos[q:q + 3] = [0.02, 0.03, 0.751]
+    sim.set_clamp(True)
+    sim.step(1000)
+    assert sim.clamp_closed
+    assert sim.part_pose(index)[0][:2] == pytest.approx([0.0, 0.0], abs=1e-4)
+    sim.set_clamp(False)
+    sim.step(600)
+    sim.data.qpos[q:q + 3] = [0.4, 0.0, 0.751]     # a part lying over the gate
+    sim.gate_raised = True
+    sim.step(500)
+    assert sim.data.qpos[sim.cell.gate_qpos] < 0.001 and sim.part_pose(index)[0][2] < 0.76
+
+
+def test_seam_sensor_streams_500_hz_and_strikes_the_arc_on_the_seam(sim, tmp_path):
+    seam = tmp_path / 'seam.csv'
+    seam.write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0.5,0,0\n100,0.5,0,0\n')
+    sim.seam_placement = SeamPlacement(load_seam_csv(seam), (-0.05, 0.0, 0.08), (0.05, 0.0, 0.08))
+    sim.step(1000)
+    stamps = [s.stamp_s for s in sim.seam_samples]
+    assert len(stamps) == 500 and np.diff(stamps) == pytest.approx(0.002)
+    assert all(s.flags == 0 for s in sim.seam_samples)       # no seam in view: invalid readings
+    with pytest.raises(ValueError, match='is 100 mm long but its start and end points'):
+        SeamPlacement(load_seam_csv(seam), (-0.1, 0.0, 0.08), (0.1, 0.0, 0.08))
