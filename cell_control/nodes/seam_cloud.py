@@ -22,8 +22,6 @@ POINT_STEP = _POINT.size
 # (name, offset, datatype, count) in the order of _POINT.
 FIELDS = tuple((name, 4 * i, PointField.FLOAT32, 1) for i, name in enumerate(
     ('x', 'y', 'z', 'gap', 'mismatch', 'bead_width', 'valid'))) + (('sequence', 28, PointField.UINT32, 1),)
-_POINT_FIELDS = [PointField(name=name, offset=offset, datatype=datatype, count=count)
-                 for name, offset, datatype, count in FIELDS]
 _FLOAT_FIELDS = tuple(name for name, _, datatype, _ in FIELDS if datatype == PointField.FLOAT32)
 _FLOAT32_MAX = 3.4028234663852886e38
 _NANOSECONDS = 1_000_000_000
@@ -60,7 +58,8 @@ def seam_to_cloud(sample: SeamMeasurement, frame_id: str = FRAME_ID) -> PointClo
     msg.header.frame_id = frame_id
     msg.height = 1
     msg.width = 1
-    msg.fields = _POINT_FIELDS   # the same layout every time: built once (publish copies the message)
+    msg.fields = [PointField(name=name, offset=offset, datatype=datatype, count=count)
+                  for name, offset, datatype, count in FIELDS]   # fresh objects: a caller may edit its message
     msg.is_bigendian = False
     msg.point_step = POINT_STEP
     msg.row_step = POINT_STEP
