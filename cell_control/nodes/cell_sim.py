@@ -18,7 +18,6 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped, Vector3Stamped, WrenchStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
 from rosgraph_msgs.msg import Clock
@@ -33,6 +32,7 @@ from cell_control.core.joint_trajectory import TrajectoryError, TrajectoryPoint,
 from cell_control.core.seam_profile import load_seam_csv
 from cell_control.core.ur_kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
+from cell_control.nodes.params import descriptor
 from cell_control.nodes.seam_cloud import seam_to_cloud, stamp_to_msg
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.cell_sim import CellSimulation, SeamPlacement
@@ -47,17 +47,6 @@ DIAGNOSTICS_PERIOD_S = 1.0
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 HOME_POSITIONS = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
-
-
-def _descriptor(text: str, low: float | None = None, high: float | None = None, integer: bool = False,
-                read_only: bool = True) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=read_only)
-    if low is not None and high is not None:
-        if integer:
-            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
-        else:
-            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
-    return descriptor
 
 
 class CellSimNode(Node):
@@ -135,27 +124,27 @@ class CellSimNode(Node):
 
     def _declare_parameters(self) -> dict:
         declare = self.declare_parameter
-        declare('real_time_factor', 1.0, _descriptor(
+        declare('real_time_factor', 1.0, descriptor(
             'Simulated seconds per wall second; 0 runs as fast as possible.', 0.0, 1000.0))
-        declare('duration_s', 0.0, _descriptor('Stop after this much simulated time; 0 runs until shutdown.',
-                                               0.0, 1.0e6))
-        declare('report_json', False, _descriptor('Print one JSON line with the run statistics at the end.'))
-        declare('clock_period_s', 0.01, _descriptor(
+        declare('duration_s', 0.0, descriptor('Stop after this much simulated time; 0 runs until shutdown.',
+                                              0.0, 1.0e6))
+        declare('report_json', False, descriptor('Print one JSON line with the run statistics at the end.'))
+        declare('clock_period_s', 0.01, descriptor(
             'Simulated time between /clock messages: every node on sim time receives each one.', 0.002, 0.1))
-        declare('part_pool', 4, _descriptor('Parts the world can put on AGVs at the source.', 1, 16, True))
-        declare('initial_arm_positions', HOME_POSITIONS, _descriptor('Arm joint positions at start, rad.'))
-        declare('publish_robot_description', True, _descriptor(
+        declare('part_pool', 4, descriptor('Parts the world can put on AGVs at the source.', 1, 16, True))
+        declare('initial_arm_positions', HOME_POSITIONS, descriptor('Arm joint positions at start, rad.'))
+        declare('publish_robot_description', True, descriptor(
             'Publish /robot_description latched (off when robot_state_publisher does it).'))
-        declare('render_path', '', _descriptor('PNG file that the ~/render service writes a picture of the cell '
-                                               'to; empty: <tmp>/cell_control_cell.png.'))
-        declare('seam_file', '', _descriptor('Seam CSV of the part welded at the station; empty: no seam.'))
-        declare('seam_start_in_part', [-0.3, 0.0, 0.08], _descriptor('Seam start in the part frame, m.'))
-        declare('seam_end_in_part', [0.3, 0.0, 0.08], _descriptor('Seam end in the part frame, m.'))
-        declare('power_drift', 0.0, _descriptor('Relative error of the real arc power (unknown to control).',
-                                                -0.5, 0.5))
-        declare('dropout_rate', 0.0, _descriptor('Probability that a sensor sample is invalid.', 0.0, 1.0))
-        declare('outlier_rate', 0.0, _descriptor('Probability of a gap outlier in a valid sample.', 0.0, 1.0))
-        declare('seed', 0, _descriptor('Seed of the sensor noise.', 0, 2**31 - 1, True))
+        declare('render_path', '', descriptor('PNG file that the ~/render service writes a picture of the cell '
+                                              'to; empty: <tmp>/cell_control_cell.png.'))
+        declare('seam_file', '', descriptor('Seam CSV of the part welded at the station; empty: no seam.'))
+        declare('seam_start_in_part', [-0.3, 0.0, 0.08], descriptor('Seam start in the part frame, m.'))
+        declare('seam_end_in_part', [0.3, 0.0, 0.08], descriptor('Seam end in the part frame, m.'))
+        declare('power_drift', 0.0, descriptor('Relative error of the real arc power (unknown to control).',
+                                               -0.5, 0.5))
+        declare('dropout_rate', 0.0, descriptor('Probability that a sensor sample is invalid.', 0.0, 1.0))
+        declare('outlier_rate', 0.0, descriptor('Probability of a gap outlier in a valid sample.', 0.0, 1.0))
+        declare('seed', 0, descriptor('Seed of the sensor noise.', 0, 2**31 - 1, True))
         values = {name: self.get_parameter(name).value for name in (
             'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'part_pool', 'initial_arm_positions',
             'render_path',
@@ -243,35 +232,25 @@ class CellSimNode(Node):
             with self._lock:
                 self.sim.set_deck_speed(agv, msg.data)
 
-    def _load_part(self, agv: str, response: Trigger.Response) -> Trigger.Response:
+    def _world_action(self, action, done: str, response: Trigger.Response) -> Trigger.Response:
+        """Run one of the world's part actions under the lock; its refusal becomes the service's answer."""
         with self._lock:
             try:
-                index = self.sim.load_part_on_agv(agv)
+                index = action()
             except RuntimeError as error:
                 response.success, response.message = False, str(error)
                 return response
-        response.success, response.message = True, f'part_{index} loaded on {agv}'
+        response.success, response.message = True, f'part_{index} {done}'
         return response
+
+    def _load_part(self, agv: str, response: Trigger.Response) -> Trigger.Response:
+        return self._world_action(lambda: self.sim.load_part_on_agv(agv), f'loaded on {agv}', response)
 
     def _unload_part(self, agv: str, response: Trigger.Response) -> Trigger.Response:
-        with self._lock:
-            try:
-                index = self.sim.unload_part_from_agv(agv)
-            except RuntimeError as error:
-                response.success, response.message = False, str(error)
-                return response
-        response.success, response.message = True, f'part_{index} unloaded from {agv}'
-        return response
+        return self._world_action(lambda: self.sim.unload_part_from_agv(agv), f'unloaded from {agv}', response)
 
     def _jam_belt(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        with self._lock:
-            try:
-                index = self.sim.jam_belt()
-            except RuntimeError as error:
-                response.success, response.message = False, str(error)
-                return response
-        response.success, response.message = True, f'part_{index} jammed on the belt'
-        return response
+        return self._world_action(self.sim.jam_belt, 'jammed on the belt', response)
 
     def _silence_sensor(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._sensor_silent = True

@@ -24,7 +24,6 @@ import threading
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
@@ -35,22 +34,12 @@ from cell_control.core.description import load_layout
 from cell_control.core.fleet import Command, CommandKind, Fleet, FleetConfig
 from cell_control.core.handoff import HandoffError, decode_result, encode_request
 from cell_control.nodes.node_main import run_node
+from cell_control.nodes.params import descriptor
 
 TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
 DIAGNOSTICS_PERIOD_S = 1.0
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def _descriptor(text: str, low: float | None = None, high: float | None = None,
-                integer: bool = False) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=text, read_only=True)
-    if low is not None and high is not None:
-        if integer:
-            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
-        else:
-            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
-    return descriptor
 
 
 def yaw_of(q) -> float:
@@ -84,27 +73,27 @@ class FleetSimNode(Node):
 
     def _declare_parameters(self) -> FleetConfig:
         declare = self.declare_parameter
-        declare('inbound_agv', 'agv_1', _descriptor('AGV that carries parts from the source to the inbound dock.'))
-        declare('outbound_agv', 'agv_2', _descriptor('AGV that takes parts from the outbound dock to the sink.'))
-        declare('parts', 3, _descriptor('Parts the source sends into the cell.', 0, 1000, True))
-        declare('prefix', 'P', _descriptor('Part ids are <prefix>-<n>, n from 1.'))
-        declare('deck_speed', 0.3, _descriptor('Deck roller surface speed during a transfer, m/s.', 0.05, 0.5))
-        declare('retry_backoff_s', 2.0, _descriptor(
+        declare('inbound_agv', 'agv_1', descriptor('AGV that carries parts from the source to the inbound dock.'))
+        declare('outbound_agv', 'agv_2', descriptor('AGV that takes parts from the outbound dock to the sink.'))
+        declare('parts', 3, descriptor('Parts the source sends into the cell.', 0, 1000, True))
+        declare('prefix', 'P', descriptor('Part ids are <prefix>-<n>, n from 1.'))
+        declare('deck_speed', 0.3, descriptor('Deck roller surface speed during a transfer, m/s.', 0.05, 0.5))
+        declare('retry_backoff_s', 2.0, descriptor(
             'Wait after a FAILED handoff or a failed service call before trying again (new request id), s.',
             0.1, 600.0))
-        declare('inbound_enabled', True, _descriptor(
+        declare('inbound_enabled', True, descriptor(
             'False: the inbound AGV loads, announces and requests, but never leaves the source.'))
-        declare('answer_timeout_s', 2.0, _descriptor('Resend the same request id after this much silence, s.',
-                                                     0.1, 60.0))
-        declare('service_timeout_s', 5.0, _descriptor('A load/unload service must reply within this, s.',
-                                                      0.1, 120.0))
-        declare('load_present_timeout_s', 10.0, _descriptor(
+        declare('answer_timeout_s', 2.0, descriptor('Resend the same request id after this much silence, s.',
+                                                    0.1, 60.0))
+        declare('service_timeout_s', 5.0, descriptor('A load/unload service must reply within this, s.',
+                                                     0.1, 120.0))
+        declare('load_present_timeout_s', 10.0, descriptor(
             'Outbound: the part must be centred on the deck within this after SUCCESS, s.', 0.1, 120.0))
-        declare('deck_clear_s', 1.5, _descriptor(
+        declare('deck_clear_s', 1.5, descriptor(
             'Inbound: rollers keep pushing this long after SUCCESS before the AGV leaves, s.', 0.0, 30.0))
-        declare('drive_timeout_s', 120.0, _descriptor('A route not driven within this is planned again, s.',
-                                                      1.0, 3600.0))
-        declare('odometry_timeout_s', 0.5, _descriptor('Odometry older than this stops the AGV, s.', 0.05, 10.0))
+        declare('drive_timeout_s', 120.0, descriptor('A route not driven within this is planned again, s.',
+                                                     1.0, 3600.0))
+        declare('odometry_timeout_s', 0.5, descriptor('Odometry older than this stops the AGV, s.', 0.05, 10.0))
         value = {name: self.get_parameter(name).value for name in (
             'inbound_agv', 'outbound_agv', 'parts', 'prefix', 'deck_speed', 'retry_backoff_s', 'inbound_enabled',
             'answer_timeout_s', 'service_timeout_s', 'load_present_timeout_s', 'deck_clear_s', 'drive_timeout_s',
