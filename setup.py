@@ -12,7 +12,6 @@ NODES = {
     'coordinator': 'cell_control.nodes.coordinator:main',
     'fleet_sim': 'cell_control.nodes.fleet_sim:main',
     'conveyor_driver': 'cell_control.nodes.conveyor_driver:main',
-    'weld_motion': 'cell_control.nodes.weld_motion:main',
 }
 
 setup(
@@ -27,6 +26,7 @@ setup(
         ('share/' + package_name + '/config', glob('config/*.*')),
         ('share/' + package_name + '/config/recipes', glob('config/recipes/*.yaml') + glob('config/recipes/*.csv')),
         ('share/' + package_name + '/config/ur5e', glob('config/ur5e/*.yaml')),
+        ('share/' + package_name + '/config/seams', glob('config/seams/*.csv')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from cell_control.core.description import expand_xacro, share_dir
-from cell_control.core.recipe import RecipeError, load_recipe, recipes_dir
+from cell_control.cell.description import expand_xacro, share_dir
+from cell_control.cell.recipe import RecipeError, load_recipe, recipes_dir
 
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')
 PACKAGE = 'cell_control'

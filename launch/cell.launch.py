@@ -10,7 +10,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from cell_control.bringup import SIM_CHOICES, describe_cell
-from cell_control.core.description import share_dir
+from cell_control.cell.description import share_dir
 
 
 def _nodes(context, *args, **kwargs):

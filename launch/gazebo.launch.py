@@ -14,7 +14,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, Pyth
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from cell_control.core.description import expand_xacro, load_layout, share_dir
+from cell_control.cell.description import expand_xacro, load_layout, share_dir
 from cell_control.sim.interface import AGV_NAMES
 
 WORLD_NAME = 'cell'   # <world name> in config/gazebo_world.sdf

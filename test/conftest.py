@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SEAMS = REPO.parent / 'shared' / 'seams'
+SEAMS = REPO / 'config' / 'seams'
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.02) -> None:

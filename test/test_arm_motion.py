@@ -3,10 +3,10 @@ import math
 
 import pytest
 
-from cell_control.core.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion, ArmMotionError
-from cell_control.core.description import load_layout
-from cell_control.core.recipe import load_recipe, recipes_dir
-from cell_control.core.ur_kinematics import load_kinematics
+from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion, ArmMotionError
+from cell_control.cell.description import load_layout
+from cell_control.cell.recipe import load_recipe, recipes_dir
+from cell_control.motion.kinematics import load_kinematics
 
 HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
 

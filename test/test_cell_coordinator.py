@@ -1,11 +1,11 @@
 """Cell coordinator driven by scripted device events, against a real SQLite ledger and HandoffServer."""
 import pytest
 
-from cell_control.core.cell_coordinator import (
+from cell_control.cell.cycle import (
     MOTION_ACTIONS, ActionKind, CellCoordinator, CellState, Command, CommandRefused, CoordinatorError,
     CoordinatorTimeouts, Event, EventKind, Mode, Stage)
-from cell_control.core.handoff import HandoffKind, HandoffRequest, HandoffServer, HandoffStatus, HandoffTimeouts
-from cell_control.core.part_ledger import PartLedger, PartState
+from cell_control.logistics.handoff import HandoffKind, HandoffRequest, HandoffServer, HandoffStatus, HandoffTimeouts
+from cell_control.cell.ledger import PartLedger, PartState
 
 A = ActionKind
 E = EventKind

@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from cell_control.core.docking import DockWatch
-from cell_control.core.kpi import PartOutcome, StationLegs, critical_path_s, production_kpis, trapezoid_time_s
-from cell_control.core.weld_trace import WeldTrace
+from cell_control.logistics.docking import DockWatch
+from cell_control.cell.kpi import PartOutcome, StationLegs, critical_path_s, production_kpis, trapezoid_time_s
+from cell_control.weld.trace import WeldTrace
 
 LAYOUT = {'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}}}
 

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from cell_control.core.description import expand_xacro, load_layout
-from cell_control.core.joint_trajectory import TrajectoryPoint, validate_trajectory
-from cell_control.core.seam_profile import load_seam_csv
-from cell_control.core.ur_kinematics import load_kinematics
+from cell_control.cell.description import expand_xacro, load_layout
+from cell_control.motion.trajectory import TrajectoryPoint, validate_trajectory
+from cell_control.weld.seam_profile import load_seam_csv
+from cell_control.motion.kinematics import load_kinematics
 from cell_control.sim.cell_scene import build_cell_model
-from cell_control.sim.cell_sim import CellSimulation, SeamPlacement
+from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
 
 HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
 

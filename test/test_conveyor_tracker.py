@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cell_control.core.conveyor_tracker import (
+from cell_control.logistics.conveyor_tracker import (
     ConveyorLayout, ConveyorTracker, JamFault, UnexpectedPart, load_conveyor_layout,
 )
 

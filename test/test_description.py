@@ -11,8 +11,8 @@ import pytest
 import xacro
 import yaml
 
-from cell_control.core import description
-from cell_control.core.description import DescriptionError, expand_xacro, load_layout, share_dir
+from cell_control.cell import description
+from cell_control.cell.description import DescriptionError, expand_xacro, load_layout, share_dir
 
 ARM_JOINTS = ['shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
               'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint']
@@ -301,7 +301,7 @@ def test_check_urdf_is_installed():
 
 
 def test_urdf_agrees_with_the_arm_kinematics_used_for_ik(cell):
-    from cell_control.core.ur_kinematics import load_kinematics
+    from cell_control.motion.kinematics import load_kinematics
     q = [0.3, -1.2, 1.5, -1.9, -1.57, 0.4]
     np.testing.assert_allclose(np.asarray(load_kinematics().forward(q)),
                                cell.pose('tool0', dict(zip(ARM_JOINTS, q)), relative_to='base_link'), atol=1e-6)

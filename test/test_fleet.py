@@ -1,13 +1,13 @@
-"""The fleet's plan (core.fleet) without ROS: scripted cell answers, a kinematic AGV model, time passed in."""
+"""The fleet's plan (logistics.fleet) without ROS: scripted cell answers, a kinematic AGV model, time passed in."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from cell_control.core.agv_navigation import Pose2D
-from cell_control.core.fleet import AgvTask, Command, CommandKind, Fleet, FleetConfig, FleetError
-from cell_control.core.handoff import HandoffKind, HandoffResult, HandoffStatus, HandoffStep
+from cell_control.logistics.agv_navigation import Pose2D
+from cell_control.logistics.fleet import AgvTask, Command, CommandKind, Fleet, FleetConfig, FleetError
+from cell_control.logistics.handoff import HandoffKind, HandoffResult, HandoffStatus, HandoffStep
 
 LAYOUT = {
     'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}},

@@ -18,8 +18,8 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import Bool, Float64, String  # noqa: E402
 
-from cell_control.core.description import load_layout  # noqa: E402
-from cell_control.core.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
+from cell_control.cell.description import load_layout  # noqa: E402
+from cell_control.logistics.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
                                        encode_result)
 
 pytestmark = pytest.mark.integration

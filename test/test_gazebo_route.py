@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from cell_control.core.description import expand_xacro, share_dir
+from cell_control.cell.description import expand_xacro, share_dir
 from cell_control.sim.interface import sim_topics
 
 # The Gazebo transport type that ros_gz_bridge pairs with each ROS type of the interface.

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from cell_control.core.handoff import (
+from cell_control.logistics.handoff import (
     ClientActionKind, HandoffClient, HandoffError, HandoffKind, HandoffRequest, HandoffResult, HandoffServer,
     HandoffStatus, HandoffStep, HandoffTimeouts, decode_request, decode_result, encode_request,
     encode_result)

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from cell_control.core.joint_trajectory import (
+from cell_control.motion.trajectory import (
     TrajectoryError, TrajectoryFollower, TrajectoryPoint, validate_trajectory)
 
 JOINTS = ['a', 'b']

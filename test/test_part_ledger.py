@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cell_control.core.part_ledger import (
+from cell_control.cell.ledger import (
     LEGAL_TRANSITIONS, DuplicatePartError, IllegalTransitionError, LedgerInvariantError, PartLedger,
     PartState, TransitionIdConflictError, UnknownPartError)
 
@@ -163,7 +163,7 @@ def test_state_survives_reopen(tmp_path):
 # On start it re-applies the last committed transition (a retry of an in-flight message): must be a no-op.
 WORKER = r'''
 import sys
-from cell_control.core.part_ledger import PartLedger, PartState as S, TERMINAL_STATES
+from cell_control.cell.ledger import PartLedger, PartState as S, TERMINAL_STATES
 path, total = sys.argv[1], int(sys.argv[2])
 GOOD = [S.ON_INBOUND_AGV, S.ON_CONVEYOR, S.AT_STATION, S.WELDING, S.WELDED, S.ON_OUTBOUND_CONVEYOR,
         S.DELIVERED]

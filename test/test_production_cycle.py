@@ -26,7 +26,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from cell_control.bringup import describe_cell  # noqa: E402
-from cell_control.core.part_ledger import PartLedger, PartState  # noqa: E402
+from cell_control.cell.ledger import PartLedger, PartState  # noqa: E402
 from cell_control.runner import NodeProcesses, ros_environment  # noqa: E402
 
 pytestmark = pytest.mark.integration

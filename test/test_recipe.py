@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cell_control.core.recipe import RecipeError, load_recipe, load_recipes, recipes_dir
-from cell_control.core.ur_kinematics import default_config_dir
-from cell_control.core.weld_adjuster import MODES
-from cell_control.core.weld_path import base_pose_from_layout, part_pose_at_station, plan_weld
+from cell_control.cell.recipe import RecipeError, load_recipe, load_recipes, recipes_dir
+from cell_control.motion.kinematics import default_config_dir
+from cell_control.weld.adjuster import MODES
+from cell_control.motion.weld_path import base_pose_from_layout, part_pose_at_station, plan_weld
 
 LAYOUT = yaml.safe_load((default_config_dir() / 'cell_layout.yaml').read_text())
 HOME = [math.pi, -1.57, 1.57, -1.57, -1.57, 0.0]

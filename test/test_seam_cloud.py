@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sensor_msgs.msg import PointField
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.nodes.seam_cloud import POINT_STEP, cloud_to_seam, seam_to_cloud, stamp_to_msg
 
 BOTH = LOOKAHEAD_VALID | BEAD_VALID

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.drivers.seam_frame import (
     FRAME_LENGTH, SYNC, SeamFrameParser, SequenceGap, decode_frame, encode_frame, frame_crc)
 

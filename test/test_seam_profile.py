@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from cell_control.core.seam_profile import SeamFileError, load_seam_csv
+from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
 
-SEAMS = Path(__file__).resolve().parents[1].parent / 'shared' / 'seams'
+SEAMS = Path(__file__).resolve().parents[1] / 'config' / 'seams'
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -32,9 +32,10 @@ def test_columns_may_come_in_any_order_with_extras(tmp_path: Path) -> None:
     assert seam.at(2.0) == pytest.approx((0.3, 0.0, 2.0))
 
 
-@pytest.mark.skipif(not SEAMS.is_dir(), reason='example seams not present')
 def test_example_seams_load() -> None:
-    for path in sorted(SEAMS.glob('*.csv')):
+    paths = sorted(SEAMS.glob('*.csv'))
+    assert [p.name for p in paths] == ['gap_ramp.csv', 'gap_steps.csv', 'straight_tight.csv']
+    for path in paths:
         seam = load_seam_csv(path)
         assert seam.length_mm > 30.0
         assert all(math.isfinite(v) for v in seam.gap_mm)

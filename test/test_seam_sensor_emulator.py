@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.drivers.seam_frame import SYNC, SeamFrameParser
 from cell_control.drivers.seam_sensor_emulator import SeamSensorEmulator
 from cell_control.drivers.serial_link import SerialLink

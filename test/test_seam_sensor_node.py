@@ -14,7 +14,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.drivers.seam_sensor_emulator import SeamSensorEmulator
 from cell_control.nodes.seam_cloud import cloud_to_seam
 

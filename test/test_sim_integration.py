@@ -23,8 +23,8 @@ from std_srvs.srv import Trigger  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from cell_control.core.agv_navigation import Pose2D, docking_route, drive_command  # noqa: E402
-from cell_control.core.description import load_layout  # noqa: E402
+from cell_control.logistics.agv_navigation import Pose2D, docking_route, drive_command  # noqa: E402
+from cell_control.cell.description import load_layout  # noqa: E402
 from cell_control.nodes.seam_cloud import cloud_to_seam  # noqa: E402
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from cell_control.core.ur_kinematics import (
+from cell_control.motion.kinematics import (
     SingularityError, UnreachablePose, default_config_dir, load_kinematics)
 
 ARM = load_kinematics()

@@ -4,9 +4,9 @@ from collections.abc import Callable
 
 import pytest
 
-from cell_control.core.seam_measurement import SeamMeasurement
-from cell_control.core.seam_profile import SeamProfile
-from cell_control.core.weld_adjuster import AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
+from cell_control.weld.seam_measurement import SeamMeasurement
+from cell_control.weld.seam_profile import SeamProfile
+from cell_control.weld.adjuster import AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
 from cell_control.sim.weld_process import LIMITS, WeldProcess, required_force_n
 
 RATES = {'speed_mm_s': 50.0, 'force_n': 1000.0, 'correction_mm': 20.0}

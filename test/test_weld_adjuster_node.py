@@ -25,8 +25,8 @@ from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement  # noqa: E402
-from cell_control.core.seam_profile import SeamProfile  # noqa: E402
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement  # noqa: E402
+from cell_control.weld.seam_profile import SeamProfile  # noqa: E402
 from cell_control.nodes.seam_cloud import seam_to_cloud, stamp_to_msg  # noqa: E402
 from cell_control.sim.weld_process import WeldProcess  # noqa: E402
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from cell_control.cli import main
-from cell_control.core.seam_profile import SeamProfile
-from cell_control.sim.weld_eval import SUMMARY_KEYS, reference_weld_time_s
+from cell_control.weld.seam_profile import SeamProfile
+from cell_control.sim.weld_loop import SUMMARY_KEYS, reference_weld_time_s
 
 SEAM_CSV = ('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0,0,0\n40,0.2,0,0.5\n50,1.0,0.3,0.6\n90,1.0,0.3,0.2\n')
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import yaml
 
-from cell_control.core.ur_kinematics import default_config_dir, load_kinematics
-from cell_control.core.weld_path import (
+from cell_control.motion.kinematics import default_config_dir, load_kinematics
+from cell_control.motion.weld_path import (
     PathError, SeamProgram, WeldMotionSettings, base_pose_from_layout, joint_move, joint_move_duration_s,
     part_pose_at_station, plan_weld, pose_from_xyz_rpy, time_at_seam_position)
 

@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from cell_control.core.seam_profile import SeamProfile
+from cell_control.weld.seam_profile import SeamProfile
 from cell_control.sim.weld_process import LAG_TAU_S, STEP_S, WeldProcess
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cell_control.cli.records import main as records_main
-from cell_control.core.weld_records import GENESIS_HASH, WeldRecord, WeldRecordStore, default_db_path
+from cell_control.weld.records import GENESIS_HASH, WeldRecord, WeldRecordStore, default_db_path
 
 
 def weld(seam_id: str = 'seam_a', samples: int = 5, **changes) -> WeldRecord:

@@ -1,7 +1,7 @@
 """Weld adjuster matrix of issue 3: closed and open mode on every example seam, drift -0.1 / 0 / +0.1.
 
 Run: `.venv/bin/python -m cell_control.bench weld_quality [SEAM_DIR]`
-(seam directory: the argument, else $CELL_CONTROL_SEAMS, else ../shared/seams next to the repository).
+(seam directory: the argument, else $CELL_CONTROL_SEAMS, else the example seams the package ships).
 Prints one JSON line per run and a markdown table. Exits 1 when a closed-mode run misses a target:
 quality >= 99.5 %, no limit violations, lateral RMS <= 0.05 mm, weld time <= 1.10 t_ref, p99 <= 200 us.
 """
@@ -10,8 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from cell_control.core.seam_profile import load_seam_csv
-from cell_control.sim.weld_eval import run_weld_eval
+from cell_control.cell.description import example_seams_dir
+from cell_control.weld.seam_profile import load_seam_csv
+from cell_control.sim.weld_loop import run_weld_eval
 
 DRIFTS = (-0.10, 0.0, 0.10)
 DROPOUT_RATE = 0.01
@@ -24,7 +25,7 @@ def seam_dir(argv: list[str]) -> Path:
         return Path(argv[0])
     if os.environ.get('CELL_CONTROL_SEAMS'):
         return Path(os.environ['CELL_CONTROL_SEAMS'])
-    return Path(__file__).resolve().parents[2].parent / 'shared' / 'seams'
+    return example_seams_dir()
 
 
 def meets_targets(s: dict) -> bool:

@@ -15,19 +15,19 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from cell_control.core.arm_motion import ArmMotion
-from cell_control.core.agv_navigation import Pose2D, docking_route
-from cell_control.core.description import load_layout
-from cell_control.core.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, production_kpis
-from cell_control.core.kpi import trapezoid_time_s
-from cell_control.core.part_ledger import PartLedger, PartState
-from cell_control.core.recipe import load_recipe, recipes_dir
-from cell_control.core.seam_profile import load_seam_csv
-from cell_control.core.ur_kinematics import load_kinematics
-from cell_control.core.weld_records import WeldRecordStore
+from cell_control.motion.arm_motion import ArmMotion
+from cell_control.logistics.agv_navigation import Pose2D, docking_route
+from cell_control.cell.description import load_layout
+from cell_control.cell.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, production_kpis
+from cell_control.cell.kpi import trapezoid_time_s
+from cell_control.cell.ledger import PartLedger, PartState
+from cell_control.cell.recipe import load_recipe, recipes_dir
+from cell_control.weld.seam_profile import load_seam_csv
+from cell_control.motion.kinematics import load_kinematics
+from cell_control.weld.records import WeldRecordStore
 from cell_control.runner import NodeProcesses
-from cell_control.sim.cell_sim import CLAMP_TIME_S
-from cell_control.sim.weld_eval import reference_weld_time_s
+from cell_control.sim.mujoco_cell import CLAMP_TIME_S
+from cell_control.sim.weld_loop import reference_weld_time_s
 
 LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]

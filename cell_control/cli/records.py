@@ -6,7 +6,7 @@ import json
 import sqlite3
 import sys
 
-from cell_control.core.weld_records import StoredWeldRecord, WeldRecordStore, default_db_path
+from cell_control.weld.records import StoredWeldRecord, WeldRecordStore, default_db_path
 
 
 def _summary(stored: StoredWeldRecord) -> dict:

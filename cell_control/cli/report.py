@@ -8,7 +8,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cell_control.core.weld_records import WeldRecord  # noqa: E402
+from cell_control.weld.records import WeldRecord  # noqa: E402
 
 
 def _plot_record(axes, record: WeldRecord) -> None:

@@ -1,7 +1,7 @@
 """`cell-control weld-eval SEAM.csv`: weld one seam file with the process model and the adjuster, score it.
 
 Prints a short report, or with --json exactly one JSON object with the keys of
-`cell_control.sim.weld_eval.SUMMARY_KEYS`; --plot FILE.png draws the seam, the controls and the verdict.
+`cell_control.sim.weld_loop.SUMMARY_KEYS`; --plot FILE.png draws the seam, the controls and the verdict.
 Exit status 0 on a completed run, 2 on bad arguments or a malformed seam file.
 """
 import argparse
@@ -10,9 +10,9 @@ import math
 import sys
 from pathlib import Path
 
-from cell_control.core.seam_profile import SeamFileError, load_seam_csv
-from cell_control.core.weld_adjuster import MODES
-from cell_control.sim.weld_eval import SUMMARY_KEYS, WeldEvalResult, run_weld_eval
+from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
+from cell_control.weld.adjuster import MODES
+from cell_control.sim.weld_loop import SUMMARY_KEYS, WeldEvalResult, run_weld_eval
 from cell_control.sim.weld_process import COUNT_FROM_MM
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from crc import Calculator, Crc16
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 
 SYNC = b'\xa5\x5a'
 # sequence u16, sensor timestamp u64 µs, flags u8, gap/mismatch/lateral/bead width i32 µm, little-endian.

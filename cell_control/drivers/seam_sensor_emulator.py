@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.drivers.seam_frame import decode_frame, encode_frame
 
 SAMPLE_RATE_HZ = 500.0

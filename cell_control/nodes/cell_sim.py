@@ -27,15 +27,15 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from visualization_msgs.msg import Marker, MarkerArray
 
-from cell_control.core.description import expand_xacro, load_layout
-from cell_control.core.joint_trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
-from cell_control.core.seam_profile import load_seam_csv
-from cell_control.core.ur_kinematics import load_kinematics
+from cell_control.cell.description import expand_xacro, load_layout
+from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
+from cell_control.weld.seam_profile import load_seam_csv
+from cell_control.motion.kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.params import descriptor
 from cell_control.nodes.seam_cloud import seam_to_cloud, stamp_to_msg
 from cell_control.sim.cell_scene import build_cell_model
-from cell_control.sim.cell_sim import CellSimulation, SeamPlacement
+from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
 from cell_control.sim.interface import AGV_NAMES
 
 CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands and sensor

@@ -20,8 +20,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
-from cell_control.core.conveyor_tracker import ConveyorTracker, load_conveyor_layout
-from cell_control.core.description import share_dir
+from cell_control.logistics.conveyor_tracker import ConveyorTracker, load_conveyor_layout
+from cell_control.cell.description import share_dir
 from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
 from cell_control.drivers.vfd_emulator import VfdEmulator
 from cell_control.nodes.node_main import run_node

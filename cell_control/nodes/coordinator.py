@@ -1,12 +1,12 @@
-"""`coordinator`: the part cycle of the cell (DESIGN §7), a thin shell around `core.cell_coordinator`.
+"""`coordinator`: the part cycle of the cell (DESIGN §7), a thin shell around `cell.cycle`.
 
 Messages become `Event`s here, once; the core decides and returns `Action`s, which this node turns into
-commands to the devices. The node also plans and supervises the arm's moves (`core.arm_motion`), turns the
+commands to the devices. The node also plans and supervises the arm's moves (`motion.arm_motion`), turns the
 weld adjuster's travel speed into the arm's speed scaling during the weld, and writes the weld records.
 
 Interface (all reliable; latched = transient local):
   in   /cell/estop Bool (latched)            e-stop input from the safety controller: the cell reacts to it
-       /handoff/announce String (part id)    /handoff/request String (JSON, core.handoff)
+       /handoff/announce String (part id)    /handoff/request String (JSON, logistics.handoff)
        /agv_N/odom, /agv_N/deck_speed, /agv_N/load_present     docked / rollers / part on deck, per dock
        /conveyor/photo_eye/{infeed,station}, /station/clamp_closed, /joint_states, /conveyor/fault
        /weld/travel_speed, /weld/contact_force, /weld/lateral_correction, /weld/adjuster_fault, /seam/features
@@ -38,18 +38,18 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
-from cell_control.core.arm_motion import ArmMotion, ArmMotionError
-from cell_control.core.cell_coordinator import (Action, CellCoordinator, Command, CommandRefused,
+from cell_control.motion.arm_motion import ArmMotion, ArmMotionError
+from cell_control.cell.cycle import (Action, CellCoordinator, Command, CommandRefused,
                                                 CoordinatorTimeouts, Event, EventKind, Mode)
-from cell_control.core.description import load_layout
-from cell_control.core.docking import DockWatch
-from cell_control.core.handoff import HandoffError, HandoffServer, HandoffTimeouts, decode_request, encode_result
-from cell_control.core.part_ledger import LedgerError, PartLedger
-from cell_control.core.recipe import load_recipe, recipes_dir
-from cell_control.core.ur_kinematics import load_kinematics
-from cell_control.core.weld_path import PathError
-from cell_control.core.weld_records import WeldRecordStore, default_db_path
-from cell_control.core.weld_trace import WeldTrace
+from cell_control.cell.description import load_layout
+from cell_control.logistics.docking import DockWatch
+from cell_control.logistics.handoff import HandoffError, HandoffServer, HandoffTimeouts, decode_request, encode_result
+from cell_control.cell.ledger import LedgerError, PartLedger
+from cell_control.cell.recipe import load_recipe, recipes_dir
+from cell_control.motion.kinematics import load_kinematics
+from cell_control.motion.weld_path import PathError
+from cell_control.weld.records import WeldRecordStore, default_db_path
+from cell_control.weld.trace import WeldTrace
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 from cell_control.sim.interface import AGV_NAMES

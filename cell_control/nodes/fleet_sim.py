@@ -1,13 +1,13 @@
-"""`fleet_sim`: the AGV fleet of the simulated cell, a thin ROS shell around `core.fleet.Fleet`.
+"""`fleet_sim`: the AGV fleet of the simulated cell, a thin ROS shell around `logistics.fleet.Fleet`.
 
 ROS messages become plain values here and the plan's commands become messages and service calls; what each
-AGV does next is decided in core.fleet (tested without ROS). All timing comes from the node clock, so the
+AGV does next is decided in logistics.fleet (tested without ROS). All timing comes from the node clock, so the
 node runs on simulated time with `use_sim_time:=true`.
 
 Interface (std_msgs/String unless noted, reliable, depth 10):
   /handoff/announce        out  part id announced when the source loads it (repeated until the cell answers)
-  /handoff/request         out  core.handoff.encode_request JSON
-  /handoff/result          in   core.handoff.encode_result JSON
+  /handoff/request         out  logistics.handoff.encode_request JSON
+  /handoff/result          in   logistics.handoff.encode_result JSON
   /handoff/pickup_request  in   part id: send the outbound AGV to the outbound dock for it
   /<agv>/cmd_vel (Twist) and /<agv>/deck_speed (Float64) out; /<agv>/odom (Odometry) and
   /<agv>/load_present (Bool, transient local) in; /<agv>/load_part and /<agv>/unload_part (Trigger) called
@@ -29,10 +29,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
-from cell_control.core.agv_navigation import Pose2D
-from cell_control.core.description import load_layout
-from cell_control.core.fleet import Command, CommandKind, Fleet, FleetConfig
-from cell_control.core.handoff import HandoffError, decode_result, encode_request
+from cell_control.logistics.agv_navigation import Pose2D
+from cell_control.cell.description import load_layout
+from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig
+from cell_control.logistics.handoff import HandoffError, decode_result, encode_request
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.params import descriptor
 

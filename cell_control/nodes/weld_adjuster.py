@@ -30,7 +30,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from cell_control.core.weld_adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
+from cell_control.weld.adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam, stamp_to_msg
 

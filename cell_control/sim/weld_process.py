@@ -28,8 +28,8 @@ from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
-from cell_control.core.seam_profile import SeamProfile
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_profile import SeamProfile
 
 STEP_S = 0.001
 SAMPLE_STEPS = 2

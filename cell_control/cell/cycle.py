@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from cell_control.core.handoff import (
+from cell_control.logistics.handoff import (
     HandoffError, HandoffKind, HandoffRequest, HandoffResult, HandoffServer, HandoffStatus, HandoffStep)
-from cell_control.core.part_ledger import PartLedger, PartState
+from cell_control.cell.ledger import PartLedger, PartState
 
 
 class CellState(str, Enum):

@@ -23,9 +23,9 @@ from typing import Callable, Sequence
 import jsonschema
 import yaml
 
-from cell_control.core.seam_profile import SeamFileError, load_seam_csv
-from cell_control.core.ur_kinematics import default_config_dir
-from cell_control.core.weld_path import SeamProgram
+from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
+from cell_control.motion.kinematics import default_config_dir
+from cell_control.motion.weld_path import SeamProgram
 
 SEAM_LENGTH_TOLERANCE_MM = 1.0
 TOP_FACE_TOLERANCE_M = 0.001

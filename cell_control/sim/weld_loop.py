@@ -12,8 +12,8 @@ measured per sample around `WeldAdjuster.update` only.
 import time
 from dataclasses import dataclass, field
 
-from cell_control.core.seam_profile import SeamProfile
-from cell_control.core.weld_adjuster import AdjusterFault, WeldAdjuster
+from cell_control.weld.seam_profile import SeamProfile
+from cell_control.weld.adjuster import AdjusterFault, WeldAdjuster
 from cell_control.sim.weld_process import (EFFICIENCY, LIMITS, RECIPE_POWER_W, WeldProcess,
                                            required_heat_j_mm)
 

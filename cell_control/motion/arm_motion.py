@@ -15,10 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from cell_control.core.joint_trajectory import JointTrajectory, TrajectoryPoint
-from cell_control.core.recipe import SeamRecipe
-from cell_control.core.ur_kinematics import UrKinematics
-from cell_control.core.weld_path import (WeldMotionSettings, WeldTrajectory, base_pose_from_layout, joint_move,
+from cell_control.motion.trajectory import JointTrajectory, TrajectoryPoint
+from cell_control.cell.recipe import SeamRecipe
+from cell_control.motion.kinematics import UrKinematics
+from cell_control.motion.weld_path import (WeldMotionSettings, WeldTrajectory, base_pose_from_layout, joint_move,
                                          part_pose_at_station, plan_weld)
 
 TARGETS = ('seam_start', 'weld_path', 'home')

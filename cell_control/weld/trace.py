@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from cell_control.core.weld_records import WeldRecord
+from cell_control.weld.records import WeldRecord
 
 
 @dataclass

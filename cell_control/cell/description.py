@@ -81,6 +81,11 @@ def expand_xacro(name: str, /, **args: str) -> str:
         raise DescriptionError(f'expanding {path} failed: {error}') from error
 
 
+def example_seams_dir() -> Path:
+    """The example seam files the project ships (config/seams/*.csv), for tests, benchmarks and docs."""
+    return share_dir() / 'config' / 'seams'
+
+
 def load_layout() -> dict:
     """The cell layout (config/cell_layout.yaml): where everything stands, in metres and radians."""
     path = share_dir() / 'config' / 'cell_layout.yaml'

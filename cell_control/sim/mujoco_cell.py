@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from cell_control.core.joint_trajectory import JointTrajectory, TrajectoryFollower
-from cell_control.core.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
-from cell_control.core.seam_profile import SeamProfile
+from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
+from cell_control.weld.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_profile import SeamProfile
 from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, PART_GEOM_GROUP, CellModel
 from cell_control.sim.weld_process import (GAP_NOISE_MM, LATERAL_NOISE_MM, LOOKAHEAD_MM, NOMINAL_CORRECTION_MM,
                                            NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, STEP_S, WeldProcess)

@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
-from cell_control.core.seam_measurement import SeamMeasurement
+from cell_control.weld.seam_measurement import SeamMeasurement
 
 MODES = ('open', 'feedforward', 'closed')
 

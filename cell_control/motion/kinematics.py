@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import yaml
 
-from cell_control.core.description import share_dir
+from cell_control.cell.description import share_dir
 
 TWO_PI = 2.0 * math.pi
 # Margins under which a configuration counts as singular: |sin(elbow)|, |sin(wrist 2)|, and the distance in

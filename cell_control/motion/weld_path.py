@@ -28,8 +28,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from cell_control.core.joint_trajectory import JointTrajectory, TrajectoryPoint
-from cell_control.core.ur_kinematics import (
+from cell_control.motion.trajectory import JointTrajectory, TrajectoryPoint
+from cell_control.motion.kinematics import (
     JointLimits, SingularityError, UnreachablePose, UrKinematics, load_kinematics)
 
 

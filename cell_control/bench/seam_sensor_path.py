@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cell_control.core.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.drivers.seam_frame import SeamFrameParser, encode_frame
 from cell_control.drivers.seam_sensor_emulator import SeamSensorEmulator, synthetic_seam
 from cell_control.drivers.serial_link import SerialLink

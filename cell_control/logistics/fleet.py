@@ -3,7 +3,7 @@
 Two roles, as in DESIGN §7: the inbound AGV carries parts from the source (its home pose) to the inbound
 dock and rolls them onto the belt; the outbound AGV waits at the sink (its home pose) until the cell asks
 for a pickup, rolls the part onto its deck at the outbound dock and takes it to the sink. Every transfer is
-a handoff request (core.handoff) sent through a `HandoffClient`, which resends the same id while the cell is
+a handoff request (logistics.handoff) sent through a `HandoffClient`, which resends the same id while the cell is
 silent; a FAILED transfer is retried with a new id after a back-off, with the AGV staying where it is.
 
 The node feeds in odometry, handoff results, pickup requests, load sensor readings, service replies and
@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from cell_control.core.agv_navigation import DriveLimits, Pose2D, docking_route, drive_command
-from cell_control.core.handoff import (ClientActionKind, HandoffClient, HandoffKind, HandoffRequest,
+from cell_control.logistics.agv_navigation import DriveLimits, Pose2D, docking_route, drive_command
+from cell_control.logistics.handoff import (ClientActionKind, HandoffClient, HandoffKind, HandoffRequest,
                                        HandoffResult, HandoffStatus)
 
 

@@ -1,1 +1,0 @@
-"""Pure-Python cell logic: state machines, controllers, kinematics, models. Never imports rclpy."""
