@@ -9,12 +9,14 @@ limits. A bad recipe is refused as a whole with a `RecipeError` naming the file 
 
 Public API:
     load_recipe(path) -> Recipe
+    recipe_path(recipe_id) -> Path                        config/recipes/<id>.yaml; an id never leaves that folder
     load_recipes(directory=None) -> dict[str, Recipe]      every *.yaml in config/recipes, by id
     Recipe, SeamRecipe, PartDimensions, WeldParameters, WeldLimits, RecipeError
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -75,8 +77,35 @@ class Recipe:
     source: Path
 
 
+RECIPE_ID = re.compile(r'[a-z][a-z0-9_]*\Z')
+
+
 def recipes_dir() -> Path:
     return default_config_dir() / 'recipes'
+
+
+def recipe_path(recipe_id: str) -> Path:
+    """The recipe file of `recipe_id`; an id is a name, never a path, so it cannot leave the recipes folder."""
+    if not RECIPE_ID.match(recipe_id):
+        raise RecipeError(f'recipe id {recipe_id!r} is not a recipe name (lower-case letters, digits and _, '
+                          f'starting with a letter); the recipes are in {recipes_dir()}')
+    path = recipes_dir() / f'{recipe_id}.yaml'
+    if not path.is_file():
+        known = ', '.join(sorted(p.stem for p in recipes_dir().glob('*.yaml')))
+        raise RecipeError(f'no recipe {recipe_id!r} in {recipes_dir()} (known: {known})')
+    return path
+
+
+def _non_finite(value: object, where: list[str | int]) -> list[str | int] | None:
+    """The path of the first NaN or infinity in a YAML document (JSON schema ranges let NaN through)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, [*where, key])
+        if found is not None:
+            return found
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -97,11 +126,16 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read and check one recipe; raise RecipeError naming the file and field of the first problem."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.safe_load(path.read_text(encoding='utf-8'))
     except OSError as error:
         raise RecipeError(f'{path}: cannot read recipe ({error.strerror})') from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(f'{path}: not a text file (byte {error.start} is not UTF-8)') from None
     except yaml.YAMLError as error:
         raise RecipeError(f'{path}: not valid YAML: {error}') from None
+    non_finite = _non_finite(document, [])
+    if non_finite is not None:
+        raise RecipeError(f'{path}: {_field_path(non_finite)}: not a finite number')
     errors = sorted(_schema_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         first = errors[0]
