@@ -6,6 +6,8 @@ from cell_control.cell.cycle import (
     CoordinatorTimeouts, Event, EventKind, Mode, Stage)
 from cell_control.logistics.handoff import HandoffKind, HandoffRequest, HandoffServer, HandoffStatus, HandoffTimeouts
 from cell_control.cell.ledger import PartLedger, PartState
+from cell_control.weld.records import WeldRecordStore
+from cell_control.weld.recorder import WeldRecorder
 
 A = ActionKind
 E = EventKind
@@ -17,8 +19,10 @@ class Cell:
     def __init__(self, path, mode=Mode.AUTO):
         self.path = path
         self.ledger = PartLedger(path)
+        self.store = WeldRecordStore(path.with_suffix('.records.db'))
+        self.recorder = WeldRecorder(self.store, 'bracket')
         self.server = HandoffServer(HandoffTimeouts(docked_s=30.0, cell_s=200.0, rollers_s=3.0, part_s=10.0))
-        self.coord = CellCoordinator(self.ledger, self.server, CoordinatorTimeouts())
+        self.coord = CellCoordinator(self.ledger, self.server, self.recorder, CoordinatorTimeouts())
         self.t = 0.0
         self.log: list = []
         self.log += self.coord.restore(self.t)
@@ -29,7 +33,16 @@ class Cell:
         self.t += 1.0
         actions = self.coord.handle(Event(kind, **kw), self.t)
         self.log += actions
+        for action in actions:   # what the node does on START_WELD: a trace the adjuster's answers fill
+            if action.kind is A.START_WELD:
+                trace = self.recorder.begin(action.part_id, 'seam_a')
+                for i in range(5):
+                    trace.speed(self.t + 0.002 * i, 16.0)
         return actions
+
+    def verdicts(self, part):
+        """The verdict of each stored weld record of the part."""
+        return ['good' if all(r.record.good) else 'rework' for r in self.store.part_records(part)]
 
     def cmd(self, command):
         self.t += 1.0
@@ -90,7 +103,7 @@ def test_three_parts_auto_with_overlap(tmp_path):
         kinds = cell.kinds(welded)
         assert kinds.index(A.CLAMP) < kinds.index(A.MOVE_ARM) < kinds.index(A.START_WELD)
         assert [a.detail for a in welded if a.kind is A.START_WELD] == ['arc_on']
-        assert [a.detail for a in welded if a.kind is A.WRITE_WELD_RECORD] == ['good']
+        assert cell.verdicts(part) == ['good']
         assert [a.detail for a in welded if a.kind is A.MOVE_ARM] == ['seam_start', 'weld_path', 'home']
         assert A.REQUEST_PICKUP in kinds
         out = cell.unload(part)
@@ -138,7 +151,7 @@ def test_estop_mid_weld_rework_reset_ack_start_replans(tmp_path):
     assert {A.STOP_BELT, A.STOP_ARM, A.STOP_WELD, A.DISCARD_TRAJECTORY} <= set(cell.kinds(stop))
     assert not MOTION_ACTIONS & set(cell.kinds(stop))
     assert cell.ledger.state('P1') is PartState.REWORK
-    assert [a.detail for a in stop if a.kind is A.WRITE_WELD_RECORD] == ['rework']
+    assert cell.verdicts('P1') == ['rework']
     assert cell.coord.state is CellState.ESTOP
     assert cell.ev(E.WELD_DONE, flag=True) == [], 'a late weld report is ignored'
     with pytest.raises(CommandRefused, match='still active'):
@@ -292,7 +305,7 @@ def test_restore_refuses_two_parts_at_the_station(tmp_path):
                 ledger.move(part, state, f'{part}:{state.value}', 1.0, 'test')
     with PartLedger(path) as ledger:
         with pytest.raises(CoordinatorError, match='more than one part at the station: A .*B'):
-            CellCoordinator(ledger, HandoffServer()).restore(2.0)
+            CellCoordinator(ledger, HandoffServer(), WeldRecorder(WeldRecordStore(tmp_path / 'r.db'), 'x')).restore(2.0)
 
 
 def test_step_mode_advances_one_stage_per_start(tmp_path):
@@ -319,7 +332,7 @@ def test_dry_run_never_enables_the_arc_and_marks_part_dry_run(tmp_path):
     cell.load('P1')
     out = cell.weld()
     assert [a.detail for a in out if a.kind is A.START_WELD] == ['arc_off']
-    assert [a.detail for a in out if a.kind is A.WRITE_WELD_RECORD] == ['dry_run']
+    assert cell.verdicts('P1') == ['rework'], 'a dry run record never counts as a good weld'
     assert cell.ledger.part('P1').verdict == 'dry_run'
     cell.unload('P1')
     assert cell.ledger.state('P1') is PartState.DELIVERED
@@ -380,3 +393,45 @@ def test_pause_resume_replans_arm_and_stop_discards_trajectory(tmp_path):
 def test_bad_timeouts_refused():
     with pytest.raises(ValueError, match='weld_s'):
         CoordinatorTimeouts(weld_s=-1.0)
+
+
+def _welding(cell, part='P1'):
+    cell.cmd(Command.START)
+    cell.load(part)
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.ev(E.ARM_AT_GOAL)
+    assert cell.ledger.state(part) is PartState.WELDING
+
+
+def test_a_weld_recorded_before_a_restart_keeps_its_verdict_and_an_unrecorded_one_is_rework(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    _welding(cell)
+    cell.recorder.commit('P1', 'good', 'weld done')   # the record was stored, then the coordinator died
+    restarted = Cell(tmp_path / 'l.db')
+    assert restarted.ledger.state('P1') is PartState.WELDED
+    assert restarted.verdicts('P1') == ['good']
+    other = Cell(tmp_path / 'other.db')
+    _welding(other, 'P2')
+    again = Cell(tmp_path / 'other.db')             # died before the record: the weld never ended on record
+    assert again.ledger.state('P2') is PartState.REWORK
+    assert again.ledger.part('P2').verdict == 'rework'
+
+
+def test_a_weld_whose_record_cannot_be_written_is_rework_and_faults_the_cell(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    _welding(cell)
+    cell.store.close()                                # the store is gone (disk, permissions, ...)
+    out = cell.ev(E.WELD_DONE, flag=True)
+    assert cell.ledger.state('P1') is PartState.REWORK
+    assert cell.coord.state is CellState.FAULT
+    assert any('weld record of part P1 not written' in a.reason for a in out if a.kind is A.PUBLISH_DIAGNOSTICS)
+
+
+def test_a_good_weld_without_any_adjuster_sample_cannot_be_good(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    _welding(cell)
+    cell.recorder.trace = None                        # the adjuster never answered a sample
+    cell.ev(E.WELD_DONE, flag=True)
+    assert cell.ledger.part('P1').verdict == 'rework'
+    assert 'no weld samples' in cell.ledger.history('P1')[-1].reason

@@ -67,8 +67,8 @@ def test_pure_packages_import_no_ros(package: str) -> None:
 
 def test_nothing_reads_the_engineers_shared_folder() -> None:
     pattern = re.compile(r"""['"/]shared['"/]""")
-    hits = [str(p.relative_to(REPO)) for p in [*PACKAGE.rglob('*.py'), *(REPO / 'test').rglob('*.py'),
-                                              REPO / 'Makefile', REPO / 'setup.py']
+    files = [*PACKAGE.rglob('*.py'), *(REPO / 'test').rglob('*.py'), REPO / 'Makefile', REPO / 'setup.py']
+    hits = [str(p.relative_to(REPO)) for p in files
             if p != Path(__file__) and pattern.search(p.read_text(encoding='utf-8'))]
     assert not hits
 

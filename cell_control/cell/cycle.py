@@ -5,6 +5,9 @@ The coordinator decides; devices execute. `handle(event, now)` and `command(cmd,
 through the PartLedger (transition id `<part>:<state>`, so a replay after a restart is a no-op), and a
 new coordinator restores itself from the ledger.
 
+A weld's verdict and its record are one fact: the record is stored (`WeldRecords.commit`) before the verdict
+is committed to the ledger, and a restart finds the verdict of a weld that ended in its record.
+
 Lanes that overlap: the inbound handoff (one part queued on the infeed side of the belt), the station
 (at most one part: feed → clamp → approach → weld → retract → unclamp → wait for the outbound AGV →
 release), and the outbound handoff. The single belt runs when a lane needs it and is never allowed to
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from cell_control.logistics.handoff import (
     HandoffError, HandoffKind, HandoffRequest, HandoffResult, HandoffServer, HandoffStatus, HandoffStep)
@@ -99,7 +103,6 @@ class ActionKind(str, Enum):
     DISCARD_TRAJECTORY = 'discard_trajectory'
     START_WELD = 'start_weld'                  # detail: 'arc_on' or 'arc_off' (DRY_RUN)
     STOP_WELD = 'stop_weld'                    # arc off, adjuster stopped
-    WRITE_WELD_RECORD = 'write_weld_record'    # detail: verdict ('good', 'rework', 'dry_run')
     REQUEST_PICKUP = 'request_pickup'          # ask the fleet for an AGV at the outbound dock
     PUBLISH_HANDOFF_RESULT = 'publish_handoff_result'  # result
     PUBLISH_DIAGNOSTICS = 'publish_diagnostics'        # detail: level OK/WARN/ERROR; reason: message
@@ -119,6 +122,16 @@ class Action:
     detail: str = ''
     reason: str = ''
     result: HandoffResult | None = None
+
+
+class WeldRecords(Protocol):
+    """Where the weld records go (`cell_control.weld.recorder.WeldRecorder`)."""
+
+    def commit(self, part_id: str, verdict: str, reason: str) -> str:
+        """Store the record of the part's weld; return the verdict the record supports."""
+
+    def recorded_verdict(self, part_id: str) -> str | None:
+        """The verdict of the part's stored records, None when there are none."""
 
 
 class CoordinatorError(Exception):
@@ -182,9 +195,9 @@ class CellSnapshot:
 class CellCoordinator:
     """Owns the part cycle; restore() must be called once before the first event."""
 
-    def __init__(self, ledger: PartLedger, handoff: HandoffServer,
+    def __init__(self, ledger: PartLedger, handoff: HandoffServer, records: WeldRecords,
                  timeouts: CoordinatorTimeouts = CoordinatorTimeouts()) -> None:
-        self.ledger, self.handoff, self.timeouts = ledger, handoff, timeouts
+        self.ledger, self.handoff, self.records, self.timeouts = ledger, handoff, records, timeouts
         self.state = CellState.IDLE
         self.mode = Mode.AUTO
         self._station = _Station()
@@ -200,7 +213,8 @@ class CellCoordinator:
     def restore(self, now_s: float) -> list[Action]:
         """Rebuild the lanes from the ledger; nothing moves until ACKNOWLEDGE and START.
 
-        An interrupted weld becomes rework; parts on the belt wait for the operator to confirm where they are.
+        A weld that ended and was recorded before the restart gets the verdict of its record; an interrupted
+        weld becomes rework. Parts on the belt wait for the operator to confirm where they are.
         """
         out: list[Action] = []
         at_station = self.ledger.parts([PartState.AT_STATION, PartState.WELDING, PartState.WELDED,
@@ -211,9 +225,12 @@ class CellCoordinator:
         for part in at_station:
             stage = Stage.CLAMPING if part.state is PartState.AT_STATION else Stage.RETRACT
             if part.state is PartState.WELDING:
-                self._move(part.part_id, PartState.REWORK, now_s, 'weld interrupted by a coordinator restart')
-                out.append(Action(ActionKind.WRITE_WELD_RECORD, part.part_id, 'rework',
-                                  'weld interrupted by a coordinator restart'))
+                recorded = self.records.recorded_verdict(part.part_id)
+                if recorded is not None:
+                    self._move(part.part_id, LEDGER_STATE_OF_VERDICT[recorded], now_s,
+                               'weld recorded before a coordinator restart')
+                else:
+                    out += self._rework(part.part_id, now_s, 'weld interrupted by a coordinator restart')
             self._station = _Station(stage, part.part_id, replan=True)
         for part in self.ledger.parts([PartState.ON_CONVEYOR]):
             self._queued = part.part_id
@@ -413,9 +430,17 @@ class CellCoordinator:
             verdict = 'dry_run' if self.mode is Mode.DRY_RUN else ('good' if event.flag else 'rework')
             why = {'good': 'weld done', 'dry_run': 'dry run: arc was never enabled',
                    'rework': 'weld quality outside limits'}[verdict]
+            out = [Action(ActionKind.STOP_WELD, st.part_id)]
+            try:
+                verdict = self.records.commit(st.part_id, verdict, why)
+            except Exception as error:   # whatever the store raises, the part cannot be good
+                self._move(st.part_id, PartState.REWORK, now_s, f'weld record not written: {error}')
+                self._next(Stage.RETRACT)
+                return out + self._fault(now_s, f'weld record of part {st.part_id} not written: {error}')
+            if verdict == 'rework' and why == 'weld done':
+                why = 'weld done but no weld samples were recorded'
             self._move(st.part_id, LEDGER_STATE_OF_VERDICT[verdict], now_s, why)
-            return [Action(ActionKind.STOP_WELD, st.part_id),
-                    Action(ActionKind.WRITE_WELD_RECORD, st.part_id, verdict, why)] + self._next(Stage.RETRACT)
+            return out + self._next(Stage.RETRACT)
         if kind is EventKind.ARM_AT_GOAL and st.stage is Stage.RETRACT:
             return self._next(Stage.UNCLAMPING)
         if kind is EventKind.CLAMP_OPEN and st.stage is Stage.UNCLAMPING:
@@ -551,9 +576,7 @@ class CellCoordinator:
         self._belt = False
         out = [Action(kind) for kind in MOTION_STOP_ACTIONS]
         if st.stage is Stage.WELDING and st.started:
-            reason = f'weld interrupted: {why}'
-            self._move(st.part_id, PartState.REWORK, now_s, reason)
-            out.append(Action(ActionKind.WRITE_WELD_RECORD, st.part_id, 'rework', reason))
+            out += self._rework(st.part_id, now_s, f'weld interrupted: {why}')
             st.stage = Stage.RETRACT
         st.replan, st.started = True, False
         return out
@@ -564,6 +587,16 @@ class CellCoordinator:
         return out + [self._diag('ERROR', f'fault: {reason}; cell waits for reset')]
 
     # ---------------------------------------------------------------- helpers
+    def _rework(self, part_id: str, now_s: float, reason: str) -> list[Action]:
+        """Record what was welded of an interrupted weld, then mark the part rework (even if the store fails)."""
+        out = []
+        try:
+            self.records.commit(part_id, 'rework', reason)
+        except Exception as error:   # a rework part needs no record to be safe: report it and go on stopping
+            out.append(self._diag('WARN', f'weld record of interrupted part {part_id} not written: {error}'))
+        self._move(part_id, PartState.REWORK, now_s, reason)
+        return out
+
     def _move(self, part_id: str, to: PartState, now_s: float, reason: str) -> None:
         self.ledger.move(part_id, to, f'{part_id}:{to.value}', now_s, reason)
 

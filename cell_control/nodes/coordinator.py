@@ -39,8 +39,8 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
 from cell_control.motion.arm_motion import ArmMotion, ArmMotionError
-from cell_control.cell.cycle import (Action, CellCoordinator, Command, CommandRefused,
-                                                CoordinatorTimeouts, Event, EventKind, Mode)
+from cell_control.cell.cycle import (Action, CellCoordinator, Command, CommandRefused, CoordinatorTimeouts, Event,
+                                     EventKind, Mode)
 from cell_control.cell.description import load_layout
 from cell_control.logistics.docking import DockWatch
 from cell_control.logistics.handoff import HandoffError, HandoffServer, HandoffTimeouts, decode_request, encode_result
@@ -49,7 +49,7 @@ from cell_control.cell.recipe import load_recipe, recipes_dir
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
-from cell_control.weld.trace import WeldTrace
+from cell_control.weld.recorder import WeldRecorder
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 from cell_control.sim.interface import AGV_NAMES
@@ -95,10 +95,11 @@ class CoordinatorNode(Node):
         Path(p['ledger_path']).parent.mkdir(parents=True, exist_ok=True)
         self._ledger = PartLedger(p['ledger_path'])
         self._records = WeldRecordStore(p['records_path'] or default_db_path())
+        self._recorder = WeldRecorder(self._records, self.recipe.id)
         timeouts = {name: p[f'timeouts.{name}'] for name in TIMEOUT_NAMES}
         self.core = CellCoordinator(
             self._ledger, HandoffServer(HandoffTimeouts(**{k: timeouts[k] for k in HANDOFF_TIMEOUTS})),
-            CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}))
+            self._recorder, CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}))
         self.core.set_mode(Mode(p['mode']), 0.0)
 
         pub = self.create_publisher
@@ -141,7 +142,6 @@ class CoordinatorNode(Node):
         self._travel_speed: tuple[float, float] | None = None   # (receipt time, mm/s)
         self._welding = False
         self._arc = False
-        self._trace: WeldTrace | None = None
         self._features = None
         self._scaling = -1.0
         self._act(self.core.restore(self._now()))
@@ -262,8 +262,8 @@ class CoordinatorNode(Node):
             self._event(Event(EventKind.CONVEYOR_JAM, reason=msg.data))
 
     def _on_adjuster_fault(self, msg: String) -> None:
-        if self._trace is not None:
-            self._trace.fault(bool(msg.data))
+        if self._recorder.trace is not None:
+            self._recorder.trace.fault(bool(msg.data))
         if msg.data and self._welding:
             self._event(Event(EventKind.SENSOR_DROPOUT, reason=f'weld adjuster reports {msg.data}'))
 
@@ -278,7 +278,8 @@ class CoordinatorNode(Node):
             self._motion.discard()
             if target == 'weld_path':
                 self._end_weld()
-                self._event(Event(EventKind.WELD_DONE, flag=not (self._trace and self._trace.faulted)))
+                trace = self._recorder.trace
+                self._event(Event(EventKind.WELD_DONE, flag=not (trace and trace.faulted)))
             else:
                 self._event(Event(EventKind.ARM_AT_GOAL))
 
@@ -288,28 +289,28 @@ class CoordinatorNode(Node):
             self._diagnose('WARN', 'travel speed with a non-finite value ignored')
             return
         self._travel_speed = (self._now(), speed_mm_s)
-        if self._trace is not None:
-            self._trace.speed(_seconds(msg.header.stamp), speed_mm_s)
+        if self._recorder.trace is not None:
+            self._recorder.trace.speed(_seconds(msg.header.stamp), speed_mm_s)
         if self._welding and self._arc:
             self._set_scaling(self._motion.speed_scaling(speed_mm_s))
 
     def _on_force(self, msg: WrenchStamped) -> None:
-        if self._trace is not None and math.isfinite(msg.wrench.force.z):
-            self._trace.force(_seconds(msg.header.stamp), msg.wrench.force.z)
+        if self._recorder.trace is not None and math.isfinite(msg.wrench.force.z):
+            self._recorder.trace.force(_seconds(msg.header.stamp), msg.wrench.force.z)
 
     def _on_correction(self, msg: Vector3Stamped) -> None:
-        if self._trace is not None and math.isfinite(msg.vector.y):
-            self._trace.correction(_seconds(msg.header.stamp), msg.vector.y * 1000.0)
+        if self._recorder.trace is not None and math.isfinite(msg.vector.y):
+            self._recorder.trace.correction(_seconds(msg.header.stamp), msg.vector.y * 1000.0)
 
     def _on_features(self, msg: PointCloud2) -> None:
-        if self._trace is None:
+        if self._recorder.trace is None:
             return
         try:
             sample = cloud_to_seam(msg)
         except ValueError:
             return   # the adjuster refuses and counts malformed samples; the record keeps the last gap
         if sample.lookahead_valid:
-            self._trace.gap(sample.stamp_s, sample.gap_mm)
+            self._recorder.trace.gap(sample.stamp_s, sample.gap_mm)
 
     def _tick(self) -> None:
         now = self._now()
@@ -392,7 +393,7 @@ class CoordinatorNode(Node):
     def _do_start_weld(self, action: Action) -> None:
         self._welding = True
         self._arc = action.detail == 'arc_on'
-        self._trace = WeldTrace(action.part_id, self._seam.id, self.recipe.id)
+        self._recorder.begin(action.part_id, self._seam.id)
         if self._features is None:   # 500 Hz: subscribed only while a weld needs its gap readings
             self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
                                                       qos_profile_sensor_data)
@@ -420,19 +421,6 @@ class CoordinatorNode(Node):
         result = future.result()
         if result is None or not result.success:
             self._diagnose('ERROR', f'{what} failed: {result.message if result else "no answer"}')
-
-    def _do_write_weld_record(self, action: Action) -> None:
-        trace, self._trace = self._trace, None
-        if trace is None or trace.part_id != action.part_id:
-            self._diagnose('WARN', f'no weld samples for part {action.part_id} ({action.detail}); no record')
-            return
-        record = trace.record(action.detail, {})
-        if record is None:
-            self._diagnose('WARN', f'part {action.part_id}: the adjuster answered no sample ({action.detail}); '
-                                   'no weld record')
-            return
-        stored = self._records.append(record)
-        self.get_logger().info(f'weld record {stored.record_id}: part {action.part_id} {action.detail}')
 
     def _do_request_pickup(self, action: Action) -> None:
         self._pickup_pub.publish(String(data=action.part_id))

@@ -188,6 +188,11 @@ class WeldRecordStore:
     def records(self) -> list[StoredWeldRecord]:
         return [_unpack(row) for row in self._db.execute('SELECT * FROM weld_records ORDER BY id')]
 
+    def part_records(self, part_id: str) -> list[StoredWeldRecord]:
+        """The records of one part, oldest first."""
+        return [_unpack(row) for row in self._db.execute(
+            'SELECT * FROM weld_records WHERE part_id = ? ORDER BY id', (part_id,))]
+
     def head_hash(self) -> str:
         row = self._db.execute('SELECT hash FROM weld_records ORDER BY id DESC LIMIT 1').fetchone()
         return row['hash'] if row else GENESIS_HASH
