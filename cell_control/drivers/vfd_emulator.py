@@ -8,8 +8,8 @@ The RTU slave is written out here rather than taken from pymodbus' server (3.16)
 writes it refused (its datastore callback runs per register), answered for unit addresses that are not its
 own, sent a malformed exception to a read of 0 registers, and its framer, on an unknown function or a byte
 count larger than the frame, waited for bytes that never came and swallowed the next requests. Here a
-frame ends at the first 3.5-character silence, as on the wire, or as soon as its tail is a complete request
-with a valid CRC, so garbage in front of a request is skipped; anything else is dropped at the silence. The
+request is taken as soon as the length its header gives is there with a valid CRC; bytes that start no
+request are skipped, and what is left at a 3.5-character silence is dropped (see `split_requests`). The
 CRC is pymodbus' own (`FramerRTU.compute_CRC`).
 
 The motor model ramps the output frequency toward the setpoint (or to zero when stopped or tripped) at a
@@ -125,7 +125,7 @@ def with_crc(frame: bytes) -> bytes:
 
 
 def request_length(candidate: bytes, line_silent: bool) -> int | None:
-    """Length of the request that `candidate` starts, from its header; None while it cannot be told."""
+    """Return the length of the request `candidate` starts, from its header; None while unknown."""
     function = candidate[1]
     if function in (READ_HOLDING_REGISTERS, WRITE_SINGLE_REGISTER):
         return 8
@@ -135,7 +135,7 @@ def request_length(candidate: bytes, line_silent: bool) -> int | None:
 
 
 def split_requests(received: bytes, line_silent: bool) -> tuple[list[bytes], int]:
-    """The complete requests in `received`, in order, and the number of bytes up to the end of the last.
+    """Return the complete requests in `received`, in order, and how many bytes lead up to the last one's end.
 
     A request is taken where its header gives a length that is there and the CRC over it holds; at any
     other offset the byte is skipped as garbage (noise, the rest of a broken frame), so one bad frame
@@ -222,7 +222,7 @@ class VfdEmulator:
             os.symlink(os.ttyname(slave), self.port)
         except OSError as exc:
             self.stop()
-            raise OSError(exc.errno, f'cannot create the emulator port {self.port!r}: {exc.strerror}') from None
+            raise OSError(f'cannot create the emulator port {self.port!r}: {exc.strerror}') from None
         # The slave stays open here as well: a pty master reads EIO while no one holds its slave open.
         self._thread = threading.Thread(target=self._serve, args=(master, wake_r), name='vfd-emulator-rtu',
                                         daemon=True)
@@ -274,7 +274,7 @@ class VfdEmulator:
                         pass  # the client's input queue is full: it is not listening
 
     def _answer(self, request: bytes) -> bytes | None:
-        """The reply frame to a request with a valid CRC; None for other units and broadcasts."""
+        """Return the reply frame to a request with a valid CRC; None for other units and broadcasts."""
         unit, function, data = request[0], request[1], request[2:-2]
         broadcast = unit == BROADCAST
         if unit != self.unit_id and not (broadcast and function in BROADCAST_FUNCTIONS):
