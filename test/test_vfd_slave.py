@@ -187,7 +187,8 @@ def test_unknown_function_code_gets_illegal_function(link):
     (read_request(5, 1), exception_reply(3, 2)),
     (write_single(5, 0), exception_reply(6, 2)),
     (write_single(REG_SPEED_SETPOINT, 5001), exception_reply(6, 3)),
-])
+], ids=['read 0', 'read 65535', 'read 126', 'write 0', 'byte count not 2N', 'read past the map',
+        'read from 5', 'write to 5', 'setpoint above 50 Hz'])
 def test_illegal_quantity_or_address_gets_a_well_formed_exception(link, frame, reply):
     assert link.request(frame) == reply
     assert registers(link) == [0, 0, 1, 0, 0]
