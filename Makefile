@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := libsdformat-dev ignition-tools liburdfdom-tools libosmesa6 libegl1 libgl1-mesa-dri socat
+APT_PACKAGES := libsdformat-dev ignition-tools liburdfdom-tools libosmesa6 libegl1 libgl1-mesa-dri socat mbpoll
 SOURCES := $(shell find cell_control launch urdf config -type f -not -name '*.pyc' 2>/dev/null)
 
 # ROS 2 from wheels: the venv is the ament prefix; DDS stays on this machine.

@@ -1,9 +1,16 @@
-"""A conveyor VFD emulator: pymodbus' RTU server on a real pseudo-terminal, with a ramping motor model.
+"""A conveyor VFD emulator: a Modbus RTU slave on a real pseudo-terminal, with a ramping motor model.
 
-Tests and the simulated cell talk to it exactly as to the real drive, through `ConveyorVfd` on a serial
-device path. A pty has one master and one slave, and both pymodbus ends want a device path to open, so the
-emulator makes a null-modem pair like `socat pty,link=A pty,link=B`: two ptys whose masters are bridged by
-a thread. The client opens the stable symlink `port` (slave A); the server opens slave B.
+Tests and the simulated cell talk to it exactly as to the real drive, through `ConveyorVfd` (or any Modbus
+master, e.g. `mbpoll`) on a serial device path: the stable symlink `port` names the pty's slave end, and the
+emulator reads and writes its master end.
+
+The RTU slave is written out here rather than taken from pymodbus' server (3.16): that server acted on
+writes it refused (its datastore callback runs per register), answered for unit addresses that are not its
+own, sent a malformed exception to a read of 0 registers, and its framer, on an unknown function or a byte
+count larger than the frame, waited for bytes that never came and swallowed the next requests. Here a
+request is taken as soon as the length its header gives is there with a valid CRC; bytes that start no
+request are skipped, and what is left at a 3.5-character silence is dropped (see `split_requests`). The
+CRC is pymodbus' own (`FramerRTU.compute_CRC`).
 
 The motor model ramps the output frequency toward the setpoint (or to zero when stopped or tripped) at a
 fixed acceleration. It is evaluated from the clock on every access, so `belt_speed_m_s` is always current.
@@ -11,21 +18,21 @@ fixed acceleration. It is evaluated from the clock on every access, so `belt_spe
 from __future__ import annotations
 
 import argparse
-import asyncio
+import math
 import os
 import select
 import signal
+import struct
 import tempfile
 import threading
 import time
 import tty
 from collections.abc import Callable
+from typing import NoReturn
 from pathlib import Path
 
-from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer
-from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.framer import FramerRTU
 
 from cell_control.drivers.conveyor_vfd import (
     CW_FAULT_RESET, CW_RUN, FREQUENCY_STEP_HZ, MAX_FREQUENCY_COUNTS, RATED_FREQUENCY_HZ, REG_CONTROL_WORD,
@@ -34,15 +41,27 @@ from cell_control.drivers.conveyor_vfd import (
 )
 
 AT_SPEED_TOLERANCE_HZ = 0.5
-START_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 5.0
+WRITABLE_REGISTERS = (REG_CONTROL_WORD, REG_SPEED_SETPOINT)
+
+BROADCAST = 0
+READ_HOLDING_REGISTERS = 3
+WRITE_SINGLE_REGISTER = 6
+WRITE_MULTIPLE_REGISTERS = 16
+BROADCAST_FUNCTIONS = (WRITE_SINGLE_REGISTER, WRITE_MULTIPLE_REGISTERS)  # carried out, never answered
+MAX_READ_REGISTERS = 125  # the limits of the Modbus application protocol (V1.1b3, 6.3 and 6.12)
+MAX_WRITE_REGISTERS = 123
+MAX_ADU_BYTES = 256
+MIN_ADU_BYTES = 4  # unit, function, CRC
+FRAME_GAP_S = 3.5 * 11 / 19200  # 3.5 characters of 11 bits at 19 200 baud: 2.0 ms of silence ends a frame
 
 
 class VfdMotor:
-    """Drive logic and motor ramp, without any I/O (the Modbus server calls it under the emulator's lock)."""
+    """Drive logic and motor ramp, without any I/O (the emulator calls it under its lock)."""
 
     def __init__(self, max_speed_m_s: float, acceleration_m_s2: float, clock: Callable[[], float]) -> None:
-        if not acceleration_m_s2 > 0.0:
-            raise ValueError(f'acceleration_m_s2 must be positive, got {acceleration_m_s2!r}')
+        if not (math.isfinite(acceleration_m_s2) and acceleration_m_s2 > 0.0):
+            raise ValueError(f'acceleration_m_s2 must be a positive finite number, got {acceleration_m_s2!r}')
         self.max_speed_m_s = check_max_speed(max_speed_m_s)
         self.ramp_hz_s = acceleration_m_s2 * RATED_FREQUENCY_HZ / self.max_speed_m_s
         self._clock = clock
@@ -62,20 +81,19 @@ class VfdMotor:
         else:
             self.frequency_hz += step if target > self.frequency_hz else -step
 
-    def write_control_word(self, word: int) -> ExcCodes | None:
-        if word & ~(CW_RUN | CW_FAULT_RESET):
+    def write(self, start: int, values: list[int]) -> ExcCodes | None:
+        """Write registers from `start`, all or nothing: every value is checked before any takes effect."""
+        if start not in WRITABLE_REGISTERS or start + len(values) > WRITABLE_REGISTERS[-1] + 1:
+            return ExcCodes.ILLEGAL_ADDRESS  # status, frequency and fault code are read-only
+        writes = dict(zip(range(start, start + len(values)), values))
+        setpoint = writes.get(REG_SPEED_SETPOINT, self.setpoint_counts)
+        word = writes.get(REG_CONTROL_WORD, CW_RUN if self.run else 0)
+        if not 0 <= setpoint <= MAX_FREQUENCY_COUNTS or word & ~(CW_RUN | CW_FAULT_RESET):
             return ExcCodes.ILLEGAL_VALUE
-        if word & CW_FAULT_RESET:
-            self.fault_code = VfdFaultCode.NONE
-        if word & CW_RUN and self.fault_code:
+        fault_code = VfdFaultCode.NONE if word & CW_FAULT_RESET else self.fault_code
+        if word & CW_RUN and fault_code:
             return ExcCodes.DEVICE_FAILURE  # a tripped drive refuses to run until its fault is reset
-        self.run = bool(word & CW_RUN)
-        return None
-
-    def write_setpoint(self, counts: int) -> ExcCodes | None:
-        if not 0 <= counts <= MAX_FREQUENCY_COUNTS:
-            return ExcCodes.ILLEGAL_VALUE
-        self.setpoint_counts = counts
+        self.setpoint_counts, self.run, self.fault_code = setpoint, bool(word & CW_RUN), fault_code
         return None
 
     def trip(self, code: VfdFaultCode) -> None:
@@ -99,10 +117,55 @@ class VfdMotor:
         return regs
 
 
+# --- RTU framing -------------------------------------------------------------------------------------
+
+
+def with_crc(frame: bytes) -> bytes:
+    return frame + FramerRTU.compute_CRC(frame).to_bytes(2, 'big')  # the CRC goes low byte first
+
+
+def request_length(candidate: bytes, line_silent: bool) -> int | None:
+    """Return the length of the request `candidate` starts, from its header; None while unknown."""
+    function = candidate[1]
+    if function in (READ_HOLDING_REGISTERS, WRITE_SINGLE_REGISTER):
+        return 8
+    if function == WRITE_MULTIPLE_REGISTERS:
+        return 9 + candidate[6] if len(candidate) > 6 else None
+    return len(candidate) if line_silent else None  # no known layout: the frame ends where the line is silent
+
+
+def split_requests(received: bytes, line_silent: bool) -> tuple[list[bytes], int]:
+    """Return the complete requests in `received`, in order, and how many bytes lead up to the last one's end.
+
+    A request is taken where its header gives a length that is there and the CRC over it holds; at any
+    other offset the byte is skipped as garbage (noise, the rest of a broken frame), so one bad frame
+    never costs the request that follows it.
+    """
+    requests: list[bytes] = []
+    start = used = 0
+    while len(received) - start >= MIN_ADU_BYTES:
+        length = request_length(received[start:], line_silent)
+        frame = received[start:start + length] if length else b''
+        if len(frame) == length and FramerRTU.check_CRC(frame[:-2], int.from_bytes(frame[-2:], 'big')):
+            requests.append(frame)
+            start = used = start + length
+        else:
+            start += 1
+    return requests, used
+
+
+def exception_pdu(function: int, code: ExcCodes) -> bytes:
+    return bytes([function | 0x80, code])
+
+
+# --- the emulator ------------------------------------------------------------------------------------
+
+
 class VfdEmulator:
     """Serves the VFD register map (see `conveyor_vfd`) as Modbus RTU unit `unit_id` on the pty `port`.
 
     `port` is the symlink that clients open; without one, a fresh path in a temporary directory is used.
+    Writes addressed to unit 0 (broadcast) are carried out without a reply; reads to it are ignored.
     Use as a context manager, or call start() and stop().
     """
 
@@ -110,18 +173,14 @@ class VfdEmulator:
                  acceleration_m_s2: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
         if not 1 <= unit_id <= 247:
             raise ValueError(f'unit_id must be a Modbus RTU slave address 1 … 247, got {unit_id}')
+        self._motor = VfdMotor(max_speed_m_s, acceleration_m_s2, clock)
         self._tmpdir = None if port else tempfile.TemporaryDirectory(prefix='vfd_emulator_')
         self.port = port or os.path.join(self._tmpdir.name, 'conveyor_vfd')
         self.unit_id = unit_id
         self._lock = threading.Lock()
-        self._motor = VfdMotor(max_speed_m_s, acceleration_m_s2, clock)
         self._silent = False
         self._fds: list[int] = []
-        self._wake_r = self._wake_w = -1
-        self._bridge: threading.Thread | None = None
-        self._server_thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: ModbusSerialServer | None = None
+        self._thread: threading.Thread | None = None
 
     # --- model, readable from Python ---------------------------------------------------------------
 
@@ -143,7 +202,7 @@ class VfdEmulator:
             self._motor.trip(VfdFaultCode(code))
 
     def set_silent(self, silent: bool) -> None:
-        """Stop (or resume) answering requests, as a drive with a broken RS-485 cable."""
+        """Stop (or resume) hearing and answering requests, as a drive with a broken RS-485 cable."""
         self._silent = silent
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -154,45 +213,29 @@ class VfdEmulator:
             link.unlink()  # a stale link from an emulator that was killed
         elif link.exists():
             raise FileExistsError(f'emulator port {self.port!r} exists and is not a symlink; not replaced')
-        master_a, slave_a = os.openpty()
-        master_b, slave_b = os.openpty()
-        self._fds = [master_a, slave_a, master_b, slave_b]
-        for fd in (slave_a, slave_b):
-            tty.setraw(fd)
-        self._wake_r, self._wake_w = os.pipe()
-        os.symlink(os.ttyname(slave_a), self.port)
-        self._bridge = threading.Thread(target=self._run_bridge, args=(master_a, master_b),
-                                        name='vfd-emulator-bridge', daemon=True)
-        self._bridge.start()
-        started = threading.Event()
-        failure: list[BaseException] = []
-        self._server_thread = threading.Thread(
-            target=self._run_server, name='vfd-emulator-modbus', daemon=True,
-            args=(os.ttyname(slave_b), started, failure))
-        self._server_thread.start()
-        if not started.wait(START_TIMEOUT_S) or failure:
+        master, slave = os.openpty()
+        wake_r, wake_w = os.pipe()
+        self._fds = [master, slave, wake_r, wake_w]
+        tty.setraw(slave)  # clients set their own line settings; raw until then, so nothing is echoed
+        os.set_blocking(master, False)  # a reply nobody reads is lost, as on the wire, not waited on
+        try:
+            os.symlink(os.ttyname(slave), self.port)
+        except OSError as exc:
             self.stop()
-            raise RuntimeError(f'VFD emulator did not start its Modbus server: {failure or "timeout"}')
+            raise OSError(f'cannot create the emulator port {self.port!r}: {exc.strerror}') from None
+        # The slave stays open here as well: a pty master reads EIO while no one holds its slave open.
+        self._thread = threading.Thread(target=self._serve, args=(master, wake_r), name='vfd-emulator-rtu',
+                                        daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            try:
-                shutdown = asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop)
-                shutdown.result(START_TIMEOUT_S)
-            except RuntimeError:
-                pass  # the loop already ended
-        if self._server_thread is not None:
-            self._server_thread.join(START_TIMEOUT_S)
-        if self._wake_w >= 0:
-            os.write(self._wake_w, b'x')
-        if self._bridge is not None:
-            self._bridge.join(START_TIMEOUT_S)
-        for fd in self._fds + [self._wake_r, self._wake_w]:
-            if fd >= 0:
-                os.close(fd)
-        self._fds, self._wake_r, self._wake_w = [], -1, -1
-        self._server_thread = self._bridge = self._loop = self._server = None
+        if self._thread is not None:
+            os.write(self._fds[3], b'x')
+            self._thread.join(STOP_TIMEOUT_S)
+        for fd in self._fds:
+            os.close(fd)
+        self._fds, self._thread = [], None
         if Path(self.port).is_symlink():
             os.unlink(self.port)
         if self._tmpdir is not None:
@@ -204,62 +247,76 @@ class VfdEmulator:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    # --- threads -------------------------------------------------------------------------------------
+    # --- the slave -----------------------------------------------------------------------------------
 
-    def _run_bridge(self, master_a: int, master_b: int) -> None:
-        peer = {master_a: master_b, master_b: master_a}
+    def _serve(self, master: int, wake: int) -> None:
+        """Collect bytes into requests and answer them, until woken through `wake`."""
+        received = bytearray()
         while True:
-            readable, _, _ = select.select([master_a, master_b, self._wake_r], [], [])
-            if self._wake_r in readable:
+            readable, _, _ = select.select([master, wake], [], [], FRAME_GAP_S if received else None)
+            if wake in readable:
                 return
-            for fd in readable:
-                try:
-                    data = os.read(fd, 4096)
-                except OSError:
-                    continue  # EIO while the other side has no reader yet
-                os.write(peer[fd], data)
+            if readable:
+                received += os.read(master, MAX_ADU_BYTES)
+                if self._silent:
+                    received.clear()
+            requests, used = split_requests(bytes(received), line_silent=not readable)
+            if readable:
+                del received[:used]
+                del received[:-MAX_ADU_BYTES]  # no request is longer: older bytes can start none
+            else:
+                received.clear()  # the frame ended with the silence, complete or not
+            for request in requests:
+                if reply := self._answer(request):
+                    try:
+                        os.write(master, reply)
+                    except BlockingIOError:
+                        pass  # the client's input queue is full: it is not listening
 
-    def _run_server(self, device_path: str, started: threading.Event, failure: list[BaseException]) -> None:
-        async def serve() -> None:
-            self._loop = asyncio.get_running_loop()
-            registers = SimData(0, count=REGISTER_COUNT, datatype=DataType.REGISTERS)
-            device = SimDevice(self.unit_id, simdata=[registers], action=self._on_access)
-            self._server = ModbusSerialServer(device, framer=FramerType.RTU, port=device_path,
-                                              trace_packet=self._trace_packet)
-            await self._server.serve_forever(background=True)
-            started.set()
-            await self._server.serving
-
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:  # reported to start(), which raises it in the caller's thread
-            failure.append(exc)
-            started.set()
-
-    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
-        return b'' if sending and self._silent else data
-
-    async def _on_access(self, _function_code: int, _start_address: int, address: int, count: int,
-                         registers: list[int], values: list[int] | None) -> ExcCodes | None:
-        """pymodbus calls this before every read or write; refresh the registers from the model first."""
+    def _answer(self, request: bytes) -> bytes | None:
+        """Return the reply frame to a request with a valid CRC; None for other units and broadcasts."""
+        unit, function, data = request[0], request[1], request[2:-2]
+        broadcast = unit == BROADCAST
+        if unit != self.unit_id and not (broadcast and function in BROADCAST_FUNCTIONS):
+            return None
         with self._lock:
             self._motor.advance()
-            if values:
-                writes = dict(zip(range(address, address + count), values))
-                if REG_SPEED_SETPOINT in writes:
-                    if error := self._motor.write_setpoint(writes[REG_SPEED_SETPOINT]):
-                        return error
-                if REG_CONTROL_WORD in writes:
-                    if error := self._motor.write_control_word(writes[REG_CONTROL_WORD]):
-                        return error
-                if set(writes) - {REG_CONTROL_WORD, REG_SPEED_SETPOINT}:
-                    return ExcCodes.ILLEGAL_ADDRESS  # status, frequency and fault code are read-only
-            registers[:REGISTER_COUNT] = self._motor.registers()  # the block starts at address 0
-        return None
+            pdu = self._execute(function, data)
+        return None if broadcast else with_crc(bytes([unit]) + pdu)
+
+    def _execute(self, function: int, data: bytes) -> bytes:
+        """Carry out one request and return the reply PDU, checked in the order of the Modbus spec."""
+        if function == READ_HOLDING_REGISTERS:
+            start, count = struct.unpack('>HH', data)
+            if not 1 <= count <= MAX_READ_REGISTERS:
+                return exception_pdu(function, ExcCodes.ILLEGAL_VALUE)
+            if start + count > REGISTER_COUNT:
+                return exception_pdu(function, ExcCodes.ILLEGAL_ADDRESS)
+            values = self._motor.registers()[start:start + count]
+            return struct.pack(f'>BB{count}H', function, 2 * count, *values)
+        if function == WRITE_SINGLE_REGISTER:
+            address, value = struct.unpack('>HH', data)
+            error = self._motor.write(address, [value])
+            return exception_pdu(function, error) if error else bytes([function]) + data
+        if function == WRITE_MULTIPLE_REGISTERS:
+            start, count, byte_count = struct.unpack('>HHB', data[:5])
+            if not 1 <= count <= MAX_WRITE_REGISTERS or byte_count != 2 * count:
+                return exception_pdu(function, ExcCodes.ILLEGAL_VALUE)
+            error = self._motor.write(start, list(struct.unpack(f'>{count}H', data[5:])))
+            return exception_pdu(function, error) if error else bytes([function]) + data[:4]
+        return exception_pdu(function, ExcCodes.ILLEGAL_FUNCTION)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Refuse bad arguments in one line naming what is wrong, without the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f'{self.prog}: error: {message}\n')
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description='Serve the conveyor VFD (Modbus RTU) on a pseudo-terminal.')
+    parser = _OneLineParser(prog='vfd_emulator',
+                            description='Serve the conveyor VFD (Modbus RTU) on a pseudo-terminal.')
     parser.add_argument('--port', required=True, help='symlink path that clients open as the serial device')
     parser.add_argument('--unit-id', type=int, default=1, help='Modbus slave address (default 1)')
     parser.add_argument('--max-speed', type=float, default=0.5,
@@ -268,8 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with VfdEmulator(args.port, unit_id=args.unit_id, max_speed_m_s=args.max_speed,
-                     acceleration_m_s2=args.acceleration):
+    try:
+        emulator = VfdEmulator(args.port, unit_id=args.unit_id, max_speed_m_s=args.max_speed,
+                               acceleration_m_s2=args.acceleration).start()
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    with emulator:
         print(f'VFD emulator: Modbus RTU unit {args.unit_id} on {args.port}', flush=True)
         try:
             stop.wait()
