@@ -1,15 +1,17 @@
 """`cell-control sim` and `demo` stop cleanly on SIGINT, SIGTERM and SIGHUP: no node left, no temp folder."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from cell_control.runner import find_executable
-from conftest import wait_for
+from conftest import RosTestNode, wait_for
 
 pytestmark = pytest.mark.integration
 CELL_NODES = {'cell_sim', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'fleet_sim'}
@@ -44,8 +46,9 @@ def alive(pid: int) -> bool:
     return state[state.rindex(')') + 2] != 'Z'
 
 
-def stop_with(signum: int, args: list[str], domain_id: int, tmp_path: Path, ros_node_factory) -> None:
-    """Start `cell-control ARGS`, wait for the cell's nodes on the graph, send `signum`, check the aftermath."""
+def stop_with(signum: int, args: list[str], domain_id: int, tmp_path: Path, ros_node_factory,
+              ready: Callable[[RosTestNode], bool] = lambda probe: True) -> None:
+    """Start `cell-control ARGS`, wait for the cell's nodes and `ready`, send `signum`, check the aftermath."""
     temp = tmp_path / 'tmp'
     temp.mkdir()
     home = tmp_path / 'home'
@@ -58,6 +61,7 @@ def stop_with(signum: int, args: list[str], domain_id: int, tmp_path: Path, ros_
                                    env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         wait_for(lambda: CELL_NODES <= set(probe.node.get_node_names()), START_TIMEOUT_S, 'the five cell nodes')
+        wait_for(lambda: ready(probe), START_TIMEOUT_S, 'the cell to be ready')
         children = descendants(command.pid)
         assert len(children) >= len(CELL_NODES)
         assert any(temp.iterdir())   # the runner's parameter files (and the demo's data) are there
@@ -86,3 +90,18 @@ def test_sim_stops_every_node_on_a_stop_signal(tmp_path, ros_node_factory, signu
 def test_demo_stops_every_node_on_a_stop_signal(tmp_path, ros_node_factory, signum, domain_id):
     stop_with(signum, ['demo', '--parts', '1', '--out', str(tmp_path / 'out')], domain_id, tmp_path,
               ros_node_factory)
+
+
+def test_sim_start_starts_the_cycle_once_the_cell_is_up(tmp_path, ros_node_factory):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+    states: list[str] = []
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+    def running(probe: RosTestNode) -> bool:
+        if not states:   # subscribe once, from the test's thread
+            states.append('')
+            probe.node.create_subscription(String, '/cell/state', lambda m: states.append(json.loads(m.data)['state']),
+                                           latched)
+        return 'running' in states
+    stop_with(signal.SIGTERM, ['sim', '--headless', '--start'], 219, tmp_path, ros_node_factory, running)
