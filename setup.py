@@ -36,6 +36,6 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [f'{name} = {target}' for name, target in NODES.items()]
-        + ['cell-control = cell_control.cli:main'],
+        + ['cell-control = cell_control.cli:console_main'],
     },
 )

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from cell_control.cell.description import expand_xacro, share_dir
-from cell_control.cell.recipe import RecipeError, load_recipe, recipes_dir
+from cell_control.cell.recipe import SEAM_LENGTH_TOLERANCE_MM, RecipeError, load_recipe, recipes_dir
+from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
 
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')
 PACKAGE = 'cell_control'
@@ -56,14 +57,15 @@ def load_node_parameters(path: Path) -> dict[str, dict]:
 
 def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = True,
                   params_file: Path | None = None, overrides: dict[str, dict] | None = None,
-                  recipe: str = 'bracket', parts: int = 3) -> list[NodeSpec]:
-    """The nodes of the cell.
+                  recipe: str = 'bracket', parts: int = 3, seam_file: Path | None = None) -> list[NodeSpec]:
+    """Return the nodes of the cell.
 
     sim: `mujoco` runs the embedded simulation, `gazebo` expects Gazebo (started by gazebo.launch.py) to
     offer the same interface, `none` runs against hardware. ros_tools: robot_state_publisher (and rviz2 when
     asked) are available; without them the simulation publishes the robot description itself. recipe: the
     part type welded (config/recipes/<recipe>.yaml); its seam sets the simulation's seam and the adjuster's
-    seam length and mode. parts: how many parts the simulated fleet brings.
+    seam length and mode. parts: how many parts the simulated fleet brings. seam_file: a seam CSV welded
+    instead of the recipe's seam (another part's gaps and deviations), as long as the recipe's seam program.
     """
     if sim not in SIM_CHOICES:
         raise BringupError(f"sim: {sim!r} is not one of {', '.join(SIM_CHOICES)}")
@@ -74,6 +76,9 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     except RecipeError as error:
         raise BringupError(f'recipe: {error}') from None
     seam = part_type.seams[0]
+    seam_path, seam_length_mm = seam.seam_file, seam.length_mm
+    if seam_file is not None:
+        seam_path, seam_length_mm = Path(seam_file).resolve(), _seam_length_mm(seam_file, seam.program.length_mm)
     parameters = load_node_parameters(params_file or default_params_file())
     for node, values in (overrides or {}).items():
         parameters.setdefault(node, {}).update(values)
@@ -90,13 +95,13 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     if sim == 'mujoco':
         # The simulation is the clock: it steps on its own time and must not listen to its own /clock.
         nodes.append(node('cell_sim', publish_robot_description=not ros_tools, use_sim_time=False,
-                          seam_file=str(seam.seam_file),
+                          seam_file=str(seam_path),
                           seam_start_in_part=list(seam.program.points_m[0]),
                           seam_end_in_part=list(seam.program.points_m[-1])))
     if sim == 'none':
         nodes.append(node('seam_sensor'))
     nodes.append(node('conveyor_driver', emulate=sim != 'none'))
-    nodes.append(node('weld_adjuster', seam_length_mm=seam.length_mm, mode=part_type.weld.adjuster_mode))
+    nodes.append(node('weld_adjuster', seam_length_mm=seam_length_mm, mode=part_type.weld.adjuster_mode))
     nodes.append(node('coordinator', recipe=part_type.id))
     if sim != 'none':
         nodes.append(node('fleet_sim', parts=parts))
@@ -106,3 +111,17 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
         nodes.append(NodeSpec('rviz2', 'rviz2', 'rviz2', {'use_sim_time': use_sim_time},
                               arguments=('-d', str(share_dir() / 'config' / 'cell.rviz'))))
     return nodes
+
+
+def _seam_length_mm(path: Path, program_length_mm: float) -> float:
+    """Return the length of the seam in `path`, refusing a file the recipe's seam program cannot weld."""
+    try:
+        profile = load_seam_csv(path)
+    except SeamFileError as error:
+        raise BringupError(f'seam: {error}') from None
+    if profile.s_mm[0] != 0.0:
+        raise BringupError(f'seam: {path} starts at s_mm = {profile.s_mm[0]:g}, not 0')
+    if abs(profile.length_mm - program_length_mm) > SEAM_LENGTH_TOLERANCE_MM:
+        raise BringupError(f'seam: {path} is {profile.length_mm:g} mm long but the recipe\'s seam program is '
+                           f'{program_length_mm:.1f} mm (tolerance {SEAM_LENGTH_TOLERANCE_MM:g} mm)')
+    return profile.length_mm

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -87,30 +88,38 @@ def test_malformed_parameter_files_are_refused(tmp_path, text, message):
         load_node_parameters(tmp_path / 'missing.yaml')
 
 
-def cell_control(*args: str, ros_env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([find_executable('cell-control'), *args], capture_output=True, text=True,
-                          env=ros_env, timeout=timeout, cwd=REPO)
-
-
-@pytest.mark.parametrize('args, message', [
-    (['sim', '--rtf', 'fast'], "--rtf must be a positive number or 'max', not 'fast'"),
-    (['sim', '--duration', '-1'], '--duration must not be negative'),
-    (['bogus'], "unknown subcommand 'bogus'"),
-])
-def test_cli_refuses_bad_arguments(ros_env, args, message):
-    result = cell_control(*args, ros_env=ros_env)
-    assert result.returncode == 2
-    assert message in result.stderr
-
-
 @pytest.mark.integration
-def test_cell_control_sim_runs_the_bringup_and_reports_json(ros_env):
-    ros_env = dict(ros_env, ROS_DOMAIN_ID='26')
-    result = cell_control('sim', '--headless', '--duration', '2', '--rtf', 'max', '--json', ros_env=ros_env)
+def test_cell_control_sim_runs_from_a_plain_shell_and_reports_json(tmp_path):
+    home = tmp_path / 'home'
+    home.mkdir()
+    result = subprocess.run([find_executable('cell-control'), 'sim', '--headless', '--duration', '2', '--rtf', 'max',
+                             '--json', '--domain-id', '26'], capture_output=True, text=True, timeout=180,
+                            env={'PATH': os.environ['PATH'], 'HOME': str(home)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report['sim_time_s'] == pytest.approx(2.0, abs=0.01)
     assert report['real_time_factor'] == pytest.approx(report['sim_time_s'] / report['wall_time_s'], rel=0.05)
+
+
+def test_a_seam_file_replaces_the_recipes_seam_in_the_sim_and_the_adjuster(tmp_path):
+    seam = tmp_path / 'wide_gap.csv'
+    seam.write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,1.2,0,0\n250,1.5,0.2,0.4\n500.5,1.2,0,0\n')
+    nodes = {n.name: n for n in describe_cell('mujoco', ros_tools=False, seam_file=seam)}
+    assert nodes['cell_sim'].parameters['seam_file'] == str(seam.resolve())
+    assert nodes['weld_adjuster'].parameters['seam_length_mm'] == pytest.approx(500.5)
+
+
+@pytest.mark.parametrize('text, message', [
+    ('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0,0,0\n400,0,0,0\n',
+     "is 400 mm long but the recipe's seam program is 500.0"),
+    ('s_mm,gap_mm,mismatch_mm,lateral_mm\n5,0,0,0\n505,0,0,0\n', 'starts at s_mm = 5, not 0'),
+    ('s_mm,gap_mm\n0,0\n', 'missing column(s)'),
+])
+def test_a_seam_file_the_recipe_cannot_weld_is_refused(tmp_path, text, message):
+    seam = tmp_path / 'seam.csv'
+    seam.write_text(text)
+    with pytest.raises(BringupError, match=re.escape(message)):
+        describe_cell('mujoco', ros_tools=False, seam_file=seam)
 
 
 def test_launch_file_maps_the_description():

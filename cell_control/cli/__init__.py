@@ -1,14 +1,50 @@
-"""`cell-control` command: one subcommand per module in this package, imported only when used."""
+"""`cell-control` command: one subcommand per module in this package, imported only when used.
+
+`console_main` (the console script) sets the ROS environment up itself, so every subcommand works from a
+plain shell, and turns SIGINT, SIGTERM and SIGHUP into a clean stop with exit status 128 + the signal.
+"""
+import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
+
+from cell_control.runner import MAX_DOMAIN_ID, Stopped, check_domain_id, ros_environment, stop_signals
 
 SUBCOMMANDS = {
     'sim': ('cell_control.cli.sim', 'Run the simulated cell (the same nodes as cell.launch.py).'),
     'demo': ('cell_control.cli.demo', 'Run the cell in simulation and report on it.'),
+    'cmd': ('cell_control.cli.cmd', 'Command a running cell (start, stop, ...) or print its state.'),
     'weld-eval': ('cell_control.cli.weld_eval', 'Weld one seam file with the process model and score it.'),
     'records': ('cell_control.cli.records', 'List or verify the weld record store.'),
     'nodes': ('cell_control.cli.nodes', 'Print the node list that bring-up would run, as JSON.'),
 }
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser that refuses in one line naming what is wrong, without the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f'{self.prog}: {message} (see --help)\n')
+
+
+def domain_id(text: str) -> int:
+    """Parse a --domain-id value: a whole number DDS can use."""
+    try:
+        return check_domain_id(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a ROS domain id in 0..{MAX_DOMAIN_ID}') from None
+
+
+def check_writable_file(path: Path) -> None:
+    """Raise ValueError naming the problem when `path` cannot be written as a new or replaced file."""
+    folder = path.parent if str(path.parent) else Path('.')
+    if path.is_dir():
+        raise ValueError(f'{path} is a folder, not a file')
+    if not folder.is_dir():
+        raise ValueError(f'{path}: folder {folder} does not exist')
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f'{path}: not writable')
 
 
 def usage() -> str:
@@ -18,17 +54,29 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand in this process as it is (tests call this; the console script adds the set-up)."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ('-h', '--help'):
         print(usage())
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
-        print(f'cell-control: unknown subcommand {name!r}\n\n{usage()}', file=sys.stderr)
+        print(f'cell-control: unknown subcommand {name!r} (one of {", ".join(SUBCOMMANDS)})', file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
     return int(module.main(rest) or 0)
 
 
+def console_main() -> int:
+    """Entry point of `cell-control`: the ROS environment and the stop signals, then `main`."""
+    stop_signals.install()
+    try:
+        os.environ.update(ros_environment())
+        return main()
+    except Stopped as stopped:
+        print(f'cell-control: stopped by {stopped}', file=sys.stderr)
+        return stopped.exit_code
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(console_main())

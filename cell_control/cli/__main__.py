@@ -1,6 +1,6 @@
 """`python -m cell_control.cli` is `cell-control`."""
 import sys
 
-from cell_control.cli import main
+from cell_control.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -6,7 +6,6 @@ progress, and at the end prints the KPIs and writes `out/report.png` (weld plots
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -15,19 +14,21 @@ import tempfile
 from pathlib import Path
 
 from cell_control.bringup import BringupError, describe_cell
+from cell_control.cli import ArgumentParser, check_writable_file, domain_id
 from cell_control.runner import NodeProcesses, ros_environment
 
 WALL_TIMEOUT_PER_PART_S = 240.0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='cell-control demo', description=__doc__)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog='cell-control demo', description=__doc__.splitlines()[0])
     parser.add_argument('--parts', type=int, default=3, help='parts to produce (default 3)')
     parser.add_argument('--recipe', default='bracket', help='part type, config/recipes/<id>.yaml')
     parser.add_argument('--rtf', type=float, default=2.0, help='real-time factor of the simulation (default 2)')
     parser.add_argument('--json', action='store_true', help='print the KPIs as one JSON object on stdout')
     parser.add_argument('--out', type=Path, default=Path('out'), help='folder for report.png (default out/)')
-    parser.add_argument('--domain-id', type=int, help='ROS_DOMAIN_ID (default: a free-looking one at random)')
+    parser.add_argument('--domain-id', type=domain_id, metavar='N',
+                        help='ROS_DOMAIN_ID (default: a free-looking one at random in 100..200)')
     return parser
 
 
@@ -39,9 +40,8 @@ def main(argv: list[str]) -> int:
     if not 0.1 <= args.rtf <= 20.0:
         print('cell-control demo: --rtf must be within 0.1..20', file=sys.stderr)
         return 2
-    domain_id = args.domain_id if args.domain_id is not None else random.randint(100, 200)
-    os.environ.update(ros_environment(domain_id))
-    args.out.mkdir(parents=True, exist_ok=True)
+    domain = args.domain_id if args.domain_id is not None else random.randint(100, 200)
+    os.environ.update(ros_environment(domain))
     with tempfile.TemporaryDirectory(prefix='cell_demo_') as data:
         overrides = {
             'cell_sim': {'real_time_factor': args.rtf, 'render_path': str(Path(data) / 'cell.png')},
@@ -54,12 +54,21 @@ def main(argv: list[str]) -> int:
         except BringupError as error:
             print(f'cell-control demo: {error}', file=sys.stderr)
             return 2
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            check_writable_file(args.out / 'report.png')
+        except OSError as error:
+            print(f'cell-control demo: --out {args.out}: {error.strerror}', file=sys.stderr)
+            return 2
+        except ValueError as error:
+            print(f'cell-control demo: --out: {error}', file=sys.stderr)
+            return 2
         from cell_control.cli.demo_run import DemoRun   # rclpy only once the environment is set
         say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
             (lambda text: print(text, flush=True))
         say(f'cell-control demo: {args.parts} part(s) of {args.recipe}, simulation at {args.rtf:g}x real time, '
-            f'ROS_DOMAIN_ID={domain_id}')
-        run = DemoRun(domain_id, args.parts, say)
+            f'ROS_DOMAIN_ID={domain} (cell-control cmd status --domain-id {domain})')
+        run = DemoRun(domain, args.parts, say)
         try:
             with NodeProcesses(nodes) as processes:
                 report = run.run(processes, WALL_TIMEOUT_PER_PART_S * args.parts)

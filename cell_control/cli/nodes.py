@@ -1,16 +1,16 @@
 """`cell-control nodes`: the node list that bring-up runs, as JSON (what cell.launch.py would start)."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
 
 from cell_control.bringup import SIM_CHOICES, BringupError, describe_cell
+from cell_control.cli import ArgumentParser
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog='cell-control nodes', description=__doc__)
+    parser = ArgumentParser(prog='cell-control nodes', description=__doc__.splitlines()[0])
     parser.add_argument('--sim', choices=SIM_CHOICES, default='mujoco', help='simulation backend or none')
     parser.add_argument('--ros-tools', action='store_true',
                         help='as on a full ROS 2 install (robot_state_publisher, rviz2 available)')

@@ -10,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+from cell_control.cli import ArgumentParser, check_writable_file
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
 from cell_control.weld.adjuster import MODES
 from cell_control.sim.weld_loop import SUMMARY_KEYS, WeldEvalResult, run_weld_eval
@@ -40,8 +41,8 @@ def _finite(text: str) -> float:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='cell-control weld-eval', description=__doc__.splitlines()[0])
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog='cell-control weld-eval', description=__doc__.splitlines()[0])
     p.add_argument('seam', type=Path, help='seam CSV: s_mm,gap_mm,mismatch_mm,lateral_mm')
     p.add_argument('--mode', choices=MODES, default='closed', help='adjuster mode (default closed)')
     p.add_argument('--power-drift', type=_drift, default=0.0, metavar='D',
@@ -95,9 +96,23 @@ def plot(result: WeldEvalResult, path: Path) -> None:
     plt.close(fig)
 
 
+def check_plot_path(path: Path) -> None:
+    """Raise ValueError unless `path` is a writable file in a format matplotlib can save."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lstrip('.').lower() not in formats:
+        raise ValueError(f'--plot {path}: the file name must end in one of .{", .".join(sorted(formats))}')
+    try:
+        check_writable_file(path)
+    except ValueError as error:
+        raise ValueError(f'--plot {error}') from None
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.plot:   # before the run, not after it
+            check_plot_path(args.plot)
         seam = load_seam_csv(args.seam)
         result = run_weld_eval(seam, args.mode, args.power_drift, args.dropout_rate, args.outlier_rate,
                                args.seed)

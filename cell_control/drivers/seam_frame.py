@@ -9,7 +9,7 @@ import math
 import struct
 from dataclasses import dataclass, field
 
-from crc import Calculator, Crc16
+from crcmod.predefined import mkPredefinedCrcFun
 
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 
@@ -24,12 +24,8 @@ TIMESTAMP_MAX_US = (1 << 64) - 1
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 _LENGTH_BYTE = bytes([PAYLOAD_LENGTH])
 
-# CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF; the `crc` package calls it IBM_3740), over length + payload.
-_crc16 = Calculator(Crc16.IBM_3740, optimized=True)
-
-
-def frame_crc(length_and_payload: bytes) -> int:
-    return _crc16.checksum(length_and_payload)
+# CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, not reflected, no final xor), over length + payload.
+frame_crc = mkPredefinedCrcFun('crc-ccitt-false')
 
 
 def _to_um(name: str, value_mm: float, valid: bool) -> int:

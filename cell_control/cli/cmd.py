@@ -1,0 +1,123 @@
+"""`cell-control cmd COMMAND`: command a running cell over its std_srvs/Trigger services, or print its state.
+
+start, stop, pause, resume, reset and acknowledge call `/cell/<command>` and print the coordinator's answer;
+status prints the coordinator's latched `/cell/state` snapshot (one JSON object). The cell is found on the
+ROS domain given by --domain-id (default: ROS_DOMAIN_ID, else 0); `cell-control demo` prints the one it uses.
+Exit status 0 when the cell accepted the command, 1 when it refused or was not reachable within --timeout,
+2 on bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+from cell_control.cli import ArgumentParser, domain_id
+from cell_control.runner import environment_domain_id
+
+COMMANDS = ('start', 'stop', 'pause', 'resume', 'reset', 'acknowledge')
+STATE_TOPIC = '/cell/state'
+DEFAULT_TIMEOUT_S = 10.0
+SPIN_PERIOD_S = 0.05
+
+
+class CellUnreachable(Exception):
+    """The cell did not offer a service or its state within the time allowed; the message says which."""
+
+
+class CellClient:
+    """A node of its own rclpy context on the cell's domain, for a few calls from the command line."""
+
+    def __init__(self, domain: int) -> None:
+        import rclpy   # only once the environment is set (RMW, ament prefix)
+        from rclpy.executors import SingleThreadedExecutor
+        self.domain = domain
+        self.context = rclpy.Context()
+        self.context.init(domain_id=domain)
+        self.node = rclpy.create_node('cell_control_cmd', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def __enter__(self) -> 'CellClient':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+    def _spin_until(self, done, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                raise CellUnreachable(f'{what} within {timeout_s:g} s on ROS domain {self.domain} '
+                                      '(is the cell running there?)')
+            self.executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+
+    def trigger(self, command: str, timeout_s: float) -> tuple[bool, str]:
+        """Call `/cell/<command>`; the answer's success flag and message."""
+        from std_srvs.srv import Trigger
+        service = f'/cell/{command}'
+        client = self.node.create_client(Trigger, service)
+        deadline = time.monotonic() + timeout_s
+        self._spin_until(client.service_is_ready, timeout_s, f'no service {service}')
+        future = client.call_async(Trigger.Request())
+        self._spin_until(future.done, max(0.0, deadline - time.monotonic()), f'no answer from {service}')
+        reply = future.result()
+        return reply.success, reply.message
+
+    def state(self, timeout_s: float) -> dict:
+        """Return the coordinator's latest `/cell/state` snapshot."""
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        received: list[str] = []
+        self.node.create_subscription(String, STATE_TOPIC, lambda msg: received.append(msg.data), latched)
+        self._spin_until(lambda: bool(received), timeout_s, f'no {STATE_TOPIC} message')
+        return json.loads(received[-1])
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value <= 3600.0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number of seconds in (0, 3600]')
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog='cell-control cmd', description=__doc__.splitlines()[0])
+    parser.add_argument('command', choices=COMMANDS + ('status',), help='what to ask the cell')
+    parser.add_argument('--domain-id', type=domain_id, metavar='N',
+                        help='ROS domain of the cell (default: ROS_DOMAIN_ID, else 0)')
+    parser.add_argument('--timeout', type=_timeout, default=DEFAULT_TIMEOUT_S, metavar='S',
+                        help=f'seconds to wait for the cell, in (0, 3600] (default {DEFAULT_TIMEOUT_S:g})')
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        domain = args.domain_id if args.domain_id is not None else environment_domain_id()
+    except ValueError as error:
+        print(f'cell-control cmd: {error}', file=sys.stderr)
+        return 2
+    try:
+        with CellClient(domain) as cell:
+            if args.command == 'status':
+                print(json.dumps(cell.state(args.timeout)))
+                return 0
+            accepted, message = cell.trigger(args.command, args.timeout)
+    except CellUnreachable as error:
+        print(f'cell-control cmd {args.command}: {error}', file=sys.stderr)
+        return 1
+    if not accepted:
+        print(f'cell-control cmd {args.command}: refused: {message}', file=sys.stderr)
+        return 1
+    print(message)
+    return 0
