@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from cell_control.cell.description import expand_xacro, share_dir
-from cell_control.cell.recipe import SEAM_LENGTH_TOLERANCE_MM, RecipeError, load_recipe, recipes_dir
+from cell_control.cell.recipe import SEAM_LENGTH_TOLERANCE_MM, RecipeError, load_recipe, non_finite_field, recipe_path
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
 
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')
@@ -40,13 +40,18 @@ def default_params_file() -> Path:
 def load_node_parameters(path: Path) -> dict[str, dict]:
     """Read a ROS 2 parameter file (`node: {ros__parameters: {...}}`) into plain dicts per node."""
     try:
-        document = yaml.safe_load(Path(path).read_text())
+        document = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
     except OSError as error:
         raise BringupError(f'parameter file {path}: {error.strerror}') from None
+    except UnicodeDecodeError as error:
+        raise BringupError(f'parameter file {path}: not a text file (byte {error.start} is not UTF-8)') from None
     except yaml.YAMLError as error:
         raise BringupError(f'parameter file {path}: not valid YAML ({error})') from None
     if not isinstance(document, dict):
         raise BringupError(f'parameter file {path}: expected a mapping of node names')
+    non_finite = non_finite_field(document)
+    if non_finite is not None:
+        raise BringupError(f'parameter file {path}: {non_finite}: not a finite number')
     result = {}
     for node, block in document.items():
         if not isinstance(block, dict) or not isinstance(block.get('ros__parameters'), dict):
@@ -72,7 +77,7 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     if isinstance(parts, bool) or not isinstance(parts, int) or not 0 <= parts <= 1000:
         raise BringupError(f'parts: {parts!r} is not a whole number in 0..1000')
     try:
-        part_type = load_recipe(recipes_dir() / f'{recipe}.yaml')
+        part_type = load_recipe(recipe_path(recipe))
     except RecipeError as error:
         raise BringupError(f'recipe: {error}') from None
     seam = part_type.seams[0]

@@ -55,7 +55,8 @@ def ament_prefixes() -> list[str]:
     lives in install/cell_control, whose prefix <prefix>/lib/pythonX.Y/site-packages/cell_control is four
     levels above this file's folder.
     """
-    candidates = [Path(__file__).resolve().parents[4], Path(sys.prefix)]
+    parents = Path(__file__).resolve().parents   # run from a source checkout there may be fewer than five
+    candidates = [*parents[4:5], Path(sys.prefix)]
     found: list[str] = []
     for prefix in candidates:
         if (prefix / _AMENT_INDEX).is_dir() and str(prefix) not in found:

@@ -74,10 +74,26 @@ def test_bad_arguments_are_refused_by_name(kwargs, message):
         describe_cell(**kwargs)
 
 
+def test_a_binary_parameter_file_is_refused_with_its_name(tmp_path):
+    path = tmp_path / 'params.yaml'
+    path.write_bytes(b'cell_sim:\xff\xfe\x00\x01')
+    with pytest.raises(BringupError, match=r'parameter file .*params.yaml: not a text file'):
+        load_node_parameters(path)
+
+
+def test_recipe_ids_are_names_not_paths():
+    with pytest.raises(BringupError, match=r"recipe id '../recipes/bracket' is not a recipe name"):
+        describe_cell('mujoco', recipe='../recipes/bracket')
+
+
 @pytest.mark.parametrize('text, message', [
     ('cell_sim: [1, 2', 'not valid YAML'),
     ('- just a list', 'expected a mapping of node names'),
     ('cell_sim:\n  parameters: {}', 'cell_sim has no ros__parameters mapping'),
+    ('cell_sim:\n  ros__parameters: {real_time_factor: .nan}', 'cell_sim.ros__parameters.real_time_factor: '
+                                                              'not a finite number'),
+    ('coordinator:\n  ros__parameters: {timeouts: [1.0, -.inf]}', 'coordinator.ros__parameters.timeouts[1]: '
+                                                                  'not a finite number'),
 ])
 def test_malformed_parameter_files_are_refused(tmp_path, text, message):
     path = tmp_path / 'params.yaml'

@@ -96,13 +96,13 @@ def recipe_path(recipe_id: str) -> Path:
     return path
 
 
-def _non_finite(value: object, where: list[str | int]) -> list[str | int] | None:
-    """The path of the first NaN or infinity in a YAML document (JSON schema ranges let NaN through)."""
+def non_finite_field(value: object, where: tuple[str | int, ...] = ()) -> str | None:
+    """The field path of the first NaN or infinity in a YAML document (JSON schema ranges let NaN through)."""
     if isinstance(value, float) and not math.isfinite(value):
-        return where
+        return _field_path(where)
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        found = _non_finite(item, [*where, key])
+        found = non_finite_field(item, (*where, key))
         if found is not None:
             return found
     return None
@@ -133,9 +133,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f'{path}: not a text file (byte {error.start} is not UTF-8)') from None
     except yaml.YAMLError as error:
         raise RecipeError(f'{path}: not valid YAML: {error}') from None
-    non_finite = _non_finite(document, [])
+    non_finite = non_finite_field(document)
     if non_finite is not None:
-        raise RecipeError(f'{path}: {_field_path(non_finite)}: not a finite number')
+        raise RecipeError(f'{path}: {non_finite}: not a finite number')
     errors = sorted(_schema_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         first = errors[0]
