@@ -90,10 +90,10 @@ def test_recipe_ids_are_names_not_paths():
     ('cell_sim: [1, 2', 'not valid YAML'),
     ('- just a list', 'expected a mapping of node names'),
     ('cell_sim:\n  parameters: {}', 'cell_sim has no ros__parameters mapping'),
-    ('cell_sim:\n  ros__parameters: {real_time_factor: .nan}', 'cell_sim.ros__parameters.real_time_factor: '
-                                                              'not a finite number'),
-    ('coordinator:\n  ros__parameters: {timeouts: [1.0, -.inf]}', 'coordinator.ros__parameters.timeouts[1]: '
-                                                                  'not a finite number'),
+    ('cell_sim:\n  ros__parameters: {real_time_factor: .nan}',
+     'cell_sim.ros__parameters.real_time_factor: not a finite number'),
+    ('coordinator:\n  ros__parameters: {timeouts: [1.0, -.inf]}',
+     'coordinator.ros__parameters.timeouts[1]: not a finite number'),
 ])
 def test_malformed_parameter_files_are_refused(tmp_path, text, message):
     path = tmp_path / 'params.yaml'
