@@ -19,7 +19,7 @@ import math
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -128,38 +128,45 @@ class DamagedRecordError(ValueError):
         self.reason = reason
 
 
-def _pack(record: WeldRecord) -> dict[str, bytes | str]:
-    """Validate and serialise a record; raises ValueError naming the bad field (nothing is written)."""
+def _check(record: WeldRecord) -> None:
+    """Raise ValueError naming the first field that breaks what a stored record holds (arrays as numpy).
+
+    The one set of rules for both ways: a record refused before it is written, a stored row read back.
+    """
     for name in ('seam_id', 'part_id', 'recipe'):
         value = getattr(record, name)
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f'{name} must be a non-empty string, got {value!r}')
-    columns: dict[str, bytes | str] = {}
     length = len(record.s_mm)
     if length == 0:
         raise ValueError('s_mm is empty: a record needs at least one sample along the seam')
     for name in ARRAYS + ('good',):
-        values = getattr(record, name)
-        if len(values) != length:
-            raise ValueError(f'{name} has {len(values)} samples, s_mm has {length}')
-        if name == 'good':
-            columns[name] = np.asarray(values, dtype=bool).astype('u1').tobytes()
-            continue
-        array = np.asarray(values, dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(array))
-        if bad.size:
-            raise ValueError(f'{name}[{bad[0]}] is {float(array[bad[0]])!r}, must be finite')
-        columns[name] = array.astype('<f4').tobytes()
-    if np.any(np.diff(np.frombuffer(columns['s_mm'], '<f4')) < 0):
+        if len(getattr(record, name)) != length:
+            raise ValueError(f'{name} has {len(getattr(record, name))} samples, s_mm has {length}')
+    for name in ARRAYS:
+        array = getattr(record, name)
+        if not np.isfinite(array).all():
+            bad = np.flatnonzero(~np.isfinite(array))[0]
+            raise ValueError(f'{name}[{bad}] is {float(array[bad])!r}, must be a finite float32')
+    if np.any(np.diff(record.s_mm) < 0):
         raise ValueError('s_mm must be sorted ascending along the seam')
-    metrics: dict[str, float] = {}
     for key, value in record.metrics.items():
         if not isinstance(key, str) or not key:
             raise ValueError(f'metrics key {key!r} must be a non-empty string')
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f'metrics[{key!r}] is {value!r}, must be a finite number')
-        metrics[key] = value
-    columns['metrics'] = json.dumps(metrics, sort_keys=True, separators=(',', ':'), allow_nan=False)
+
+
+def _pack(record: WeldRecord) -> dict[str, bytes | str]:
+    """Validate and serialise a record; raises ValueError naming the bad field (nothing is written)."""
+    with np.errstate(over='ignore'):   # a value beyond float32 becomes inf and is refused by name
+        packed = replace(record, good=np.asarray(record.good, dtype=bool),
+                         **{name: np.asarray(getattr(record, name), dtype=np.float64).astype('<f4')
+                            for name in ARRAYS})
+    _check(packed)
+    columns: dict[str, bytes | str] = {name: getattr(packed, name).tobytes() for name in ARRAYS}
+    columns['good'] = packed.good.astype('u1').tobytes()
+    columns['metrics'] = json.dumps(dict(record.metrics), sort_keys=True, separators=(',', ':'), allow_nan=False)
     for name in ('seam_id', 'part_id', 'recipe'):
         columns[name] = getattr(record, name)
     return columns
@@ -188,7 +195,7 @@ def record_hash(row: Mapping[str, object]) -> str:
 
 
 def _decode(row: sqlite3.Row) -> WeldRecord:
-    """Read a stored row back as a record (arrays as numpy views) holding everything `_pack` guarantees.
+    """Read a stored row back as a record (arrays as numpy views) holding everything `_check` asks.
 
     Raises DamagedRecordError naming the row and what is wrong with it.
     """
@@ -212,7 +219,7 @@ def _decode(row: sqlite3.Row) -> WeldRecord:
         record = WeldRecord(seam_id=row['seam_id'], part_id=row['part_id'], recipe=row['recipe'],
                             good=np.frombuffer(row['good'], 'u1').astype(bool), metrics=metrics,
                             **{name: np.frombuffer(row[name], '<f4') for name in ARRAYS})
-        _pack(record)
+        _check(record)
     except ValueError as error:
         raise DamagedRecordError(row['id'], str(error)) from None
     return record
