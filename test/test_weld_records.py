@@ -167,8 +167,8 @@ def rehash_from(db: Path, first_id: int) -> None:
         for stored in raw.execute('SELECT * FROM weld_records WHERE id >= ? ORDER BY id', (first_id,)).fetchall():
             row = dict(stored, prev_hash=prev)
             prev = record_hash(row)
-            raw.execute('UPDATE weld_records SET prev_hash = ?, hash = ? WHERE id = ?', (row['prev_hash'], prev,
-                                                                                          row['id']))
+            raw.execute('UPDATE weld_records SET prev_hash = ?, hash = ? WHERE id = ?',
+                        (row['prev_hash'], prev, row['id']))
 
 
 def test_hash_is_the_canonical_json_digest_of_existing_stores() -> None:

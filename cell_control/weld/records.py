@@ -313,14 +313,14 @@ class WeldRecordStore:
         return head
 
     def get(self, record_id: int) -> StoredWeldRecord:
-        """One record; KeyError when there is none, DamagedRecordError when it cannot be read back."""
+        """Read one record; KeyError when there is none, DamagedRecordError when it cannot be read back."""
         row = self._db.execute('SELECT * FROM weld_records WHERE id = ?', (record_id,)).fetchone()
         if row is None:
             raise KeyError(f'no weld record {record_id} in {self.path}')
         return _unpack(row)
 
     def _rows(self, columns: str = '*') -> Iterator[sqlite3.Row]:
-        """Every row in id order, read a batch at a time by id (constant memory, short read locks)."""
+        """Yield every row in id order, read a batch at a time by id (constant memory, short read locks)."""
         last_id = None
         while True:
             batch = self._db.execute(f'SELECT {columns} FROM weld_records WHERE id > ? ORDER BY id LIMIT ?',
@@ -334,15 +334,15 @@ class WeldRecordStore:
                 return
 
     def iter_records(self) -> Iterator[StoredWeldRecord]:
-        """Every record in id order, one at a time; raises DamagedRecordError at a row that cannot be read."""
+        """Yield every record in id order, one at a time; raises DamagedRecordError at a row that cannot be read."""
         return (_unpack(row) for row in self._rows())
 
     def records(self) -> list[StoredWeldRecord]:
-        """Every record in memory at once (small stores: reports); prefer `iter_records` or `summaries`."""
+        """Read every record into memory at once (small stores: reports); prefer `iter_records` or `summaries`."""
         return list(self.iter_records())
 
     def summaries(self) -> Iterator[RecordSummary | ChainBreak]:
-        """A summary of every row in id order, or a ChainBreak for a row that cannot be read; never raises."""
+        """Summarise every row in id order, or yield a ChainBreak for a row that cannot be read; never raises."""
         for row in self._rows():
             try:
                 yield _summarise(row)
@@ -350,7 +350,7 @@ class WeldRecordStore:
                 yield ChainBreak(error.record_id, f'damaged: {error.reason}')
 
     def head(self) -> ChainHead:
-        """The newest record's id and hash and the record count: publish it to anchor the chain elsewhere."""
+        """Return the newest record's id and hash and the record count: publish it to anchor the chain elsewhere."""
         row = self._db.execute('SELECT id, hash FROM weld_records ORDER BY id DESC LIMIT 1').fetchone()
         count = self._db.execute('SELECT COUNT(*) FROM weld_records').fetchone()[0]
         return ChainHead(row['id'], count, row['hash']) if row else ChainHead(0, 0, GENESIS_HASH)
