@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from asyncua import Server, ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import PermissionRuleset, SimpleRoleRuleset
 from asyncua.crypto.permission_rules import User as UaUser
@@ -113,7 +114,7 @@ class _PasswordUsers(UserManager):
 
     def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
                  certificate: Any = None) -> UaUser | None:
-        if certificate is None:
+        if not certificate:   # b'' on a None channel
             self._log.warning(f'session of {username or "an anonymous client"} refused: the secure channel has no '
                               'client certificate (SecurityPolicy#None)')
             return None
@@ -230,7 +231,13 @@ class PlantServer:
 
         async def validate(certificate: x509.Certificate, description: ua.ApplicationDescription) -> None:
             await trust.load_trust()   # the folder as it is now: a certificate added or removed counts at once
-            await validator.validate(certificate, description)
+            try:
+                await validator.validate(certificate, description)
+            except ServiceError as error:
+                self._log.warning(f'session of {description.ApplicationUri} refused: its certificate '
+                                  f'({certificate.subject.rfc4514_string()}) fails the trust list check: '
+                                  f'{ua.StatusCode(error.code).name}')
+                raise
         server.set_certificate_validator(validate)
         server.iserver.set_user_manager(_PasswordUsers(self._users, trust, self._log))
         server.set_security_policy(SECURITY_POLICIES, permission_ruleset=_RememberCaller())
@@ -280,8 +287,10 @@ class PlantServer:
             self._log.warning(f'{command} refused: user {name} has role {role}; commands need {COMMAND_ROLE}')
             return ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)
         success, message = await asyncio.to_thread(self._command, command.lower())
-        log = self._log.info if success else self._log.warning
-        log(f'{command} by {name}: {"done" if success else "refused by the cell"}: {message}')
+        if success:   # one call site per severity: rclpy's logger refuses a change of severity at one site
+            self._log.info(f'{command} by {name}: done: {message}')
+        else:
+            self._log.warning(f'{command} by {name}: refused by the cell: {message}')
         return [ua.Variant(success, ua.VariantType.Boolean), ua.Variant(message, ua.VariantType.String)]
 
     def _write_recipe(self, node: Any, attribute: ua.AttributeIds, value: ua.DataValue) -> None:

@@ -46,13 +46,13 @@ class PlantGatewayNode(Node):
         self._records = model.RecordReader(Path(p['records_path'] or default_db_path()), model.LAST_RECORDS)
         self._alarms: dict[str, str] = {}
         self._snapshot: dict | None = None
-        self._clients = {name: self.create_client(Trigger, f'/cell/{name}')
-                         for name in (command.lower() for command in model.COMMANDS)}
+        names = [command.lower() for command in model.COMMANDS]
+        self._triggers = {name: self.create_client(Trigger, f'/cell/{name}') for name in names}
         self._recipe_pub = self.create_publisher(String, '/cell/recipe_request', LATCHED)
         self._endpoint_pub = self.create_publisher(String, '/plant_gateway/endpoint', LATCHED)
-        self._server = PlantServer(p['host'], p['port'], ServerPaths(state_dir, Path(p['users_file'] or
-                                                                                     state_dir / 'users')),
-                                   self._command, self._select_recipe, p['recipe'], self.get_logger())
+        paths = ServerPaths(state_dir, Path(p['users_file'] or state_dir / 'users'))
+        self._server = PlantServer(p['host'], p['port'], paths, self._command, self._select_recipe, p['recipe'],
+                                   self.get_logger())
         self._server.start()
         self.create_subscription(String, '/cell/state', self._on_state, LATCHED)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, RELIABLE)
@@ -110,7 +110,7 @@ class PlantGatewayNode(Node):
 
     def _command(self, command: str) -> tuple[bool, str]:
         """Call /cell/<command> as an operator would; runs in the OPC UA server's worker thread."""
-        client = self._clients[command]
+        client = self._triggers[command]
         if not client.service_is_ready():
             return False, f'/cell/{command} is not served (is the coordinator running?)'
         answered = threading.Event()
