@@ -78,7 +78,7 @@ def test_ledger_and_records_give_parts_counters_kpis_and_the_chain_head(tmp_path
         for part, last in (('P-1', [PartState.WELDED, PartState.ON_OUTBOUND_CONVEYOR, PartState.DELIVERED]),
                            ('P-2', [PartState.REWORK, PartState.REJECTED])):
             for i, state in enumerate(path + last):
-                ledger.move(part, state, f'{part}-{i}', 100.0 + 50.0 * int(part[-1]) + i, 'test')   # P-1 leaves at 156 s, P-2 at 205 s
+                ledger.move(part, state, f'{part}-{i}', 100.0 + 50.0 * int(part[-1]) + i, 'test')   # leave: 156, 205 s
     parts = model.read_parts(ledger_path)
     values = model.from_ledger(parts)
     assert values['Parts.PartIds'] == ['P-3'] and values['Parts.States'] == ['announced']
