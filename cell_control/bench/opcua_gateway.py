@@ -32,13 +32,15 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 class Subscriber:
-    """An OPC UA client in its own thread; `seen[n]` is set when Counters.Announced reaches n."""
+    """An OPC UA client in its own thread; `arrived[n]` is when it saw Counters.Announced reach n."""
 
     def __init__(self, files: opc.GatewayFiles, interval_ms: float) -> None:
         self.arrived: dict[int, float] = {}
         self.changed = threading.Condition()
         self._files, self._interval_ms = files, interval_ms
-        self._ready, self._stop = threading.Event(), threading.Event()
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self._thread.start()
         if not self._ready.wait(opc.CONNECT_TIMEOUT_S):
@@ -50,6 +52,7 @@ class Subscriber:
             self.changed.notify_all()
 
     async def _run(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         await opc.wait_until_listening(self._files)
         client = await opc.connect(self._files, 'olga')
         try:
@@ -57,8 +60,7 @@ class Subscriber:
             subscription = await client.create_subscription(self._interval_ms, self)
             await subscription.subscribe_data_change(node)
             self._ready.set()
-            while not self._stop.is_set():
-                await asyncio.sleep(0.05)
+            await self._stop.wait()
         finally:
             await client.disconnect()
 
@@ -68,7 +70,8 @@ class Subscriber:
             return self.arrived.get(count)
 
     def close(self) -> None:
-        self._stop.set()
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=WAIT_S)
 
 

@@ -110,6 +110,7 @@ def from_state(snapshot: Mapping[str, str] | None, seam_id: str) -> dict[str, ob
     """Values from the coordinator's `/cell/state` snapshot (None: no coordinator heard yet)."""
     if snapshot is None:
         return {'MachineryItemState.CurrentState': 'NotAvailable'}
+    snapshot = {key: str(value) for key, value in snapshot.items()}   # the coordinator sends text; keep it so
     state, mode, stage = snapshot.get('state', ''), snapshot.get('mode', ''), snapshot.get('stage', '')
     counts = {key: _count(snapshot, key) for key in ('announced', 'delivered', 'in_cell', 'rejected')}
     pending = snapshot.get('pending_acks', '')

@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
@@ -331,7 +332,6 @@ def _argument(name: str, data_type: int, description: str) -> ua.Argument:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
     try:
         return version('cell_control')
     except PackageNotFoundError:

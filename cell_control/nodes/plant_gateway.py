@@ -45,7 +45,6 @@ class PlantGatewayNode(Node):
         self._ledger_path = Path(p['ledger_path'])
         self._records = model.RecordReader(Path(p['records_path'] or default_db_path()), model.LAST_RECORDS)
         self._alarms: dict[str, str] = {}
-        self._snapshot: dict | None = None
         names = [command.lower() for command in model.COMMANDS]
         self._triggers = {name: self.create_client(Trigger, f'/cell/{name}') for name in names}
         self._recipe_pub = self.create_publisher(String, '/cell/recipe_request', LATCHED)
@@ -88,7 +87,6 @@ class PlantGatewayNode(Node):
         if not isinstance(snapshot, dict):
             self.get_logger().warning('/cell/state is not a JSON object; ignored')
             return
-        self._snapshot = snapshot
         self._server.update(model.from_state(snapshot, self._seam_id))
         self._refresh_stores()
 
