@@ -12,6 +12,7 @@ NODES = {
     'coordinator': 'cell_control.nodes.coordinator:main',
     'fleet_sim': 'cell_control.nodes.fleet_sim:main',
     'conveyor_driver': 'cell_control.nodes.conveyor_driver:main',
+    'plant_gateway': 'cell_control.nodes.plant_gateway:main',
 }
 
 setup(

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     'weld-eval': ('cell_control.cli.weld_eval', 'Weld one seam file with the process model and score it.'),
     'records': ('cell_control.cli.records', 'List or verify the weld record store.'),
     'nodes': ('cell_control.cli.nodes', 'Print the node list that bring-up would run, as JSON.'),
+    'users': ('cell_control.cli.users', 'Add, remove or list the users of the OPC UA plant gateway.'),
 }
 
 
