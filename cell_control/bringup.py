@@ -60,9 +60,15 @@ def load_node_parameters(path: Path) -> dict[str, dict]:
     return result
 
 
+def enclave(spec: NodeSpec) -> str:
+    """The SROS2 enclave a node of the cell runs in (`ros2 security create_enclave KEYSTORE <enclave>`)."""
+    return f'/{PACKAGE}/{spec.name}'
+
+
 def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = True,
                   params_file: Path | None = None, overrides: dict[str, dict] | None = None,
-                  recipe: str = 'bracket', parts: int = 3, seam_file: Path | None = None) -> list[NodeSpec]:
+                  recipe: str = 'bracket', parts: int = 3, seam_file: Path | None = None,
+                  opcua: bool = False) -> list[NodeSpec]:
     """Return the nodes of the cell.
 
     sim: `mujoco` runs the embedded simulation, `gazebo` expects Gazebo (started by gazebo.launch.py) to
@@ -71,6 +77,8 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     part type welded (config/recipes/<recipe>.yaml); its seam sets the simulation's seam and the adjuster's
     seam length and mode. parts: how many parts the simulated fleet brings. seam_file: a seam CSV welded
     instead of the recipe's seam (another part's gaps and deviations), as long as the recipe's seam program.
+    opcua: the plant gateway (OPC UA server for MES and SCADA, docs/opcua.md) runs beside the coordinator and
+    reads the coordinator's ledger and weld records.
     """
     if sim not in SIM_CHOICES:
         raise BringupError(f"sim: {sim!r} is not one of {', '.join(SIM_CHOICES)}")
@@ -107,7 +115,11 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
         nodes.append(node('seam_sensor'))
     nodes.append(node('conveyor_driver', emulate=sim != 'none'))
     nodes.append(node('weld_adjuster', seam_length_mm=seam_length_mm, mode=part_type.weld.adjuster_mode))
-    nodes.append(node('coordinator', recipe=part_type.id))
+    coordinator = node('coordinator', recipe=part_type.id)
+    nodes.append(coordinator)
+    if opcua:
+        nodes.append(node('plant_gateway', recipe=part_type.id,
+                          **{k: v for k, v in coordinator.parameters.items() if k in ('ledger_path', 'records_path')}))
     if sim != 'none':
         nodes.append(node('fleet_sim', parts=parts))
     if rviz:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cell_control.bringup import BringupError, describe_cell, load_node_parameters
+from cell_control.bringup import BringupError, describe_cell, enclave, load_node_parameters
 from cell_control.runner import find_executable
 from conftest import REPO
 
@@ -146,9 +146,39 @@ def test_launch_file_maps_the_description():
     source = PythonLaunchDescriptionSource(str(REPO / 'launch' / 'cell.launch.py'))
     description = source.get_launch_description(LaunchContext())
     arguments = {a.name: a for a in description.entities if isinstance(a, DeclareLaunchArgument)}
-    assert set(arguments) == {'sim', 'rviz', 'params_file'}
+    assert set(arguments) == {'sim', 'rviz', 'params_file', 'opcua', 'security', 'keystore'}
     assert arguments['sim'].choices == ['mujoco', 'gazebo', 'none']
     assert all(a.description.endswith('.') for a in arguments.values())
+
+
+def test_launch_file_runs_every_node_in_its_enclave_with_security():
+    pytest.importorskip('launch_ros')
+    from launch import LaunchContext
+    from launch.actions import OpaqueFunction, SetEnvironmentVariable
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from launch_ros.actions import Node
+    description = PythonLaunchDescriptionSource(str(REPO / 'launch' / 'cell.launch.py')).get_launch_description(
+        LaunchContext())
+    context = LaunchContext()
+    context.launch_configurations.update({'sim': 'mujoco', 'rviz': 'false', 'params_file': '', 'opcua': 'true',
+                                          'security': 'true', 'keystore': '/keys'})
+    opaque = next(e for e in description.entities if isinstance(e, OpaqueFunction))
+    actions = opaque.execute(context)
+    nodes = [a for a in actions if isinstance(a, Node)]
+    assert 'plant_gateway' in [n.node_executable for n in nodes]
+    assert {a.name.perform(context) if hasattr(a.name, 'perform') else a.name for a in actions
+            if isinstance(a, SetEnvironmentVariable)} >= {'ROS_SECURITY_KEYSTORE', 'ROS_SECURITY_ENABLE'}
+    for node in nodes:
+        assert '--enclave' in [str(x) for x in node._Node__ros_arguments or []]
+
+
+def test_the_plant_gateway_reads_the_coordinators_stores_and_each_node_has_an_enclave():
+    nodes = describe_cell('mujoco', ros_tools=False, opcua=True,
+                          overrides={'coordinator': {'ledger_path': '/x/l.sqlite', 'records_path': '/x/r.sqlite'}})
+    gateway = next(n for n in nodes if n.name == 'plant_gateway')
+    assert (gateway.parameters['ledger_path'], gateway.parameters['records_path']) == ('/x/l.sqlite', '/x/r.sqlite')
+    assert 'plant_gateway' not in [n.name for n in describe_cell('mujoco', ros_tools=False)]
+    assert {enclave(n) for n in nodes} == {f'/cell_control/{n.name}' for n in nodes}
 
 
 def test_python_m_runs_the_cli():

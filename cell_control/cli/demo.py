@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +31,30 @@ def build_parser() -> ArgumentParser:
     parser.add_argument('--out', type=Path, default=Path('out'), help='folder for report.png (default out/)')
     parser.add_argument('--domain-id', type=domain_id, metavar='N',
                         help='ROS_DOMAIN_ID (default: a free-looking one at random in 100..200)')
+    parser.add_argument('--opcua', action='store_true',
+                        help='run the plant gateway (OPC UA server) too and print its endpoint and user')
     return parser
+
+
+def _opcua_access(say) -> dict:
+    """Parameters of the plant gateway for the demo: a free local port, and a user to connect with."""
+    from cell_control.cell.plant_server import default_state_dir
+    from cell_control.cell.plant_users import UserFile
+    state_dir = default_state_dir()
+    users = UserFile(state_dir / 'users')
+    if users.users():
+        who = ', '.join(f'{u.name} ({u.role})' for u in users.users())
+        login = f'a user of {state_dir / "users"}: {who}'
+    else:
+        password = secrets.token_urlsafe(12)
+        users.add('demo', 'operator', password)
+        login = f'user demo (operator), password {password}'
+    with socket.socket() as probe:   # a free port now; the gateway binds it a moment later
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    say(f'OPC UA: opc.tcp://127.0.0.1:{port}  {login}; trust your client by copying its certificate to '
+        f'{state_dir / "trusted"}/')
+    return {'port': port, 'state_dir': str(state_dir)}
 
 
 def main(argv: list[str]) -> int:
@@ -48,9 +73,13 @@ def main(argv: list[str]) -> int:
             'coordinator': {'ledger_path': str(Path(data) / 'ledger.sqlite'),
                             'records_path': str(Path(data) / 'records.sqlite')},
         }
+        say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
+            (lambda text: print(text, flush=True))
+        if args.opcua:
+            overrides['plant_gateway'] = _opcua_access(say)
         try:
             nodes = describe_cell('mujoco', ros_tools=False, overrides=overrides, recipe=args.recipe,
-                                  parts=args.parts)
+                                  parts=args.parts, opcua=args.opcua)
         except BringupError as error:
             print(f'cell-control demo: {error}', file=sys.stderr)
             return 2
@@ -64,8 +93,6 @@ def main(argv: list[str]) -> int:
             print(f'cell-control demo: --out: {error}', file=sys.stderr)
             return 2
         from cell_control.cli.demo_run import DemoRun   # rclpy only once the environment is set
-        say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
-            (lambda text: print(text, flush=True))
         say(f'cell-control demo: {args.parts} part(s) of {args.recipe}, simulation at {args.rtf:g}x real time, '
             f'ROS_DOMAIN_ID={domain} (cell-control cmd status --domain-id {domain})')
         run = DemoRun(domain, args.parts, say)
