@@ -7,6 +7,7 @@ description without the Gazebo pieces.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -86,8 +87,25 @@ def example_seams_dir() -> Path:
     return share_dir() / 'config' / 'seams'
 
 
+def layout_path() -> Path:
+    """The installed config/cell_layout.yaml."""
+    return share_dir() / 'config' / 'cell_layout.yaml'
+
+
 def load_layout() -> dict:
     """The cell layout (config/cell_layout.yaml): where everything stands, in metres and radians."""
-    path = share_dir() / 'config' / 'cell_layout.yaml'
-    with open(path, encoding='utf-8') as stream:
+    with open(layout_path(), encoding='utf-8') as stream:
         return yaml.safe_load(stream)
+
+
+def home_positions(layout: dict | None = None) -> list[float]:
+    """The arm's home joint positions in rad (arm.home_joint_positions of the layout)."""
+    values = (layout or load_layout())['arm']['home_joint_positions']
+    if len(values) != 6 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        raise DescriptionError(f'arm.home_joint_positions of the layout must be 6 finite numbers, got {values!r}')
+    return [float(v) for v in values]
+
+
+def agv_names(layout: dict | None = None) -> tuple[str, ...]:
+    """The AGVs of the cell: the keys of agv.home (their parking poses) in the layout."""
+    return tuple((layout or load_layout())['agv']['home'])

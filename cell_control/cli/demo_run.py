@@ -15,25 +15,21 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from cell_control.motion.arm_motion import ArmMotion
+from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion
 from cell_control.logistics.agv_navigation import Pose2D, docking_route
-from cell_control.cell.description import load_layout
+from cell_control.logistics.fleet import FleetConfig
+from cell_control.cell.description import home_positions, load_layout
 from cell_control.cell.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, production_kpis
 from cell_control.cell.kpi import trapezoid_time_s
 from cell_control.cell.ledger import PartLedger, PartState
-from cell_control.cell.recipe import load_recipe, recipes_dir
+from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.weld.seam_profile import load_seam_csv
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.weld.records import WeldRecordStore
 from cell_control.runner import NodeProcesses
-from cell_control.sim.mujoco_cell import CLAMP_TIME_S
-from cell_control.sim.weld_loop import reference_weld_time_s
+from cell_control.weld.process_model import reference_weld_time_s
 
 LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
-BELT_SPEED_M_S = 0.3          # the coordinator's belt_speed_m_s default
-BELT_ACCEL_M_S2 = 0.5         # the VFD's ramp (conveyor_driver emulator_acceleration_m_s2 default)
-DECK_SPEED_M_S = 0.3          # the fleet's deck speed
 SERVICE_TIMEOUT_S = 30.0
 
 
@@ -181,25 +177,28 @@ class DemoRun:
 def cycle_lower_bound_s(recipe_id: str) -> float:
     """critical_path_s: the slowest resource's time per part with perfect overlap, from the models' limits."""
     layout = load_layout()
-    recipe = load_recipe(recipes_dir() / f'{recipe_id}.yaml')
+    recipe = load_recipe(recipe_path(recipe_id))
     seam = recipe.seams[0]
     arm = load_kinematics()
-    motion = ArmMotion(arm, layout, seam, HOME)
-    approach = motion.plan('seam_start', HOME)
+    home_joints = home_positions(layout)
+    motion = ArmMotion(arm, layout, seam, home_joints)
+    approach = motion.plan('seam_start', home_joints)
     weld_path = motion.plan('weld_path', list(approach.points[-1].positions))
-    lift_s = weld_path.duration_s - seam.length_mm / 25.0
+    lift_s = weld_path.duration_s - seam.length_mm / PLANNED_WELD_SPEED_MM_S
     home = motion.plan('home', list(weld_path.points[-1].positions))
     part = layout['part']
-    queued_at = layout['conveyor']['x_start'] + part['length'] / 2
+    conveyor = layout['conveyor']   # the belt at the coordinator's default speed, with the VFD's ramp
+    belt_speed_m_s, belt_accel_m_s2 = conveyor['transport_speed'], conveyor['acceleration']
+    queued_at = conveyor['x_start'] + part['length'] / 2
     station = StationLegs(
-        feed_s=trapezoid_time_s(layout['station']['x'] - queued_at, BELT_SPEED_M_S, BELT_ACCEL_M_S2),
-        clamp_s=2 * CLAMP_TIME_S,
+        feed_s=trapezoid_time_s(layout['station']['x'] - queued_at, belt_speed_m_s, belt_accel_m_s2),
+        clamp_s=2 * layout['station']['clamp_time'],
         approach_s=approach.duration_s,
         weld_s=reference_weld_time_s(load_seam_csv(seam.seam_file), 0.0),
         retract_s=lift_s + home.duration_s,
-        release_s=trapezoid_time_s(part['length'], BELT_SPEED_M_S, BELT_ACCEL_M_S2))
+        release_s=trapezoid_time_s(part['length'], belt_speed_m_s, belt_accel_m_s2))
     agv = layout['agv']
-    transfer_s = (agv['length'] + part['length']) / 2 / DECK_SPEED_M_S
+    transfer_s = (agv['length'] + part['length']) / 2 / agv['deck_speed']
 
     def round_trip(home_pose: dict, dock: dict) -> float:
         start = Pose2D(home_pose['x'], home_pose['y'], home_pose['yaw'])
@@ -209,6 +208,6 @@ def cycle_lower_bound_s(recipe_id: str) -> float:
         turns = [abs(math.remainder(b - a, 2 * math.pi)) for a, b in zip(headings, headings[1:])]
         return agv_round_trip_s(legs * 2, turns * 2, transfer_s, agv['max_linear_speed'], 1.0,
                                 agv['max_angular_speed'], 2.0)
-    inbound = round_trip(agv['home']['agv_1'], layout['docks']['inbound'])
-    outbound = round_trip(agv['home']['agv_2'], layout['docks']['outbound'])
+    inbound = round_trip(agv['home'][FleetConfig.inbound_agv], layout['docks']['inbound'])
+    outbound = round_trip(agv['home'][FleetConfig.outbound_agv], layout['docks']['outbound'])
     return critical_path_s(station, inbound, outbound)

@@ -27,6 +27,11 @@ class DriveLimits:
     slow_down_distance_m: float = 0.6
 
 
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Yaw (rotation about z) of a unit quaternion; the one formula the cell uses for planar headings."""
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
 def wrap_angle(angle: float) -> float:
     return math.atan2(math.sin(angle), math.cos(angle))
 

@@ -448,7 +448,12 @@ class Fleet:
         self.agvs = {c.name: c for c in (self.inbound, self.outbound)}
 
     def on_odometry(self, agv: str, pose: Pose2D, now_s: float) -> list[Command]:
-        return self.agvs[agv].on_odometry(pose, now_s) if agv in self.agvs else []
+        """Feed odometry to its AGV; a non-finite pose is dropped with a warning."""
+        if agv not in self.agvs:
+            return []
+        if not all(math.isfinite(v) for v in (pose.x, pose.y, pose.yaw)):
+            return [Command(CommandKind.LOG, agv, level='warn', text=f'{agv}: non-finite odometry dropped')]
+        return self.agvs[agv].on_odometry(pose, now_s)
 
     def on_load_present(self, agv: str, present: bool, now_s: float) -> list[Command]:
         return self.agvs[agv].on_load_present(present, now_s) if agv in self.agvs else []

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped, Vector3Stamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, PointCloud2
 from std_msgs.msg import Bool, Float64, String
@@ -27,14 +26,16 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from visualization_msgs.msg import Marker, MarkerArray
 
-from cell_control.cell.description import expand_xacro, load_layout
+from cell_control.cell.description import expand_xacro, home_positions, load_layout
 from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
 from cell_control.weld.seam_profile import load_seam_csv
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
-from cell_control.nodes.params import descriptor
-from cell_control.nodes.seam_cloud import seam_to_cloud, stamp_to_msg
+from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, descriptor, diagnostic_array,
+                                       diagnostic_status, planar_orientation, stamp_to_msg, to_seconds)
+from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.sim.cell_scene import build_cell_model
+from cell_control.sim.commands import command_problem
 from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
 from cell_control.sim.interface import AGV_NAMES
 
@@ -44,16 +45,13 @@ ODOMETRY_PERIOD_S = 0.02
 SWITCH_HEARTBEAT_PERIOD_S = 0.1         # photo-eyes, clamp switch, deck load sensors: on change and at 10 Hz
 MARKER_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-HOME_POSITIONS = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
 
 
 class CellSimNode(Node):
     def __init__(self) -> None:
         super().__init__('cell_sim')
-        p = self._declare_parameters()
         self._layout = load_layout()
+        p = self._declare_parameters()
         self._arm_joints = list(load_kinematics().joint_names)
         cell_urdf = expand_xacro('cell', sim_backend='mujoco')
         cell = build_cell_model(cell_urdf, {agv: expand_xacro('agv', name=agv) for agv in AGV_NAMES},
@@ -81,8 +79,8 @@ class CellSimNode(Node):
 
         self._clock_pub = self.create_publisher(Clock, '/clock', RELIABLE)
         self._joint_pub = self.create_publisher(JointState, '/joint_states', RELIABLE)
-        self._wrench_pub = self.create_publisher(WrenchStamped, '/weld_tool/wrench', qos_profile_sensor_data)
-        self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', qos_profile_sensor_data)
+        self._wrench_pub = self.create_publisher(WrenchStamped, '/weld_tool/wrench', SENSOR_DATA)
+        self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', SENSOR_DATA)
         self._eye_pubs = {eye: self.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', LATCHED)
                           for eye in self._layout['photo_eyes']}
         self._odom_pubs = {agv: self.create_publisher(Odometry, f'/{agv}/odom', RELIABLE) for agv in AGV_NAMES}
@@ -132,7 +130,8 @@ class CellSimNode(Node):
         declare('clock_period_s', 0.01, descriptor(
             'Simulated time between /clock messages: every node on sim time receives each one.', 0.002, 0.1))
         declare('part_pool', 4, descriptor('Parts the world can put on AGVs at the source.', 1, 16, True))
-        declare('initial_arm_positions', HOME_POSITIONS, descriptor('Arm joint positions at start, rad.'))
+        declare('initial_arm_positions', home_positions(self._layout), descriptor(
+            'Arm joint positions at start, rad; default: the home pose of the layout.'))
         declare('publish_robot_description', True, descriptor(
             'Publish /robot_description latched (off when robot_state_publisher does it).'))
         declare('render_path', '', descriptor('PNG file that the ~/render service writes a picture of the cell '
@@ -161,18 +160,18 @@ class CellSimNode(Node):
         self._rejected += 1
         self.get_logger().error(f'rejected {what}: {reason}')
 
-    def _finite(self, what: str, *values: float) -> bool:
-        if all(math.isfinite(v) for v in values):
-            return True
-        self._reject(what, f'non-finite value in {values}')
-        return False
+    def _accepted(self, what: str, *values: float, **limits) -> bool:
+        problem = command_problem(*values, **limits)
+        if problem is not None:
+            self._reject(what, problem)
+        return problem is None
 
     def _on_trajectory(self, msg: JointTrajectoryMsg) -> None:
         if not msg.points:   # joint_trajectory_controller: an empty trajectory stops and holds
             with self._lock:
                 self.sim.stop_arm()
             return
-        points = [TrajectoryPoint(p.time_from_start.sec + p.time_from_start.nanosec * 1e-9, tuple(p.positions),
+        points = [TrajectoryPoint(to_seconds(p.time_from_start), tuple(p.positions),
                                   tuple(p.velocities) or None) for p in msg.points]
         try:
             trajectory = validate_trajectory(msg.joint_names, points, self._controlled_joints, self._arm_limits)
@@ -183,18 +182,12 @@ class CellSimNode(Node):
             self.sim.start_trajectory(trajectory)
 
     def _on_speed_scaling(self, msg: Float64) -> None:
-        if self._finite('speed scaling', msg.data):
-            if not 0.0 <= msg.data <= 1.0:
-                self._reject('speed scaling', f'{msg.data} is outside [0, 1]')
-                return
+        if self._accepted('speed scaling', msg.data, low=0.0, high=1.0):
             self.sim.speed_scaling = msg.data
 
     def _on_belt_speed(self, msg: Float64) -> None:
         limit = self._layout['conveyor']['max_speed']
-        if self._finite('belt speed', msg.data):
-            if abs(msg.data) > limit:
-                self._reject('belt speed', f'{msg.data} m/s exceeds the belt maximum {limit} m/s')
-                return
+        if self._accepted('belt speed', msg.data, low=-limit, high=limit, unit=' m/s'):
             self.sim.belt_speed_m_s = msg.data
 
     def _on_station_stop(self, msg: Bool) -> None:
@@ -210,25 +203,25 @@ class CellSimNode(Node):
 
     def _on_travel_speed(self, msg: TwistStamped) -> None:
         speed_mm_s = msg.twist.linear.x * 1000.0
-        if self._finite('travel speed', speed_mm_s):
+        if self._accepted('travel speed', speed_mm_s):
             self.sim.weld_controls.speed_mm_s = speed_mm_s
 
     def _on_contact_force(self, msg: WrenchStamped) -> None:
-        if self._finite('contact force', msg.wrench.force.z):
+        if self._accepted('contact force', msg.wrench.force.z):
             self.sim.weld_controls.force_n = msg.wrench.force.z
 
     def _on_correction(self, msg: Vector3Stamped) -> None:
         correction_mm = msg.vector.y * 1000.0
-        if self._finite('lateral correction', correction_mm):
+        if self._accepted('lateral correction', correction_mm):
             self.sim.weld_controls.correction_mm = correction_mm
 
     def _on_cmd_vel(self, agv: str, msg: Twist) -> None:
-        if self._finite(f'{agv} cmd_vel', msg.linear.x, msg.angular.z):
+        if self._accepted(f'{agv} cmd_vel', msg.linear.x, msg.angular.z):
             with self._lock:
                 self.sim.set_agv_twist(agv, msg.linear.x, msg.angular.z)
 
     def _on_deck(self, agv: str, msg: Float64) -> None:
-        if self._finite(f'{agv} deck speed', msg.data):
+        if self._accepted(f'{agv} deck speed', msg.data):
             with self._lock:
                 self.sim.set_deck_speed(agv, msg.data)
 
@@ -359,8 +352,7 @@ class CellSimNode(Node):
             msg.header.stamp, msg.header.frame_id = header_stamp, 'world'
             msg.child_frame_id = f'{agv}/base_link'
             msg.pose.pose.position.x, msg.pose.pose.position.y = state.x, state.y
-            msg.pose.pose.orientation.z = math.sin(state.yaw / 2)
-            msg.pose.pose.orientation.w = math.cos(state.yaw / 2)
+            msg.pose.pose.orientation = planar_orientation(state.yaw)
             msg.twist.twist.linear.x, msg.twist.twist.angular.z = state.linear_m_s, state.angular_rad_s
             self._odom_pubs[agv].publish(msg)
 
@@ -372,7 +364,7 @@ class CellSimNode(Node):
             marker = Marker(ns=namespace, id=marker_id, type=Marker.CUBE, action=Marker.ADD)
             marker.header.stamp, marker.header.frame_id = header_stamp, 'world'
             marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = (float(v) for v in xyz)
-            marker.pose.orientation.z, marker.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+            marker.pose.orientation = planar_orientation(yaw)
             marker.scale.x, marker.scale.y, marker.scale.z = (float(v) for v in size)
             marker.color.r, marker.color.g, marker.color.b, marker.color.a = (float(v) for v in rgba)
             markers.markers.append(marker)
@@ -396,16 +388,11 @@ class CellSimNode(Node):
         return markers
 
     def _publish_diagnostics(self, header_stamp: Time) -> None:
-        status = DiagnosticStatus(name='cell_sim: simulation', hardware_id='mujoco', level=DiagnosticStatus.OK,
-                                  message='running')
         weld = self.sim.weld
-        values = {'sim_time_s': f'{self.sim.time_s:.3f}', 'rejected_commands': str(self._rejected),
-                  'arc_on': str(self.sim.arc_on),
-                  'weld_s_mm': f'{weld.s_mm:.1f}' if weld else '-'}
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = header_stamp
-        self._diagnostics_pub.publish(array)
+        values = {'sim_time_s': f'{self.sim.time_s:.3f}', 'rejected_commands': self._rejected,
+                  'arc_on': self.sim.arc_on, 'weld_s_mm': f'{weld.s_mm:.1f}' if weld else '-'}
+        status = diagnostic_status('cell_sim: simulation', 'mujoco', 'OK', 'running', values)
+        self._diagnostics_pub.publish(diagnostic_array(header_stamp, status))
 
 
 def main(args: list[str] | None = None) -> int:

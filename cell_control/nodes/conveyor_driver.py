@@ -9,70 +9,51 @@ the belt, a new speed command does.
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
+from cell_control.logistics.conveyor_supervision import LinkWatch, speed_command_problem
 from cell_control.logistics.conveyor_tracker import ConveyorTracker, load_conveyor_layout
-from cell_control.cell.description import share_dir
+from cell_control.cell.description import layout_path, load_layout
 from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
 from cell_control.drivers.vfd_emulator import VfdEmulator
+from cell_control.nodes.common import LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status
 from cell_control.nodes.node_main import run_node
 
 BELT_SPEED_PERIOD_S = 0.01  # 100 Hz to the simulation
 DIAGNOSTICS_PERIOD_S = 1.0
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 STATUS_NAME = 'conveyor_driver: conveyor'
-
-
-def _descriptor(text: str, low: float | None = None, high: float | None = None,
-                integer: bool = False) -> ParameterDescriptor:
-    """Device settings are fixed for the life of the node: read-only, range-checked at start-up."""
-    descriptor = ParameterDescriptor(description=text, read_only=True)
-    if integer:
-        descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
-    elif low is not None:
-        descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
-    return descriptor
-
-
-def default_layout_file() -> Path:
-    return share_dir() / 'config' / 'cell_layout.yaml'
 
 
 class ConveyorDriver(Node):
     def __init__(self) -> None:
         super().__init__('conveyor_driver')
-        self.declare_parameter('port', '', _descriptor(
+        self.declare_parameter('port', '', descriptor(
             'VFD serial device; with emulate:=true the symlink the emulator creates (empty: a temp path).'))
-        self.declare_parameter('unit_id', 1, _descriptor('Modbus RTU address of the VFD.', 1, 247, True))
-        self.declare_parameter('baud', 19200, _descriptor('Serial baud rate.', 1200, 230400, True))
-        self.declare_parameter('timeout_s', 0.2, _descriptor('Modbus request timeout in s.', 0.01, 5.0))
-        self.declare_parameter('poll_period_s', 0.05, _descriptor('VFD status poll period in s.', 0.01, 1.0))
-        self.declare_parameter('link_loss_polls', 3, _descriptor(
+        self.declare_parameter('unit_id', 1, descriptor('Modbus RTU address of the VFD.', 1, 247, True))
+        self.declare_parameter('baud', 19200, descriptor('Serial baud rate.', 1200, 230400, True))
+        self.declare_parameter('timeout_s', 0.2, descriptor('Modbus request timeout in s.', 0.01, 5.0))
+        self.declare_parameter('poll_period_s', 0.05, descriptor('VFD status poll period in s.', 0.01, 1.0))
+        self.declare_parameter('link_loss_polls', 3, descriptor(
             'Consecutive failed status polls that count as a lost link (a fault).', 1, 100, True))
-        self.declare_parameter('jam_margin', 1.5, _descriptor(
+        self.declare_parameter('jam_margin', 1.5, descriptor(
             'Factor on the nominal travel time between eyes before a part counts as jammed.', 1.0, 5.0))
-        self.declare_parameter('ramp_allowance_s', 1.0, _descriptor(
+        self.declare_parameter('ramp_allowance_s', 1.0, descriptor(
             'Time added to every leg and after every belt start for the ramp-up, in s.', 0.0, 30.0))
-        self.declare_parameter('layout_file', '', _descriptor(
+        self.declare_parameter('layout_file', '', descriptor(
             'Cell layout YAML (eye positions, max belt speed, part length); empty: the installed one.'))
-        self.declare_parameter('emulate', False, _descriptor(
+        self.declare_parameter('emulate', False, descriptor(
             'Run the VFD emulator in this process on a pty; publish its belt speed on /conveyor/belt_speed.'))
-        self.declare_parameter('emulator_acceleration_m_s2', 0.5, _descriptor(
+        self.declare_parameter('emulator_acceleration_m_s2', load_layout()['conveyor']['acceleration'], descriptor(
             'Belt acceleration of the emulated drive in m/s^2.', 0.01, 10.0))
         param = self.get_parameter
 
-        layout_file = Path(param('layout_file').value or default_layout_file())
+        layout_file = Path(param('layout_file').value or layout_path())
         self.layout = load_conveyor_layout(layout_file)
         self.get_logger().info(f'conveyor layout from {layout_file}: eyes {dict(self.layout.eyes)}, '
                                f'max belt speed {self.layout.max_speed_m_s} m/s')
@@ -98,9 +79,7 @@ class ConveyorDriver(Node):
                                        ramp_allowance_s=param('ramp_allowance_s').value)
         self._commanded_m_s = 0.0
         self._fault = ''
-        self._failed_polls = 0
-        self._poll_errors = 0
-        self._link_loss_polls = param('link_loss_polls').value
+        self._link = LinkWatch(param('link_loss_polls').value)
         self._status: VfdStatus | None = None
         self._eye_blocked = {eye: False for eye, _ in self.layout.eyes}
 
@@ -123,16 +102,9 @@ class ConveyorDriver(Node):
 
     def _on_speed_command(self, msg: Float64) -> None:
         speed = msg.data
-        if not math.isfinite(speed):
-            self.get_logger().warning(f'refused speed command {speed}: not a finite number')
-            return
-        if not 0.0 <= speed <= self.layout.max_speed_m_s:
-            self.get_logger().warning(f'refused speed command {speed} m/s: outside 0 … '
-                                      f'{self.layout.max_speed_m_s} m/s (the belt runs forward only)')
-            return
-        if self._fault:
-            self.get_logger().warning(f'refused speed command {speed} m/s: fault latched ({self._fault}); '
-                                      'call /conveyor/reset_fault first')
+        problem = speed_command_problem(speed, self.layout.max_speed_m_s, self._fault)
+        if problem is not None:
+            self.get_logger().warning(problem)
             return
         try:
             if speed == 0.0:
@@ -158,16 +130,13 @@ class ConveyorDriver(Node):
         try:
             self._status = self.vfd.read_status()
         except VfdError as exc:
-            # One lost answer on a serial line is noise; several in a row are a lost link.
-            self._failed_polls += 1
-            self._poll_errors += 1
-            if self._failed_polls >= self._link_loss_polls:
-                self._latch_fault(f'VFD link lost: {self._failed_polls} polls in a row failed, last: {exc}')
+            if self._link.failed():
+                self._latch_fault(f'VFD link lost: {self._link.failed_in_row} polls in a row failed, last: {exc}')
             else:
-                self.get_logger().warning(f'VFD poll failed ({self._failed_polls}): {exc}',
+                self.get_logger().warning(f'VFD poll failed ({self._link.failed_in_row}): {exc}',
                                           throttle_duration_sec=1.0)
             return
-        self._failed_polls = 0
+        self._link.answered()
         if self._status.fault:
             self._latch_fault(
                 f'VFD tripped: fault code {self._status.fault_code} ({self._status.fault_name})')
@@ -210,26 +179,22 @@ class ConveyorDriver(Node):
         return response
 
     def _publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name=STATUS_NAME, hardware_id=self.port)
         vfd = self._status
         if self._fault:
-            status.level, status.message = DiagnosticStatus.ERROR, self._fault
+            level, message = 'ERROR', self._fault
         elif vfd is None:
-            status.level, status.message = DiagnosticStatus.WARN, 'no VFD status read yet'
+            level, message = 'WARN', 'no VFD status read yet'
         else:
-            status.level = DiagnosticStatus.OK
-            status.message = f'running at {vfd.belt_speed_m_s:.3f} m/s' if vfd.running else 'stopped'
+            level, message = 'OK', f'running at {vfd.belt_speed_m_s:.3f} m/s' if vfd.running else 'stopped'
         values = {'commanded_speed_m_s': f'{self._commanded_m_s:.3f}',
-                  'parts_in_flight': str(len(self.tracker.parts_in_flight)),
-                  'parts_held': str(len(self.tracker.parts_held)), 'failed_polls': str(self._poll_errors)}
+                  'parts_in_flight': len(self.tracker.parts_in_flight),
+                  'parts_held': len(self.tracker.parts_held), 'failed_polls': self._link.failed_total}
         if vfd is not None:
             values |= {'belt_speed_m_s': f'{vfd.belt_speed_m_s:.3f}', 'output_frequency_hz':
-                       f'{vfd.output_frequency_hz:.2f}', 'vfd_fault_code': str(vfd.fault_code),
-                       'at_speed': str(vfd.at_speed)}
-        status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(msg)
+                       f'{vfd.output_frequency_hz:.2f}', 'vfd_fault_code': vfd.fault_code,
+                       'at_speed': vfd.at_speed}
+        status = diagnostic_status(STATUS_NAME, self.port, level, message, values)
+        self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
 
     def _publish_belt_speed(self) -> None:
         self._belt_speed_pub.publish(Float64(data=self._emulator.belt_speed_m_s))

@@ -24,62 +24,50 @@ import math
 import sys
 from pathlib import Path
 
-from builtin_interfaces.msg import Duration
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState, PointCloud2
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
-from cell_control.motion.arm_motion import ArmMotion, ArmMotionError
+from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion, ArmMotionError
 from cell_control.cell.cycle import (Action, CellCoordinator, Command, CommandRefused, CoordinatorTimeouts, Event,
                                      EventKind, Mode)
-from cell_control.cell.description import load_layout
+from cell_control.cell.description import agv_names, home_positions, load_layout
+from cell_control.cell.signals import SwitchEdges, parse_part_id, rollers_running
+from cell_control.cell.weld_supervision import WeldSupervisor, fresh
 from cell_control.logistics.docking import DockWatch
 from cell_control.logistics.handoff import HandoffError, HandoffServer, HandoffTimeouts, decode_request, encode_result
 from cell_control.cell.ledger import LedgerError, PartLedger
-from cell_control.cell.recipe import load_recipe, recipes_dir
+from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
+from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, descriptor, diagnostic_array,
+                                       diagnostic_status, duration_to_msg, log, to_seconds, yaw_of)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
-from cell_control.sim.interface import AGV_NAMES
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 TICK_PERIOD_S = 0.1
 STATE_PERIOD_S = 1.0
-HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
 COMMANDS = {'start': Command.START, 'stop': Command.STOP, 'pause': Command.PAUSE, 'resume': Command.RESUME,
             'reset': Command.RESET, 'acknowledge': Command.ACKNOWLEDGE}
-DIAGNOSTIC_LEVEL = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': DiagnosticStatus.ERROR}
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
-def _range(text: str, low: float, high: float) -> ParameterDescriptor:
-    return ParameterDescriptor(description=text, read_only=True, floating_point_range=[
-        FloatingPointRange(from_value=low, to_value=high)])
 
 
 class CoordinatorNode(Node):
     def __init__(self) -> None:
         super().__init__('coordinator')
-        p = self._declare_parameters()
         self._layout = load_layout()
-        recipe_path = Path(p['recipe'])
-        self.recipe = load_recipe(recipe_path if recipe_path.suffix else recipes_dir() / f'{p["recipe"]}.yaml')
+        p = self._declare_parameters()
+        recipe_file = Path(p['recipe'])   # a recipe id, or the path of a recipe file
+        self.recipe = load_recipe(recipe_file if recipe_file.suffix else recipe_path(p['recipe']))
         if len(self.recipe.seams) != 1:
             raise ValueError(f'recipe {self.recipe.id} has {len(self.recipe.seams)} seams; this cell welds one '
                              'seam per part (the simulation places one seam on the part)')
@@ -89,7 +77,8 @@ class CoordinatorNode(Node):
         self._motion = ArmMotion(arm, self._layout, self._seam, p['home_positions'])
         self._belt_speed = p['belt_speed_m_s']
         self._stream_timeout_s = p['stream_timeout_s']
-        self._dry_run_scaling = self.recipe.weld.travel_speed_mm_s / 25.0
+        self._weld = WeldSupervisor(self._motion.speed_scaling, self.recipe.weld.travel_speed_mm_s,
+                                    PLANNED_WELD_SPEED_MM_S, self._stream_timeout_s)
         self._docks = DockWatch(self._layout, p['dock_position_tolerance_m'], p['dock_yaw_tolerance_rad'])
 
         Path(p['ledger_path']).parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +109,7 @@ class CoordinatorNode(Node):
         sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
         sub(String, '/handoff/announce', self._on_announce, RELIABLE)
         sub(String, '/handoff/request', self._on_request, RELIABLE)
-        for agv in AGV_NAMES:
+        for agv in agv_names(self._layout):
             sub(Odometry, f'/{agv}/odom', lambda m, a=agv: self._on_odom(a, m), RELIABLE)
             sub(Float64, f'/{agv}/deck_speed', lambda m, a=agv: self._on_deck(a, m), RELIABLE)
             sub(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), LATCHED)
@@ -137,11 +126,8 @@ class CoordinatorNode(Node):
             self.create_service(Trigger, f'/cell/{name}', lambda q, r, c=command: self._on_command(c, r))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._switches: dict[str, bool] = {}
+        self._switches = SwitchEdges()
         self._joints: tuple[float, list[float], list[float]] | None = None
-        self._travel_speed: tuple[float, float] | None = None   # (receipt time, mm/s)
-        self._welding = False
-        self._arc = False
         self._features = None
         self._scaling = -1.0
         self._act(self.core.restore(self._now()))
@@ -153,25 +139,23 @@ class CoordinatorNode(Node):
 
     def _declare_parameters(self) -> dict:
         declare = self.declare_parameter
-        declare('recipe', 'bracket', ParameterDescriptor(
-            description='Recipe id (config/recipes/<id>.yaml) or path of a recipe file.', read_only=True))
-        declare('mode', 'auto', ParameterDescriptor(
-            description='Operating mode: auto, step, dry_run or manual; changes are refused while running.',
-            additional_constraints='one of auto, step, dry_run, manual'))
-        declare('ledger_path', str(default_db_path().with_name('part_ledger.sqlite')), ParameterDescriptor(
-            description='SQLite file of the part ledger (kept across restarts).', read_only=True))
-        declare('records_path', '', ParameterDescriptor(
-            description='SQLite file of the weld records; empty: the default store.', read_only=True))
-        declare('belt_speed_m_s', 0.3, _range('Belt speed used to move parts, m/s.', 0.05, 0.5))
-        declare('home_positions', HOME, ParameterDescriptor(description='Arm home joint positions, rad.',
-                                                            read_only=True))
-        declare('stream_timeout_s', 0.5, _range(
+        declare('recipe', 'bracket', descriptor('Recipe id (config/recipes/<id>.yaml) or path of a recipe file.'))
+        declare('mode', 'auto', descriptor(
+            'Operating mode: auto, step, dry_run or manual; changes are refused while running.',
+            read_only=False, constraints='one of auto, step, dry_run, manual'))
+        declare('ledger_path', str(default_db_path().with_name('part_ledger.sqlite')), descriptor(
+            'SQLite file of the part ledger (kept across restarts).'))
+        declare('records_path', '', descriptor('SQLite file of the weld records; empty: the default store.'))
+        declare('belt_speed_m_s', self._layout['conveyor']['transport_speed'], descriptor(
+            'Belt speed used to move parts, m/s.', 0.05, 0.5))
+        declare('home_positions', home_positions(self._layout), descriptor('Arm home joint positions, rad.'))
+        declare('stream_timeout_s', 0.5, descriptor(
             'Age after which joint states, odometry and travel speed count as lost.', 0.01, 5.0))
-        declare('dock_position_tolerance_m', 0.03, _range('An AGV this close to a dock pose is docked.',
-                                                          0.001, 0.2))
-        declare('dock_yaw_tolerance_rad', 0.05, _range('... and this well aligned with it.', 0.001, 0.5))
+        declare('dock_position_tolerance_m', 0.03, descriptor('An AGV this close to a dock pose is docked.',
+                                                              0.001, 0.2))
+        declare('dock_yaw_tolerance_rad', 0.05, descriptor('... and this well aligned with it.', 0.001, 0.5))
         for name in TIMEOUT_NAMES:
-            declare(f'timeouts.{name}', TIMEOUT_DEFAULTS[name], _range(
+            declare(f'timeouts.{name}', TIMEOUT_DEFAULTS[name], descriptor(
                 f'Timeout {name} of the part cycle (docs/coordinator.md), s.', 0.1, 3600.0))
         values = {name: self.get_parameter(name).value for name in (
             'recipe', 'mode', 'ledger_path', 'records_path', 'belt_speed_m_s', 'home_positions', 'stream_timeout_s',
@@ -210,9 +194,10 @@ class CoordinatorNode(Node):
         self._act(actions)
 
     def _on_announce(self, msg: String) -> None:
-        part_id = msg.data.strip()
-        if not part_id or len(part_id) > 64 or not part_id.replace('-', '').replace('_', '').isalnum():
-            self._diagnose('WARN', f'announcement refused: part id {msg.data!r} is not 1-64 letters, digits, - or _')
+        try:
+            part_id = parse_part_id(msg.data)
+        except ValueError as error:
+            self._diagnose('WARN', f'announcement refused: {error}')
             return
         self._event(Event(EventKind.PART_ANNOUNCED, part_id=part_id))   # a repeat is a no-op in the ledger
 
@@ -226,35 +211,30 @@ class CoordinatorNode(Node):
 
     def _on_odom(self, agv: str, msg: Odometry) -> None:
         pose = msg.pose.pose
-        yaw = 2.0 * math.atan2(pose.orientation.z, pose.orientation.w)
         speed = abs(msg.twist.twist.linear.x) + abs(msg.twist.twist.angular.z)
-        for dock, docked in self._docks.update(agv, pose.position.x, pose.position.y, yaw, speed, self._now()):
+        for dock, docked in self._docks.update(agv, pose.position.x, pose.position.y, yaw_of(pose.orientation),
+                                               speed, self._now()):
             self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=docked))
 
     def _on_deck(self, agv: str, msg: Float64) -> None:
         dock = self._docks.dock_of(agv)
-        if dock and math.isfinite(msg.data) and abs(msg.data) > 0.05:
+        if dock and rollers_running(msg.data):
             self._event(Event(EventKind.ROLLERS_RUNNING, dock=dock, agv=agv))
 
     def _on_load(self, agv: str, msg: Bool) -> None:
         if msg.data and self._docks.dock_of(agv) == 'outbound':
             self._event(Event(EventKind.PART_DETECTED, dock='outbound', agv=agv))
 
-    def _changed(self, name: str, value: bool) -> bool:
-        changed = self._switches.get(name) != value
-        self._switches[name] = value
-        return changed
-
     def _on_infeed(self, msg: Bool) -> None:
-        if self._changed('infeed', msg.data) and msg.data:
+        if self._switches.changed('infeed', msg.data) and msg.data:
             self._event(Event(EventKind.PART_DETECTED, dock='inbound'))
 
     def _on_station_eye(self, msg: Bool) -> None:
-        if self._changed('station', msg.data):
+        if self._switches.changed('station', msg.data):
             self._event(Event(EventKind.STATION_EYE, flag=msg.data))
 
     def _on_clamp(self, msg: Bool) -> None:
-        if self._changed('clamp', msg.data):
+        if self._switches.changed('clamp', msg.data):
             self._event(Event(EventKind.CLAMP_CLOSED if msg.data else EventKind.CLAMP_OPEN))
 
     def _on_conveyor_fault(self, msg: String) -> None:
@@ -264,8 +244,9 @@ class CoordinatorNode(Node):
     def _on_adjuster_fault(self, msg: String) -> None:
         if self._recorder.trace is not None:
             self._recorder.trace.fault(bool(msg.data))
-        if msg.data and self._welding:
-            self._event(Event(EventKind.SENSOR_DROPOUT, reason=f'weld adjuster reports {msg.data}'))
+        event = self._weld.adjuster_fault(msg.data)
+        if event is not None:
+            self._event(event)
 
     def _on_joint_states(self, msg: JointState) -> None:
         try:
@@ -274,33 +255,31 @@ class CoordinatorNode(Node):
             return
         self._joints = (self._now(), [msg.position[i] for i in index], [msg.velocity[i] for i in index])
         if self._motion.goal is not None and self._motion.reached(self._joints[1], self._joints[2]):
-            target = self._motion.target
+            event = self._weld.arrival(self._motion.target, self._recorder.trace)
             self._motion.discard()
-            if target == 'weld_path':
+            if event.kind is EventKind.WELD_DONE:
                 self._end_weld()
-                trace = self._recorder.trace
-                self._event(Event(EventKind.WELD_DONE, flag=not (trace and trace.faulted)))
-            else:
-                self._event(Event(EventKind.ARM_AT_GOAL))
+            self._event(event)
 
     def _on_travel_speed(self, msg: TwistStamped) -> None:
         speed_mm_s = msg.twist.linear.x * 1000.0
-        if not math.isfinite(speed_mm_s):
-            self._diagnose('WARN', 'travel speed with a non-finite value ignored')
+        try:
+            scaling = self._weld.on_travel_speed(speed_mm_s, self._now())
+        except ValueError as error:
+            self._diagnose('WARN', str(error))
             return
-        self._travel_speed = (self._now(), speed_mm_s)
         if self._recorder.trace is not None:
-            self._recorder.trace.speed(_seconds(msg.header.stamp), speed_mm_s)
-        if self._welding and self._arc:
-            self._set_scaling(self._motion.speed_scaling(speed_mm_s))
+            self._recorder.trace.speed(to_seconds(msg.header.stamp), speed_mm_s)
+        if scaling is not None:
+            self._set_scaling(scaling)
 
     def _on_force(self, msg: WrenchStamped) -> None:
         if self._recorder.trace is not None and math.isfinite(msg.wrench.force.z):
-            self._recorder.trace.force(_seconds(msg.header.stamp), msg.wrench.force.z)
+            self._recorder.trace.force(to_seconds(msg.header.stamp), msg.wrench.force.z)
 
     def _on_correction(self, msg: Vector3Stamped) -> None:
         if self._recorder.trace is not None and math.isfinite(msg.vector.y):
-            self._recorder.trace.correction(_seconds(msg.header.stamp), msg.vector.y * 1000.0)
+            self._recorder.trace.correction(to_seconds(msg.header.stamp), msg.vector.y * 1000.0)
 
     def _on_features(self, msg: PointCloud2) -> None:
         if self._recorder.trace is None:
@@ -314,9 +293,9 @@ class CoordinatorNode(Node):
 
     def _tick(self) -> None:
         now = self._now()
-        if self._welding and self._arc:   # every consumed stream's age is checked: no speed, no motion
-            if self._travel_speed is None or now - self._travel_speed[0] > self._stream_timeout_s:
-                self._set_scaling(0.0)
+        scaling = self._weld.on_tick(now)   # every consumed stream's age is checked: no speed, no motion
+        if scaling is not None:
+            self._set_scaling(scaling)
         for dock, agv in self._docks.expire(now, self._stream_timeout_s):
             self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=False))
         self._event(Event(EventKind.TICK))
@@ -358,7 +337,7 @@ class CoordinatorNode(Node):
         self._clamp_pub.publish(Bool(data=False))
 
     def _do_move_arm(self, action: Action) -> None:
-        if self._joints is None or self._now() - self._joints[0] > self._stream_timeout_s:
+        if not fresh(self._joints and self._joints[0], self._now(), self._stream_timeout_s):
             self._diagnose('ERROR', f'arm move to {action.detail} not sent: no current joint state')
             return
         try:
@@ -366,23 +345,15 @@ class CoordinatorNode(Node):
         except (ArmMotionError, PathError) as error:
             self._diagnose('ERROR', f'arm move to {action.detail} cannot be planned: {error}')
             return
-        self._set_scaling(1.0 if action.detail != 'weld_path' else self._scaling_for_weld())
+        self._set_scaling(self._weld.scaling_for_move(action.detail))
         msg = JointTrajectoryMsg(joint_names=list(trajectory.joint_names))
         for point in trajectory.points:
-            whole = math.floor(point.time_from_start_s)
             msg.points.append(JointTrajectoryPoint(
                 positions=list(point.positions), velocities=list(point.velocities),
-                time_from_start=Duration(sec=int(whole), nanosec=int((point.time_from_start_s - whole) * 1e9))))
+                time_from_start=duration_to_msg(point.time_from_start_s)))
         self._trajectory_pub.publish(msg)
 
     _do_replan_from_current_joints = _do_move_arm   # every plan starts from the joints measured now
-
-    def _scaling_for_weld(self) -> float:
-        if not self._arc:
-            return self._dry_run_scaling
-        if self._travel_speed is None:
-            return self._motion.speed_scaling(self.recipe.weld.travel_speed_mm_s)
-        return self._motion.speed_scaling(self._travel_speed[1])
 
     def _do_stop_arm(self, action: Action) -> None:
         self._trajectory_pub.publish(JointTrajectoryMsg(joint_names=self._joint_names))   # JTC: stop and hold
@@ -391,13 +362,12 @@ class CoordinatorNode(Node):
         self._motion.discard()
 
     def _do_start_weld(self, action: Action) -> None:
-        self._welding = True
-        self._arc = action.detail == 'arc_on'
+        self._weld.start(arc=action.detail == 'arc_on')
         self._recorder.begin(action.part_id, self._seam.id)
         if self._features is None:   # 500 Hz: subscribed only while a weld needs its gap readings
             self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
-                                                      qos_profile_sensor_data)
-        if self._arc:
+                                                      SENSOR_DATA)
+        if self._weld.arc:
             self._adjuster_start.call_async(Trigger.Request()).add_done_callback(
                 lambda future: self._check_reply('weld_adjuster start', future))
             self._arc_pub.publish(Bool(data=True))
@@ -406,12 +376,12 @@ class CoordinatorNode(Node):
         self._end_weld()
 
     def _end_weld(self) -> None:
-        if self._arc:
+        if self._weld.arc:
             self._arc_pub.publish(Bool(data=False))
             self._adjuster_stop.call_async(Trigger.Request()).add_done_callback(
                 lambda future: self._check_reply('weld_adjuster stop', future))
         self._arc_pub.publish(Bool(data=False))
-        self._welding = self._arc = False
+        self._weld.stop()
         self._set_scaling(1.0)
         if self._features is not None:
             self.destroy_subscription(self._features)
@@ -437,20 +407,11 @@ class CoordinatorNode(Node):
             self._scaling_pub.publish(Float64(data=scaling))
 
     def _diagnose(self, level: str, message: str) -> None:
-        if level == 'OK':
-            self.get_logger().info(message)
-        elif level == 'WARN':
-            self.get_logger().warning(message)
-        else:
-            self.get_logger().error(message)
-        status = DiagnosticStatus(name='coordinator: part cycle', hardware_id='cell', level=DIAGNOSTIC_LEVEL[level],
-                                  message=message)
-        status.values = self._snapshot_values()
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+        log(self.get_logger(), level, message)
+        status = diagnostic_status('coordinator: part cycle', 'cell', level, message, self._snapshot_values())
+        self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
 
-    def _snapshot_values(self) -> list[KeyValue]:
+    def _snapshot_values(self) -> dict[str, str]:
         snapshot = self.core.snapshot()
         counts = self._ledger.counts()
         values = {'state': snapshot.state.value, 'mode': snapshot.mode.value, 'stage': snapshot.stage.value,
@@ -459,10 +420,12 @@ class CoordinatorNode(Node):
                   'announced': str(counts.announced), 'delivered': str(counts.delivered),
                   'in_cell': str(counts.in_cell), 'rejected': str(counts.rejected),
                   'pending_acks': '; '.join(snapshot.pending_acks)}
-        return [KeyValue(key=k, value=v) for k, v in values.items()]
+        head = self._records.head()   # published to anchor the weld record chain: `records verify --head`
+        values.update(records_head_hash=head.hash, records_head_id=str(head.record_id), records_count=str(head.count))
+        return values
 
     def _publish_state(self) -> None:
-        self._state_pub.publish(String(data=json.dumps({kv.key: kv.value for kv in self._snapshot_values()})))
+        self._state_pub.publish(String(data=json.dumps(self._snapshot_values())))
 
 
 COORDINATOR_TIMEOUTS = tuple(CoordinatorTimeouts.__dataclass_fields__)

@@ -17,15 +17,13 @@ Interface (std_msgs/String unless noted, reliable, depth 10):
 from __future__ import annotations
 
 import json
-import math
 import sys
 import threading
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
@@ -33,24 +31,19 @@ from cell_control.logistics.agv_navigation import Pose2D
 from cell_control.cell.description import load_layout
 from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig
 from cell_control.logistics.handoff import HandoffError, decode_result, encode_request
+from cell_control.nodes.common import (LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status, log,
+                                       yaw_of)
 from cell_control.nodes.node_main import run_node
-from cell_control.nodes.params import descriptor
 
 TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
 DIAGNOSTICS_PERIOD_S = 1.0
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def yaw_of(q) -> float:
-    """Yaw of a quaternion (the AGVs move in the plane)."""
-    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
 
 
 class FleetSimNode(Node):
     def __init__(self) -> None:
         super().__init__('fleet_sim')
-        self.fleet = Fleet(self._declare_parameters(), load_layout())
+        layout = load_layout()
+        self.fleet = Fleet(self._declare_parameters(layout), layout)
         self._lock = threading.RLock()   # callbacks may run on several executor threads
         self._last_status = ''
         agvs = list(self.fleet.agvs)
@@ -71,13 +64,16 @@ class FleetSimNode(Node):
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._publish_status()
 
-    def _declare_parameters(self) -> FleetConfig:
+    def _declare_parameters(self, layout: dict) -> FleetConfig:
         declare = self.declare_parameter
-        declare('inbound_agv', 'agv_1', descriptor('AGV that carries parts from the source to the inbound dock.'))
-        declare('outbound_agv', 'agv_2', descriptor('AGV that takes parts from the outbound dock to the sink.'))
+        declare('inbound_agv', FleetConfig.inbound_agv, descriptor(
+            'AGV that carries parts from the source to the inbound dock.'))
+        declare('outbound_agv', FleetConfig.outbound_agv, descriptor(
+            'AGV that takes parts from the outbound dock to the sink.'))
         declare('parts', 3, descriptor('Parts the source sends into the cell.', 0, 1000, True))
         declare('prefix', 'P', descriptor('Part ids are <prefix>-<n>, n from 1.'))
-        declare('deck_speed', 0.3, descriptor('Deck roller surface speed during a transfer, m/s.', 0.05, 0.5))
+        declare('deck_speed', layout['agv']['deck_speed'], descriptor(
+            'Deck roller surface speed during a transfer, m/s.', 0.05, 0.5))
         declare('retry_backoff_s', 2.0, descriptor(
             'Wait after a FAILED handoff or a failed service call before trying again (new request id), s.',
             0.1, 600.0))
@@ -113,9 +109,6 @@ class FleetSimNode(Node):
     def _on_odometry(self, agv: str, msg: Odometry) -> None:
         p = msg.pose.pose
         pose = Pose2D(p.position.x, p.position.y, yaw_of(p.orientation))
-        if not all(math.isfinite(v) for v in (pose.x, pose.y, pose.yaw)):
-            self.get_logger().warn(f'{agv}: non-finite odometry dropped')
-            return
         self._run(lambda now: self.fleet.on_odometry(agv, pose, now))
 
     def _on_load(self, agv: str, msg: Bool) -> None:
@@ -171,16 +164,7 @@ class FleetSimNode(Node):
         elif kind is CommandKind.CALL_SERVICE:
             self._call(command, now)
         elif kind is CommandKind.LOG:
-            self._log(command.level, command.text)
-
-    def _log(self, level: str, text: str) -> None:
-        """One call site per severity: rclpy refuses a changing severity from the same line."""
-        if level == 'error':
-            self.get_logger().error(text)
-        elif level == 'warn':
-            self.get_logger().warning(text)
-        else:
-            self.get_logger().info(text)
+            log(self.get_logger(), command.level, command.text)
 
     def _call(self, command: Command, now: float) -> None:
         """Call without blocking: the plan's own deadline covers a reply that never comes."""
@@ -203,28 +187,22 @@ class FleetSimNode(Node):
         self._status_pub.publish(String(data=text))
 
     def _publish_diagnostics(self) -> None:
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
+        statuses = []
         with self._lock:
             for name, agv in self.fleet.agvs.items():
                 pose = agv.pose
-                status = DiagnosticStatus(name=f'fleet_sim: {name}', hardware_id=name,
-                                          level=DiagnosticStatus.WARN if agv.warning else DiagnosticStatus.OK,
-                                          message=agv.warning or agv.task.value)
                 values = {'role': agv.role.value, 'task': agv.task.value, 'part': agv.part or '',
                           'request': agv.request_id, 'deck_speed': f'{agv.deck_speed:.2f}',
                           'x': f'{pose.x:.3f}' if pose else '-', 'y': f'{pose.y:.3f}' if pose else '-',
                           'yaw': f'{pose.yaw:.3f}' if pose else '-'}
-                status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-                array.status.append(status)
-            fleet = DiagnosticStatus(name='fleet_sim: fleet', hardware_id='fleet', level=DiagnosticStatus.OK,
-                                     message=f'{self.fleet.loaded} loaded, {self.fleet.delivered_to_sink} '
-                                             'delivered to the sink')
-            fleet.values = [KeyValue(key='parts', value=str(self.fleet.config.parts)),
-                            KeyValue(key='loaded', value=str(self.fleet.loaded)),
-                            KeyValue(key='delivered_to_sink', value=str(self.fleet.delivered_to_sink))]
-            array.status.append(fleet)
-        self._diagnostics_pub.publish(array)
+                statuses.append(diagnostic_status(f'fleet_sim: {name}', name, 'WARN' if agv.warning else 'OK',
+                                                  agv.warning or agv.task.value, values))
+            statuses.append(diagnostic_status(
+                'fleet_sim: fleet', 'fleet', 'OK',
+                f'{self.fleet.loaded} loaded, {self.fleet.delivered_to_sink} delivered to the sink',
+                {'parts': self.fleet.config.parts, 'loaded': self.fleet.loaded,
+                 'delivered_to_sink': self.fleet.delivered_to_sink}))
+        self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), *statuses))
 
     def close(self) -> None:
         """Leave the AGVs stopped and their decks off."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import struct
 
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import PointCloud2, PointField
 
+from cell_control.nodes.common import stamp_to_msg, to_seconds
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 
 FRAME_ID = 'seam_sensor'
@@ -24,7 +24,6 @@ FIELDS = tuple((name, 4 * i, PointField.FLOAT32, 1) for i, name in enumerate(
     ('x', 'y', 'z', 'gap', 'mismatch', 'bead_width', 'valid'))) + (('sequence', 28, PointField.UINT32, 1),)
 _FLOAT_FIELDS = tuple(name for name, _, datatype, _ in FIELDS if datatype == PointField.FLOAT32)
 _FLOAT32_MAX = 3.4028234663852886e38
-_NANOSECONDS = 1_000_000_000
 
 
 def _reading(name: str, value: float, valid: bool) -> float:
@@ -34,13 +33,6 @@ def _reading(name: str, value: float, valid: bool) -> float:
     if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
         raise ValueError(f'{name} is {value!r}: a valid reading must be a finite float32')
     return value
-
-
-def stamp_to_msg(stamp_s: float) -> Time:
-    if not math.isfinite(stamp_s) or stamp_s < 0:
-        raise ValueError(f'stamp_s = {stamp_s!r} must be finite and not negative')
-    nanoseconds = round(stamp_s * 1e9)
-    return Time(sec=nanoseconds // _NANOSECONDS, nanosec=nanoseconds % _NANOSECONDS)
 
 
 def seam_to_cloud(sample: SeamMeasurement, frame_id: str = FRAME_ID) -> PointCloud2:
@@ -92,6 +84,5 @@ def cloud_to_seam(msg: PointCloud2) -> SeamMeasurement:
     flags = int(valid)
     if flags != valid or not 0 <= flags <= 0xFF:
         raise ValueError(f'field valid = {valid!r} is not a flags value (an integer in 0..255)')
-    stamp = msg.header.stamp
-    return SeamMeasurement(stamp_s=stamp.sec + stamp.nanosec * 1e-9, sequence=sequence, flags=flags,
+    return SeamMeasurement(stamp_s=to_seconds(msg.header.stamp), sequence=sequence, flags=flags,
                            gap_mm=gap, mismatch_mm=mismatch, lateral_mm=y * 1000.0, bead_width_mm=bead_width)

@@ -11,17 +11,17 @@ import sys
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
 from cell_control.drivers.seam_frame import SeamFrameParser
 from cell_control.drivers.sensor_clock import SensorClockOffset
 from cell_control.drivers.serial_link import SerialLink
+from cell_control.nodes.common import RELIABLE, SENSOR_DATA, descriptor, diagnostic_array, diagnostic_status
 from cell_control.nodes.node_main import run_node
+from cell_control.weld.loop_watch import frame_stale, sensor_status
 from cell_control.nodes.seam_cloud import FRAME_ID, seam_to_cloud
 
 FEATURES_TOPIC = '/seam/features'
@@ -33,26 +33,24 @@ CLOCK_OFFSET_WINDOW_S = 2.0
 class SeamSensorNode(Node):
     def __init__(self) -> None:
         super().__init__('seam_sensor')
-        port = self.declare_parameter('port', '', ParameterDescriptor(
-            description='Serial device of the seam sensor, e.g. /dev/seam_sensor (a stable udev symlink).',
-            read_only=True)).value
-        baud = self.declare_parameter('baud', 921600, ParameterDescriptor(
-            description='Serial baud rate; 500 Hz frames of 32 bytes need at least 230400.', read_only=True,
-            integer_range=[IntegerRange(from_value=230400, to_value=4000000, step=0)])).value
-        self._frame_id = self.declare_parameter('frame_id', FRAME_ID, ParameterDescriptor(
-            description='Frame of the published seam features (REP-105 name of the sensor).',
-            read_only=True)).value
-        self.declare_parameter('stale_timeout_s', 0.1, ParameterDescriptor(
-            description='Without a frame for this long the sensor is reported stale on /diagnostics.',
-            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=10.0, step=0.0)]))
+        port = self.declare_parameter('port', '', descriptor(
+            'Serial device of the seam sensor, e.g. /dev/seam_sensor (a stable udev symlink).')).value
+        baud = self.declare_parameter('baud', 921600, descriptor(
+            'Serial baud rate; 500 Hz frames of 32 bytes need at least 230400.', 230400, 4000000,
+            integer=True)).value
+        self._frame_id = self.declare_parameter('frame_id', FRAME_ID, descriptor(
+            'Frame of the published seam features (REP-105 name of the sensor).')).value
+        self.declare_parameter('stale_timeout_s', 0.1, descriptor(
+            'Without a frame for this long the sensor is reported stale on /diagnostics.', 0.01, 10.0,
+            read_only=False))
         if not port:
             raise ValueError('parameter port is empty: set it to the serial device of the seam sensor')
         if not self._frame_id:
             raise ValueError('parameter frame_id is empty: the features need a frame')
         self._port = port
 
-        self._features = self.create_publisher(PointCloud2, FEATURES_TOPIC, qos_profile_sensor_data)
-        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._features = self.create_publisher(PointCloud2, FEATURES_TOPIC, SENSOR_DATA)
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._parser = SeamFrameParser()
         self._clock_offset = SensorClockOffset(CLOCK_OFFSET_WINDOW_S)
         self._last_frame_monotonic_s: float | None = None
@@ -98,19 +96,12 @@ class SeamSensorNode(Node):
             offset_s = self._clock_offset.offset_s
         link = self._link.stats
         age_s = None if last_frame_s is None else time.monotonic() - last_frame_s
-        stale = age_s is None or age_s > stale_timeout_s
+        stale = frame_stale(age_s, stale_timeout_s)
         new_damage = (stats.crc_errors > self._reported.crc_errors
                       or stats.sequence_gaps > self._reported.sequence_gaps
                       or stats.length_errors > self._reported.length_errors)
         self._reported = stats
-        if not link.connected:
-            level, message = DiagnosticStatus.ERROR, f'serial port {self._port} not connected'
-        elif stale:
-            level, message = DiagnosticStatus.ERROR, f'no frame for more than {stale_timeout_s} s'
-        elif new_damage:
-            level, message = DiagnosticStatus.WARN, 'damaged or lost frames in the last period'
-        else:
-            level, message = DiagnosticStatus.OK, 'streaming'
+        level, message = sensor_status(link.connected, self._port, stale, stale_timeout_s, new_damage)
         values = {
             'connected': link.connected, 'stale': stale,
             'last_frame_age_s': 'never' if age_s is None else f'{age_s:.3f}',
@@ -121,12 +112,8 @@ class SeamSensorNode(Node):
             'reconnects': link.reconnects, 'read_errors': link.read_errors,
             'clock_offset_s': 'unknown' if offset_s is None else f'{offset_s:.6f}',
         }
-        status = DiagnosticStatus(level=level, name=f'{self.get_name()}: seam sensor', message=message,
-                                  hardware_id=self._port,
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(array)
+        status = diagnostic_status(f'{self.get_name()}: seam sensor', self._port, level, message, values)
+        self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
 
     def destroy_node(self) -> None:
         if not self._link.stop():

@@ -20,19 +20,21 @@ import sys
 import time
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from cell_control.weld.adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
+from cell_control.weld.loop_watch import SENSOR_STALE, SampleCheck, SilenceWatch, check_sample, loop_status
+from cell_control.nodes.common import (LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status,
+                                       sensor_data, stamp_to_msg)
 from cell_control.nodes.node_main import run_node
-from cell_control.nodes.seam_cloud import cloud_to_seam, stamp_to_msg
+from cell_control.nodes.seam_cloud import cloud_to_seam
 
 FEATURES_TOPIC = '/seam/features'
 SPEED_TOPIC = '/weld/travel_speed'
@@ -40,24 +42,15 @@ FORCE_TOPIC = '/weld/contact_force'
 CORRECTION_TOPIC = '/weld/lateral_correction'
 FAULT_TOPIC = '/weld/adjuster_fault'
 TCP_FRAME = 'weld_tcp'
-SENSOR_STALE = 'SENSOR_STALE'
 DIAGNOSTICS_PERIOD_S = 1.0
 WATCHDOG_PERIOD_S = 0.01  # how often the sensor's silence is checked (and a held setpoint republished)
 LOG_THROTTLE_S = 1.0
 STATUS_NAME = 'weld_adjuster: weld loop'
 # Sensor-data QoS (best effort, volatile) with a queue of 100 ms at 500 Hz instead of its 5 samples: a
 # scheduling stall of this process is caught up rather than dropped; what is too old is then refused by age.
-FEATURES_QOS = QoSProfile(depth=50, reliability=qos_profile_sensor_data.reliability,
-                          durability=qos_profile_sensor_data.durability, history=qos_profile_sensor_data.history)
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+FEATURES_QOS = sensor_data(depth=50)
 GAIN_NAMES = tuple(field.name for field in dataclasses.fields(AdjusterConfig))
 DEFAULTS = AdjusterConfig()
-
-
-def _range(text: str, low: float, high: float) -> ParameterDescriptor:
-    return ParameterDescriptor(description=text, floating_point_range=[
-        FloatingPointRange(from_value=low, to_value=high, step=0.0)])
 
 
 def _percentile(sorted_values: list[int], fraction: float) -> int:
@@ -67,24 +60,24 @@ def _percentile(sorted_values: list[int], fraction: float) -> int:
 class WeldAdjusterNode(Node):
     def __init__(self) -> None:
         super().__init__('weld_adjuster')
-        self.declare_parameter('mode', 'closed', ParameterDescriptor(
-            description='Adjuster mode: open (nominal settings), feedforward (look-ahead), closed (look-ahead and '
-                        'power drift feedback). Takes effect at the next ~/start.',
-            additional_constraints=f'one of {", ".join(MODES)}'))
+        self.declare_parameter('mode', 'closed', descriptor(
+            'Adjuster mode: open (nominal settings), feedforward (look-ahead), closed (look-ahead and '
+            'power drift feedback). Takes effect at the next ~/start.',
+            read_only=False, constraints=f'one of {", ".join(MODES)}'))
         for name in GAIN_NAMES:
             # No range in the descriptor: the core's own check decides, so its message is the one shown.
-            self.declare_parameter(name, float(getattr(DEFAULTS, name)), ParameterDescriptor(
-                description=f'AdjusterConfig.{name} (checked by the core adjuster). Takes effect at the next '
-                            '~/start.'))
-        self.declare_parameter('seam_length_mm', 0.0, _range(
+            self.declare_parameter(name, float(getattr(DEFAULTS, name)), descriptor(
+                f'AdjusterConfig.{name} (checked by the core adjuster). Takes effect at the next ~/start.',
+                read_only=False))
+        self.declare_parameter('seam_length_mm', 0.0, descriptor(
             'Length of the seam welded at the next ~/start in mm; 0: unknown (the weld ends on ~/stop).',
-            0.0, 100000.0))
-        self.declare_parameter('max_sample_age_s', 0.05, _range(
+            0.0, 100000.0, read_only=False))
+        self.declare_parameter('max_sample_age_s', 0.05, descriptor(
             'A sample whose stamp is further than this from the node clock (either way) is refused, in s.',
-            0.001, 1.0))
-        self.declare_parameter('stale_timeout_s', 0.1, _range(
+            0.001, 1.0, read_only=False))
+        self.declare_parameter('stale_timeout_s', 0.1, descriptor(
             'Without a sample for this long during a weld: hold the setpoint and raise SENSOR_STALE, in s.',
-            0.01, 10.0))
+            0.01, 10.0, read_only=False))
         self._mode = self.get_parameter('mode').value
         if self._mode not in MODES:
             raise ValueError(f'parameter mode = {self._mode!r} is not one of {", ".join(MODES)}')
@@ -101,8 +94,7 @@ class WeldAdjusterNode(Node):
         self._adjuster: WeldAdjuster | None = None
         self._setpoint: WeldSetpoint | None = None
         self._start_s = 0.0
-        self._last_arrival_s = 0.0
-        self._stale = False
+        self._silence: SilenceWatch | None = None
         self._fault = ''
         self._counts = dict.fromkeys(('samples', 'refused_malformed', 'refused_age', 'refused_order',
                                       'ignored', 'stale_events'), 0)
@@ -150,9 +142,9 @@ class WeldAdjusterNode(Node):
         self._adjuster = WeldAdjuster(self._mode, AdjusterConfig(**self._gains), start_stamp_s=now_s,
                                       seam_length_mm=seam_length_mm or None)
         self._setpoint = self._adjuster.initial_setpoint()
-        self._start_s = self._last_arrival_s = now_s
+        self._start_s = now_s
+        self._silence = SilenceWatch(now_s)
         self._watchdog_timer.reset()
-        self._stale = False
         self._set_fault('')
         length = f'{seam_length_mm:g} mm' if seam_length_mm else 'unknown length'
         response.success, response.message = True, f'weld started: mode {self._mode}, seam {length}'
@@ -165,8 +157,8 @@ class WeldAdjusterNode(Node):
             return response
         tool_s_mm = self._setpoint.tool_s_mm if self._setpoint else 0.0
         self._adjuster = None
+        self._silence = None
         self._watchdog_timer.cancel()
-        self._stale = False
         self._set_fault('')
         response.success, response.message = True, f'weld stopped at tool s = {tool_s_mm:.1f} mm'
         self.get_logger().info(response.message)
@@ -188,13 +180,14 @@ class WeldAdjusterNode(Node):
         except ValueError as error:
             self._refuse('refused_malformed', str(error))
             return
-        if sample.stamp_s <= self._start_s:
-            self._counts['ignored'] += 1  # taken before the weld started
-            return
         now_s = self._now_s()
-        age_s = now_s - sample.stamp_s
         max_age_s = self.get_parameter('max_sample_age_s').value
-        if not abs(age_s) <= max_age_s:
+        check = check_sample(sample.stamp_s, self._start_s, now_s, max_age_s)
+        if check is SampleCheck.BEFORE_START:
+            self._counts['ignored'] += 1
+            return
+        if check is SampleCheck.TOO_OLD:
+            age_s = now_s - sample.stamp_s
             self._refuse('refused_age', f'sequence {sample.sequence} is {age_s * 1e3:.1f} ms old '
                                         f'(limit {max_age_s * 1e3:.1f} ms either way)')
             return
@@ -204,10 +197,8 @@ class WeldAdjusterNode(Node):
             self._refuse('refused_order', f'sequence {sample.sequence}: {error}')
             return
         self._counts['samples'] += 1
-        self._last_arrival_s = now_s
         self._setpoint = setpoint
-        if self._stale:
-            self._stale = False
+        if self._silence is not None and self._silence.arrived(now_s):
             self.get_logger().info('seam samples are back')
         self._publish_setpoint(setpoint, msg.header.stamp)
         self._set_fault(setpoint.fault.name if setpoint.fault != AdjusterFault.NONE else '')
@@ -236,15 +227,15 @@ class WeldAdjusterNode(Node):
 
     def _watchdog(self) -> None:
         """Watch for a silent sensor during a weld: hold the last setpoint, republish it, raise SENSOR_STALE."""
-        if self._adjuster is None or self._setpoint is None:
+        if self._adjuster is None or self._setpoint is None or self._silence is None:
             return
         now_s = self._now_s()
-        silent_s = now_s - self._last_arrival_s
         timeout_s = self.get_parameter('stale_timeout_s').value
-        if silent_s <= timeout_s:
+        silence = self._silence.check(now_s, timeout_s)
+        if silence is None:
             return
-        if not self._stale:
-            self._stale = True
+        silent_s, newly_stale = silence
+        if newly_stale:
             self._counts['stale_events'] += 1
             self.get_logger().error(f'no seam sample for {silent_s:.3f} s (limit {timeout_s} s): '
                                     'holding the last setpoint')
@@ -262,7 +253,7 @@ class WeldAdjusterNode(Node):
         active = self._adjuster is not None
         values = {
             'mode': self._mode, 'weld_mode': self._adjuster.mode if active else '-', 'active': active,
-            'refused': refused, **counts, 'stale': self._stale,
+            'refused': refused, **counts, 'stale': self._silence is not None and self._silence.stale,
             'fault': self._fault or 'none',
             'drift_estimate': f'{setpoint.drift_estimate:.4f}' if setpoint else '-',
             'tool_s_mm': f'{setpoint.tool_s_mm:.2f}' if setpoint else '-',
@@ -273,17 +264,9 @@ class WeldAdjusterNode(Node):
             'compute_p50_us': f'{_percentile(compute_ns, 0.50) / 1e3:.1f}' if compute_ns else '-',
             'compute_p99_us': f'{_percentile(compute_ns, 0.99) / 1e3:.1f}' if compute_ns else '-',
         }
-        if self._fault:
-            level, message = DiagnosticStatus.ERROR, f'fault {self._fault}'
-        elif active:
-            level, message = DiagnosticStatus.OK, 'welding'
-        else:
-            level, message = DiagnosticStatus.OK, 'idle'
-        status = DiagnosticStatus(level=level, name=STATUS_NAME, message=message, hardware_id=self.get_name(),
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+        level, message = loop_status(self._fault, active)
+        status = diagnostic_status(STATUS_NAME, self.get_name(), level, message, values)
+        self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
 
 
 def main(args: list[str] | None = None) -> int:

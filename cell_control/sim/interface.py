@@ -9,7 +9,9 @@ offers the world's part loader and unloader as `/<agv>/load_part` and `/<agv>/un
 """
 from dataclasses import dataclass
 
-AGV_NAMES = ('agv_1', 'agv_2')
+from cell_control.cell.description import agv_names
+
+AGV_NAMES = agv_names()   # from config/cell_layout.yaml
 PHOTO_EYES = ('infeed', 'station', 'outfeed')
 
 

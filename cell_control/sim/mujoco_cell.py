@@ -27,7 +27,6 @@ AGV_ANGULAR_ACCEL = 2.0        # rad/s²
 GATE_SPEED = 0.2               # m/s the stop gate moves
 GATE_THICKNESS_M = 0.03        # the stop gate's extent along the belt past its face
 PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
-CLAMP_TIME_S = 0.5             # the fixture clamp closes or opens in this time
 CLAMP_REACH_M = 0.06           # a part this close to the station position is gripped by the clamp
 DECK_CENTRED_M = 0.15          # the deck's load sensor sees a part this close to the deck centre
 SEAM_CAPTURE_MM = 3.0          # the arc strikes only when the TCP is this close to the seam start
@@ -396,7 +395,8 @@ class CellSimulation:
         """
         if self.clamp_command and self._clamped_part is None:
             self._clamped_part = self._part_at_station()
-        if self.clamp_closed != self.clamp_command and now - self._clamp_change_s >= CLAMP_TIME_S:
+        clamp_time_s = self.layout['station']['clamp_time']
+        if self.clamp_closed != self.clamp_command and now - self._clamp_change_s >= clamp_time_s:
             self.clamp_closed = self.clamp_command
         if not self.clamp_command and not self.clamp_closed:
             self._clamped_part = None
@@ -405,7 +405,7 @@ class CellSimulation:
             return
         q, dof = self.cell.part_qpos[part], self.cell.part_dof[part]
         qpos, qvel = self.data.qpos, self.data.qvel
-        remaining = max(CLAMP_TIME_S - (now - self._clamp_change_s), self.timestep_s)
+        remaining = max(clamp_time_s - (now - self._clamp_change_s), self.timestep_s)
         fraction = min(1.0, self.timestep_s / remaining) if self.clamp_command else 0.0
         qpos[q] += (self.layout['station']['x'] - qpos[q]) * fraction
         qpos[q + 1] -= qpos[q + 1] * fraction

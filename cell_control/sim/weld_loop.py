@@ -3,7 +3,7 @@
 Public API:
     run_weld_eval(seam, mode='closed', power_drift=0.0, dropout_rate=0.0, outlier_rate=0.0, seed=0)
         -> WeldEvalResult   (.summary: the JSON keys of weld-eval; .trace: per-sample values for plots)
-    reference_weld_time_s(seam, power_drift) -> float   t_ref = ∫ ds / clamp(η·P·(1+δ)/H_req(g(s)), 5, 25)
+    (t_ref_s in the summary is weld.process_model.reference_weld_time_s)
 
 The loop is the one the ROS nodes run: the process steps at 1 ms; on each sensor tick (2 ms) the adjuster
 turns the sample into a setpoint, which is held for the next two steps. The adjuster's compute time is
@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 
 from cell_control.weld.seam_profile import SeamProfile
 from cell_control.weld.adjuster import AdjusterFault, WeldAdjuster
-from cell_control.sim.weld_process import (EFFICIENCY, LIMITS, RECIPE_POWER_W, WeldProcess,
-                                           required_heat_j_mm)
+from cell_control.sim.weld_process import WeldProcess
+from cell_control.weld.process_model import reference_weld_time_s
 
 SUMMARY_KEYS = ('quality_pct', 'defect_mm', 'lateral_rms_mm', 'weld_time_s', 'limit_violations',
                 'latency_p50_us', 'latency_p99_us', 't_ref_s')
-T_REF_SUBSTEPS = 50  # midpoint rule per seam row interval; exact where the speed is not clamped
 
 
 @dataclass
@@ -44,20 +43,6 @@ class WeldEvalResult:
     fault_samples: int  # samples whose setpoint carried a fault
     seam_name: str
     mode: str
-
-
-def reference_weld_time_s(seam: SeamProfile, power_drift: float) -> float:
-    """Weld time at heat ratio exactly 1 everywhere, with the speed inside its range."""
-    low, high = LIMITS['speed_mm_s'].low, LIMITS['speed_mm_s'].high
-    heat_per_s = EFFICIENCY * RECIPE_POWER_W * (1.0 + power_drift)
-    total = 0.0
-    s = seam.s_mm
-    for i in range(len(s) - 1):
-        ds = (s[i + 1] - s[i]) / T_REF_SUBSTEPS
-        for j in range(T_REF_SUBSTEPS):
-            gap = seam.gap_at(s[i] + (j + 0.5) * ds)
-            total += ds / min(max(heat_per_s / required_heat_j_mm(gap), low), high)
-    return total
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:

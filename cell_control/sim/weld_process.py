@@ -28,6 +28,8 @@ from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 
+from cell_control.weld.process_model import (EFFICIENCY, LIMITS, RECIPE_POWER_W, required_force_n,
+                                             required_heat_j_mm)
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import SeamProfile
 
@@ -37,8 +39,6 @@ LOOKAHEAD_MM = 30.0
 BEAD_BEHIND_MM = 15.0
 COUNT_FROM_MM = 30.0
 
-RECIPE_POWER_W = 2000.0
-EFFICIENCY = 0.8
 POOL_LENGTH_MM = 5.0
 LAG_TAU_S = 0.020
 GAP_NOISE_MM = 0.03
@@ -52,28 +52,6 @@ FORCE_GOOD_FRACTION = 0.95
 NOMINAL_SPEED_MM_S = 16.0
 NOMINAL_FORCE_N = 250.0
 NOMINAL_CORRECTION_MM = 0.0
-
-
-@dataclass(frozen=True)
-class Limit:
-    low: float
-    high: float
-    rate_per_s: float
-
-
-LIMITS = {
-    'speed_mm_s': Limit(5.0, 25.0, 50.0),
-    'force_n': Limit(50.0, 400.0, 1000.0),
-    'correction_mm': Limit(-5.0, 5.0, 20.0),
-}
-
-
-def required_heat_j_mm(gap_mm: float) -> float:
-    return 100.0 * (1.0 + 0.4 * gap_mm)
-
-
-def required_force_n(gap_mm: float, mismatch_mm: float) -> float:
-    return 150.0 + 100.0 * gap_mm + 60.0 * abs(mismatch_mm)
 
 
 @dataclass(frozen=True)

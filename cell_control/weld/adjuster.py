@@ -37,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
+from cell_control.weld.process_model import required_force_n, required_heat_j_mm
 from cell_control.weld.seam_measurement import SeamMeasurement
 
 MODES = ('open', 'feedforward', 'closed')
@@ -58,14 +59,6 @@ NOMINAL = (16.0, 250.0, 0.0)
 
 CELL_MM = 0.5
 GATE_WINDOW = 5
-
-
-def required_heat_j_mm(gap_mm: float) -> float:
-    return 100.0 * (1.0 + 0.4 * gap_mm)
-
-
-def required_force_n(gap_mm: float, mismatch_mm: float) -> float:
-    return 150.0 + 100.0 * gap_mm + 60.0 * abs(mismatch_mm)
 
 
 class AdjusterFault(IntEnum):

@@ -1,0 +1,104 @@
+"""The small ROS helpers every node of the cell shares, once.
+
+QoS profiles (DESIGN §5 for the choices), parameter descriptors, diagnostics messages, stamps and yaw.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Quaternion
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from cell_control.logistics.agv_navigation import yaw_from_quaternion
+
+SENSOR_DATA = qos_profile_sensor_data    # high-rate sensor streams: best effort, volatile, depth 5
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)           # commands and state
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,            # state a late joiner needs
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': DiagnosticStatus.ERROR}
+_NANOSECONDS = 1_000_000_000
+
+
+def sensor_data(depth: int) -> QoSProfile:
+    """Return the sensor-data profile with a deeper queue (a consumer that must catch up after a stall)."""
+    return QoSProfile(depth=depth, reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability,
+                      history=SENSOR_DATA.history)
+
+
+def descriptor(text: str, low: float | None = None, high: float | None = None, integer: bool = False,
+               read_only: bool = True, constraints: str = '') -> ParameterDescriptor:
+    """Describe a parameter: read-only unless said otherwise, with a range when `low` and `high` are given."""
+    result = ParameterDescriptor(description=text, read_only=read_only, additional_constraints=constraints)
+    if low is not None and high is not None:
+        if integer:
+            result.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        else:
+            result.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high))]
+    return result
+
+
+def diagnostic_status(name: str, hardware_id: str, level: str, message: str,
+                      values: Mapping[str, object] = {}) -> DiagnosticStatus:
+    """Build one DiagnosticStatus; `level` is 'OK', 'WARN' or 'ERROR', every value is shown as its str()."""
+    return DiagnosticStatus(name=name, hardware_id=hardware_id, level=DIAGNOSTIC_LEVELS[level], message=message,
+                            values=[KeyValue(key=key, value=str(value)) for key, value in values.items()])
+
+
+def diagnostic_array(stamp: Time, *statuses: DiagnosticStatus) -> DiagnosticArray:
+    """Build the `/diagnostics` message of the given statuses, stamped."""
+    array = DiagnosticArray(status=list(statuses))
+    array.header.stamp = stamp
+    return array
+
+
+def log(logger: RcutilsLogger, level: str, text: str) -> None:
+    """Log `text` at `level`: 'info' or 'OK', 'warn' or 'WARN', else error.
+
+    One call site per severity: rclpy refuses a changing severity from the same line.
+    """
+    level = level.lower()
+    if level in ('ok', 'info'):
+        logger.info(text)
+    elif level == 'warn':
+        logger.warning(text)
+    else:
+        logger.error(text)
+
+
+def to_seconds(stamp: Time | Duration) -> float:
+    """Convert a builtin_interfaces Time or Duration to seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def _split(seconds: float, what: str) -> tuple[int, int]:
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f'{what} = {seconds!r} must be finite and not negative')
+    nanoseconds = round(seconds * 1e9)
+    return nanoseconds // _NANOSECONDS, nanoseconds % _NANOSECONDS
+
+
+def stamp_to_msg(stamp_s: float) -> Time:
+    """Convert to a Time message of `stamp_s` seconds, to the nearest nanosecond."""
+    sec, nanosec = _split(stamp_s, 'stamp_s')
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def duration_to_msg(duration_s: float) -> Duration:
+    """Convert to a Duration message of `duration_s` seconds, to the nearest nanosecond."""
+    sec, nanosec = _split(duration_s, 'duration_s')
+    return Duration(sec=sec, nanosec=nanosec)
+
+
+def yaw_of(q: Quaternion) -> float:
+    """Return the yaw of an orientation message (the AGVs move in the plane)."""
+    return yaw_from_quaternion(q.x, q.y, q.z, q.w)
+
+
+def planar_orientation(yaw: float) -> Quaternion:
+    """Return the orientation message of a rotation by `yaw` about z."""
+    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))

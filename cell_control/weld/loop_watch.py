@@ -1,0 +1,72 @@
+"""The weld loop's checks around the adjuster: which samples reach it, and when the sensor counts as silent.
+
+The weld adjuster node (DESIGN §7) feeds the core `WeldAdjuster` only samples taken after the weld started
+and not further than `max_age_s` from its clock either way; during a weld, a sensor silent for longer than
+`stale_timeout_s` is stale (the node then holds the last setpoint). Pure: time is passed in.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+SENSOR_STALE = 'SENSOR_STALE'
+
+
+class SampleCheck(str, Enum):
+    ACCEPT = 'accept'
+    BEFORE_START = 'before_start'   # taken before the weld started: ignored
+    TOO_OLD = 'too_old'             # stamp too far from the clock (either way): refused
+
+
+def check_sample(stamp_s: float, start_s: float, now_s: float, max_age_s: float) -> SampleCheck:
+    """Decide whether a sample stamped `stamp_s` may reach the adjuster of a weld started at `start_s`."""
+    if stamp_s <= start_s:
+        return SampleCheck.BEFORE_START
+    if not abs(now_s - stamp_s) <= max_age_s:
+        return SampleCheck.TOO_OLD
+    return SampleCheck.ACCEPT
+
+
+class SilenceWatch:
+    """The sensor's silence during one weld."""
+
+    def __init__(self, now_s: float) -> None:
+        self.last_arrival_s = now_s
+        self.stale = False
+
+    def arrived(self, now_s: float) -> bool:
+        """Note a sample; True when it ends a stale period."""
+        self.last_arrival_s = now_s
+        was_stale, self.stale = self.stale, False
+        return was_stale
+
+    def check(self, now_s: float, timeout_s: float) -> tuple[float, bool] | None:
+        """Return (silence in s, True when it just became stale) when it exceeds `timeout_s`, else None."""
+        silent_s = now_s - self.last_arrival_s
+        if silent_s <= timeout_s:
+            return None
+        newly, self.stale = not self.stale, True
+        return silent_s, newly
+
+
+def loop_status(fault: str, active: bool) -> tuple[str, str]:
+    """Return the diagnostic level ('OK', 'ERROR') and message of the weld loop."""
+    if fault:
+        return 'ERROR', f'fault {fault}'
+    return 'OK', 'welding' if active else 'idle'
+
+
+def frame_stale(frame_age_s: float | None, stale_timeout_s: float) -> bool:
+    """Tell whether the seam sensor's stream is stale: no frame yet, or none for longer than the timeout."""
+    return frame_age_s is None or frame_age_s > stale_timeout_s
+
+
+def sensor_status(connected: bool, port: str, stale: bool, stale_timeout_s: float,
+                  new_damage: bool) -> tuple[str, str]:
+    """Return the diagnostic level and message of the seam sensor's stream."""
+    if not connected:
+        return 'ERROR', f'serial port {port} not connected'
+    if stale:
+        return 'ERROR', f'no frame for more than {stale_timeout_s} s'
+    if new_damage:
+        return 'WARN', 'damaged or lost frames in the last period'
+    return 'OK', 'streaming'

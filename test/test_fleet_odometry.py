@@ -1,0 +1,26 @@
+"""The fleet drops non-finite odometry itself (the node only converts the message), without ROS."""
+from __future__ import annotations
+
+import math
+
+from cell_control.cell.description import load_layout
+from cell_control.logistics.agv_navigation import Pose2D
+from cell_control.logistics.fleet import CommandKind, Fleet, FleetConfig
+
+
+def test_non_finite_odometry_is_dropped_with_a_warning() -> None:
+    fleet = Fleet(FleetConfig(), load_layout())
+    agv = fleet.agvs['agv_1']
+    before = agv.pose
+    for bad in (Pose2D(math.nan, 0.0, 0.0), Pose2D(0.0, math.inf, 0.0), Pose2D(0.0, 0.0, math.nan)):
+        commands = fleet.on_odometry('agv_1', bad, 1.0)
+        assert [(c.kind, c.level) for c in commands] == [(CommandKind.LOG, 'warn')]
+        assert 'non-finite odometry dropped' in commands[0].text
+    assert agv.pose == before                     # the bad pose was not taken
+    assert fleet.on_odometry('agv_9', Pose2D(math.nan, 0.0, 0.0), 1.0) == []   # not an AGV of this fleet
+
+
+def test_finite_odometry_reaches_the_agv() -> None:
+    fleet = Fleet(FleetConfig(), load_layout())
+    fleet.on_odometry('agv_1', Pose2D(1.0, 2.0, 0.5), 1.0)
+    assert fleet.agvs['agv_1'].pose == Pose2D(1.0, 2.0, 0.5)

@@ -1,0 +1,35 @@
+"""Nodes that also run on hardware, and the demo's client side, load neither MuJoCo nor `cell_control.sim`.
+
+Each module is imported in a fresh interpreter, so what another test imported cannot hide a dependency.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HARDWARE_MODULES = ('cell_control.nodes.coordinator', 'cell_control.nodes.weld_adjuster',
+                    'cell_control.nodes.conveyor_driver', 'cell_control.nodes.seam_sensor',
+                    'cell_control.nodes.fleet_sim', 'cell_control.cli.demo_run')
+CHECK = ('import importlib, json, sys; importlib.import_module(sys.argv[1]); '
+         'print(json.dumps(sorted(m for m in sys.modules if m == "mujoco" or m.startswith(("mujoco.", '
+         '"cell_control.sim")))))')
+
+
+def simulation_modules(module: str) -> list[str]:
+    result = subprocess.run([sys.executable, '-c', CHECK, module], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f'importing {module} failed:\n{result.stderr}'
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize('module', HARDWARE_MODULES)
+def test_hardware_module_loads_no_simulation(module: str) -> None:
+    assert simulation_modules(module) == [], f'{module} imports the simulation'
+
+
+def test_the_check_sees_the_simulation() -> None:
+    """The check can fail: the simulation node itself does load MuJoCo."""
+    loaded = simulation_modules('cell_control.nodes.cell_sim')
+    assert 'mujoco' in loaded and 'cell_control.sim' in loaded

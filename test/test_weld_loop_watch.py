@@ -1,0 +1,42 @@
+"""The weld adjuster node's checks and the seam sensor's health, without ROS."""
+from __future__ import annotations
+
+import math
+
+from cell_control.weld.loop_watch import SampleCheck, SilenceWatch, check_sample, frame_stale, loop_status
+from cell_control.weld.loop_watch import sensor_status
+
+
+def test_sample_check() -> None:
+    # binary fractions, so "exactly at the limit" is exact
+    assert check_sample(10.0, 10.0, 10.125, 0.25) is SampleCheck.BEFORE_START     # taken as the weld started
+    assert check_sample(10.5, 10.0, 10.625, 0.25) is SampleCheck.ACCEPT
+    assert check_sample(10.5, 10.0, 10.75, 0.25) is SampleCheck.ACCEPT            # exactly at the limit
+    assert check_sample(10.5, 10.0, 10.875, 0.25) is SampleCheck.TOO_OLD
+    assert check_sample(11.0, 10.0, 10.5, 0.25) is SampleCheck.TOO_OLD            # from the future
+    assert check_sample(math.nan, 10.0, 10.5, 0.25) is SampleCheck.TOO_OLD
+
+
+def test_silence_watch() -> None:
+    watch = SilenceWatch(0.0)
+    assert watch.check(0.1, 0.1) is None
+    silent_s, newly = watch.check(0.15, 0.1)
+    assert newly and watch.stale and silent_s == 0.15
+    assert watch.check(0.2, 0.1) == (0.2, False)      # still stale: no new event
+    assert watch.arrived(0.25)                         # ends the stale period
+    assert not watch.stale and not watch.arrived(0.26)
+    assert watch.check(0.3, 0.1) is None
+
+
+def test_loop_status() -> None:
+    assert loop_status('SEAM_LOST', True) == ('ERROR', 'fault SEAM_LOST')
+    assert loop_status('', True) == ('OK', 'welding')
+    assert loop_status('', False) == ('OK', 'idle')
+
+
+def test_sensor_health() -> None:
+    assert frame_stale(None, 0.1) and frame_stale(0.11, 0.1) and not frame_stale(0.1, 0.1)
+    assert sensor_status(False, '/dev/x', True, 0.1, True) == ('ERROR', 'serial port /dev/x not connected')
+    assert sensor_status(True, '/dev/x', True, 0.1, True) == ('ERROR', 'no frame for more than 0.1 s')
+    assert sensor_status(True, '/dev/x', False, 0.1, True)[0] == 'WARN'
+    assert sensor_status(True, '/dev/x', False, 0.1, False) == ('OK', 'streaming')
