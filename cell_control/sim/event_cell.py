@@ -280,7 +280,8 @@ class EventCell:
             self._operate()
 
     def finished(self) -> bool:
-        return self.parts_left() == 0
+        """Every part has left the cell (ledger) and is at the sink (world)."""
+        return self.parts_left() == 0 and len(self.sink) == len(self.parts)
 
     def parts_left(self) -> int:
         return len(self.parts) - len(self._done)
