@@ -32,7 +32,7 @@ from pathlib import Path
 
 from cell_control.cell.ledger import PartLedger
 from cell_control.sim.event_cell import (END_STATES, FAULT_TARGETS, EventCell, FaultKind, FaultPlan, check_files,
-                                        count_writes)
+                                         count_writes)
 
 RESTART_S = 60.0          # simulated time a crashed coordinator is down before it runs again
 SIM_S_PER_PART = 600.0    # a child that needs more simulated time than this per part left has hung

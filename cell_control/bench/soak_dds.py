@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 from cell_control.runner import find_executable, ros_environment
 

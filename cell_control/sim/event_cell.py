@@ -156,7 +156,7 @@ def count_writes(kill_after: int, last_words: Callable[[str], None]) -> None:
 
 
 def check_files(ledger_path: Path, records_path: Path, parts: list[str]) -> list[str]:
-    """What is wrong with the files at the end of a run: parts lost or duplicated, good without a record."""
+    """List what is wrong with the files at the end of a run: parts lost or duplicated, good without a record."""
     problems = []
     with PartLedger(ledger_path) as ledger, WeldRecordStore(records_path) as store:
         counts = ledger.check_invariant()
@@ -327,7 +327,8 @@ class EventCell:
             if state in STATION_PART:
                 stage = Stage.CLAMPING if state is PartState.AT_STATION else Stage.RETRACT
                 if (snap.station_part, snap.stage) != (part, stage):
-                    wrong.append(f'{part} {state.value}: station {snap.station_part} {snap.stage.value}, not {stage.value}')
+                    wrong.append(f'{part} {state.value}: station {snap.station_part} {snap.stage.value}, '
+                                 f'not {stage.value}')
             if state is PartState.ON_CONVEYOR and snap.queued_part != part:
                 wrong.append(f'{part} on_conveyor not queued')
             if state is PartState.ON_OUTBOUND_CONVEYOR and snap.outbound_part != part:
@@ -370,14 +371,14 @@ class EventCell:
                 self._weld(action.part_id, action.detail == 'arc_on')
 
     def _weld(self, part_id: str, arc: bool) -> None:
-        """The adjuster answers a sample every tick of the weld; then the weld program reports its end."""
+        """Start a weld: the adjuster answers a sample every tick of it, then the weld program reports its end."""
         self.recorder.begin(part_id, 'seam_a')
         self._welding = part_id if arc else ''
         good = self.rng.random() >= self.faults.bad_weld_rate
         self._after(self.times.weld_s, self._ending('weld', Event(E.WELD_DONE, flag=good)))
 
     def _ending(self, device: str, event: Event) -> Callable[[], None]:
-        """An ending event that is dropped when the arm or weld was stopped before it ended."""
+        """Return an ending event's delivery, dropped when the arm or weld was stopped before it ended."""
         generation = self._generation[device]
 
         def end() -> None:
@@ -429,7 +430,7 @@ class EventCell:
                             lambda c=command: self._service(c.agv, c.service, c.call_id))
 
     def _service(self, agv: str, service: str, call_id: int) -> None:
-        """The source's loader and the sink's unloader (the part on the deck is the one the AGV handles)."""
+        """Answer the source's loader or the sink's unloader (the part on the deck is the one the AGV handles)."""
         deck = self.agvs[agv]
         if service == 'load_part':
             deck.deck = self.fleet.agvs[agv].part or ''
