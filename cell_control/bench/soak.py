@@ -37,7 +37,7 @@ from cell_control.sim.event_cell import (END_STATES, FAULT_TARGETS, EventCell, F
 RESTART_S = 60.0          # simulated time a crashed coordinator is down before it runs again
 SIM_S_PER_PART = 600.0    # a child that needs more simulated time than this per part left has hung
 CHILD_WALL_S = 1800.0
-PLAN = FaultPlan(rate=0.35, bad_weld_rate=0.02)
+PLAN = FaultPlan(rate=0.5, bad_weld_rate=0.02)
 
 
 def scratch_dir() -> str | None:
@@ -71,7 +71,8 @@ def child(directory: Path, parts: int, seed: int, kill_after: int, life: int, pl
                                                        'target': what}))
     cell = EventCell(directory / 'ledger.sqlite', directory / 'records.sqlite', part_ids(parts), faults=plan,
                      seed=seed, now_s=start_s, journal=journal, restarted=life > 0,
-                     injected=[e for e in earlier if e['event'] == 'injected'])
+                     injected=[e for e in earlier if e['event'] == 'injected'],
+                     unreached=[e for e in earlier if e['event'] == 'unreached'])
     cell.run(until_s=start_s + 3600.0 + SIM_S_PER_PART * cell.parts_left())
     print(json.dumps({'now_s': cell.now_s, 'sink': len(cell.sink)}))
     cell.close()

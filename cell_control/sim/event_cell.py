@@ -113,7 +113,7 @@ END_STATES: dict[FaultKind, str] = {
     FaultKind.CRASH: 'restored from the ledger as the restart table says; await_ack if parts are on the belt',
 }
 # How long into its target a fault waits at most before it is injected (so it lands anywhere in a stage).
-_SPREAD_S = {'empty': 0.0, 'feeding': 3.0, 'clamping': 0.8, 'approach': 2.5, 'welding': 11.0, 'retract': 2.5,
+_SPREAD_S = {'empty': 0.0, 'feeding': 0.8, 'clamping': 0.8, 'approach': 2.5, 'welding': 11.0, 'retract': 2.5,
              'unclamping': 0.8, 'releasing': 2.5, 'inbound_transfer': 2.5, 'outbound_transfer': 0.8}
 
 
@@ -128,7 +128,7 @@ class FaultPlan:
     operator_s: tuple[float, float] = (2.0, 15.0)   # the operator's reaction time, uniform
     estop_hold_s: tuple[float, float] = (1.0, 20.0)
     no_show_s: float = 90.0            # a stuck AGV stands still this long (longer than docked_s)
-    give_up_s: float = 300.0           # an armed fault whose target never comes is dropped
+    give_up_s: float = 120.0           # an armed fault whose target never comes is dropped
 
 
 def count_writes(kill_after: int, last_words: Callable[[str], None]) -> None:
@@ -218,6 +218,7 @@ class EventCell:
     journal: Callable[[dict], None] = lambda entry: None   # fault and progress lines (they outlive a kill)
     restarted: bool = False
     injected: list[dict] = field(default_factory=list)
+    unreached: list[dict] = field(default_factory=list)   # armed faults whose target did not come in time
     violations: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -500,8 +501,8 @@ class EventCell:
         plan = self.faults
         if self.fault is not None or not plan.rate or self.rng.random() >= plan.rate:
             return
-        counts: dict[tuple[str, str], int] = {}
-        for entry in self.injected:
+        counts: dict[tuple[str, str], int] = {}   # tries: a target that is seldom reached is not tried forever
+        for entry in self.injected + self.unreached:
             counts[(entry['kind'], entry['target'])] = counts.get((entry['kind'], entry['target']), 0) + 1
         choices = [(kind, target) for kind in plan.kinds if kind is not FaultKind.CRASH
                    for target in FAULT_TARGETS[kind] if (target in OPERATOR_STATES) == recovering
@@ -509,7 +510,9 @@ class EventCell:
         if not choices:
             return
         fewest = min(counts.get((k.value, t), 0) for k, t in choices)
-        kind, target = self.rng.choice([(k, t) for k, t in choices if counts.get((k.value, t), 0) == fewest])
+        if self.rng.random() < 0.5:   # half the time the least tried, else any: coverage and a natural mix
+            choices = [(k, t) for k, t in choices if counts.get((k.value, t), 0) == fewest]
+        kind, target = self.rng.choice(choices)
         self.fault = _Fault(kind, target, self.rng.uniform(0.0, _SPREAD_S.get(target, 2.0)), self.now_s)
 
     def _target_now(self, fault: _Fault) -> bool:
@@ -534,7 +537,9 @@ class EventCell:
         if fault is None or fault.request_id:
             return
         if self.now_s - fault.armed_s > self.faults.give_up_s:
-            self.journal({'event': 'unreached', 'kind': fault.kind.value, 'target': fault.target})
+            entry = {'event': 'unreached', 'kind': fault.kind.value, 'target': fault.target}
+            self.unreached.append(entry)
+            self.journal(entry)
             self.fault = None
             return
         if not self._target_now(fault):
