@@ -8,6 +8,7 @@ import pytest
 from cell_control.logistics.agv_navigation import Pose2D
 from cell_control.logistics.fleet import AgvTask, Command, CommandKind, Fleet, FleetConfig, FleetError
 from cell_control.logistics.handoff import HandoffKind, HandoffResult, HandoffStatus, HandoffStep
+from cell_control.sim.agv_kinematics import integrate
 
 LAYOUT = {
     'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}},
@@ -41,8 +42,7 @@ class World:
         self._steps += 1
         for name, pose in self.poses.items():
             linear, angular = self.twists[name]
-            self.poses[name] = Pose2D(pose.x + linear * math.cos(pose.yaw) * DT_S,
-                                      pose.y + linear * math.sin(pose.yaw) * DT_S, pose.yaw + angular * DT_S)
+            self.poses[name] = integrate(pose, linear, angular, DT_S)
             if self.odometry[name]:
                 self.feed(self.fleet.on_odometry(name, self.poses[name], self.now))
         if self._steps % TICK_EVERY == 0:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -28,11 +27,9 @@ from cell_control.cell.plant_server import COMMAND_TIMEOUT_S, PlantServer, Serve
 from cell_control.cell.plant_users import UserFileError
 from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.nodes.node_main import run_node
-from cell_control.nodes.params import descriptor
+from cell_control.nodes.common import LATCHED, RELIABLE, descriptor
 from cell_control.weld.records import default_db_path
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 STORE_PERIOD_S = 1.0
 
 

@@ -1,182 +1,659 @@
-"""The cell's devices and the fleet as a discrete-event model that answers the pure coordinator's actions.
+"""The cell's devices, AGVs and operator as a discrete-event model around the pure coordinator and the real fleet.
 
-No physics and no ROS: each action is answered with the event the real device or AGV would send, after a
-delay on simulated time, and the coordinator is driven exactly as its node drives it (events, commands,
-ticks). It runs the part cycle in milliseconds of wall time, so that the coordinator, ledger, handoff and
-record store can be checked where timing does not matter: at every write point of a crash (the crash-point
-test) and over a thousand parts with faults (the soak benchmark).
+No physics and no ROS: the coordinator (`cell.cycle`) and the fleet (`logistics.fleet`, with its
+`HandoffClient`) are driven exactly as their nodes drive them — events, commands, 10 Hz ticks — and the
+world answers their actions as the devices would, on simulated time: a belt that carries parts (only while
+it runs and is not jammed) past the station gate and eye, a clamp, an arm and a weld with delays, two AGVs
+as unicycles (`sim.agv_kinematics`) whose docking is judged from odometry (`logistics.docking`) and whose
+deck rollers hand parts over, a source and a sink. It runs the part cycle about a thousand times faster than
+real time, so the coordinator, ledger, handoff and record store can be checked where only logic matters: at
+every write point of a crash (test/test_crash_points.py) and over a thousand parts with faults
+(`bench.soak`).
 
-A run can start on a ledger that an earlier, killed run left behind: the fleet then re-sends what it had
-open (a load for a part it still carries, an unload for a part the cell released toward it), as the fleet
-node does after a restart, and the operator acknowledges what the restored coordinator asks.
+Faults (`FaultPlan`) are injected in given states: an e-stop in every station stage and in the cell states
+an operator passes through, a conveyor jam reported by the conveyor driver while the belt moves a part,
+an AGV that does not show up at its dock, a seam sensor dropout during a weld. Each one is checked against
+the state docs/coordinator.md says it ends in (`END_STATES`), and the operator reacts as the coordinator's
+rules require (release, reset, acknowledge, start; reset and acknowledge must never move anything).
+
+A run can start on files that an earlier, killed process left behind (`count_writes` kills one at its
+k-th write): the world is rebuilt from the ledger (the operator puts each part where the ledger and the
+restored coordinator's questions say it is), the fleet re-sends what it had open, and the restore is
+checked against the restart table of docs/coordinator.md.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
+import os
+import random
+import signal
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Callable
 
-from cell_control.cell.cycle import Action, ActionKind, CellCoordinator, CellState, Command, Event, EventKind
+from cell_control.cell.cycle import (MOTION_ACTIONS, MOTION_STOP_ACTIONS, Action, ActionKind, CellCoordinator,
+                                     CellState, Command, CommandRefused, Event, EventKind, Stage)
+from cell_control.cell.description import load_layout
 from cell_control.cell.ledger import TERMINAL_STATES, PartLedger, PartState
-from cell_control.logistics.handoff import (HandoffKind, HandoffRequest, HandoffResult, HandoffServer, HandoffStatus,
-                                            HandoffStep)
+from cell_control.logistics.agv_navigation import Pose2D
+from cell_control.logistics.docking import DockWatch
+from cell_control.logistics.fleet import Command as FleetCommand
+from cell_control.logistics.fleet import CommandKind, Fleet, FleetConfig
+from cell_control.logistics.handoff import HandoffResult, HandoffServer, HandoffStatus, HandoffStep
+from cell_control.sim.agv_kinematics import integrate
 from cell_control.weld.recorder import WeldRecorder
 from cell_control.weld.records import WeldRecordStore
 
 A, E = ActionKind, EventKind
 INBOUND_AGV, OUTBOUND_AGV = 'agv_1', 'agv_2'
-TICK_PERIOD_S = 0.5
+TICK_S = 0.1            # the coordinator's and the fleet's timers (10 Hz)
+ODOMETRY_S = 0.02       # odometry of a moving AGV (50 Hz); a still one reports at the tick
+ROLLERS_SEEN_M_S = 0.05  # deck speed the coordinator node takes as "rollers running"
+DOCK_POSITION_TOLERANCE_M, DOCK_YAW_TOLERANCE_RAD = 0.03, 0.05   # the coordinator node's defaults
+STATION_PART = (PartState.AT_STATION, PartState.WELDING, PartState.WELDED, PartState.DRY_RUN, PartState.REWORK)
+# Parts the outbound AGV was asked for (at the weld's start) and has not yet taken.
+PICKUP_CALLED = (PartState.WELDING, PartState.WELDED, PartState.DRY_RUN, PartState.REWORK,
+                 PartState.ON_OUTBOUND_CONVEYOR)
+
+
+class Stalled(RuntimeError):
+    """The cell stopped making progress (or ran out of simulated time)."""
 
 
 @dataclass(frozen=True)
 class DeviceTimes:
-    """How long each device takes to answer, in simulated seconds."""
+    """How long each device takes, in simulated seconds (belt figures are seconds of running belt)."""
 
-    dock_s: float = 20.0
-    rollers_s: float = 0.5
-    transfer_s: float = 3.0
-    feed_s: float = 4.0
+    feed_s: float = 4.0        # belt: infeed to the station gate
+    release_s: float = 3.0     # belt: station until the eye clears
+    outbound_s: float = 1.0    # belt: eye clear to the outbound end (see `stall_s`)
+    deck_in_s: float = 3.0     # inbound deck and belt both running: the part rolls onto the belt
+    deck_out_s: float = 1.0    # belt and outbound deck both running: the part rolls onto the deck
     clamp_s: float = 1.0
     arm_s: float = 3.0
     weld_s: float = 12.0
-    release_s: float = 3.0
-    sample_period_s: float = 0.5
+    load_s: float = 5.0        # the source's loader puts a part on the inbound deck
+    unload_s: float = 5.0      # the sink's unloader takes one off the outbound deck
+    jam_report_s: float = 2.0  # the conveyor driver's jam tracker
+    # No part leaving the cell for this long is a stall. The coordinator stalls for good when a released part
+    # still needs the belt to reach the outbound deck after the next part is held at the station and a third
+    # one is queued (the interlock then forbids the belt): outbound_s + deck_out_s must stay below the rest
+    # of the feed plus deck_in_s for a fault-free cycle to run (reported in issue 8's soak).
+    stall_s: float = 3600.0
+
+
+class FaultKind(str, Enum):
+    ESTOP = 'estop'
+    CONVEYOR_JAM = 'conveyor_jam'
+    AGV_NO_SHOW = 'agv_no_show'
+    SENSOR_DROPOUT = 'sensor_dropout'
+    CRASH = 'crash'
+
+
+OPERATOR_STATES = ('fault', 'await_ack', 'stopped')   # cell states an operator's recovery passes through
+# Where each fault kind is injected: a station stage of a running cell, a cell state, a transfer, an AGV.
+FAULT_TARGETS: dict[FaultKind, tuple[str, ...]] = {
+    FaultKind.ESTOP: tuple(s.value for s in Stage) + OPERATOR_STATES,
+    FaultKind.CONVEYOR_JAM: ('feeding', 'releasing', 'inbound_transfer', 'outbound_transfer'),
+    FaultKind.AGV_NO_SHOW: ('inbound', 'outbound'),
+    FaultKind.SENSOR_DROPOUT: ('welding',),
+}
+# The end state each fault must reach (docs/coordinator.md, "Faults and the states they end in").
+END_STATES: dict[FaultKind, str] = {
+    FaultKind.ESTOP: 'estop: motion stopped, a part being welded is rework; release, reset -> await_ack, '
+                     'acknowledge -> stopped, start -> running',
+    FaultKind.CONVEYOR_JAM: 'fault "conveyor jam" (unchanged if already fault or estop): motion stopped; '
+                            'cleared, reset -> await_ack, acknowledge -> stopped, start -> running',
+    FaultKind.AGV_NO_SHOW: 'handoff FAILED "timeout in await_docked", cell state and part unchanged; '
+                           'the fleet retries with a new request id',
+    FaultKind.SENSOR_DROPOUT: 'fault: arc off, motion stopped, part rework (record verdict rework)',
+    FaultKind.CRASH: 'restored from the ledger as the restart table says; await_ack if parts are on the belt',
+}
+# How long into its target a fault waits at most before it is injected (so it lands anywhere in a stage).
+_SPREAD_S = {'empty': 0.0, 'feeding': 0.8, 'clamping': 0.8, 'approach': 2.5, 'welding': 11.0, 'retract': 2.5,
+             'unclamping': 0.8, 'releasing': 2.5, 'inbound_transfer': 2.5, 'outbound_transfer': 0.8}
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Which faults a run injects: one at a time, armed for a new part with probability `rate`."""
+
+    rate: float = 0.0                  # per announced part
+    kinds: tuple[FaultKind, ...] = (FaultKind.ESTOP, FaultKind.CONVEYOR_JAM, FaultKind.AGV_NO_SHOW,
+                                    FaultKind.SENSOR_DROPOUT)
+    bad_weld_rate: float = 0.0         # welds whose quality is outside limits (legitimate rework)
+    operator_s: tuple[float, float] = (2.0, 15.0)   # the operator's reaction time, uniform
+    estop_hold_s: tuple[float, float] = (1.0, 20.0)
+    no_show_s: float = 90.0            # a stuck AGV stands still this long (longer than docked_s)
+    give_up_s: float = 120.0           # an armed fault whose target never comes is dropped
+
+
+def count_writes(kill_after: int, last_words: Callable[[str], None]) -> None:
+    """SIGKILL this process right after its `kill_after`-th committed ledger or weld record write.
+
+    Every write of the cycle goes through `PartLedger.announce`/`move` or `WeldRecordStore.append`; a replay
+    that the ledger answers from its history counts too. `last_words` gets what the write was, unbuffered.
+    """
+    writes = 0
+
+    def counted(method: Callable, what: Callable[[tuple], str]) -> Callable:
+        def write(*args, **kwargs):
+            nonlocal writes
+            result = method(*args, **kwargs)
+            writes += 1
+            if writes == kill_after:
+                last_words(what(args))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+        return write
+
+    PartLedger.announce = counted(PartLedger.announce, lambda args: 'ledger announced')
+    PartLedger.move = counted(PartLedger.move, lambda args: f'ledger {PartState(args[2]).value}')
+    WeldRecordStore.append = counted(WeldRecordStore.append, lambda args: 'weld record')
+
+
+def check_files(ledger_path: Path, records_path: Path, parts: list[str]) -> list[str]:
+    """List what is wrong with the files at the end of a run: parts lost or duplicated, good without a record."""
+    problems = []
+    with PartLedger(ledger_path) as ledger, WeldRecordStore(records_path) as store:
+        counts = ledger.check_invariant()
+        ids = [p.part_id for p in ledger.parts()]
+        if sorted(ids) != sorted(parts) or counts.announced != len(parts):
+            missing, extra = sorted(set(parts) - set(ids)), sorted(set(ids) - set(parts))
+            problems.append(f'parts lost {missing[:5]} or unknown {extra[:5]}; announced {counts.announced}')
+        if counts.in_cell:
+            problems.append(f'{counts.in_cell} parts still in the cell')
+        for part in ledger.parts():
+            history = ledger.history(part.part_id)
+            left = [h for h in history if h.to_state in TERMINAL_STATES]
+            if len(left) > 1 or sum(h.to_state is PartState.ANNOUNCED for h in history) != 1:
+                problems.append(f'{part.part_id} duplicated: announced or left the cell more than once')
+            records = store.part_records(part.part_id)
+            if len(records) > 1:
+                problems.append(f'{part.part_id} has {len(records)} weld records')
+            if part.verdict == 'good' and not (records and all(records[0].record.good)):
+                problems.append(f'{part.part_id} is good without a complete good weld record')
+            if any(h.to_state is PartState.WELDED for h in history) != (part.verdict == 'good'):
+                problems.append(f'{part.part_id}: verdict {part.verdict} disagrees with its history')
+        broken = store.verify()
+        if broken is not None:
+            problems.append(f'weld record chain broken: {broken}')
+    return problems
+
+
+@dataclass
+class _Agv:
+    pose: Pose2D
+    twist: tuple[float, float] = (0.0, 0.0)
+    deck_speed: float = 0.0
+    deck: str = ''               # the part on the deck
+    transfer: float = 0.0        # seconds of deck-to-belt (or belt-to-deck) rolling done
+    stuck_until_s: float = -math.inf
+
+
+@dataclass
+class _Fault:
+    kind: FaultKind
+    target: str
+    delay_s: float
+    armed_s: float
+    since_s: float | None = None
+    request_id: str = ''         # AGV no-show: the request the AGV does not show up for
 
 
 @dataclass
 class EventCell:
-    """The coordinator of one process lifetime, with the devices and fleet around it."""
+    """The coordinator of one process lifetime, with the devices, the fleet and the operator around it."""
 
     ledger_path: Path
     records_path: Path
     parts: list[str]
     times: DeviceTimes = DeviceTimes()
-    weld_ok: Callable[[str], bool] = lambda part: True
+    faults: FaultPlan = FaultPlan()
+    seed: int = 0
     now_s: float = 0.0
-    _queue: list[tuple[float, int, Event]] = field(default_factory=list)
-    _order: itertools.count = field(default_factory=itertools.count)
-    _request_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _sent: dict[str, HandoffRequest] = field(default_factory=dict)
-    _generation: dict[str, int] = field(default_factory=lambda: {'arm': 0, 'weld': 0})
+    journal: Callable[[dict], None] = lambda entry: None   # fault and progress lines (they outlive a kill)
+    restarted: bool = False
+    injected: list[dict] = field(default_factory=list)
+    unreached: list[dict] = field(default_factory=list)   # armed faults whose target did not come in time
+    violations: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
         self.ledger = PartLedger(self.ledger_path)
         self.store = WeldRecordStore(self.records_path)
         self.recorder = WeldRecorder(self.store, 'bracket')
         self.coordinator = CellCoordinator(self.ledger, HandoffServer(), self.recorder)
+        self.layout = load_layout()
+        self.docks = DockWatch(self.layout, DOCK_POSITION_TOLERANCE_M, DOCK_YAW_TOLERANCE_RAD)
+        homes = self.layout['agv']['home']
+        self.agvs = {name: _Agv(Pose2D(float(homes[name]['x']), float(homes[name]['y']), float(homes[name]['yaw'])))
+                     for name in (INBOUND_AGV, OUTBOUND_AGV)}
+        self.station_at = self.times.feed_s
+        self.clear_at = self.station_at + self.times.release_s
+        self.end_at = self.clear_at + self.times.outbound_s
+        self.belt: dict[str, float] = {}    # part on the belt -> position in seconds of belt travel from the infeed
+        self.belt_running = self.gate_up = self.jammed = self.estop = False
+        self.sink: list[str] = []
+        self.fleet: Fleet | None = None
+        self.fault: _Fault | None = None
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._generation = {'arm': 0, 'weld': 0}
+        self._welding = ''
+        self._eye = False
+        self._operator_at: float | None = None
+        self._done = {p.part_id for p in self.ledger.parts(TERMINAL_STATES)}
+        self._announced = {p.part_id for p in self.ledger.parts()}
 
     def close(self) -> None:
         self.ledger.close()
         self.store.close()
 
     # ------------------------------------------------------------------ running
-    def run(self, until_s: float = 10_000.0) -> None:
-        """Restore, acknowledge, start, and answer every action until every part has left the cell."""
-        self._act(self.coordinator.restore(self.now_s))
-        if self.coordinator.state is CellState.AWAIT_ACK:
-            self._act(self.coordinator.command(Command.ACKNOWLEDGE, self.now_s))
-        self._act(self.coordinator.command(Command.START, self.now_s))
-        self._fleet_resends()
-        next_tick = self.now_s
+    def run(self, until_s: float = 1e7) -> None:
+        """Restore and run until every part has left the cell (TimeoutError past `until_s` simulated)."""
+        self._start()
+        start, ticks = self.now_s, 0
+        progress = (self.parts_left(), self.now_s)
         while not self.finished():
-            if self.now_s > until_s:
-                raise TimeoutError(f'the cycle did not finish within {until_s:g} s of simulated time: '
-                                   f'{self.coordinator.snapshot()}')
-            if self._queue and self._queue[0][0] <= next_tick:
-                self.now_s, _, event = heapq.heappop(self._queue)
-                if event.kind in (E.ARM_AT_GOAL, E.WELD_DONE) and event.reason != self._tag(event.kind):
-                    continue   # the trajectory or the weld was stopped before it ended
-                self._act(self.coordinator.handle(event, self.now_s))
-            else:
-                self.now_s = next_tick
-                next_tick += TICK_PERIOD_S
-                self._announce_next()
-                self._act(self.coordinator.handle(Event(E.TICK), self.now_s))
+            if self.parts_left() != progress[0]:
+                progress = (self.parts_left(), self.now_s)
+            if self.now_s > until_s or self.now_s - progress[1] > self.times.stall_s:
+                raise Stalled(f'no part left the cell for {self.now_s - progress[1]:.0f} s of simulated time '
+                              f'(at {self.now_s:.0f} s): {self.coordinator.snapshot()}; fleet {self.fleet.status()}')
+            ticks += 1
+            tick_s = start + ticks * TICK_S
+            while self._queue and self._queue[0][0] <= tick_s:
+                self.now_s, _, answer = heapq.heappop(self._queue)
+                answer()
+            self.now_s = tick_s
+            if self._welding and self.recorder.trace is not None:
+                self.recorder.trace.speed(self.now_s, 16.0)   # the adjuster's answer to a sensor sample
+            self._step_agvs()
+            self._step_belt()
+            self._fleet(self.fleet.tick(self.now_s))
+            self._handle(Event(E.TICK))
+            self._inject()
+            self._operate()
 
     def finished(self) -> bool:
-        states = {p.part_id: p.state for p in self.ledger.parts()}
-        return all(states.get(part) in TERMINAL_STATES for part in self.parts)
+        """Every part has left the cell (ledger) and is at the sink (world)."""
+        return self.parts_left() == 0 and len(self.sink) == len(self.parts)
 
-    # ------------------------------------------------------------------ the fleet
-    def _announce_next(self) -> None:
-        """The fleet brings the next part once the inbound AGV is free: one part on the way at a time."""
-        known = {p.part_id: p.state for p in self.ledger.parts()}
-        if any(state in (PartState.ANNOUNCED, PartState.ON_INBOUND_AGV) for state in known.values()):
-            return
-        waiting = [part for part in self.parts if part not in known]
-        if waiting:
-            self._act(self.coordinator.handle(Event(E.PART_ANNOUNCED, part_id=waiting[0]), self.now_s))
-            self._request(HandoffKind.LOAD_TO_CELL, waiting[0])
+    def parts_left(self) -> int:
+        return len(self.parts) - len(self._done)
 
-    def _fleet_resends(self) -> None:
-        for part in self.ledger.parts([PartState.ANNOUNCED, PartState.ON_INBOUND_AGV]):
-            self._request(HandoffKind.LOAD_TO_CELL, part.part_id)
-        for part in self.ledger.parts([PartState.ON_OUTBOUND_CONVEYOR]):
-            self._request(HandoffKind.UNLOAD_FROM_CELL, part.part_id)
+    def _start(self) -> None:
+        """Rebuild the world from the ledger, restore the coordinator and check it against the restart table."""
+        before = {p.part_id: p.state for p in self.ledger.parts()}
+        recorded = {part: self.recorder.recorded_verdict(part) for part, state in before.items()
+                    if state is PartState.WELDING}
+        for part, state in before.items():
+            if state is PartState.ON_CONVEYOR:
+                self.belt[part] = 0.0
+            elif state in STATION_PART:
+                self.belt[part] = self.station_at
+                self.gate_up = self._eye = True
+            elif state is PartState.ON_OUTBOUND_CONVEYOR:
+                self.belt[part] = self.clear_at
+            elif state in TERMINAL_STATES:
+                self.sink.append(part)
+        carried = [p for p, s in before.items() if s in (PartState.ANNOUNCED, PartState.ON_INBOUND_AGV)]
+        waiting = carried + [p for p in self.parts if p not in before]
+        self.agvs[INBOUND_AGV].deck = carried[0] if carried else ''
+        self.fleet = Fleet(FleetConfig(INBOUND_AGV, OUTBOUND_AGV, parts=len(waiting)), self.layout)
+        self.fleet.inbound.queue = waiting
+        self._act(self.coordinator.restore(self.now_s))
+        if self.restarted:
+            self._check_restore(before, recorded)
+        for part, state in before.items():
+            if state is PartState.ON_OUTBOUND_CONVEYOR:
+                self._fleet(self.fleet.on_pickup_request(part, self.now_s))
+        self._operator_at = self.now_s
 
-    def _request(self, kind: HandoffKind, part_id: str) -> None:
-        inbound = kind is HandoffKind.LOAD_TO_CELL
-        request = HandoffRequest(f'{part_id}-{"in" if inbound else "out"}-{next(self._request_ids)}', kind,
-                                 INBOUND_AGV if inbound else OUTBOUND_AGV, 'inbound' if inbound else 'outbound',
-                                 part_id, self.now_s)
-        self._sent[request.request_id] = request
-        self._after(0.1, Event(E.HANDOFF_REQUEST, request=request))
+    def _check_restore(self, before: dict[str, PartState], recorded: dict[str, str | None]) -> None:
+        snap = self.coordinator.snapshot()
+        wrong = []
+        for part, state in before.items():
+            now = self.ledger.state(part)
+            if state is PartState.WELDING:
+                verdict = recorded[part] or 'rework'
+                want = {'good': PartState.WELDED, 'rework': PartState.REWORK, 'dry_run': PartState.DRY_RUN}[verdict]
+                if now is not want:
+                    wrong.append(f'{part} welding restored as {now.value}, not {want.value}')
+            if state in STATION_PART:
+                stage = Stage.CLAMPING if state is PartState.AT_STATION else Stage.RETRACT
+                if (snap.station_part, snap.stage) != (part, stage):
+                    wrong.append(f'{part} {state.value}: station {snap.station_part} {snap.stage.value}, '
+                                 f'not {stage.value}')
+            if state is PartState.ON_CONVEYOR and snap.queued_part != part:
+                wrong.append(f'{part} on_conveyor not queued')
+            if state is PartState.ON_OUTBOUND_CONVEYOR and snap.outbound_part != part:
+                wrong.append(f'{part} on_outbound_conveyor not in the outbound lane')
+        belt = any(s in (PartState.ON_CONVEYOR, PartState.ON_OUTBOUND_CONVEYOR) for s in before.values())
+        want_state = CellState.AWAIT_ACK if belt else CellState.IDLE
+        if snap.state is not want_state:
+            wrong.append(f'cell {snap.state.value} after restore, not {want_state.value}')
+        self._ended(FaultKind.CRASH, 'restart', snap.state.value, wrong)
 
-    def _on_result(self, result: HandoffResult) -> None:
-        request = self._sent.get(result.request_id)
-        if request is None:
-            return
-        dock = request.dock
-        if result.status is HandoffStatus.FAILED:
-            if self.ledger.state(request.part_id) not in TERMINAL_STATES:
-                self._request(request.kind, request.part_id)   # a new id, as the fleet retries
-        elif result.status is HandoffStatus.SUCCESS:
-            self._after(1.0, Event(E.AGV_DOCKED, dock=dock, agv=request.agv, flag=False))
-        elif result.step is HandoffStep.AWAIT_DOCKED:
-            self._after(self.times.dock_s, Event(E.AGV_DOCKED, dock=dock, agv=request.agv, flag=True))
-        elif result.step is HandoffStep.AWAIT_ROLLERS:
-            self._after(self.times.rollers_s, Event(E.ROLLERS_RUNNING, dock=dock))
-        elif result.step is HandoffStep.AWAIT_PART:
-            self._after(self.times.transfer_s, Event(E.PART_DETECTED, dock=dock))
+    # ------------------------------------------------------------------ the coordinator
+    def _handle(self, event: Event) -> list[Action]:
+        actions = self.coordinator.handle(event, self.now_s)
+        self._act(actions)
+        return actions
 
-    # ------------------------------------------------------------------ the devices
     def _act(self, actions: list[Action]) -> None:
         for action in actions:
             kind = action.kind
             if kind is A.PUBLISH_HANDOFF_RESULT and action.result is not None:
-                self._on_result(action.result)
+                self._on_result(action.part_id, action.result)
             elif kind is A.REQUEST_PICKUP:
-                self._request(HandoffKind.UNLOAD_FROM_CELL, action.part_id)
-            elif kind is A.RAISE_GATE and action.part_id:
-                self._after(self.times.feed_s, Event(E.STATION_EYE, flag=True))
-            elif kind is A.LOWER_GATE:
-                self._after(self.times.release_s, Event(E.STATION_EYE, flag=False))
+                self._fleet(self.fleet.on_pickup_request(action.part_id, self.now_s))
+            elif kind in (A.START_BELT, A.STOP_BELT):
+                self.belt_running = kind is A.START_BELT
+            elif kind in (A.RAISE_GATE, A.LOWER_GATE):
+                self.gate_up = kind is A.RAISE_GATE
             elif kind is A.CLAMP:
-                self._after(self.times.clamp_s, Event(E.CLAMP_CLOSED))
+                self._after(self.times.clamp_s, lambda: self._handle(Event(E.CLAMP_CLOSED)))
             elif kind is A.UNCLAMP:
-                self._after(self.times.clamp_s, Event(E.CLAMP_OPEN))
+                self._after(self.times.clamp_s, lambda: self._handle(Event(E.CLAMP_OPEN)))
             elif kind in (A.MOVE_ARM, A.REPLAN_FROM_CURRENT_JOINTS) and action.detail != 'weld_path':
-                self._after(self.times.arm_s, Event(E.ARM_AT_GOAL, reason=self._tag(E.ARM_AT_GOAL)))
+                self._after(self.times.arm_s, self._ending('arm', Event(E.ARM_AT_GOAL)))
             elif kind in (A.STOP_ARM, A.DISCARD_TRAJECTORY):
                 self._generation['arm'] += 1
             elif kind is A.STOP_WELD:
                 self._generation['weld'] += 1
+                self._welding = ''
             elif kind is A.START_WELD:
-                self._weld(action.part_id)
+                self._weld(action.part_id, action.detail == 'arc_on')
 
-    def _weld(self, part_id: str) -> None:
-        """The adjuster answers a sample every period of the weld; then the weld program reports its end."""
-        trace = self.recorder.begin(part_id, 'seam_a')
-        samples = int(self.times.weld_s / self.times.sample_period_s)
-        for i in range(samples):
-            trace.speed(self.now_s + i * self.times.sample_period_s, 16.0)
-        self._after(self.times.weld_s, Event(E.WELD_DONE, flag=self.weld_ok(part_id), reason=self._tag(E.WELD_DONE)))
+    def _weld(self, part_id: str, arc: bool) -> None:
+        """Start a weld: the adjuster answers a sample every tick of it, then the weld program reports its end."""
+        self.recorder.begin(part_id, 'seam_a')
+        self._welding = part_id if arc else ''
+        good = self.rng.random() >= self.faults.bad_weld_rate
+        self._after(self.times.weld_s, self._ending('weld', Event(E.WELD_DONE, flag=good)))
 
-    def _tag(self, kind: EventKind) -> str:
-        """The generation of the arm or weld an ending event belongs to (the weld path ends in WELD_DONE)."""
-        return str(self._generation['weld' if kind is E.WELD_DONE else 'arm'])
+    def _ending(self, device: str, event: Event) -> Callable[[], None]:
+        """Return an ending event's delivery, dropped when the arm or weld was stopped before it ended."""
+        generation = self._generation[device]
 
-    def _after(self, delay_s: float, event: Event) -> None:
-        heapq.heappush(self._queue, (self.now_s + delay_s, next(self._order), event))
+        def end() -> None:
+            if self._generation[device] == generation:
+                if device == 'weld':
+                    self._welding = ''
+                self._handle(event)
+        return end
+
+    def _after(self, delay_s: float, answer: Callable[[], None]) -> None:
+        heapq.heappush(self._queue, (self.now_s + delay_s, next(self._order), answer))
+
+    # ------------------------------------------------------------------ the fleet and the AGVs
+    def _on_result(self, part: str, result: HandoffResult) -> None:
+        fault = self.fault
+        if fault is not None and fault.request_id == result.request_id and result.status is not \
+                HandoffStatus.ACKNOWLEDGED:
+            wrong = []
+            if result.status is not HandoffStatus.FAILED or not result.reason.startswith('timeout in await_docked'):
+                wrong.append(f'{result.request_id} ended {result.status.value} ({result.reason})')
+            state = self.ledger.state(part)
+            if state in TERMINAL_STATES or (fault.target == 'inbound') != (state is PartState.ON_INBOUND_AGV):
+                wrong.append(f'{part} moved to {state.value} by a failed handoff')
+            self._ended(fault.kind, fault.target, f'handoff {result.status.value}: {result.reason}', wrong)
+        if result.status is HandoffStatus.SUCCESS and self.ledger.state(part) in TERMINAL_STATES:
+            self._done.add(part)
+        self._fleet(self.fleet.on_result(result, self.now_s))
+
+    def _fleet(self, commands: list[FleetCommand]) -> None:
+        for command in commands:
+            kind, agv = command.kind, command.agv
+            if kind is CommandKind.TWIST:
+                self.agvs[agv].twist = (command.linear, command.angular)
+            elif kind is CommandKind.DECK:
+                self.agvs[agv].deck_speed = command.speed
+                dock = self.docks.dock_of(agv)
+                if dock and abs(command.speed) > ROLLERS_SEEN_M_S:
+                    self._handle(Event(E.ROLLERS_RUNNING, dock=dock, agv=agv))
+            elif kind is CommandKind.ANNOUNCE:
+                if command.part_id not in self._announced:
+                    self._announced.add(command.part_id)
+                    self._arm_fault()
+                self._handle(Event(E.PART_ANNOUNCED, part_id=command.part_id))
+            elif kind is CommandKind.SEND_REQUEST and command.request is not None:
+                self._no_show(command.request.request_id, agv)
+                self._handle(Event(E.HANDOFF_REQUEST, part_id=command.request.part_id, request=command.request))
+            elif kind is CommandKind.CALL_SERVICE:
+                self._after(self.times.load_s if command.service == 'load_part' else self.times.unload_s,
+                            lambda c=command: self._service(c.agv, c.service, c.call_id))
+
+    def _service(self, agv: str, service: str, call_id: int) -> None:
+        """Answer the source's loader or the sink's unloader (the part on the deck is the one the AGV handles)."""
+        deck = self.agvs[agv]
+        if service == 'load_part':
+            deck.deck = self.fleet.agvs[agv].part or ''
+            reply = (True, f'{deck.deck} on the deck')
+        elif deck.deck:
+            self.sink.append(deck.deck)
+            reply, deck.deck = (True, f'{deck.deck} at the sink'), ''
+            self._fleet(self.fleet.on_load_present(agv, False, self.now_s))
+        else:
+            reply = (False, 'deck empty')
+        self._fleet(self.fleet.on_service_reply(agv, call_id, *reply, self.now_s))
+
+    def _step_agvs(self) -> None:
+        for name, agv in self.agvs.items():
+            moving = agv.twist != (0.0, 0.0) and self.now_s >= agv.stuck_until_s
+            for _ in range(round(TICK_S / ODOMETRY_S) if moving else 1):
+                if moving:
+                    agv.pose = integrate(agv.pose, *agv.twist, ODOMETRY_S)
+                speed = abs(agv.twist[0]) + abs(agv.twist[1]) if moving else 0.0
+                for dock, docked in self.docks.update(name, agv.pose.x, agv.pose.y, agv.pose.yaw, speed,
+                                                      self.now_s):
+                    self._handle(Event(E.AGV_DOCKED, dock=dock, agv=name, flag=docked))
+                self._fleet(self.fleet.on_odometry(name, agv.pose, self.now_s))
+                moving = agv.twist != (0.0, 0.0) and self.now_s >= agv.stuck_until_s
+
+    # ------------------------------------------------------------------ the belt
+    def _step_belt(self) -> None:
+        """Move the parts on a running belt; the deck rollers hand parts over at the two ends."""
+        moves = self.belt_running and not self.jammed
+        inbound, outbound = self.agvs[INBOUND_AGV], self.agvs[OUTBOUND_AGV]
+        if inbound.deck and self._rolling(INBOUND_AGV, 'inbound') and moves:
+            inbound.transfer += TICK_S
+            if inbound.transfer >= self.times.deck_in_s - 1e-9:
+                self.belt[inbound.deck], inbound.deck, inbound.transfer = 0.0, '', 0.0
+                self._handle(Event(E.PART_DETECTED, dock='inbound'))   # the infeed photo-eye
+        moves = self.belt_running and not self.jammed
+        if moves:
+            for part, at in self.belt.items():
+                limit = self.station_at if self.gate_up and at <= self.station_at else self.end_at
+                self.belt[part] = min(at + TICK_S, limit)
+        at_station = [p for p, at in self.belt.items() if self.station_at - 1e-9 <= at < self.clear_at - 1e-9]
+        if len(at_station) > 1:
+            self._violation(f'{self.now_s:.1f} s: parts {", ".join(at_station)} pushed into each other')
+        eye = bool(at_station)
+        if eye != self._eye:
+            self._eye = eye
+            self._handle(Event(E.STATION_EYE, flag=eye))
+        at_end = [p for p, at in self.belt.items() if at >= self.end_at - 1e-9]
+        if at_end and not outbound.deck and self._rolling(OUTBOUND_AGV, 'outbound') and moves:
+            outbound.transfer += TICK_S
+            if outbound.transfer >= self.times.deck_out_s - 1e-9:
+                outbound.deck, outbound.transfer = at_end[0], 0.0
+                del self.belt[at_end[0]]
+                self._handle(Event(E.PART_DETECTED, dock='outbound', agv=OUTBOUND_AGV))   # the deck's load sensor
+                self._fleet(self.fleet.on_load_present(OUTBOUND_AGV, True, self.now_s))
+
+    def _rolling(self, agv: str, dock: str) -> bool:
+        return self.docks.dock_of(agv) == dock and abs(self.agvs[agv].deck_speed) > ROLLERS_SEEN_M_S
+
+    # ------------------------------------------------------------------ faults
+    def _arm_fault(self, recovering: bool = False) -> None:
+        """Arm the least injected fault (at most one armed at a time).
+
+        For a part just announced: a fault in a station stage, a transfer or an AGV. While the operator
+        recovers from a fault (`recovering`): an e-stop in one of the cell states the operator passes through.
+        """
+        plan = self.faults
+        if self.fault is not None or not plan.rate or self.rng.random() >= plan.rate:
+            return
+        counts: dict[tuple[str, str], int] = {}   # tries: a target that is seldom reached is not tried forever
+        for entry in self.injected + self.unreached:
+            counts[(entry['kind'], entry['target'])] = counts.get((entry['kind'], entry['target']), 0) + 1
+        choices = [(kind, target) for kind in plan.kinds if kind is not FaultKind.CRASH
+                   for target in FAULT_TARGETS[kind] if (target in OPERATOR_STATES) == recovering
+                   and not (target == 'fault' and self.coordinator.state is not CellState.FAULT)]
+        if not choices:
+            return
+        fewest = min(counts.get((k.value, t), 0) for k, t in choices)
+        if self.rng.random() < 0.5:   # half the time the least tried, else any: coverage and a natural mix
+            choices = [(k, t) for k, t in choices if counts.get((k.value, t), 0) == fewest]
+        kind, target = self.rng.choice(choices)
+        self.fault = _Fault(kind, target, self.rng.uniform(0.0, _SPREAD_S.get(target, 2.0)), self.now_s)
+
+    def _target_now(self, fault: _Fault) -> bool:
+        snap, handoff = self.coordinator.snapshot(), self.coordinator.handoff
+        running = snap.state is CellState.RUNNING
+        if fault.kind is FaultKind.ESTOP:
+            if fault.target in OPERATOR_STATES:
+                return snap.state.value == fault.target
+            return running and snap.stage.value == fault.target
+        if fault.kind is FaultKind.CONVEYOR_JAM:
+            moving = running and self.belt_running and not self.jammed
+            if fault.target in ('feeding', 'releasing'):
+                return moving and snap.stage.value == fault.target
+            dock = fault.target.split('_')[0]
+            return moving and handoff.step(dock) is HandoffStep.AWAIT_PART
+        if fault.kind is FaultKind.SENSOR_DROPOUT:
+            return running and bool(self._welding)
+        return False   # AGV no-show: injected when the request goes out (_no_show)
+
+    def _inject(self) -> None:
+        fault = self.fault
+        if fault is None or fault.request_id:
+            return
+        if self.now_s - fault.armed_s > self.faults.give_up_s:
+            entry = {'event': 'unreached', 'kind': fault.kind.value, 'target': fault.target}
+            self.unreached.append(entry)
+            self.journal(entry)
+            self.fault = None
+            return
+        if not self._target_now(fault):
+            fault.since_s = None
+            return
+        fault.since_s = self.now_s if fault.since_s is None else fault.since_s
+        if self.now_s - fault.since_s < fault.delay_s:
+            return
+        self._injected(fault)
+        if fault.kind is FaultKind.ESTOP:
+            welding = self._welding
+            self.estop = True
+            actions = self._handle(Event(E.ESTOP, flag=True))
+            wrong = self._stopped(actions) + self._reworked(welding)
+            if self.coordinator.state is not CellState.ESTOP:
+                wrong.append(f'cell {self.coordinator.state.value}, not estop')
+            self._ended(fault.kind, fault.target, self.coordinator.state.value, wrong)
+            self._operator_at = self.now_s + self.rng.uniform(*self.faults.estop_hold_s)
+        elif fault.kind is FaultKind.CONVEYOR_JAM:
+            self.jammed = True
+            self._after(self.times.jam_report_s, lambda: self._jam_reported(fault))
+        elif fault.kind is FaultKind.SENSOR_DROPOUT:
+            welding = self._welding
+            self.recorder.trace.fault(True)
+            actions = self._handle(Event(E.SENSOR_DROPOUT, reason='SEAM_LOST'))
+            wrong = self._stopped(actions) + self._reworked(welding)
+            if self.coordinator.state is not CellState.FAULT:
+                wrong.append(f'cell {self.coordinator.state.value}, not fault')
+            self._ended(fault.kind, fault.target, self.coordinator.state.value, wrong)
+
+    def _jam_reported(self, fault: _Fault) -> None:
+        before = self.coordinator.state
+        actions = self._handle(Event(E.CONVEYOR_JAM, reason='belt running, part not moving'))
+        want = before if before in (CellState.FAULT, CellState.ESTOP) else CellState.FAULT
+        wrong = [] if before in (CellState.FAULT, CellState.ESTOP) else self._stopped(actions)
+        if self.coordinator.state is not want:
+            wrong.append(f'cell {self.coordinator.state.value}, not {want.value}')
+        self._ended(fault.kind, fault.target, self.coordinator.state.value, wrong)
+
+    def _no_show(self, request_id: str, agv: str) -> None:
+        """Make the AGV stand still after a first request when an AGV no-show is armed for it."""
+        fault = self.fault
+        role = 'inbound' if agv == INBOUND_AGV else 'outbound'
+        if fault is None or fault.kind is not FaultKind.AGV_NO_SHOW or fault.target != role or fault.request_id \
+                or not request_id.endswith('load') or self.docks.dock_of(agv):
+            return
+        fault.request_id = request_id
+        self.agvs[agv].stuck_until_s = self.now_s + self.faults.no_show_s
+        self._injected(fault)
+
+    def _stopped(self, actions: list[Action]) -> list[str]:
+        kinds = {a.kind for a in actions}
+        return [f'no {k.value}' for k in MOTION_STOP_ACTIONS if k not in kinds]
+
+    def _reworked(self, part: str) -> list[str]:
+        if part and self.ledger.state(part) is not PartState.REWORK:
+            return [f'{part} interrupted in its weld is {self.ledger.state(part).value}, not rework']
+        return []
+
+    def _injected(self, fault: _Fault) -> None:
+        entry = {'event': 'injected', 'kind': fault.kind.value, 'target': fault.target, 't': round(self.now_s, 1)}
+        self.injected.append(entry)
+        self.journal(entry)
+
+    def _ended(self, kind: FaultKind, target: str, end: str, wrong: list[str]) -> None:
+        if kind is not FaultKind.CRASH:
+            self.fault = None
+            if self.coordinator.state in (CellState.FAULT, CellState.ESTOP) and target not in OPERATOR_STATES:
+                self._arm_fault(recovering=True)   # one e-stop more during the operator's recovery, not a chain
+        for problem in wrong:
+            self._violation(f'{kind.value} in {target} at {self.now_s:.1f} s: {problem}')
+        self.journal({'event': 'ended', 'kind': kind.value, 'target': target, 'end': end, 'ok': not wrong,
+                      't': round(self.now_s, 1)})
+
+    def _violation(self, problem: str) -> None:
+        self.violations.append(problem)
+        self.journal({'event': 'violation', 'problem': problem, 't': round(self.now_s, 1)})
+
+    # ------------------------------------------------------------------ the operator
+    def _operate(self) -> None:
+        """Release, reset, acknowledge and start, each after a reaction time; reset and acknowledge move nothing."""
+        state = self.coordinator.state
+        if state is CellState.RUNNING:
+            self._operator_at = None
+            return
+        if self._operator_at is None:
+            self._operator_at = self.now_s + self.rng.uniform(*self.faults.operator_s)
+        if self.now_s < self._operator_at:
+            return
+        self._operator_at = None
+        if state is CellState.ESTOP and self.estop:
+            self._command(Command.RESET, refused=True)
+            self.estop = False
+            self._handle(Event(E.ESTOP, flag=False))
+        elif state in (CellState.FAULT, CellState.ESTOP):
+            self.jammed = False
+            if self.recorder.trace is not None:
+                self.recorder.trace.fault(False)
+            self._command(Command.RESET)
+        elif state is CellState.AWAIT_ACK:
+            self._command(Command.ACKNOWLEDGE)
+        elif state in (CellState.IDLE, CellState.STOPPED):
+            self._command(Command.START)
+
+    def _command(self, command: Command, refused: bool = False) -> None:
+        try:
+            actions = self.coordinator.command(command, self.now_s)
+        except CommandRefused as error:
+            if not refused:
+                self._violation(f'{command.value} refused in {self.coordinator.state.value}: {error}')
+            return
+        if refused:
+            self._violation(f'{command.value} accepted while the e-stop input is active')
+        moved = [a.kind.value for a in actions if a.kind in MOTION_ACTIONS]
+        if command in (Command.RESET, Command.ACKNOWLEDGE) and moved:
+            self._violation(f'{command.value} emitted motion: {", ".join(moved)}')
+        self._act(actions)
