@@ -148,6 +148,21 @@ class RosProbe:
         self.close()
 
 
+class Latest:
+    """The latest message on a topic, plus every message when asked to keep them (`keep=True`)."""
+
+    def __init__(self, probe: RosProbe, msg_type: Any, topic: str, qos: Any, keep: bool = False) -> None:
+        self.msg = None
+        self.all: list = []
+        self._keep = keep
+        probe.node.create_subscription(msg_type, topic, self._on, qos)
+
+    def _on(self, msg: Any) -> None:
+        self.msg = msg
+        if self._keep:
+            self.all.append(msg)
+
+
 def ros_environment(domain_id: int) -> dict[str, str]:
     """The environment of a node process: this venv as ament prefix, Fast DDS kept on this machine."""
     return dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, RMW_IMPLEMENTATION='rmw_fastrtps_cpp',

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from cell_control.testing import node_command, wait_for
+from cell_control.testing import Latest, node_command, wait_for
 from conftest import SEAMS
 
 rclpy = pytest.importorskip('rclpy')
@@ -48,21 +48,6 @@ def sim(request, node_processes, probe):
     yield node_processes, probe
     code = node_processes.stop('cell_sim')
     assert code in (0, -15), node_processes.tail('cell_sim')
-
-
-class Latest:
-    """The latest message on a topic, plus every message when asked to keep them."""
-
-    def __init__(self, probe, msg_type, topic: str, qos, keep: bool = False) -> None:
-        self.msg = None
-        self.all: list = []
-        self._keep = keep
-        probe.node.create_subscription(msg_type, topic, self._on, qos)
-
-    def _on(self, msg) -> None:
-        self.msg = msg
-        if self._keep:
-            self.all.append(msg)
 
 
 def seconds(stamp) -> float:
