@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import yaml
+
+from cell_control.bringup import PACKAGE, NodeSpec
 from cell_control.runner import find_executable
 
 T = TypeVar('T')
@@ -211,6 +214,18 @@ class NodeProcesses:
         """Start an installed node executable with `-p name:=value` parameters; its name is the executable's."""
         return self.start(name or executable, node_command(executable, *params))
 
+    def start_spec(self, node: NodeSpec) -> subprocess.Popen:
+        """Start a node of the bring-up description (`bringup.describe_cell`) with its parameters and remaps."""
+        if node.package != PACKAGE:
+            raise ValueError(f'node {node.name} is from package {node.package}, not installed here')
+        params = self.log_dir / f'{node.name}.params.yaml'
+        params.write_text(yaml.safe_dump({node.name: {'ros__parameters': node.parameters}}))
+        command = [find_executable(node.executable), *node.arguments, '--ros-args', '-r', f'__node:={node.name}',
+                   '--params-file', str(params)]
+        for source, target in node.remappings:
+            command += ['-r', f'{source}:={target}']
+        return self.start(node.name, command)
+
     def run(self, name: str, command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
         """Run `command` to its end (stdout and stderr kept apart) and return it; killed after `timeout_s`."""
         out, err = self.log_dir / f'{name}.stdout', self.log_dir / f'{name}.stderr'
@@ -254,12 +269,13 @@ class NodeProcesses:
                 return name, _reap(process)
         return None
 
-    def check_running(self) -> None:
-        """Raise, with its log tail, if a process ended without being asked to."""
+    def check_running(self, what: str = '') -> None:
+        """Raise, with its log tail, if a process ended without being asked to (`what`: what was waited for)."""
         ended = self.exited()
         if ended is not None:
             name, code = ended
-            raise RuntimeError(f'process {name} exited with code {code}\n{self.tail(name)}')
+            waiting = f' while waiting for {what}' if what else ''
+            raise RuntimeError(f'process {name} exited with code {code}{waiting}\n{self.tail(name)}')
 
     def kill(self, name: str) -> None:
         """SIGKILL the process and its group: no chance to clean up (what a crash or a power cut does)."""

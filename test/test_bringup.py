@@ -87,9 +87,9 @@ def test_malformed_parameter_files_are_refused(tmp_path, text, message):
         load_node_parameters(tmp_path / 'missing.yaml')
 
 
-def cell_control(*args: str, ros_env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([find_executable('cell-control'), *args], capture_output=True, text=True,
-                          env=ros_env, timeout=timeout, cwd=REPO)
+def cell_control(node_processes, *args: str) -> subprocess.CompletedProcess:
+    """Run the installed `cell-control` command on the test's domain."""
+    return node_processes.run('cell-control', [find_executable('cell-control'), *args], timeout_s=120)
 
 
 @pytest.mark.parametrize('args, message', [
@@ -97,16 +97,15 @@ def cell_control(*args: str, ros_env: dict, timeout: float = 120) -> subprocess.
     (['sim', '--duration', '-1'], '--duration must not be negative'),
     (['bogus'], "unknown subcommand 'bogus'"),
 ])
-def test_cli_refuses_bad_arguments(ros_env, args, message):
-    result = cell_control(*args, ros_env=ros_env)
+def test_cli_refuses_bad_arguments(node_processes, args, message):
+    result = cell_control(node_processes, *args)
     assert result.returncode == 2
     assert message in result.stderr
 
 
 @pytest.mark.integration
-def test_cell_control_sim_runs_the_bringup_and_reports_json(ros_env):
-    ros_env = dict(ros_env, ROS_DOMAIN_ID='26')
-    result = cell_control('sim', '--headless', '--duration', '2', '--rtf', 'max', '--json', ros_env=ros_env)
+def test_cell_control_sim_runs_the_bringup_and_reports_json(node_processes):
+    result = cell_control(node_processes, 'sim', '--headless', '--duration', '2', '--rtf', 'max', '--json')
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report['sim_time_s'] == pytest.approx(2.0, abs=0.01)
@@ -126,7 +125,6 @@ def test_launch_file_maps_the_description():
     assert all(a.description.endswith('.') for a in arguments.values())
 
 
-def test_python_m_runs_the_cli():
-    result = subprocess.run([sys.executable, '-m', 'cell_control.cli', '--help'], capture_output=True, text=True,
-                            cwd=REPO)
+def test_python_m_runs_the_cli(node_processes):
+    result = node_processes.run('python-m-cli', [sys.executable, '-m', 'cell_control.cli', '--help'], timeout_s=60)
     assert result.returncode == 0 and 'weld-eval' in result.stdout
