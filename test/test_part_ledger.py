@@ -3,18 +3,17 @@ import os
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from cell_control.cell.ledger import (
     LEGAL_TRANSITIONS, DuplicatePartError, IllegalTransitionError, LedgerInvariantError, PartLedger,
     PartState, TransitionIdConflictError, UnknownPartError)
+from conftest import REPO
 
 S = PartState
 GOOD_CYCLE = [S.ON_INBOUND_AGV, S.ON_CONVEYOR, S.AT_STATION, S.WELDING, S.WELDED, S.ON_OUTBOUND_CONVEYOR,
               S.DELIVERED]
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cycle(ledger: PartLedger, part_id: str, states: list[PartState], t0: float = 0.0) -> None:
