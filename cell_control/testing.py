@@ -25,7 +25,9 @@ from cell_control.runner import find_executable
 T = TypeVar('T')
 
 DOMAIN_LOCK_DIR = Path('/tmp/cell_control_ros_domains')
-DOMAIN_IDS = range(1, 233)   # Fast DDS's valid ids with the default port mapping; 0 is everybody's default
+# Fast DDS accepts 0..232; ROS 2's "The ROS_DOMAIN_ID" guide keeps to 0..101 on Linux so that no DDS port falls
+# in the ephemeral port range (32768..60999), where another socket may already hold it. 0 is everybody's default.
+DOMAIN_IDS = range(1, 102)
 STOP_TIMEOUT_S = 10.0
 LOG_TAIL_CHARS = 3000
 
@@ -48,7 +50,7 @@ def wait_for(condition: Callable[[], T], timeout_s: float, what: str, poll_s: fl
 
 
 def wait_for_service(node: Any, name: str, srv_type: Any, timeout_s: float) -> Any:
-    """A client of service `name` on `node` (spun elsewhere), once the service is there."""
+    """Return a client of service `name` on `node` (spun elsewhere) once the service is there."""
     client = node.create_client(srv_type, name)
     try:
         wait_for(client.service_is_ready, timeout_s, f'service {name}', poll_s=0.05)
@@ -167,13 +169,13 @@ class Latest:
 
 
 def ros_environment(domain_id: int) -> dict[str, str]:
-    """The environment of a node process: this venv as ament prefix, Fast DDS kept on this machine."""
+    """Return the environment of a node process: this venv as ament prefix, Fast DDS kept on this machine."""
     return dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, RMW_IMPLEMENTATION='rmw_fastrtps_cpp',
                 ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED='1')
 
 
 def node_command(executable: str, *params: str, arguments: tuple[str, ...] = ()) -> list[str]:
-    """The command line of an installed executable with `-p name:=value` parameters."""
+    """Return the command line of an installed executable with `-p name:=value` parameters."""
     command = [find_executable(executable), *arguments]
     if params:
         command.append('--ros-args')
@@ -254,7 +256,7 @@ class NodeProcesses:
         return self.log_path(name).read_text(errors='replace')
 
     def tail(self, name: str, chars: int = LOG_TAIL_CHARS) -> str:
-        """The end of each log of process `name`, headed by its path, for a failure message."""
+        """Return the end of each log of process `name`, headed by its path, for a failure message."""
         parts = []
         for path in (self.log_path(name), self.log_dir / f'{name}.stdout', self.log_dir / f'{name}.stderr'):
             if path.exists():
@@ -263,7 +265,7 @@ class NodeProcesses:
         return '\n'.join(parts)
 
     def exited(self) -> tuple[str, int] | None:
-        """A process that ended without being stopped or killed from here: its name and exit code."""
+        """Return name and exit code of a process that ended without being stopped or killed from here."""
         for name, process in self.processes.items():
             if name not in self._stopping and _ended(process):
                 return name, _reap(process)

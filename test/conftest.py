@@ -17,14 +17,14 @@ SEAMS = REPO / 'config' / 'seams'
 
 @pytest.fixture
 def ros_domain() -> Iterator[int]:
-    """A ROS domain id no other test, bench or checkout on this machine uses while the test runs."""
+    """Claim a ROS domain id that no other test, bench or checkout on this machine uses meanwhile."""
     with RosDomain() as domain:
         yield domain.id
 
 
 @pytest.fixture
 def probe(ros_domain: int) -> Iterator[RosProbe]:
-    """A node of the test process on the test's domain, spun in a background thread."""
+    """Give the test a node of its own process on its domain, spun in a background thread."""
     pytest.importorskip('rclpy')
     with RosProbe(ros_domain) as node:
         yield node
