@@ -174,9 +174,9 @@ def ros_environment(domain_id: int) -> dict[str, str]:
                 ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED='1')
 
 
-def node_command(executable: str, *params: str, arguments: tuple[str, ...] = ()) -> list[str]:
+def node_command(executable: str, *params: str) -> list[str]:
     """Return the command line of an installed executable with `-p name:=value` parameters."""
-    command = [find_executable(executable), *arguments]
+    command = [find_executable(executable)]
     if params:
         command.append('--ros-args')
         for param in params:
@@ -199,22 +199,26 @@ class NodeProcesses:
         self.processes: dict[str, subprocess.Popen] = {}
         self._stopping: set[str] = set()
 
-    def start(self, name: str, command: list[str], **env: str) -> subprocess.Popen:
-        """Start `command` as process `name` (a name not running already; a stopped one may start again)."""
+    def _free(self, name: str) -> None:
+        """Let `name` be used again: refused while its process runs; an ended one is reaped."""
         if name in self.processes:
             if not _ended(self.processes[name]):
                 raise ValueError(f'process {name} is already running')
             _reap(self.processes[name])
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        """Start `command` as process `name` (a name not running already; a stopped one may start again)."""
+        self._free(name)
         with open(self.log_path(name), 'ab') as log:
-            process = subprocess.Popen(command, env=dict(self.env, **env), stdin=subprocess.DEVNULL, stdout=log,
+            process = subprocess.Popen(command, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = process
         self._stopping.discard(name)
         return process
 
-    def start_node(self, executable: str, *params: str, name: str | None = None) -> subprocess.Popen:
-        """Start an installed node executable with `-p name:=value` parameters; its name is the executable's."""
-        return self.start(name or executable, node_command(executable, *params))
+    def start_node(self, executable: str, *params: str) -> subprocess.Popen:
+        """Start an installed node executable with `-p name:=value` parameters, as process `executable`."""
+        return self.start(executable, node_command(executable, *params))
 
     def start_spec(self, node: NodeSpec) -> subprocess.Popen:
         """Start a node of the bring-up description (`bringup.describe_cell`) with its parameters and remaps."""
@@ -230,6 +234,7 @@ class NodeProcesses:
 
     def run(self, name: str, command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
         """Run `command` to its end (stdout and stderr kept apart) and return it; killed after `timeout_s`."""
+        self._free(name)
         out, err = self.log_dir / f'{name}.stdout', self.log_dir / f'{name}.stderr'
         with open(out, 'wb') as stdout, open(err, 'wb') as stderr:
             process = subprocess.Popen(command, env=self.env, stdin=subprocess.DEVNULL, stdout=stdout,

@@ -12,7 +12,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
-from cell_control.testing import RosProbe, call_service, node_command, wait_for, wait_for_service
+from cell_control.testing import RosProbe, call_service, wait_for, wait_for_service
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ class ConveyorProbe:
 def driver(node_processes, probe, tmp_path):
     layout = tmp_path / 'layout.yaml'
     layout.write_text(LAYOUT)
-    node_processes.start('conveyor_driver', node_command('conveyor_driver', *NODE_PARAMS, f'layout_file:={layout}'))
+    node_processes.start_node('conveyor_driver', *NODE_PARAMS, f'layout_file:={layout}')
     return ConveyorProbe(probe)
 
 
