@@ -1,78 +1,45 @@
-"""Shared fixtures: every integration test gets its own ROS_DOMAIN_ID and cleans up what it starts."""
+"""Shared fixtures: a ROS domain of the test's own, a probe node on it, node processes always stopped.
+
+Built on `cell_control.testing`, which the benchmarks use too.
+"""
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
+
+from cell_control.testing import NodeProcesses, RosDomain, RosProbe
 
 REPO = Path(__file__).resolve().parents[1]
 SEAMS = REPO / 'config' / 'seams'
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.02) -> None:
-    """Wait on a condition with a generous timeout; fail naming what never happened."""
-    event = threading.Event()
-    import time
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f'timed out after {timeout_s} s waiting for {what}')
-        event.wait(poll_s)
+@pytest.fixture
+def ros_domain() -> Iterator[int]:
+    """Claim a ROS domain id that no other test, bench or checkout on this machine uses meanwhile."""
+    with RosDomain() as domain:
+        yield domain.id
 
 
 @pytest.fixture
-def ros_env() -> dict[str, str]:
-    """Environment for subprocesses that use ROS: the venv as ament prefix, DDS on this machine only."""
-    import sys
-    env = dict(os.environ)
-    env.setdefault('AMENT_PREFIX_PATH', sys.prefix)
-    env['RMW_IMPLEMENTATION'] = 'rmw_fastrtps_cpp'
-    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    return env
-
-
-class RosTestNode:
-    """An rclpy context + node on its own domain, spun in a background thread."""
-
-    def __init__(self, domain_id: int) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        self.context = rclpy.Context()
-        self.context.init(domain_id=domain_id)
-        self.node = rclpy.create_node('test_probe', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-        try:
-            while self.context.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except (ExternalShutdownException, Exception):
-            pass
-
-    def close(self) -> None:
-        self.context.try_shutdown()
-        self._thread.join(timeout=5.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
-@pytest.fixture
-def ros_node_factory() -> Iterator[Callable[[int], RosTestNode]]:
+def probe(ros_domain: int) -> Iterator[RosProbe]:
+    """Give the test a node of its own process on its domain, spun in a background thread."""
     pytest.importorskip('rclpy')
-    made: list[RosTestNode] = []
+    with RosProbe(ros_domain) as node:
+        yield node
 
-    def make(domain_id: int) -> RosTestNode:
-        node = RosTestNode(domain_id)
-        made.append(node)
-        return node
 
-    yield make
-    for node in made:
-        node.close()
+@pytest.fixture
+def node_processes(ros_domain: int, tmp_path: Path) -> Iterator[NodeProcesses]:
+    """Start node processes on the test's domain; all are stopped at the end and their log tails printed.
+
+    pytest shows what a test printed when it failed, so a failure comes with the end of each node's log.
+    """
+    processes = NodeProcesses(ros_domain, tmp_path / 'logs')
+    try:
+        yield processes
+    finally:
+        processes.close()
+        for name in processes.processes:
+            print(processes.tail(name))

@@ -105,11 +105,11 @@ def test_malformed_parameter_files_are_refused(tmp_path, text, message):
 
 
 @pytest.mark.integration
-def test_cell_control_sim_runs_from_a_plain_shell_and_reports_json(tmp_path):
+def test_cell_control_sim_runs_from_a_plain_shell_and_reports_json(tmp_path, ros_domain):
     home = tmp_path / 'home'
     home.mkdir()
     result = subprocess.run([find_executable('cell-control'), 'sim', '--headless', '--duration', '2', '--rtf', 'max',
-                             '--json', '--domain-id', '26'], capture_output=True, text=True, timeout=180,
+                             '--json', '--domain-id', str(ros_domain)], capture_output=True, text=True, timeout=180,
                             env={'PATH': os.environ['PATH'], 'HOME': str(home)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -181,7 +181,6 @@ def test_the_plant_gateway_reads_the_coordinators_stores_and_each_node_has_an_en
     assert {enclave(n) for n in nodes} == {f'/cell_control/{n.name}' for n in nodes}
 
 
-def test_python_m_runs_the_cli():
-    result = subprocess.run([sys.executable, '-m', 'cell_control.cli', '--help'], capture_output=True, text=True,
-                            cwd=REPO)
+def test_python_m_runs_the_cli(node_processes):
+    result = node_processes.run('python-m-cli', [sys.executable, '-m', 'cell_control.cli', '--help'], timeout_s=60)
     assert result.returncode == 0 and 'weld-eval' in result.stdout

@@ -4,25 +4,18 @@ The test process talks to it over DDS only: speed commands and photo-eye edges i
 diagnostics out; the reset service. Short eye distances keep the jam deadline near one second.
 """
 import math
-import os
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
+from cell_control.testing import RosProbe, call_service, wait_for, wait_for_service
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
-DOMAIN_ID = 74
 WAIT_S = 20.0
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -32,35 +25,14 @@ conveyor: {max_speed: 0.5}
 photo_eyes: {infeed: 0.0, station: 0.3, outfeed: 1.0}
 part: {length: 0.2}
 """
-NODE_ARGS = ['-p', 'emulate:=true', '-p', 'jam_margin:=1.0', '-p', 'ramp_allowance_s:=0.5',
-             '-p', 'emulator_acceleration_m_s2:=2.0']
+NODE_PARAMS = ('emulate:=true', 'jam_margin:=1.0', 'ramp_allowance_s:=0.5', 'emulator_acceleration_m_s2:=2.0')
 
 
-def ros_env() -> dict[str, str]:
-    return os.environ | {'ROS_DOMAIN_ID': str(DOMAIN_ID), 'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp',
-                         'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+class ConveyorProbe:
+    """The test's side of the DDS link: records what the driver publishes (the probe node spins it)."""
 
-
-def node_command(*ros_args: str) -> list[str]:
-    return [sys.executable, '-m', 'cell_control.nodes.conveyor_driver', '--ros-args', *ros_args]
-
-
-def wait_for(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f'timed out after {timeout_s} s waiting for {what}')
-
-
-class Probe:
-    """The test's side of the DDS link: records what the driver publishes, in a spinning thread."""
-
-    def __init__(self) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
-        self.node = rclpy.create_node('conveyor_probe', context=self.context)
+    def __init__(self, probe: RosProbe) -> None:
+        self.node = probe.node
         self.lock = threading.Lock()
         self.belt_speed: float | None = None
         self.faults: list[str] = []
@@ -72,11 +44,6 @@ class Probe:
         self.speed_pub = self.node.create_publisher(Float64, '/conveyor/speed_command', RELIABLE)
         self.eye_pubs = {eye: self.node.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', RELIABLE)
                          for eye in ('infeed', 'station', 'outfeed')}
-        self.reset = self.node.create_client(Trigger, '/conveyor/reset_fault')
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
 
     def _on_belt(self, msg: Float64) -> None:
         with self.lock:
@@ -99,82 +66,58 @@ class Probe:
             return self.faults[-1] if self.faults else None
 
     def call_reset(self) -> Trigger.Response:
-        assert self.reset.wait_for_service(timeout_sec=WAIT_S)
-        future = self.reset.call_async(Trigger.Request())
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        assert done.wait(WAIT_S), 'reset_fault did not answer'
-        return future.result()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=WAIT_S)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        client = wait_for_service(self.node, '/conveyor/reset_fault', Trigger, WAIT_S)
+        return call_service(client, Trigger.Request(), WAIT_S)
 
 
 @pytest.fixture
-def driver(tmp_path):
+def driver(node_processes, probe, tmp_path):
     layout = tmp_path / 'layout.yaml'
     layout.write_text(LAYOUT)
-    log = open(tmp_path / 'conveyor_driver.log', 'w')  # a file, not a pipe nobody drains
-    proc = subprocess.Popen(node_command(*NODE_ARGS, '-p', f'layout_file:={layout}'), cwd=REPO, env=ros_env(),
-                            stdout=log, stderr=subprocess.STDOUT)
-    probe = Probe()
-    try:
-        yield probe
-    finally:
-        probe.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=WAIT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    node_processes.start_node('conveyor_driver', *NODE_PARAMS, f'layout_file:={layout}')
+    return ConveyorProbe(probe)
 
 
 def test_belt_ramps_jam_stops_it_and_reset_clears_without_restart(driver):
     probe = driver
-    wait_for(lambda: probe.speed_near(0.0), 'the emulated belt speed at 100 Hz')
-    wait_for(lambda: probe.last_fault() == '', 'the latched empty fault')
+    wait_for(lambda: probe.speed_near(0.0), WAIT_S, 'the emulated belt speed at 100 Hz')
+    wait_for(lambda: probe.last_fault() == '', WAIT_S, 'the latched empty fault')
     wait_for(lambda: probe.speed_pub.get_subscription_count() >= 1
-             and all(pub.get_subscription_count() >= 1 for pub in probe.eye_pubs.values()), 'discovery')
+             and all(pub.get_subscription_count() >= 1 for pub in probe.eye_pubs.values()), WAIT_S, 'discovery')
 
     probe.speed_pub.publish(Float64(data=0.4))
-    wait_for(lambda: probe.speed_near(0.4), 'belt at 0.4 m/s through the Modbus link')
+    wait_for(lambda: probe.speed_near(0.4), WAIT_S, 'belt at 0.4 m/s through the Modbus link')
 
     probe.eye_pubs['infeed'].publish(Bool(data=True))  # a part enters and never reaches the station
-    wait_for(lambda: probe.last_fault(), 'a jam fault on /conveyor/fault')
+    wait_for(lambda: probe.last_fault(), WAIT_S, 'a jam fault on /conveyor/fault')
     fault = probe.last_fault()
     assert "did not reach photo-eye 'station' from 'infeed'" in fault and 'expected 1.25 s' in fault
-    wait_for(lambda: probe.speed_near(0.0, tol=1e-9), 'belt stopped after the jam')
+    wait_for(lambda: probe.speed_near(0.0, tol=1e-9), WAIT_S, 'belt stopped after the jam')
     wait_for(lambda: any(s.level == DiagnosticStatus.ERROR and 'jam: part 1' in s.message
-                         for s in list(probe.diagnostics)), 'the jam on /diagnostics at ERROR')
+                         for s in list(probe.diagnostics)), WAIT_S, 'the jam on /diagnostics at ERROR')
 
     probe.speed_pub.publish(Float64(data=0.3))  # refused while the fault is latched
     response = probe.call_reset()
     assert response.success and 'jam: part 1' in response.message
-    wait_for(lambda: probe.last_fault() == '', 'the fault cleared on /conveyor/fault')
-    wait_for(lambda: any(s.level == DiagnosticStatus.OK for s in list(probe.diagnostics)[-3:]),
+    wait_for(lambda: probe.last_fault() == '', WAIT_S, 'the fault cleared on /conveyor/fault')
+    wait_for(lambda: any(s.level == DiagnosticStatus.OK for s in list(probe.diagnostics)[-3:]), WAIT_S,
              'diagnostics back to OK')
     with probe.lock:
         probe.belt_speed = None
-    wait_for(lambda: probe.belt_speed is not None, 'fresh belt speed samples')
+    wait_for(lambda: probe.belt_speed is not None, WAIT_S, 'fresh belt speed samples')
     assert probe.speed_near(0.0, tol=1e-9), 'reset must not restart the belt'
 
     probe.speed_pub.publish(Float64(data=math.nan))  # refused: not finite
     probe.speed_pub.publish(Float64(data=0.2))
-    wait_for(lambda: probe.speed_near(0.2), 'belt runs again on a new command')
+    wait_for(lambda: probe.speed_near(0.2), WAIT_S, 'belt runs again on a new command')
 
 
-@pytest.mark.parametrize('args, match', [
-    (['-p', 'jam_margin:=0.5'], 'jam_margin'),
-    (['-p', 'emulate:=false'], "parameter 'port' is empty"),
-    (['-p', 'emulate:=true', '-p', 'layout_file:=/nonexistent/layout.yaml'], '/nonexistent/layout.yaml'),
+@pytest.mark.parametrize('params, match', [
+    (['jam_margin:=0.5'], 'jam_margin'),
+    (['emulate:=false'], "parameter 'port' is empty"),
+    (['emulate:=true', 'layout_file:=/nonexistent/layout.yaml'], '/nonexistent/layout.yaml'),
 ])
-def test_bad_settings_stop_the_node_at_start_up_naming_them(args, match):
-    result = subprocess.run(node_command(*args), cwd=REPO, env=ros_env(), capture_output=True, text=True,
-                            timeout=WAIT_S)
+def test_bad_settings_stop_the_node_at_start_up_naming_them(node_processes, params, match):
+    result = node_processes.run_node('conveyor_driver', *params, timeout_s=WAIT_S)
     assert result.returncode == 1
     assert match in result.stderr

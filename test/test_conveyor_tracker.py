@@ -1,6 +1,5 @@
 """Jam detection as plain Python: times are passed in, so every deadline is checked to the millisecond."""
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -9,8 +8,8 @@ from hypothesis import strategies as st
 from cell_control.logistics.conveyor_tracker import (
     ConveyorLayout, ConveyorTracker, JamFault, UnexpectedPart, load_conveyor_layout,
 )
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 # infeed → station 2.0 m, station → outfeed 1.5 m, parts 0.5 m long.
 LAYOUT = ConveyorLayout(eyes=(('infeed', 0.0), ('station', 2.0), ('outfeed', 3.5)), max_speed_m_s=0.5,
                         part_length_m=0.5)

@@ -1,10 +1,8 @@
 """The VFD client against the emulator over a real pty pair, Modbus RTU framed by pymodbus on both ends."""
 import math
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from pymodbus import FramerType
@@ -15,20 +13,10 @@ from cell_control.drivers.conveyor_vfd import (
     VfdFaultCode, VfdSpeedOutOfRange, VfdTimeoutError, counts_to_speed, speed_to_counts,
 )
 from cell_control.drivers.vfd_emulator import VfdEmulator, VfdMotor
+from cell_control.testing import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 2.0  # a pty under load has been seen to hold a request back 0.9 s (p99 0.2 s, load 16 on 2 cores)
 WAIT_S = 10.0
-
-
-def wait_for(condition, timeout_s: float = WAIT_S, what: str = 'condition'):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f'timed out after {timeout_s} s waiting for {what}')
 
 
 @pytest.fixture
@@ -58,21 +46,21 @@ def test_fresh_drive_is_ready_and_stopped(vfd):
 
 def test_set_speed_ramps_the_belt_and_stop_ramps_it_down(vfd, emulator):
     vfd.set_speed(0.3)
-    status = wait_for(lambda: (s := vfd.read_status()).at_speed and s, what='at speed')
+    status = wait_for(lambda: (s := vfd.read_status()).at_speed and s, WAIT_S, 'at speed')
     assert status.running and status.run_commanded
     assert status.setpoint_m_s == pytest.approx(0.3)
     assert status.belt_speed_m_s == pytest.approx(0.3, abs=0.01)
     assert status.output_frequency_hz == pytest.approx(30.0, abs=0.5)
     assert emulator.belt_speed_m_s == pytest.approx(0.3)
     vfd.stop()
-    wait_for(lambda: emulator.belt_speed_m_s == 0.0, what='belt stopped')
+    wait_for(lambda: emulator.belt_speed_m_s == 0.0, WAIT_S, 'belt stopped')
     status = vfd.read_status()
     assert not status.running and status.belt_speed_m_s == 0.0
 
 
 def test_injected_fault_trips_the_drive_and_reset_does_not_restart(vfd, emulator):
     vfd.set_speed(0.4)
-    wait_for(lambda: vfd.read_status().at_speed, what='at speed')
+    wait_for(lambda: vfd.read_status().at_speed, WAIT_S, 'at speed')
     emulator.inject_fault(VfdFaultCode.OVERCURRENT)
     status = vfd.read_status()
     assert status.fault and not status.running and status.fault_name == 'OVERCURRENT'
@@ -82,7 +70,7 @@ def test_injected_fault_trips_the_drive_and_reset_does_not_restart(vfd, emulator
     vfd.reset_fault()
     status = vfd.read_status()
     assert not status.fault and status.fault_code == 0 and not status.run_commanded
-    wait_for(lambda: emulator.belt_speed_m_s == 0.0, what='belt stopped after the trip')
+    wait_for(lambda: emulator.belt_speed_m_s == 0.0, WAIT_S, 'belt stopped after the trip')
     vfd.set_speed(0.2)
     assert vfd.read_status().run_commanded
 
@@ -183,17 +171,13 @@ def test_motor_ramps_at_the_set_acceleration():
     assert motor.frequency_hz == pytest.approx(15.0)
 
 
-def test_emulator_runs_alone_from_the_command_line(tmp_path):
+def test_emulator_runs_alone_from_the_command_line(tmp_path, node_processes):
     port = tmp_path / 'vfd'
-    proc = subprocess.Popen([sys.executable, '-m', 'cell_control.drivers.vfd_emulator', '--port', str(port)],
-                            cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert 'Modbus RTU unit 1' in proc.stdout.readline()
-        with ConveyorVfd(str(port), 1, 19200, TIMEOUT_S, max_speed_m_s=0.5) as vfd:
-            vfd.set_speed(0.5)
-            wait_for(lambda: vfd.read_status().at_speed, what='at speed')
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
-        proc.stdout.close()
+    node_processes.start('vfd_emulator', [sys.executable, '-m', 'cell_control.drivers.vfd_emulator',
+                                          '--port', str(port)])
+    wait_for(lambda: 'Modbus RTU unit 1' in node_processes.output('vfd_emulator'), WAIT_S, 'the emulator ready')
+    with ConveyorVfd(str(port), 1, 19200, TIMEOUT_S, max_speed_m_s=0.5) as vfd:
+        vfd.set_speed(0.5)
+        wait_for(lambda: vfd.read_status().at_speed, WAIT_S, 'at speed')
+    assert node_processes.stop('vfd_emulator', timeout_s=10) == 0
     assert not os.path.lexists(port)

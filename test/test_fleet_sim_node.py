@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, wait_for
+from cell_control.testing import Latest, wait_for
 
 rclpy = pytest.importorskip('rclpy')
 from nav_msgs.msg import Odometry  # noqa: E402
@@ -20,51 +17,22 @@ from std_msgs.msg import Bool, Float64, String  # noqa: E402
 
 from cell_control.cell.description import load_layout  # noqa: E402
 from cell_control.logistics.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
-                                       encode_result)
+                                            encode_result)
 
 pytestmark = pytest.mark.integration
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def start(ros_env: dict, domain_id: int, log: Path, module: str, *params: str) -> subprocess.Popen:
-    command = [sys.executable, '-m', module, '--ros-args']
-    for param in params:
-        command += ['-p', param]
-    return subprocess.Popen(command, cwd=REPO, env=dict(ros_env, ROS_DOMAIN_ID=str(domain_id)),
-                            stdout=open(log, 'w'), stderr=subprocess.STDOUT)
-
-
 @pytest.fixture
-def cell(request, ros_env, ros_node_factory, tmp_path):
-    """cell_sim and fleet_sim on the test's own domain, and a probe node that plays the cell."""
-    domain_id, fleet_params = request.param
-    processes = {'cell_sim': start(ros_env, domain_id, tmp_path / 'cell_sim.log', 'cell_control.nodes.cell_sim',
-                                   'real_time_factor:=5.0'),
-                 'fleet_sim': start(ros_env, domain_id, tmp_path / 'fleet_sim.log', 'cell_control.nodes.fleet_sim',
-                                    'use_sim_time:=true', *fleet_params)}
-    probe = ros_node_factory(domain_id)
-    yield probe, tmp_path
-    for process in processes.values():
-        process.terminate()
-    for name, process in processes.items():
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.returncode in (0, -15), (tmp_path / f'{name}.log').read_text()[-3000:]
-
-
-class Latest:
-    def __init__(self, probe, msg_type, topic: str, qos) -> None:
-        self.msg = None
-        self.all: list = []
-        probe.node.create_subscription(msg_type, topic, self._on, qos)
-
-    def _on(self, msg) -> None:
-        self.msg = msg
-        self.all.append(msg)
+def cell(request, node_processes, probe):
+    """cell_sim and fleet_sim on the test's own domain (fleet_sim parameters: the param), and the probe node."""
+    node_processes.start_node('cell_sim', 'real_time_factor:=5.0')
+    node_processes.start_node('fleet_sim', 'use_sim_time:=true', *request.param)
+    yield probe
+    node_processes.close()
+    for name in ('cell_sim', 'fleet_sim'):
+        assert node_processes.processes[name].returncode in (0, -15), node_processes.tail(name)
 
 
 class CellSide:
@@ -100,15 +68,15 @@ def pose_of(msg: Odometry) -> tuple[float, float, float]:
     return p.position.x, p.position.y, 2.0 * math.atan2(p.orientation.z, p.orientation.w)
 
 
-@pytest.mark.parametrize('cell', [(90, ('parts:=1',))], indirect=True)
+@pytest.mark.parametrize('cell', [('parts:=1',)], indirect=True)
 def test_inbound_agv_delivers_its_part_onto_the_belt_and_goes_back_to_the_source(cell):
-    probe, tmp_path = cell
+    probe = cell
     layout = load_layout()
     dock, home = layout['docks']['inbound'], layout['agv']['home']['agv_1']
     cell_side = CellSide(probe)
     odometry = Latest(probe, Odometry, '/agv_1/odom', RELIABLE)
-    deck = Latest(probe, Float64, '/agv_1/deck_speed', RELIABLE)
-    announce = Latest(probe, String, '/handoff/announce', RELIABLE)
+    deck = Latest(probe, Float64, '/agv_1/deck_speed', RELIABLE, keep=True)
+    announce = Latest(probe, String, '/handoff/announce', RELIABLE, keep=True)
     infeed = Latest(probe, Bool, '/conveyor/photo_eye/infeed', LATCHED)
     station = Latest(probe, Bool, '/conveyor/photo_eye/station', LATCHED)
     status = Latest(probe, String, '/fleet/status', LATCHED)
@@ -171,9 +139,9 @@ def docked_at(odometry: Latest, dock: dict) -> bool:
             and abs(twist.linear.x) < 0.01 and abs(twist.angular.z) < 0.01)
 
 
-@pytest.mark.parametrize('cell', [(91, ('parts:=1',))], indirect=True)
+@pytest.mark.parametrize('cell', [('parts:=1',)], indirect=True)
 def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
-    probe, tmp_path = cell
+    probe = cell
     layout = load_layout()
     inbound, outbound = layout['docks']['inbound'], layout['docks']['outbound']
     sink = layout['agv']['home']['agv_2']

@@ -1,23 +1,19 @@
-"""Part ledger: legal cycle, refusals, idempotent transitions, and survival of SIGKILL at random points."""
+"""Part ledger: legal cycle, refusals, idempotent transitions, and survival of SIGKILL at every write point."""
 import os
-import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from cell_control.cell.ledger import (
     LEGAL_TRANSITIONS, DuplicatePartError, IllegalTransitionError, LedgerInvariantError, PartLedger,
     PartState, TransitionIdConflictError, UnknownPartError)
+from conftest import REPO
 
 S = PartState
 GOOD_CYCLE = [S.ON_INBOUND_AGV, S.ON_CONVEYOR, S.AT_STATION, S.WELDING, S.WELDED, S.ON_OUTBOUND_CONVEYOR,
               S.DELIVERED]
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cycle(ledger: PartLedger, part_id: str, states: list[PartState], t0: float = 0.0) -> None:
@@ -161,52 +157,107 @@ def test_state_survives_reopen(tmp_path):
 
 # A worker that drives parts through the cycle as fast as it can, resuming from whatever the ledger holds.
 # On start it re-applies the last committed transition (a retry of an in-flight message): must be a no-op.
-WORKER = r'''
-import sys
+# With `kill`, it reads write numbers n on stdin and for each forks a worker that SIGKILLs itself just before
+# its n-th write statement (INSERT, UPDATE or COMMIT, as SQLite starts it), then prints how the worker ended.
+WORKER = r"""
+import os, signal, sqlite3, sys
 from cell_control.cell.ledger import PartLedger, PartState as S, TERMINAL_STATES
-path, total = sys.argv[1], int(sys.argv[2])
 GOOD = [S.ON_INBOUND_AGV, S.ON_CONVEYOR, S.AT_STATION, S.WELDING, S.WELDED, S.ON_OUTBOUND_CONVEYOR,
         S.DELIVERED]
 BAD = [S.ON_INBOUND_AGV, S.ON_CONVEYOR, S.AT_STATION, S.WELDING, S.REWORK, S.ON_OUTBOUND_CONVEYOR,
        S.REJECTED]
-ledger = PartLedger(path)
-history = ledger.history()
-if history and history[-1].from_state is not None:
-    last = history[-1]
-    ledger.move(last.part_id, last.to_state, last.transition_id, last.time_s, 'retry')
-t = float(len(history))
-while True:
-    open_parts = [p for p in ledger.parts() if p.state not in TERMINAL_STATES]
-    if len(ledger.parts()) < total and len(open_parts) < 3:
-        n = len(ledger.parts()) + 1
-        ledger.announce(f'P{n:04d}', f'P{n:04d}:announced', t)
-        continue
-    if not open_parts:
-        break
-    for part in open_parts:
-        path_ = BAD if int(part.part_id[1:]) % 5 == 0 else GOOD
-        nxt = path_[0] if part.state is S.ANNOUNCED else path_[path_.index(part.state) + 1]
-        t += 1.0
-        ledger.move(part.part_id, nxt, f'{part.part_id}:{nxt.value}', t, 'worker')
-'''
 
 
-def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
+def work(path, total):
+    ledger = PartLedger(path)
+    history = ledger.history()
+    if history and history[-1].from_state is not None:
+        last = history[-1]
+        ledger.move(last.part_id, last.to_state, last.transition_id, last.time_s, 'retry')
+    t = float(len(history))
+    while True:
+        open_parts = [p for p in ledger.parts() if p.state not in TERMINAL_STATES]
+        if len(ledger.parts()) < total and len(open_parts) < 3:
+            n = len(ledger.parts()) + 1
+            ledger.announce(f'P{n:04d}', f'P{n:04d}:announced', t)
+            continue
+        if not open_parts:
+            break
+        for part in open_parts:
+            path_ = BAD if int(part.part_id[1:]) % 5 == 0 else GOOD
+            nxt = path_[0] if part.state is S.ANNOUNCED else path_[path_.index(part.state) + 1]
+            t += 1.0
+            ledger.move(part.part_id, nxt, f'{part.part_id}:{nxt.value}', t, 'worker')
+
+
+def kill_before_write(n):
+    writes = 0
+    connect = sqlite3.connect
+
+    def on_statement(sql):
+        nonlocal writes
+        if sql.split(None, 1)[0].upper() in ('INSERT', 'UPDATE', 'DELETE', 'COMMIT'):
+            writes += 1
+            if writes == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def traced(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.set_trace_callback(on_statement)
+        return db
+    sqlite3.connect = traced
+
+
+path, total = sys.argv[1], int(sys.argv[2])
+if sys.argv[3:] != ['kill']:
+    work(path, total)
+    sys.exit(0)
+for line in sys.stdin:
+    child = os.fork()
+    if child == 0:
+        kill_before_write(int(line))
+        work(path, total)
+        os._exit(0)
+    _, status = os.waitpid(child, 0)
+    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    print('killed' if killed else f'ended with wait status {status}', flush=True)
+"""
+
+
+def test_sigkill_at_every_write_point_loses_and_duplicates_nothing(tmp_path):
+    """Kill the worker before each write of each transaction in turn, until every kind of transition was hit.
+
+    A transaction writes its history row, then its part row, then commits. Killed before its 2nd and 3rd
+    write it must leave no trace; killed before its 4th, the first transaction is committed and the next one
+    not begun. So n = 2, 3, 4 per transaction crashes at every write point, one transaction further each time.
+    """
     path = tmp_path / 'ledger.db'
     total = 300
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    rng = random.Random(4)
-    kills = 0
-    for _ in range(6):
-        child = subprocess.Popen([sys.executable, '-c', WORKER, str(path), str(total)], env=env)
-        time.sleep(rng.uniform(0.2, 0.5))
-        if child.poll() is None:
-            child.send_signal(signal.SIGKILL)
-            kills += 1
-        child.wait(timeout=10)
-        with PartLedger(path) as ledger:
-            ledger.check_invariant()
-    assert kills == 6, 'the worker finished before it could be killed: kill points are not mid-run'
+    PartLedger(path).close()
+    committed = 0
+    with subprocess.Popen([sys.executable, '-c', WORKER, str(path), str(total), 'kill'], env=env,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as killer:
+        try:
+            def p0005_rejected() -> bool:  # by then every kind of transition was crashed in
+                with PartLedger(path) as ledger:
+                    return any(p.part_id == 'P0005' and p.state is S.REJECTED for p in ledger.parts())
+            while not p0005_rejected():
+                assert committed < 100, 'P0005 was not rejected within 100 transactions'
+                for n in (2, 3, 4):
+                    killer.stdin.write(f'{n}\n')
+                    killer.stdin.flush()
+                    assert killer.stdout.readline() == 'killed\n', f'the worker was not killed before write {n}'
+                    with PartLedger(path) as ledger:
+                        ledger.check_invariant()
+                        assert len(ledger.history()) == committed + (n == 4), f'killed before write {n}'
+                committed += 1
+        finally:
+            killer.stdin.close()
+            killer.wait(timeout=60)
+    assert killer.returncode == 0
+    with PartLedger(path) as ledger:
+        assert ledger.state('P0001') is S.DELIVERED
     child = subprocess.run([sys.executable, '-c', WORKER, str(path), str(total)], env=env, timeout=60)
     assert child.returncode == 0
     with PartLedger(path) as ledger:

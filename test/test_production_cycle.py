@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, wait_for
+from cell_control.bringup import NodeSpec, describe_cell
+from cell_control.cell.ledger import PartLedger, PartState
+from cell_control.runner import find_executable
+from cell_control.testing import NodeProcesses, RosProbe, call_service, wait_for, wait_for_service
 
 rclpy = pytest.importorskip('rclpy')
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -24,10 +25,6 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
-
-from cell_control.bringup import describe_cell  # noqa: E402
-from cell_control.cell.ledger import PartLedger, PartState  # noqa: E402
-from cell_control.runner import NodeProcesses, ros_environment  # noqa: E402
 
 pytestmark = pytest.mark.integration
 RTF = 2.0
@@ -40,7 +37,8 @@ WALL_S = 400.0   # generous: the machine is shared with the rest of the suite
 class Cell:
     """The running cell as the operator sees it: state, ledger, services, and the streams the tests judge."""
 
-    def __init__(self, processes: NodeProcesses, probe, ledger_path: Path) -> None:
+    def __init__(self, nodes: list[NodeSpec], processes: NodeProcesses, probe: RosProbe, ledger_path: Path) -> None:
+        self.nodes = {node.name: node for node in nodes}
         self.processes = processes
         self.node = probe.node
         self.ledger_path = ledger_path
@@ -73,18 +71,16 @@ class Cell:
         return max(abs(msg.velocity[msg.name.index(j)]) for j in msg.name if j.endswith('_joint')
                    and 'conveyor' not in j and 'station' not in j and 'slide' not in j) if msg else math.inf
 
+    def start(self, name: str) -> None:
+        """Start (or start again, after a kill) the node called `name` of the cell."""
+        self.processes.start_spec(self.nodes[name])
+
     def call(self, service: str) -> Trigger.Response:
-        client = self.node.create_client(Trigger, service)
-        wait_for(client.service_is_ready, 60, f'service {service}')
-        future = client.call_async(Trigger.Request())
-        wait_for(future.done, 60, f'an answer from {service}')
-        return future.result()
+        return call_service(wait_for_service(self.node, service, Trigger, 60), Trigger.Request(), 60)
 
     def wait_state(self, what: str, condition, timeout_s: float = WALL_S) -> None:
         def check() -> bool:
-            dead = self.processes.wait_any(0.0)
-            if dead is not None:
-                pytest.fail(f'node {dead[0]} exited with code {dead[1]} while waiting for {what}')
+            self.processes.check_running(what)
             return bool(self.state) and condition(self.state)
         wait_for(check, timeout_s, what, poll_s=0.05)
 
@@ -99,20 +95,20 @@ class Cell:
 
 
 @pytest.fixture
-def cell(request, tmp_path, ros_node_factory):
-    """The whole cell on its own domain; param: (domain id, parts, {node: {parameter: value}})."""
-    domain_id, parts, overrides = request.param
+def cell(request, tmp_path, node_processes, probe):
+    """The whole cell on the test's own domain; param: (parts, {node: {parameter: value}})."""
+    parts, overrides = request.param
     settings = {'cell_sim': {'real_time_factor': RTF},
                 'coordinator': {'ledger_path': str(tmp_path / 'ledger.sqlite'),
                                 'records_path': str(tmp_path / 'records.sqlite')}}
     for node, values in overrides.items():
         settings.setdefault(node, {}).update(values)
     nodes = describe_cell('mujoco', ros_tools=False, overrides=settings, parts=parts)
-    probe = ros_node_factory(domain_id)
-    with NodeProcesses(nodes, ros_environment(domain_id)) as processes:
-        running = Cell(processes, probe, tmp_path / 'ledger.sqlite')
-        running.wait_state('the coordinator to publish its state', lambda s: 'state' in s, 120)
-        yield running
+    running = Cell(nodes, node_processes, probe, tmp_path / 'ledger.sqlite')
+    for node in nodes:
+        running.start(node.name)
+    running.wait_state('the coordinator to publish its state', lambda s: 'state' in s, 120)
+    return running
 
 
 def start(cell: Cell) -> None:
@@ -127,12 +123,11 @@ def welding_for(cell: Cell, seconds: float) -> None:
     cell.wait_state(f'{seconds} s of welding', lambda s: time.monotonic() > deadline and s['stage'] == 'welding')
 
 
-def test_three_parts_end_to_end_in_auto(tmp_path):
+def test_three_parts_end_to_end_in_auto(node_processes, tmp_path):
     """The demo command itself: three parts delivered, weld quality per part, nothing lost."""
-    env = ros_environment(120)
-    result = subprocess.run([sys.executable, '-m', 'cell_control.cli', 'demo', '--parts', '3', '--json',
-                             '--rtf', str(RTF), '--domain-id', '120', '--out', str(tmp_path)],
-                            capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+    result = node_processes.run('cell-control demo', [
+        find_executable('cell-control'), 'demo', '--parts', '3', '--json', '--rtf', str(RTF),
+        '--domain-id', str(node_processes.domain_id), '--out', str(tmp_path)], timeout_s=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report['parts_requested'] == 3
@@ -144,7 +139,7 @@ def test_three_parts_end_to_end_in_auto(tmp_path):
     assert (tmp_path / 'report.png').stat().st_size > 10_000
 
 
-@pytest.mark.parametrize('cell', [(121, 1, {})], indirect=True)
+@pytest.mark.parametrize('cell', [(1, {})], indirect=True)
 def test_emergency_stop_mid_weld_marks_rework_and_never_replays_the_old_trajectory(cell):
     start(cell)
     welding_for(cell, 3.0)
@@ -175,8 +170,8 @@ def test_emergency_stop_mid_weld_marks_rework_and_never_replays_the_old_trajecto
     assert states == {'P-1': PartState.REJECTED} and invariant
 
 
-@pytest.mark.parametrize('cell', [(122, 1, {'fleet_sim': {'inbound_enabled': False},
-                                            'coordinator': {'timeouts.docked_s': 8.0}})], indirect=True)
+@pytest.mark.parametrize('cell', [(1, {'fleet_sim': {'inbound_enabled': False},
+                                       'coordinator': {'timeouts.docked_s': 8.0}})], indirect=True)
 def test_an_agv_that_never_arrives_fails_the_handoff_with_a_reason_and_the_cell_waits(cell):
     diagnostics = []
     from diagnostic_msgs.msg import DiagnosticArray
@@ -193,7 +188,7 @@ def test_an_agv_that_never_arrives_fails_the_handoff_with_a_reason_and_the_cell_
     assert states == {'P-1': PartState.ON_INBOUND_AGV} and invariant
 
 
-@pytest.mark.parametrize('cell', [(123, 1, {})], indirect=True)
+@pytest.mark.parametrize('cell', [(1, {})], indirect=True)
 def test_a_conveyor_jam_stops_the_belt_and_faults_the_cell(cell):
     start(cell)
     cell.wait_state('the part to be fed to the station', lambda s: s['stage'] == 'feeding')
@@ -205,7 +200,7 @@ def test_a_conveyor_jam_stops_the_belt_and_faults_the_cell(cell):
     assert not cell.call('/cell/start').success      # a fault needs reset and acknowledge first
 
 
-@pytest.mark.parametrize('cell', [(124, 1, {})], indirect=True)
+@pytest.mark.parametrize('cell', [(1, {})], indirect=True)
 def test_a_silent_seam_sensor_pauses_the_weld_safely(cell):
     start(cell)
     welding_for(cell, 3.0)
@@ -217,13 +212,13 @@ def test_a_silent_seam_sensor_pauses_the_weld_safely(cell):
     assert states == {'P-1': PartState.REWORK} and invariant
 
 
-@pytest.mark.parametrize('cell', [(125, 2, {})], indirect=True)
+@pytest.mark.parametrize('cell', [(2, {})], indirect=True)
 def test_the_coordinator_killed_mid_weld_restarts_from_the_ledger(cell):
     start(cell)
     welding_for(cell, 3.0)
     cell.processes.kill('coordinator')
     cell.state.clear()
-    cell.processes.start('coordinator')
+    cell.start('coordinator')
     cell.wait_state('the restarted coordinator', lambda s: 'state' in s, 120)
     states, invariant = cell.ledger()
     assert states['P-1'] is PartState.REWORK and invariant    # an interrupted weld is never passed as good

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
-
-SEAMS = Path(__file__).resolve().parents[1] / 'config' / 'seams'
+from conftest import SEAMS
 
 
 def write(tmp_path: Path, text: str) -> Path:

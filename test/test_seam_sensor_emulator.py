@@ -1,10 +1,8 @@
 """Emulator → real pty → SerialLink → SeamFrameParser, with the faults the emulator injects on request."""
 import signal
-import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +11,10 @@ from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, Seam
 from cell_control.drivers.seam_frame import SYNC, SeamFrameParser
 from cell_control.drivers.seam_sensor_emulator import SeamSensorEmulator
 from cell_control.drivers.serial_link import SerialLink
+from cell_control.testing import wait_for
 
 TIMEOUT_S = 10.0
 BOTH = LOOKAHEAD_VALID | BEAD_VALID
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def ramp(index: int) -> SeamMeasurement:
@@ -70,7 +60,7 @@ def rig(tmp_path: Path):
         link = SerialLink(str(emulator.link_path), receiver, backoff_initial_s=0.01, backoff_max_s=0.1)
         made.append(link)
         link.start()
-        assert wait_for(lambda: link.stats.connected)
+        wait_for(lambda: link.stats.connected, TIMEOUT_S, 'link.stats.connected')
         return emulator, link, receiver
 
     yield make
@@ -82,7 +72,7 @@ def test_finite_source_arrives_intact_with_sensor_sequence_and_clock(rig) -> Non
     emulator, link, receiver = rig(ramp(i) for i in range(300))
     emulator.start()
     assert emulator.finished.wait(TIMEOUT_S)
-    assert wait_for(lambda: receiver.count() == 300)
+    wait_for(lambda: receiver.count() == 300, TIMEOUT_S, 'receiver.count() == 300')
     samples = receiver.samples
     assert [s.sequence for s in samples] == list(range(300))
     assert [s.gap_mm for s in samples] == [i / 1000.0 for i in range(300)]
@@ -96,7 +86,7 @@ def test_callable_source_and_its_end(rig) -> None:
     emulator, link, receiver = rig(lambda: next(values, None))
     emulator.start()
     assert emulator.finished.wait(TIMEOUT_S)
-    assert wait_for(lambda: receiver.count() == 2)
+    wait_for(lambda: receiver.count() == 2, TIMEOUT_S, 'receiver.count() == 2')
     assert [s.gap_mm for s in receiver.samples] == [0.007, 0.008]
 
 
@@ -104,22 +94,23 @@ def test_dropped_corrupted_and_garbage_are_counted_by_the_parser(rig) -> None:
     emulator, link, receiver = rig(endless_ramp())
     stats = receiver.parser.stats
     emulator.start()
-    assert wait_for(lambda: receiver.count() >= 20)
+    wait_for(lambda: receiver.count() >= 20, TIMEOUT_S, 'receiver.count() >= 20')
 
     emulator.drop_frames(3)
-    assert wait_for(lambda: stats.frames_missed == 3)
+    wait_for(lambda: stats.frames_missed == 3, TIMEOUT_S, 'stats.frames_missed == 3')
     assert stats.sequence_gaps == 1
 
     emulator.corrupt_frames(1)
-    assert wait_for(lambda: stats.crc_errors == 1)
-    assert wait_for(lambda: stats.sequence_gaps == 2)  # the corrupted frame is a lost one
+    wait_for(lambda: stats.crc_errors == 1, TIMEOUT_S, 'stats.crc_errors == 1')
+    wait_for(lambda: stats.sequence_gaps == 2, TIMEOUT_S, 'stats.sequence_gaps == 2')  # the corrupted frame is lost
 
     discarded = stats.bytes_discarded
     garbage = b'\x00\xff noise \xa5\x00\x5a'
     assert SYNC not in garbage
     seen = receiver.count()
     emulator.inject_garbage(garbage)
-    assert wait_for(lambda: stats.bytes_discarded >= discarded + len(garbage) and receiver.count() > seen + 5)
+    wait_for(lambda: stats.bytes_discarded >= discarded + len(garbage) and receiver.count() > seen + 5, TIMEOUT_S,
+             'the garbage discarded and 5 more samples')
     assert stats.sequence_gaps == 2  # garbage cost no frame
     received = receiver.samples
     assert [s.sequence for s in received] == [s.sequence for s in emulator.sent][:len(received)]
@@ -128,33 +119,31 @@ def test_dropped_corrupted_and_garbage_are_counted_by_the_parser(rig) -> None:
 def test_port_disappears_and_comes_back(rig) -> None:
     emulator, link, receiver = rig(endless_ramp())
     emulator.start()
-    assert wait_for(lambda: receiver.count() >= 10)
+    wait_for(lambda: receiver.count() >= 10, TIMEOUT_S, 'receiver.count() >= 10')
     emulator.disconnect()
-    assert wait_for(lambda: not link.stats.connected)
+    wait_for(lambda: not link.stats.connected, TIMEOUT_S, 'not link.stats.connected')
     emulator.reconnect()
-    assert wait_for(lambda: link.stats.reconnects == 1)
+    wait_for(lambda: link.stats.reconnects == 1, TIMEOUT_S, 'link.stats.reconnects == 1')
     seen = receiver.count()
-    assert wait_for(lambda: receiver.count() >= seen + 10)
+    wait_for(lambda: receiver.count() >= seen + 10, TIMEOUT_S, 'receiver.count() >= seen + 10')
     assert receiver.parser.stats.frames_missed > 0  # the frames of the outage are a reported gap
     assert emulator.stats.reopens == 1
 
 
-def test_command_line_streams_frames_until_terminated(tmp_path: Path) -> None:
+def test_command_line_streams_frames_until_terminated(tmp_path: Path, node_processes) -> None:
     port = tmp_path / 'seam_cli'
-    process = subprocess.Popen([sys.executable, '-m', 'cell_control.drivers.seam_sensor_emulator',
-                                '--port', str(port)], stderr=subprocess.PIPE, text=True)
+    node_processes.start('seam_sensor_emulator', [sys.executable, '-m', 'cell_control.drivers.seam_sensor_emulator',
+                                                  '--port', str(port)])
     receiver = Receiver()
     link = SerialLink(str(port), receiver, backoff_initial_s=0.01, backoff_max_s=0.05)
     link.start()
     try:
-        assert wait_for(lambda: receiver.count() >= 50)
+        wait_for(lambda: receiver.count() >= 50, TIMEOUT_S, '50 samples from the command-line emulator')
         assert all(s.lookahead_valid and s.bead_valid and s.bead_width_mm == 6.0 for s in receiver.samples)
     finally:
         link.stop()
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=TIMEOUT_S)
-    assert process.returncode == 0
-    assert 'sent' in stderr
+    assert node_processes.stop('seam_sensor_emulator', signal.SIGTERM, TIMEOUT_S) == 0
+    assert 'sent' in node_processes.output('seam_sensor_emulator')
     assert not port.exists()
 
 

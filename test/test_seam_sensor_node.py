@@ -1,32 +1,20 @@
 """The `seam_sensor` node as a process: emulator on a pty → node → /seam/features and /diagnostics."""
-import os
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.drivers.seam_sensor_emulator import SeamSensorEmulator
 from cell_control.nodes.seam_cloud import cloud_to_seam
+from cell_control.testing import RosProbe, wait_for
 
+pytestmark = pytest.mark.integration
 TIMEOUT_S = 20.0
-REPO = Path(__file__).resolve().parents[1]
-
-
-def node_env(domain_id: int) -> dict[str, str]:
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), RMW_IMPLEMENTATION='rmw_fastrtps_cpp',
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1')
-    env.setdefault('AMENT_PREFIX_PATH', str(Path(sys.executable).parents[1]))
-    return env
 
 
 def ramp() -> Iterator[SeamMeasurement]:
@@ -40,12 +28,10 @@ def ramp() -> Iterator[SeamMeasurement]:
 
 
 class Listener:
-    """Subscriptions in this process, under the node's domain id, spun in a thread."""
+    """Subscriptions of the probe node (spun in its thread) to what the seam_sensor node publishes."""
 
-    def __init__(self, domain_id: int):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('seam_sensor_test', context=self.context)
+    def __init__(self, probe: RosProbe):
+        self.node = probe.node
         self.lock = threading.Lock()
         self.features: list[tuple[PointCloud2, float]] = []
         self.diagnostics: list[DiagnosticArray] = []
@@ -53,10 +39,6 @@ class Listener:
         self.healthy = threading.Event()
         self.node.create_subscription(PointCloud2, '/seam/features', self._on_features, qos_profile_sensor_data)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
 
     def _on_features(self, msg: PointCloud2) -> None:
         with self.lock:
@@ -71,12 +53,13 @@ class Listener:
         if values.get('connected') == 'True' and int(values.get('frames', '0')) > 0:
             self.healthy.set()
 
-    def wait_for_status(self, predicate, timeout_s: float = TIMEOUT_S) -> dict | None:
+    def wait_for_status(self, predicate, what: str) -> dict:
         """The values of the first diagnostics status from now on that satisfies `predicate`."""
-        deadline = time.monotonic() + timeout_s
         with self.lock:
             seen = len(self.diagnostics)
-        while time.monotonic() < deadline:
+
+        def found() -> dict | None:
+            nonlocal seen
             with self.lock:
                 fresh = self.diagnostics[seen:]
                 seen = len(self.diagnostics)
@@ -85,47 +68,34 @@ class Listener:
                 values['level'] = msg.status[0].level  # a one-byte `bytes` in rclpy
                 if predicate(values):
                     return values
-            time.sleep(0.02)
-        return None
+            return None
+        return wait_for(found, TIMEOUT_S, what)
 
     def feature_count(self) -> int:
         with self.lock:
             return len(self.features)
 
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(5.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
-
-def test_node_publishes_emulator_samples_with_stamps_and_diagnostics(tmp_path: Path) -> None:
-    domain_id = 61
-    port = tmp_path / 'seam_sensor'
-    emulator = SeamSensorEmulator(port, ramp())
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[SeamSensorEmulator]:
+    """The emulated sensor on a real pty at tmp_path/seam_sensor, sending the ramp."""
+    emulator = SeamSensorEmulator(tmp_path / 'seam_sensor', ramp())
     emulator.start()
-    listener = Listener(domain_id)
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'cell_control.nodes.seam_sensor', '--ros-args', '-p', f'port:={port}',
-         '-p', 'stale_timeout_s:=0.5'], env=node_env(domain_id), cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert listener.enough_features.wait(TIMEOUT_S), 'no /seam/features from the node'
-        assert listener.healthy.wait(TIMEOUT_S), 'no healthy /diagnostics from the node'
-        with listener.lock:
-            received = list(listener.features)
-            diagnostics = list(listener.diagnostics)
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=10.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        listener.close()
-        emulator.stop()
-    assert process.returncode == 0, output
-    assert 'Traceback' not in output
+    yield emulator
+    emulator.stop()
+
+
+def test_node_publishes_emulator_samples_with_stamps_and_diagnostics(emulator, node_processes, probe) -> None:
+    port = emulator.link_path
+    listener = Listener(probe)
+    node_processes.start_node('seam_sensor', f'port:={port}', 'stale_timeout_s:=0.5')
+    assert listener.enough_features.wait(TIMEOUT_S), 'no /seam/features from the node'
+    assert listener.healthy.wait(TIMEOUT_S), 'no healthy /diagnostics from the node'
+    with listener.lock:
+        received = list(listener.features)
+        diagnostics = list(listener.diagnostics)
+    assert node_processes.stop('seam_sensor') == 0, node_processes.tail('seam_sensor')
+    assert 'Traceback' not in node_processes.output('seam_sensor')
 
     sent = {s.sequence: s for s in emulator.sent}
     samples = [cloud_to_seam(msg) for msg, _ in received]
@@ -146,51 +116,30 @@ def test_node_publishes_emulator_samples_with_stamps_and_diagnostics(tmp_path: P
     assert {'frames', 'sequence_gaps', 'stale', 'clock_offset_s'} <= values.keys()
 
 
-def test_node_reports_lost_port_and_reconnects(tmp_path: Path) -> None:
-    domain_id = 64
-    port = tmp_path / 'seam_sensor'
-    emulator = SeamSensorEmulator(port, ramp())
-    emulator.start()
-    listener = Listener(domain_id)
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'cell_control.nodes.seam_sensor', '--ros-args', '-p', f'port:={port}'],
-        env=node_env(domain_id), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert listener.healthy.wait(TIMEOUT_S), 'no healthy /diagnostics from the node'
-        emulator.disconnect()
-        lost = listener.wait_for_status(lambda v: v['connected'] == 'False')
-        assert lost is not None and lost['stale'] == 'True' and lost['level'] == DiagnosticStatus.ERROR
-        emulator.reconnect()
-        back = listener.wait_for_status(lambda v: v['reconnects'] == '1' and v['stale'] == 'False')
-        assert back is not None and back['connected'] == 'True'
-        assert int(back['frames_missed']) > 0  # the outage shows as a sequence gap
-        count = listener.feature_count()
-        deadline = time.monotonic() + TIMEOUT_S
-        while listener.feature_count() < count + 50 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert listener.feature_count() >= count + 50
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=10.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        listener.close()
-        emulator.stop()
-    assert process.returncode == 0, output
+def test_node_reports_lost_port_and_reconnects(emulator, node_processes, probe) -> None:
+    listener = Listener(probe)
+    node_processes.start_node('seam_sensor', f'port:={emulator.link_path}')
+    assert listener.healthy.wait(TIMEOUT_S), 'no healthy /diagnostics from the node'
+    emulator.disconnect()
+    lost = listener.wait_for_status(lambda v: v['connected'] == 'False', 'diagnostics of the lost port')
+    assert lost['stale'] == 'True' and lost['level'] == DiagnosticStatus.ERROR
+    emulator.reconnect()
+    back = listener.wait_for_status(lambda v: v['reconnects'] == '1' and v['stale'] == 'False',
+                                    'diagnostics of the reconnected port')
+    assert back['connected'] == 'True'
+    assert int(back['frames_missed']) > 0  # the outage shows as a sequence gap
+    count = listener.feature_count()
+    wait_for(lambda: listener.feature_count() >= count + 50, TIMEOUT_S, '50 more /seam/features after reconnecting')
+    assert node_processes.stop('seam_sensor') == 0, node_processes.tail('seam_sensor')
 
 
-def test_node_without_port_refuses_to_start() -> None:
-    result = subprocess.run([sys.executable, '-m', 'cell_control.nodes.seam_sensor'], env=node_env(62),
-                            cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
+def test_node_without_port_refuses_to_start(node_processes) -> None:
+    result = node_processes.run_node('seam_sensor', timeout_s=TIMEOUT_S)
     assert result.returncode == 1
     assert 'parameter port is empty' in result.stderr
 
 
-def test_node_refuses_baud_out_of_range(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, '-m', 'cell_control.nodes.seam_sensor', '--ros-args',
-                             '-p', f'port:={tmp_path / "p"}', '-p', 'baud:=9600'], env=node_env(63),
-                            cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
+def test_node_refuses_baud_out_of_range(node_processes, tmp_path: Path) -> None:
+    result = node_processes.run_node('seam_sensor', f'port:={tmp_path / "p"}', 'baud:=9600', timeout_s=TIMEOUT_S)
     assert result.returncode == 1
     assert 'baud' in result.stderr and 'out of range' in result.stderr

@@ -1,25 +1,15 @@
 """SerialLink over a real pseudo-terminal whose symlink disappears and comes back."""
 import os
 import threading
-import time
 import tty
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cell_control.drivers.serial_link import SerialLink
+from cell_control.testing import wait_for
 
 TIMEOUT_S = 10.0
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 class FakeDevicePort:
@@ -74,19 +64,20 @@ def test_reconnects_after_port_vanishes_and_leaks_no_thread(device: FakeDevicePo
     link = SerialLink(str(device.link), received, backoff_initial_s=0.01, backoff_max_s=0.1)
     link.start()
     try:
-        assert wait_for(lambda: link.stats.connected)
+        wait_for(lambda: link.stats.connected, TIMEOUT_S, 'link.stats.connected')
         device.write(b'before')
-        assert wait_for(lambda: received.has(b'before'))
+        wait_for(lambda: received.has(b'before'), TIMEOUT_S, 'received.has(b"before")')
 
         device.vanish()
-        assert wait_for(lambda: not link.stats.connected)
+        wait_for(lambda: not link.stats.connected, TIMEOUT_S, 'not link.stats.connected')
         assert link.stats.read_errors == 1
-        assert wait_for(lambda: link.stats.open_failures >= 2)  # it keeps trying while the port is gone
+        # It keeps trying while the port is gone.
+        wait_for(lambda: link.stats.open_failures >= 2, TIMEOUT_S, 'link.stats.open_failures >= 2')
 
         device.appear()
-        assert wait_for(lambda: link.stats.connected and link.stats.reconnects == 1)
+        wait_for(lambda: link.stats.connected and link.stats.reconnects == 1, TIMEOUT_S, 'the link reconnected once')
         device.write(b'after')
-        assert wait_for(lambda: received.has(b'after'))
+        wait_for(lambda: received.has(b'after'), TIMEOUT_S, 'received.has(b"after")')
         assert link.stats.connects == 2
         assert link.stats.bytes_read == len(b'beforeafter')
     finally:
@@ -97,13 +88,13 @@ def test_reconnects_after_port_vanishes_and_leaks_no_thread(device: FakeDevicePo
 def test_port_missing_at_start_is_opened_when_it_appears(device: FakeDevicePort) -> None:
     received = Received()
     with SerialLink(str(device.link), received, backoff_initial_s=0.01, backoff_max_s=0.05) as link:
-        assert wait_for(lambda: link.stats.open_failures >= 3)
+        wait_for(lambda: link.stats.open_failures >= 3, TIMEOUT_S, 'link.stats.open_failures >= 3')
         assert not link.stats.connected
         device.appear()
-        assert wait_for(lambda: link.stats.connected)
+        wait_for(lambda: link.stats.connected, TIMEOUT_S, 'link.stats.connected')
         assert link.stats.reconnects == 0
         device.write(b'\xa5\x5a\x00\xff')
-        assert wait_for(lambda: received.has(b'\xa5\x5a\x00\xff'))
+        wait_for(lambda: received.has(b'\xa5\x5a\x00\xff'), TIMEOUT_S, 'the bytes a5 5a 00 ff')
 
 
 def test_failing_callback_is_counted_and_reading_goes_on(device: FakeDevicePort) -> None:
@@ -118,11 +109,11 @@ def test_failing_callback_is_counted_and_reading_goes_on(device: FakeDevicePort)
 
     device.appear()
     with SerialLink(str(device.link), on_bytes) as link:
-        assert wait_for(lambda: link.stats.connected)
+        wait_for(lambda: link.stats.connected, TIMEOUT_S, 'link.stats.connected')
         device.write(b'boom')
-        assert wait_for(lambda: link.stats.callback_errors == 1)
+        wait_for(lambda: link.stats.callback_errors == 1, TIMEOUT_S, 'link.stats.callback_errors == 1')
         device.write(b'still here')
-        assert wait_for(lambda: received.has(b'still here'))
+        wait_for(lambda: received.has(b'still here'), TIMEOUT_S, 'received.has(b"still here")')
         assert link.stats.connected
 
 

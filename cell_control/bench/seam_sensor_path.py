@@ -13,6 +13,7 @@ from cell_control.drivers.seam_frame import SeamFrameParser, encode_frame
 from cell_control.drivers.seam_sensor_emulator import SeamSensorEmulator, synthetic_seam
 from cell_control.drivers.serial_link import SerialLink
 from cell_control.nodes.seam_cloud import cloud_to_seam, seam_to_cloud
+from cell_control.testing import wait_for
 
 STREAM_S = 3.0
 
@@ -52,9 +53,7 @@ def _stream() -> int:
         emulator.open()
         link = SerialLink(str(emulator.link_path), on_bytes)
         link.start()
-        deadline = time.monotonic() + 5.0
-        while not link.stats.connected and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: link.stats.connected, 5.0, 'the serial link to the emulator', poll_s=0.01)
         emulator.start()
         time.sleep(STREAM_S)  # a benchmark runs for a fixed time; tests never do this
         link.stop()

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-from cell_control.runner import find_executable, ros_environment
+from cell_control.runner import find_executable
+from cell_control.testing import NodeProcesses, RosDomain
 
 RUNS = 3
 
 
-def run(extra: list[str], domain_id: int) -> dict:
+def run(extra: list[str]) -> dict:
+    """One `cell-control sim` run on a ROS domain claimed for it; its JSON report."""
     command = [find_executable('cell-control'), 'sim', '--headless', '--duration', '20', '--rtf', 'max', '--json',
                *extra]
-    env = ros_environment(domain_id)
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    with tempfile.TemporaryDirectory() as directory, RosDomain() as domain, \
+            NodeProcesses(domain.id, Path(directory)) as processes:
+        result = processes.run('cell-control', command, timeout_s=600)
     if result.returncode != 0:
         raise RuntimeError(f'{" ".join(command)} failed: {result.stderr[-1000:]}')
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -30,7 +34,7 @@ def run(extra: list[str], domain_id: int) -> dict:
 def main() -> int:
     os.environ.setdefault('MUJOCO_GL', 'egl')
     for label, extra in (('simulation node only', ['--sim-only']), ('whole bring-up', [])):
-        reports = [run(extra, 40 + i) for i in range(RUNS)]
+        reports = [run(extra) for _ in range(RUNS)]
         rtfs = sorted(r['real_time_factor'] for r in reports)
         print(json.dumps({'benchmark': 'sim_rtf', 'what': label, 'command': 'cell-control sim --headless --duration '
                           '20 --rtf max --json' + (' ' + ' '.join(extra) if extra else ''),

@@ -1,13 +1,13 @@
 """Weld loop latency over DDS: emulator → pty → `seam_sensor` → `/seam/features` → `weld_adjuster` → setpoints.
 
-Both nodes run as their own processes, on their own ROS_DOMAIN_ID, as in the cell. The bench process receives
+Both nodes run as their own processes, on a ROS domain claimed for the run, as in the cell. The bench process receives
 the three setpoint topics. Each setpoint carries the stamp of the sample it answers, and the seam_sensor
 node stamps a sample with its acquisition time on the ROS clock (sensor time mapped through the minimum
 transport offset), so latency = the bench's ROS clock when the last of the three setpoint messages of a
 sample arrives − that stamp: one machine, one system clock. The emulator's frames are exactly one period
 apart on the sensor clock, so a stamp that never comes back shows as a hole in the stamp sequence.
 
-    python -m cell_control.bench.weld_loop_dds [--duration-s 60] [--warm-up-s 2] [--domain-id 88]
+    python -m cell_control.bench.weld_loop_dds [--duration-s 60] [--warm-up-s 2] [--mode closed]
 
 Prints JSON lines; exits 1 when the target (p99 ≤ 5 ms, nothing lost) is missed.
 """
@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-import cell_control
 from cell_control.drivers.seam_sensor_emulator import SAMPLE_RATE_HZ, SeamSensorEmulator, synthetic_seam
+from cell_control.testing import NodeProcesses, RosDomain, RosProbe, call_service, wait_for, wait_for_service
 
 TARGET_P99_MS = 5.0
 START_TIMEOUT_S = 30.0
 SETPOINT_TOPICS = ('/weld/travel_speed', '/weld/contact_force', '/weld/lateral_correction')
-SOURCE_ROOT = Path(cell_control.__file__).resolve().parents[1]
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
@@ -37,19 +33,14 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 class LoopProbe:
-    """The bench's ROS side: setpoint receipt times and both nodes' /diagnostics, spun in a thread."""
+    """The bench's ROS side: setpoint receipt times and both nodes' /diagnostics, on the probe node."""
 
-    def __init__(self, domain_id: int) -> None:
-        import rclpy
+    def __init__(self, probe: RosProbe) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from std_srvs.srv import Trigger
 
-        self.context = rclpy.Context()
-        self.context.init(domain_id=domain_id)
-        self.node = rclpy.create_node('weld_loop_bench', context=self.context)
+        self.node = probe.node
         self.clock = self.node.get_clock()
         self.lock = threading.Lock()
         self.recording = False
@@ -62,21 +53,6 @@ class LoopProbe:
         for topic, kind in zip(SETPOINT_TOPICS, (TwistStamped, WrenchStamped, Vector3Stamped)):
             self.node.create_subscription(kind, topic, self._on_setpoint, reliable)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-        self.start = self.node.create_client(Trigger, '/weld_adjuster/start')
-        self.stop = self.node.create_client(Trigger, '/weld_adjuster/stop')
-        self.trigger = Trigger.Request
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-        try:
-            while self.context.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except ExternalShutdownException:
-            pass
 
     def _on_setpoint(self, msg: object) -> None:
         now_ns = self.clock.now().nanoseconds
@@ -102,48 +78,10 @@ class LoopProbe:
         with self.lock:
             return dict(self.diagnostics.get(node, {}))
 
-    def call(self, client, timeout_s: float) -> object:
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise RuntimeError(f'service {client.srv_name} not available after {timeout_s} s')
-        future = client.call_async(self.trigger())
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout_s):
-            raise RuntimeError(f'no response from {client.srv_name} after {timeout_s} s')
-        return future.result()
-
-    def close(self) -> None:
-        self.context.try_shutdown()
-        self.thread.join(timeout=5.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
-def _wait(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    pause = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f'timed out after {timeout_s} s waiting for {what}')
-        pause.wait(0.05)
-
-
-def _start_node(module: str, params: list[str], env: dict[str, str]) -> subprocess.Popen:
-    args = [sys.executable, '-m', f'cell_control.nodes.{module}', '--ros-args']
-    for param in params:
-        args += ['-p', param]
-    return subprocess.Popen(args, env=env, cwd=SOURCE_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-
-
-def _finish(process: subprocess.Popen) -> str:
-    process.terminate()
-    try:
-        output, _ = process.communicate(timeout=10.0)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    return output or ''
+    def trigger(self, service: str) -> object:
+        from std_srvs.srv import Trigger
+        client = wait_for_service(self.node, service, Trigger, START_TIMEOUT_S)
+        return call_service(client, Trigger.Request(), START_TIMEOUT_S)
 
 
 def summarize(received: dict[int, list[int]], period_ns: int) -> dict:
@@ -165,27 +103,20 @@ def summarize(received: dict[int, list[int]], period_ns: int) -> dict:
     }
 
 
-def run(duration_s: float, warm_up_s: float, domain_id: int, mode: str) -> dict:
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED='1')
-    env.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
-    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    env.setdefault('AMENT_PREFIX_PATH', sys.prefix)
-    for key in ('RMW_IMPLEMENTATION', 'ROS_AUTOMATIC_DISCOVERY_RANGE', 'AMENT_PREFIX_PATH'):
-        os.environ.setdefault(key, env[key])  # this process's rclpy loads the same middleware
-    processes: list[subprocess.Popen] = []
-    outputs: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as directory:
+def run(duration_s: float, warm_up_s: float, mode: str) -> dict:
+    with tempfile.TemporaryDirectory() as directory, RosDomain() as domain, \
+            NodeProcesses(domain.id, Path(directory)) as processes, RosProbe(domain.id, 'weld_loop_bench') as ros:
         emulator = SeamSensorEmulator(Path(directory) / 'seam_sensor', synthetic_seam())
         emulator.start()
-        probe = LoopProbe(domain_id)
+        probe = LoopProbe(ros)
         try:
-            processes.append(_start_node('seam_sensor', [f'port:={emulator.link_path}'], env))
-            processes.append(_start_node('weld_adjuster', [f'mode:={mode}'], env))
-            _wait(lambda: int(probe.status('weld_adjuster').get('ignored', '0')) > 0, START_TIMEOUT_S,
-                  'the weld_adjuster to receive /seam/features')
-            _wait(lambda: all(probe.node.count_publishers(t) for t in SETPOINT_TOPICS), START_TIMEOUT_S,
-                  'the setpoint publishers')
-            response = probe.call(probe.start, START_TIMEOUT_S)
+            processes.start_node('seam_sensor', f'port:={emulator.link_path}')
+            processes.start_node('weld_adjuster', f'mode:={mode}')
+            wait_for(lambda: int(probe.status('weld_adjuster').get('ignored', '0')) > 0, START_TIMEOUT_S,
+                     'the weld_adjuster to receive /seam/features', poll_s=0.05)
+            wait_for(lambda: all(probe.node.count_publishers(t) for t in SETPOINT_TOPICS), START_TIMEOUT_S,
+                     'the setpoint publishers', poll_s=0.05)
+            response = probe.trigger('/weld_adjuster/start')
             if not response.success:
                 raise RuntimeError(f'start refused: {response.message}')
             pause = threading.Event()
@@ -198,15 +129,14 @@ def run(duration_s: float, warm_up_s: float, domain_id: int, mode: str) -> dict:
             frames_sent = emulator.stats.frames_sent - frames_before
             # Let the last setpoints in flight arrive before judging them lost.
             pause.wait(0.5)
-            probe.call(probe.stop, START_TIMEOUT_S)
-            _wait(lambda: probe.status('weld_adjuster').get('active') == 'False', START_TIMEOUT_S,
-                  'the adjuster diagnostics after stop')
+            probe.trigger('/weld_adjuster/stop')
+            wait_for(lambda: probe.status('weld_adjuster').get('active') == 'False', START_TIMEOUT_S,
+                     'the adjuster diagnostics after stop', poll_s=0.05)
             sensor_after = probe.status('seam_sensor')
             adjuster = probe.status('weld_adjuster')
         finally:
-            for process, name in zip(processes, ('seam_sensor', 'weld_adjuster')):
-                outputs[name] = _finish(process)
-            probe.close()
+            processes.close()
+            outputs = {name: processes.output(name) for name in processes.processes}
             emulator.stop()
     result = summarize(probe.received, round(1e9 / SAMPLE_RATE_HZ))
 
@@ -241,11 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--duration-s', type=float, default=60.0, help='measured time in s (60)')
     parser.add_argument('--warm-up-s', type=float, default=2.0,
                         help='time after start that is not measured, in s (2)')
-    parser.add_argument('--domain-id', type=int, default=88, help='ROS_DOMAIN_ID of the run (88)')
     parser.add_argument('--mode', default='closed', choices=('open', 'feedforward', 'closed'))
     # Run from `python -m cell_control.bench` (argv None) it takes the defaults, not that command's arguments.
     args = parser.parse_args([] if argv is None else argv)
-    result = run(args.duration_s, args.warm_up_s, args.domain_id, args.mode)
+    result = run(args.duration_s, args.warm_up_s, args.mode)
     for key in ('latency_ms', 'lost_samples', 'target_met'):
         print(json.dumps({'bench': 'weld_loop_dds', key: result[key]}), flush=True)
     print(json.dumps(result), flush=True)

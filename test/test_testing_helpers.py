@@ -1,0 +1,66 @@
+"""The shared test helpers: waits that name what they waited for, exclusive ROS domains, processes cleaned up."""
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from cell_control.testing import NodeProcesses, RosDomain, WaitTimeout, wait_for
+
+# A parent that starts a child which ignores SIGTERM, prints the child's pid, and then ignores SIGTERM itself.
+STUBBORN = r'''
+import signal, subprocess, sys
+child = subprocess.Popen([sys.executable, '-c',
+                          'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])
+print(child.pid, flush=True)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child.wait()
+'''
+
+
+def dead(pid: int) -> bool:
+    """Whether the process is gone or a zombie (a process not ours is reaped by whoever adopted it)."""
+    try:
+        with open(f'/proc/{pid}/stat') as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except FileNotFoundError:
+        return True
+
+
+def test_wait_for_returns_the_value_and_names_what_never_happened():
+    values = iter([0, None, 'ready'])
+    assert wait_for(lambda: next(values), 1.0, 'a value', poll_s=0.0) == 'ready'
+    with pytest.raises(WaitTimeout, match='timed out after 0.05 s waiting for the impossible'):
+        wait_for(lambda: False, 0.05, 'the impossible')
+
+
+def test_domains_are_exclusive_until_released(tmp_path):
+    with RosDomain(tmp_path) as first, RosDomain(tmp_path) as second:
+        assert first.id != second.id and 1 <= min(first.id, second.id)
+        other_process = subprocess.run(
+            [sys.executable, '-c', 'import sys; from pathlib import Path; from cell_control.testing import RosDomain;'
+             'print(RosDomain(Path(sys.argv[1])).id)', str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert int(other_process.stdout) not in (first.id, second.id), other_process.stderr
+        taken = first.id
+    with RosDomain(tmp_path) as again:
+        assert again.id == taken
+
+
+def test_processes_are_killed_with_their_children_and_logs_kept(tmp_path):
+    with NodeProcesses(7, tmp_path) as processes:
+        processes.start('stubborn', [sys.executable, '-c', STUBBORN])
+        child = wait_for(lambda: processes.output('stubborn').strip(), 30, "the child's pid")
+        code = processes.stop('stubborn', timeout_s=0.5)
+        assert code == -signal.SIGKILL
+    wait_for(lambda: dead(int(child)), 30, 'the child that ignored SIGTERM to be dead')
+    assert processes.tail('stubborn').endswith(f'{child}\n')
+
+
+def test_a_process_that_exits_by_itself_is_reported_with_its_log(tmp_path):
+    with NodeProcesses(7, tmp_path) as processes:
+        processes.start('crash', [sys.executable, '-c', 'import sys; print("bad parameter"); sys.exit(3)'])
+        ended = wait_for(processes.exited, 30, 'the process to exit')
+        assert ended == ('crash', 3)
+        processes.start('crash', [sys.executable, '-c', 'import sys; print("again"); sys.exit(4)'])
+        with pytest.raises(RuntimeError, match=r'(?s)process crash exited with code 4 while waiting for x.*again'):
+            wait_for(lambda: processes.check_running('x'), 30, 'the check to fail')
