@@ -6,6 +6,7 @@ SUBCOMMANDS = {
     'sim': ('cell_control.cli.sim', 'Run the simulated cell (the same nodes as cell.launch.py).'),
     'demo': ('cell_control.cli.demo', 'Run the cell in simulation and report on it.'),
     'weld-eval': ('cell_control.cli.weld_eval', 'Weld one seam file with the process model and score it.'),
+    'seam-gen': ('cell_control.cli.seam_gen', 'Generate a seam file of a family, seeded and deterministic.'),
     'records': ('cell_control.cli.records', 'List or verify the weld record store.'),
     'nodes': ('cell_control.cli.nodes', 'Print the node list that bring-up would run, as JSON.'),
 }
