@@ -20,6 +20,11 @@ process, so every emitted change is limited to (rate limit × 1 ms): held for an
 changes faster than DESIGN §6 allows. Planning assumes the resulting average rate (rate × 1 ms per sample
 period) with a margin.
 
+Approach pass: the sensor is 30 mm ahead of the tool, so a weld that starts blind does not know the seam
+under the tool for its first 30 mm. On the way to the seam start the robot carries the sensor over s ∈ [0, 30)
+before the arc is struck; `approach` takes those readings (before the first `update`), and the tool's
+speed, force and correction are planned from the seam start on.
+
 The pieces, in the order a sample passes them:
     tool tracker     the tool's seam position, integrated from the speed this adjuster commanded, and a
                      model of the 20 ms lag through which the correction reaches the tool
@@ -29,7 +34,9 @@ The pieces, in the order a sample passes them:
                      forced speed ramp is split before and after a gap change) and the force needed
     dropout bridge   cells without readings are interpolated over up to `bridge_max_mm`; longer, they are
                      `lost`: the tool slows to `lost_speed_mm_s` before reaching them and SEAM_LOST is raised
-    drift estimator  least squares of the bead-width heat ratio against the adjuster's own model of r̄
+    drift estimator  least squares of the bead-width heat ratio against the adjuster's own model of r̄; it
+                     may start from a carried estimate (the last weld's with the same torch), which counts
+                     as `initial_drift_mm` of bead and is forgotten like any other reading
     rate limiter     speed planned so it can still brake for every cell ahead, force ramped up so it is in
                      place when the tool (at most 25 mm/s) reaches the cell, then every output clamped to
                      its range and per-step rate
