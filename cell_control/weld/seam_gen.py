@@ -23,7 +23,7 @@ FAMILIES = {
     'smooth': 'slowly varying gap, small lateral deviation and mismatch',
     'ramps': 'piecewise linear gap ramps between random levels',
     'steps': 'gap steps of up to 1.2 mm over 1 mm, held 25 … 90 mm',
-    'rough': 'random-walk gap jumping by up to 0.6 mm every 2 … 6 mm, stretches of gap 0, lateral drift up '
+    'rough': 'random-walk gap jumping by up to 0.6 mm (over 0.5 mm) every 2 … 6 mm, stretches of gap 0, lateral drift up '
              'to ±5 mm, mismatch up to ±0.7 mm',
     'tack': 'tack-welded: a gap closed to 0 over short stretches (3 … 8 mm) every 30 … 80 mm',
     'wandering': 'lateral drift up to ±5 mm with a moderate gap',
@@ -122,8 +122,10 @@ def _rough(rng, s, start):
             knots_s += [knots_s[-1] + 1.0, knots_s[-1] + 1.0 + rng.uniform(5.0, 25.0)]
             knots_g += [0.0, 0.0]
             level = 0.0
+        knots_s.append(knots_s[-1] + rng.uniform(2.0, 6.0))  # held for a few mm, then a jump over 0.5 mm
+        knots_g.append(level)
         level = float(np.clip(level + rng.uniform(-0.6, 0.6), 0.0, GAP_MAX_MM))
-        knots_s.append(knots_s[-1] + rng.uniform(2.0, 6.0))
+        knots_s.append(knots_s[-1] + 0.5)
         knots_g.append(level)
     gap = np.interp(s, knots_s, knots_g)
     return gap, _wander(rng, s, MISMATCH_MAX_MM, 60.0), _wander(rng, s, 5.0, 120.0)
