@@ -119,7 +119,7 @@ def test_cli_writes_the_same_seam_to_a_file_or_stdout(tmp_path: Path, capsys: py
     (['--family', 'rough', '--seed', '1', '-o', '/nonexistent/dir/x.csv'], 'cannot write /nonexistent/dir/x.csv'),
 ])
 def test_bad_arguments_are_refused_in_one_line(argv: list[str], message: str,
-                                              capsys: pytest.CaptureFixture) -> None:
+                                               capsys: pytest.CaptureFixture) -> None:
     try:
         status = main(['seam-gen', *argv])
     except SystemExit as exit_:

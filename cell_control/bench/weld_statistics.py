@@ -71,7 +71,7 @@ def jobs() -> list[tuple[str, list[tuple[str, int, float]]]]:
 
 
 def replay(run: dict) -> str:
-    """The command lines that weld this run again, exactly."""
+    """Return the command lines that weld this run again, exactly."""
     seam = f'/tmp/{run["family"]}-{run["seed"]}.csv'
     carried = '' if run['initial_drift'] is None else f' --initial-drift {run["initial_drift"]!r}'
     return (f'cell-control seam-gen --family {run["family"]} --seed {run["seed"]} '
@@ -81,6 +81,7 @@ def replay(run: dict) -> str:
 
 
 def figures(runs: list[dict]) -> dict:
+    """Summarise a set of runs: quality statistics, weld time, violations, lateral error, compute time."""
     quality = sorted(r['quality_pct'] for r in runs)
     return {
         'runs': len(runs),
@@ -129,6 +130,7 @@ def report(by_mode: dict[str, list[dict]], elapsed_s: float) -> tuple[str, list[
 
 
 def main() -> int:
+    """Run every sequence on the worker pool, print the report; 1 when a target is missed."""
     started = time.monotonic()
     by_mode: dict[str, list[dict]] = {'closed': [], 'feedforward': [], 'open': []}
     with multiprocessing.get_context('spawn').Pool(WORKERS) as pool:

@@ -19,6 +19,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
+    """Build the argument parser (its refusals are one line)."""
     p = _OneLineParser(prog='cell-control seam-gen', description=__doc__.splitlines()[0])
     p.add_argument('--family', required=True, metavar='F',
                    help='; '.join(f'{name}: {text}' for name, text in FAMILIES.items()))
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    """Write the seam; return the exit status."""
     args = parser().parse_args(argv)
     try:
         seam = generate_seam(args.family, args.seed, args.length_mm, args.gap_start_mm)
@@ -48,4 +50,3 @@ def main(argv: list[str]) -> int:
         print(f'cell-control seam-gen: cannot write {args.output} ({error.strerror})', file=sys.stderr)
         return 2
     return 0
-

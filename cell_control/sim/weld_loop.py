@@ -113,6 +113,7 @@ def approach_samples(seam: SeamProfile, dropout_rate: float, outlier_rate: float
 def run_weld_eval(seam: SeamProfile, mode: str = 'closed', power_drift: float = 0.0,
                   dropout_rate: float = 0.0, outlier_rate: float = 0.0, seed: int = 0, prescan: bool = True,
                   initial_drift: float | None = None) -> WeldEvalResult:
+    """Weld the seam with the adjuster in the loop (after the approach pass, if `prescan`) and score it."""
     process = WeldProcess(seam, power_drift, dropout_rate, outlier_rate, seed)
     config = AdjusterConfig() if initial_drift is None else AdjusterConfig(
         initial_drift=initial_drift, initial_drift_mm=CARRIED_DRIFT_MM)

@@ -23,8 +23,8 @@ FAMILIES = {
     'smooth': 'slowly varying gap, small lateral deviation and mismatch',
     'ramps': 'piecewise linear gap ramps between random levels',
     'steps': 'gap steps of up to 1.2 mm over 1 mm, held 25 … 90 mm',
-    'rough': 'random-walk gap jumping by up to 0.6 mm (over 0.5 mm) every 2 … 6 mm, stretches of gap 0, lateral drift up '
-             'to ±5 mm, mismatch up to ±0.7 mm',
+    'rough': 'random-walk gap jumping by up to 0.6 mm (over 0.5 mm) every 2 … 6 mm, stretches of gap 0, '
+             'lateral drift up to ±5 mm, mismatch up to ±0.7 mm',
     'tack': 'tack-welded: a gap closed to 0 over short stretches (3 … 8 mm) every 30 … 80 mm',
     'wandering': 'lateral drift up to ±5 mm with a moderate gap',
     'mismatched': 'mismatch up to ±0.7 mm with a moderate gap',
@@ -75,7 +75,7 @@ def write_seam_csv(seam: SeamProfile, file: TextIO) -> None:
 # -- shapes ------------------------------------------------------------------------------------------------
 
 def _wander(rng: np.random.Generator, s: np.ndarray, amplitude: float, shortest_mm: float) -> np.ndarray:
-    """A smooth random curve within ±amplitude: a few sines with wavelengths of at least `shortest_mm`."""
+    """Draw a smooth curve from 0 within ±amplitude: a few sines with wavelengths of at least `shortest_mm`."""
     curve = np.zeros_like(s)
     for _ in range(4):
         wavelength = rng.uniform(shortest_mm, 4.0 * shortest_mm)
