@@ -19,7 +19,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    """Build the argument parser (its refusals are one line)."""
+    """Build the argument parser; its refusals are one line."""
     p = _OneLineParser(prog='cell-control seam-gen', description=__doc__.splitlines()[0])
     p.add_argument('--family', required=True, metavar='F',
                    help='; '.join(f'{name}: {text}' for name, text in FAMILIES.items()))
