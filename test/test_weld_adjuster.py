@@ -54,7 +54,7 @@ def test_speed_and_force_are_in_place_when_the_tool_reaches_a_gap_step() -> None
     before = next(p for s, p in history if s >= 70.0)
     assert at_step.force_n >= required_force_n(1.6, 0.8)
     assert before.force_n < required_force_n(1.6, 0.8) - 50.0  # the force was not simply held high
-    # r̄ = 1.02 needs 1600/(100·1.64·1.02) = 9.6 mm/s on the wide gap and 14.6 before it
+    # r̄ = 1.01 needs 1600/(100·1.64·1.01) = 9.7 mm/s on the wide gap and 14.7 before it
     assert before.speed_mm_s == pytest.approx(14.6, abs=0.3)
     assert at_step.speed_mm_s < 13.0  # braking started ahead of the step
     after = next(p for s, p in history if s >= 84.0)
@@ -145,7 +145,7 @@ def test_bad_construction_is_refused(kwargs: dict, message: str) -> None:
 @pytest.mark.parametrize('field, value', [
     ('target_heat_ratio', 1.2), ('force_margin_n', -1.0), ('outlier_gate_mm', 0.0), ('bridge_max_mm', 50.0),
     ('lost_speed_mm_s', 2.0), ('speed_smoothing_mm', float('nan')), ('drift_memory_mm', 0.0),
-    ('sample_period_s', 0.0005), ('rate_margin', 1.5),
+    ('sample_period_s', 0.0005), ('rate_margin', 1.5), ('initial_drift', -0.6), ('initial_drift_mm', -1.0),
 ])
 def test_bad_settings_are_refused_by_name(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=f'adjuster setting {field} = '):

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     'demo': ('cell_control.cli.demo', 'Run the cell in simulation and report on it.'),
     'cmd': ('cell_control.cli.cmd', 'Command a running cell (start, stop, ...) or print its state.'),
     'weld-eval': ('cell_control.cli.weld_eval', 'Weld one seam file with the process model and score it.'),
+    'seam-gen': ('cell_control.cli.seam_gen', 'Generate a seam file of a family, seeded and deterministic.'),
     'records': ('cell_control.cli.records', 'List or verify the weld record store.'),
     'nodes': ('cell_control.cli.nodes', 'Print the node list that bring-up would run, as JSON.'),
     'users': ('cell_control.cli.users', 'Add, remove or list the users of the OPC UA plant gateway.'),

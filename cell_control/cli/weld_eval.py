@@ -51,6 +51,10 @@ def parser() -> ArgumentParser:
                    help='probability that a sensor sample is invalid (default 0)')
     p.add_argument('--outlier-rate', type=_probability, default=0.0, metavar='P',
                    help='probability that a valid gap reading is 2 mm too large (default 0)')
+    p.add_argument('--initial-drift', type=_finite, metavar='D',
+                   help='drift estimate carried from the last weld with the same torch (default: cold start)')
+    p.add_argument('--no-prescan', action='store_true',
+                   help='no approach pass: the adjuster first sees the seam at s = 30 mm')
     p.add_argument('--seed', type=int, default=0, metavar='N', help='seed of the sensor noise (default 0)')
     p.add_argument('--json', action='store_true', help='print one JSON object with the metrics')
     p.add_argument('--plot', type=Path, metavar='FILE.png',
@@ -115,7 +119,7 @@ def main(argv: list[str]) -> int:
             check_plot_path(args.plot)
         seam = load_seam_csv(args.seam)
         result = run_weld_eval(seam, args.mode, args.power_drift, args.dropout_rate, args.outlier_rate,
-                               args.seed)
+                               args.seed, not args.no_prescan, args.initial_drift)
     except (SeamFileError, ValueError) as error:
         print(f'cell-control weld-eval: {error}', file=sys.stderr)
         return 2

@@ -2,6 +2,8 @@
 
 Public API:
     WeldAdjuster(mode='closed', config=AdjusterConfig(), start_stamp_s=0.0, seam_length_mm=None)
+    WeldAdjuster.approach(sensor_s_mm, sample)    optional, before the first update: a reading of the
+                                                  approach pass, the sensor at sensor_s_mm ∈ [0, 30)
     WeldAdjuster.update(sample: SeamMeasurement) -> WeldSetpoint     one call per sensor sample
     WeldAdjuster.initial_setpoint() -> WeldSetpoint                   what is in force before the first sample
     AdjusterConfig     gains and margins, checked on construction (ValueError naming the field)
@@ -18,6 +20,11 @@ process, so every emitted change is limited to (rate limit × 1 ms): held for an
 changes faster than DESIGN §6 allows. Planning assumes the resulting average rate (rate × 1 ms per sample
 period) with a margin.
 
+Approach pass: the sensor is 30 mm ahead of the tool, so a weld that starts blind does not know the seam
+under the tool for its first 30 mm. On the way to the seam start the robot carries the sensor over s ∈ [0, 30)
+before the arc is struck; `approach` takes those readings (before the first `update`), and the tool's
+speed, force and correction are planned from the seam start on.
+
 The pieces, in the order a sample passes them:
     tool tracker     the tool's seam position, integrated from the speed this adjuster commanded, and a
                      model of the 20 ms lag through which the correction reaches the tool
@@ -27,7 +34,9 @@ The pieces, in the order a sample passes them:
                      forced speed ramp is split before and after a gap change) and the force needed
     dropout bridge   cells without readings are interpolated over up to `bridge_max_mm`; longer, they are
                      `lost`: the tool slows to `lost_speed_mm_s` before reaching them and SEAM_LOST is raised
-    drift estimator  least squares of the bead-width heat ratio against the adjuster's own model of r̄
+    drift estimator  least squares of the bead-width heat ratio against the adjuster's own model of r̄; it
+                     may start from a carried estimate (the last weld's with the same torch), which counts
+                     as `initial_drift_mm` of bead and is forgotten like any other reading
     rate limiter     speed planned so it can still brake for every cell ahead, force ramped up so it is in
                      place when the tool (at most 25 mm/s) reaches the cell, then every output clamped to
                      its range and per-step rate
@@ -58,6 +67,7 @@ POOL_LENGTH_MM = 5.0
 NOMINAL = (16.0, 250.0, 0.0)
 
 CELL_MM = 0.5
+DRIFT_BOUND = 0.5  # |δ̂| beyond this is a broken torch, not drift
 GATE_WINDOW = 5
 
 
@@ -68,7 +78,7 @@ class AdjusterFault(IntEnum):
 
 @dataclass(frozen=True)
 class AdjusterConfig:
-    target_heat_ratio: float = 1.02  # near the geometric centre of the good band 0.90 … 1.15
+    target_heat_ratio: float = 1.01  # inside the good band 0.90 … 1.15, a little above t_ref's 1.0
     force_margin_n: float = 10.0  # above F_req; a weld is good from 0.95·F_req
     outlier_gate_mm: float = 0.4  # a reading this far from its neighbours' median is dropped
     bridge_max_mm: float = 3.0  # seam length without readings that is interpolated over
@@ -77,6 +87,8 @@ class AdjusterConfig:
     drift_memory_mm: float = 30.0  # seam length over which the drift estimator forgets
     sample_period_s: float = 0.002  # the sensor's period: how long each setpoint is held
     rate_margin: float = 0.98  # fraction of the rate limit used per emitted change
+    initial_drift: float = 0.0  # δ̂ to start from, e.g. the last weld's estimate with the same torch
+    initial_drift_mm: float = 0.0  # how much bead it stands for (mm at the nominal speed); 0: a cold start
 
     def __post_init__(self) -> None:
         checks = {
@@ -89,6 +101,8 @@ class AdjusterConfig:
             'drift_memory_mm': 0.0 < self.drift_memory_mm,
             'sample_period_s': CONSUMER_STEP_S <= self.sample_period_s <= 0.1,
             'rate_margin': 0.0 < self.rate_margin <= 1.0,
+            'initial_drift': -DRIFT_BOUND <= self.initial_drift <= DRIFT_BOUND,
+            'initial_drift_mm': 0.0 <= self.initial_drift_mm <= 1000.0,
         }
         for name, ok in checks.items():
             if not (ok and math.isfinite(getattr(self, name))):
@@ -137,14 +151,15 @@ class DriftEstimator:
     exponentially forgetting least squares, which weighs the early seam (small A) as little as it deserves.
     """
 
-    def __init__(self, memory_mm: float) -> None:
+    def __init__(self, memory_mm: float, initial: float = 0.0, prior_weight: float = 0.0) -> None:
         self.memory_mm = memory_mm
         self.model_a = 0.0
         self.model_e = 1.0
         self._history: deque[tuple[float, float, float]] = deque([(0.0, 0.0, 1.0)])
-        self._num = 0.0
-        self._den = 0.0
-        self.drift = 0.0
+        # A prior estimate enters as `prior_weight` samples of a developed bead (A = 1) that measured it.
+        self._num = prior_weight * (1.0 + initial)
+        self._den = prior_weight
+        self.drift = initial
 
     def advance(self, s_mm: float, ds_mm: float, speed_mm_s: float, gap_mm: float) -> None:
         keep = math.exp(-ds_mm / POOL_LENGTH_MM)
@@ -165,7 +180,7 @@ class DriftEstimator:
         self._num = forget * self._num + a * (measured - e)
         self._den = forget * self._den + a * a
         if self._den > 1.0:  # a few dozen samples of a developed bead
-            self.drift = min(max(self._num / self._den - 1.0, -0.5), 0.5)
+            self.drift = min(max(self._num / self._den - 1.0, -DRIFT_BOUND), DRIFT_BOUND)
 
 
 class LookaheadBuffer:
@@ -352,7 +367,12 @@ class WeldAdjuster:
         self.buffer = LookaheadBuffer(config)
         if seam_length_mm is not None:
             self.buffer.seam_end_cell = int(seam_length_mm / CELL_MM) + 1
-        self.drift = DriftEstimator(config.drift_memory_mm)
+        if mode == 'closed':
+            prior_samples = config.initial_drift_mm / (NOMINAL[0] * config.sample_period_s)
+            self.drift = DriftEstimator(config.drift_memory_mm, config.initial_drift, prior_samples)
+        else:  # the other modes assume the recipe power
+            self.drift = DriftEstimator(config.drift_memory_mm)
+        self._welding = False
         per_sample = CONSUMER_STEP_S * config.rate_margin
         self._max_step = (SPEED_RATE_MM_S2 * per_sample, FORCE_RATE_N_S * per_sample,
                           CORRECTION_RATE_MM_S * per_sample)
@@ -363,8 +383,23 @@ class WeldAdjuster:
     def initial_setpoint(self) -> WeldSetpoint:
         return WeldSetpoint(self._stamp_s, *NOMINAL, AdjusterFault.NONE, 0.0, 0.0)
 
+    def approach(self, sensor_s_mm: float, sample: SeamMeasurement) -> None:
+        """Take a look-ahead reading of the approach pass: the sensor at `sensor_s_mm`, before the arc starts.
+
+        The robot carries the sensor over the first 30 mm on its way to the seam start; with no correction
+        applied yet, the lateral reading is the seam's deviation itself. Readings go through the same gate
+        and buffer as the weld's; their stamps are not used.
+        """
+        if self._welding:
+            raise ValueError('approach readings must come before the first weld sample')
+        if not (math.isfinite(sensor_s_mm) and 0.0 <= sensor_s_mm < LOOKAHEAD_MM):
+            raise ValueError(f'approach reading at s = {sensor_s_mm!r} mm is outside [0, {LOOKAHEAD_MM:g}) mm')
+        if self.mode != 'open':
+            self._take_lookahead(sample, sensor_s_mm, 0.0)
+
     def update(self, sample: SeamMeasurement) -> WeldSetpoint:
         """Take one sensor sample and return the setpoint to hold until the next one."""
+        self._welding = True
         dt = sample.stamp_s - self._stamp_s
         if not dt > 0.0:
             raise ValueError(f'sample stamp {sample.stamp_s!r} is not after the previous {self._stamp_s!r}')
@@ -372,7 +407,7 @@ class WeldAdjuster:
         self._track_tool(dt)
         if self.mode == 'open':
             return WeldSetpoint(sample.stamp_s, *NOMINAL, AdjusterFault.NONE, self.tool_s_mm, 0.0)
-        self._take_lookahead(sample)
+        self._take_lookahead(sample, self.tool_s_mm + LOOKAHEAD_MM, self._applied_correction_mm)
         if self.mode == 'closed' and sample.bead_valid and math.isfinite(sample.bead_width_mm) \
                 and self.tool_s_mm >= BEAD_BEHIND_MM:
             self.drift.bead(self.tool_s_mm - BEAD_BEHIND_MM, sample.bead_width_mm,
@@ -394,15 +429,14 @@ class WeldAdjuster:
             gap = buffer.gap[buffer.cell_of(self.tool_s_mm)] if buffer.planned > buffer.first >= 0 else 0.0
             self.drift.advance(self.tool_s_mm, ds, self.speed_mm_s, gap)
 
-    def _take_lookahead(self, sample: SeamMeasurement) -> None:
-        sensor_s = self.tool_s_mm + LOOKAHEAD_MM
+    def _take_lookahead(self, sample: SeamMeasurement, sensor_s: float, applied_correction_mm: float) -> None:
         buffer = self.buffer
         if buffer.first < 0:
             buffer.start(sensor_s)
         if sample.lookahead_valid and math.isfinite(sample.gap_mm) and math.isfinite(sample.mismatch_mm) \
                 and math.isfinite(sample.lateral_mm):
             # The sensor reads the seam relative to where the tool is steered now.
-            lateral = sample.lateral_mm + self._applied_correction_mm
+            lateral = sample.lateral_mm + applied_correction_mm
             passed = self.gate.push((sensor_s, sample.gap_mm, sample.mismatch_mm, lateral))
             if passed is not None:
                 buffer.add(*passed)
