@@ -12,6 +12,7 @@ import re
 import sqlite3
 import sys
 
+from cell_control.cli import ArgumentParser
 from cell_control.weld.records import (ChainBreak, NotARecordStoreError, RecordSummary, WeldRecordStore,
                                        default_db_path)
 
@@ -85,8 +86,8 @@ def _hash_argument(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog='cell-control records', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='cell-control records', description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest='command', required=True)
     listing = commands.add_parser('list', help='list the weld records; damaged ones are named on stderr')
     listing.add_argument('--json', action='store_true', help='one JSON array on stdout')

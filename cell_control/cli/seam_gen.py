@@ -6,21 +6,14 @@ FILE, else to standard output. Exit status 0 when written, 2 on bad arguments (o
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
+from cell_control.cli import ArgumentParser
 from cell_control.weld.seam_gen import FAMILIES, generate_seam, write_seam_csv
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose refusal is one line naming the problem, not the usage text."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f'{self.prog}: {message}\n')
 
 
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser; its refusals are one line."""
-    p = _OneLineParser(prog='cell-control seam-gen', description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog='cell-control seam-gen', description=__doc__.splitlines()[0])
     p.add_argument('--family', required=True, metavar='F',
                    help='; '.join(f'{name}: {text}' for name, text in FAMILIES.items()))
     p.add_argument('--seed', required=True, type=int, metavar='N', help='seed (non-negative integer)')

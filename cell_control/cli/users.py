@@ -9,6 +9,7 @@ import argparse
 import getpass
 import sys
 
+from cell_control.cli import ArgumentParser
 from cell_control.cell.plant_users import ROLES, UserFile, UserFileError
 from cell_control.cell.plant_server import default_state_dir
 
@@ -23,8 +24,8 @@ def _password(from_stdin: bool, name: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog='cell-control users', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='cell-control users', description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--file', default=str(default_state_dir() / 'users'),
                         help='password file (the gateway parameter users_file; default: %(default)s)')
     commands = parser.add_subparsers(dest='command', required=True)
