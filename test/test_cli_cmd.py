@@ -9,36 +9,37 @@ from pathlib import Path
 import pytest
 
 from cell_control.bringup import describe_cell
-from cell_control.runner import NodeProcesses, find_executable, ros_environment
+from cell_control.runner import find_executable
+from cell_control.testing import NodeProcesses
 
 pytestmark = pytest.mark.integration
-DOMAIN_ID = 218
 TIMEOUT_S = '60'   # discovery and the coordinator's start-up on a loaded machine
 
 
 @pytest.fixture
-def coordinator(tmp_path: Path):
+def coordinator(node_processes: NodeProcesses, tmp_path: Path) -> NodeProcesses:
     data = {'ledger_path': str(tmp_path / 'ledger.sqlite'), 'records_path': str(tmp_path / 'records.sqlite')}
-    nodes = [n for n in describe_cell('mujoco', ros_tools=False, overrides={'coordinator': data})
-             if n.name == 'coordinator']
-    with NodeProcesses(nodes, ros_environment(DOMAIN_ID)) as processes:
-        yield processes
+    node, = (n for n in describe_cell('mujoco', ros_tools=False, overrides={'coordinator': data})
+             if n.name == 'coordinator')
+    node_processes.start_spec(node)
+    return node_processes
 
 
-def cmd(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def cmd(processes: NodeProcesses, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run `cell-control cmd ARGS` with nothing but PATH and HOME in its environment."""
     home = tmp_path / 'home'
     home.mkdir(exist_ok=True)
-    return subprocess.run([find_executable('cell-control'), 'cmd', *args, '--domain-id', str(DOMAIN_ID),
-                           '--timeout', TIMEOUT_S], capture_output=True, text=True, timeout=120,
-                          env={'PATH': os.environ['PATH'], 'HOME': str(home)})
+    return processes.run('cmd', ['env', '-i', f'PATH={os.environ["PATH"]}', f'HOME={home}',
+                                 find_executable('cell-control'), 'cmd', *args, '--domain-id',
+                                 str(processes.domain_id), '--timeout', TIMEOUT_S], timeout_s=120)
 
 
 def test_commands_reach_the_coordinator_and_refusals_exit_1(coordinator, tmp_path):
-    status = cmd(tmp_path, 'status')
+    status = cmd(coordinator, tmp_path, 'status')
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)['state'] == 'idle'
 
-    refused = cmd(tmp_path, 'resume')
+    refused = cmd(coordinator, tmp_path, 'resume')
     assert refused.returncode == 1
     assert refused.stderr == ('cell-control cmd resume: refused: resume refused in state idle: '
                               'only a paused cell resumes\n')
@@ -46,8 +47,8 @@ def test_commands_reach_the_coordinator_and_refusals_exit_1(coordinator, tmp_pat
 
     for command, answer in [('start', 'start: cell running'), ('pause', 'pause: cell paused'),
                             ('resume', 'resume: cell running'), ('stop', 'stop: cell stopped')]:
-        result = cmd(tmp_path, command)
+        result = cmd(coordinator, tmp_path, command)
         assert (result.returncode, result.stdout) == (0, answer + '\n'), result.stderr
 
-    assert json.loads(cmd(tmp_path, 'status').stdout)['state'] == 'stopped'
-    assert coordinator.wait_any(0.0) is None   # the coordinator is still running
+    assert json.loads(cmd(coordinator, tmp_path, 'status').stdout)['state'] == 'stopped'
+    assert coordinator.exited() is None   # the coordinator is still running

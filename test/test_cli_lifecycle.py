@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from cell_control.runner import find_executable
-from conftest import RosTestNode, wait_for
+from cell_control.testing import Latest, NodeProcesses, RosProbe, wait_for
 
 pytestmark = pytest.mark.integration
 CELL_NODES = {'cell_sim', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'fleet_sim'}
@@ -46,32 +45,28 @@ def alive(pid: int) -> bool:
     return state[state.rindex(')') + 2] != 'Z'
 
 
-def stop_with(signum: int, args: list[str], domain_id: int, tmp_path: Path, ros_node_factory,
-              ready: Callable[[RosTestNode], bool] = lambda probe: True) -> None:
-    """Start `cell-control ARGS`, wait for the cell's nodes and `ready`, send `signum`, check the aftermath."""
+def stop_with(signum: int, args: list[str], tmp_path: Path, probe: RosProbe, node_processes: NodeProcesses,
+              ready: Callable[[], bool] = lambda: True) -> None:
+    """Start `cell-control ARGS`, wait for the cell's nodes and `ready`, send `signum`, check the aftermath.
+
+    The command gets nothing but PATH, HOME and TMPDIR in its environment; `env -i` execs it, so the process
+    started is the command itself and the signal goes to it.
+    """
     temp = tmp_path / 'tmp'
     temp.mkdir()
     home = tmp_path / 'home'
     home.mkdir()
-    stderr_path = tmp_path / 'stderr.txt'
-    env = {'PATH': os.environ['PATH'], 'HOME': str(home), 'TMPDIR': str(temp)}
-    probe = ros_node_factory(domain_id)
-    with open(stderr_path, 'w') as stderr:
-        command = subprocess.Popen([find_executable('cell-control'), *args, '--domain-id', str(domain_id)],
-                                   env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        wait_for(lambda: CELL_NODES <= set(probe.node.get_node_names()), START_TIMEOUT_S, 'the five cell nodes')
-        wait_for(lambda: ready(probe), START_TIMEOUT_S, 'the cell to be ready')
-        children = descendants(command.pid)
-        assert len(children) >= len(CELL_NODES)
-        assert any(temp.iterdir())   # the runner's parameter files (and the demo's data) are there
-        command.send_signal(signum)
-        code = command.wait(timeout=STOP_TIMEOUT_S)
-    finally:
-        if command.poll() is None:
-            command.kill()
-            command.wait()
-    log = stderr_path.read_text()
+    command = node_processes.start('cell-control', [
+        'env', '-i', '-C', str(tmp_path), f'PATH={os.environ["PATH"]}', f'HOME={home}', f'TMPDIR={temp}',
+        find_executable('cell-control'), *args, '--domain-id', str(node_processes.domain_id)])
+    wait_for(lambda: CELL_NODES <= set(probe.node.get_node_names()), START_TIMEOUT_S, 'the five cell nodes')
+    wait_for(ready, START_TIMEOUT_S, 'the cell to be ready')
+    children = descendants(command.pid)
+    assert len(children) >= len(CELL_NODES)
+    assert any(temp.iterdir())   # the runner's parameter files (and the demo's data) are there
+    command.send_signal(signum)
+    code = command.wait(timeout=STOP_TIMEOUT_S)
+    log = node_processes.output('cell-control')
     assert code == 128 + signum, log[-3000:]
     assert 'Traceback' not in log, log[-3000:]
     assert f'cell-control: stopped by {signal.Signals(signum).name}' in log
@@ -79,29 +74,22 @@ def stop_with(signum: int, args: list[str], domain_id: int, tmp_path: Path, ros_
     assert list(temp.iterdir()) == []
 
 
-@pytest.mark.parametrize('signum, domain_id', [
-    (signal.SIGINT, 213), (signal.SIGTERM, 214), (signal.SIGHUP, 215)], ids=['SIGINT', 'SIGTERM', 'SIGHUP'])
-def test_sim_stops_every_node_on_a_stop_signal(tmp_path, ros_node_factory, signum, domain_id):
-    stop_with(signum, ['sim', '--headless'], domain_id, tmp_path, ros_node_factory)
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=['SIGINT', 'SIGTERM', 'SIGHUP'])
+def test_sim_stops_every_node_on_a_stop_signal(tmp_path, probe, node_processes, signum):
+    stop_with(signum, ['sim', '--headless'], tmp_path, probe, node_processes)
 
 
-@pytest.mark.parametrize('signum, domain_id', [(signal.SIGINT, 216), (signal.SIGTERM, 217)],
-                         ids=['SIGINT', 'SIGTERM'])
-def test_demo_stops_every_node_on_a_stop_signal(tmp_path, ros_node_factory, signum, domain_id):
-    stop_with(signum, ['demo', '--parts', '1', '--out', str(tmp_path / 'out')], domain_id, tmp_path,
-              ros_node_factory)
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+def test_demo_stops_every_node_on_a_stop_signal(tmp_path, probe, node_processes, signum):
+    stop_with(signum, ['demo', '--parts', '1', '--out', str(tmp_path / 'out')], tmp_path, probe, node_processes)
 
 
-def test_sim_start_starts_the_cycle_once_the_cell_is_up(tmp_path, ros_node_factory):
+def test_sim_start_starts_the_cycle_once_the_cell_is_up(tmp_path, probe, node_processes):
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
-    states: list[str] = []
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    states = Latest(probe, String, '/cell/state', latched, keep=True)
 
-    def running(probe: RosTestNode) -> bool:
-        if not states:   # subscribe once, from the test's thread
-            states.append('')
-            probe.node.create_subscription(String, '/cell/state', lambda m: states.append(json.loads(m.data)['state']),
-                                           latched)
-        return 'running' in states
-    stop_with(signal.SIGTERM, ['sim', '--headless', '--start'], 219, tmp_path, ros_node_factory, running)
+    def running() -> bool:
+        return any(json.loads(m.data)['state'] == 'running' for m in list(states.all))
+    stop_with(signal.SIGTERM, ['sim', '--headless', '--start'], tmp_path, probe, node_processes, running)

@@ -18,9 +18,9 @@ import pytest
 
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.weld.records import WeldRecordStore
+from conftest import REPO
 
 PARTS = ['P1', 'P2', 'P3']
-REPO = Path(__file__).resolve().parents[1]
 # A SIGKILL tests the process dying, not the disk: on tmpfs the synchronous commits cost no fsync.
 SCRATCH = '/dev/shm' if os.access('/dev/shm', os.W_OK) else None
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 PACKAGE = REPO / 'cell_control'
 PURE = ('weld', 'motion', 'logistics', 'cell', 'drivers', 'sim')
 DOCS = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))]

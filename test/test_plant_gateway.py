@@ -8,13 +8,9 @@ every refusal: anonymous, wrong password, untrusted certificate, SecurityPolicy#
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import sys
-import pytest
 
-from conftest import REPO
+import pytest
 
 pytest.importorskip('rclpy')
 from asyncua import Client, ua  # noqa: E402
@@ -22,21 +18,25 @@ from asyncua.common.utils import create_nonce  # noqa: E402
 
 from cell_control.bench import _opcua_client as opc  # noqa: E402
 from cell_control.cell.plant_model import VARIABLES  # noqa: E402
-from cell_control.runner import NodeProcesses, ros_environment  # noqa: E402
+from cell_control.testing import NodeProcesses, RosDomain, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
-DOMAIN_ID = 142
 TIMEOUT_S = 60.0
 CELL = ['2:Machines', '2:WeldingCell']
 
 
 @pytest.fixture(scope='module')
 def gateway(tmp_path_factory):
-    """The coordinator and the gateway, running; yields the gateway's files and its ROS log folder."""
+    """The coordinator and the gateway, running; yields the gateway's files, the processes and the ROS log folder.
+
+    One cell for the whole module, so its domain and processes are claimed here rather than per test.
+    """
     directory = tmp_path_factory.mktemp('plant_gateway')
     files = opc.prepare(directory)
-    env = dict(ros_environment(DOMAIN_ID), ROS_LOG_DIR=str(directory / 'ros_log'))
-    with NodeProcesses(opc.nodes(files), env) as processes:
+    with RosDomain() as domain, NodeProcesses(domain.id, directory / 'logs') as processes:
+        processes.env['ROS_LOG_DIR'] = str(directory / 'ros_log')
+        for node in opc.nodes(files):
+            processes.start_spec(node)
         asyncio.run(opc.wait_until_listening(files))
         yield files, processes, directory / 'ros_log'
 
@@ -235,26 +235,23 @@ asyncio.run(main())
 def test_a_client_that_vanishes_mid_session_does_not_disturb_the_server(gateway):
     files, processes, _ = gateway
     trusted = files.trusted
-    client = subprocess.Popen([sys.executable, '-c', VANISHING_CLIENT, str(files.directory), str(files.port),
-                               trusted.uri, str(trusted.certificate), str(trusted.key)],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO, env=dict(os.environ))
-    try:
-        assert client.stdout.readline().strip() == 'connected'
-        client.send_signal(signal.SIGKILL)   # no goodbye: the socket just drops
-        client.wait(timeout=TIMEOUT_S)
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.wait()
+    processes.start('vanishing_client', [sys.executable, '-c', VANISHING_CLIENT, str(files.directory),
+                                         str(files.port), trusted.uri, str(trusted.certificate), str(trusted.key)])
+
+    def connected() -> bool:
+        processes.check_running('the vanishing client to connect')
+        return 'connected' in processes.output('vanishing_client').splitlines()
+    wait_for(connected, TIMEOUT_S, 'the vanishing client to connect')
+    processes.kill('vanishing_client')   # no goodbye: the socket just drops
     assert run(_read(files, 'olga', 'Identification', 'Model')) == 'cell_control'
-    assert processes.wait_any(0.0) is None
+    assert processes.exited() is None
 
 
 def test_last_every_refusal_was_logged_with_the_user_name_and_the_gateway_stops_cleanly(gateway):
     """Runs last: it stops the nodes, so that the ROS log files are flushed and complete."""
     _, processes, log_dir = gateway
-    processes.stop()
-    assert {name: process.returncode for name, process in processes.processes.items()} == {
+    processes.close()
+    assert {name: processes.processes[name].returncode for name in ('coordinator', 'plant_gateway')} == {
         'coordinator': 0, 'plant_gateway': 0}
     log = '\n'.join(path.read_text(errors='replace') for path in log_dir.glob('*.log'))
     for line in ('Start refused: user vic has role viewer; commands need operator',

@@ -11,18 +11,15 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from conftest import wait_for
-
 pytest.importorskip('sros2')
 pytest.importorskip('rclpy')
 from sros2.policy import load_policy  # noqa: E402
 
 from cell_control.bench import _opcua_client as opc  # noqa: E402
 from cell_control.bringup import describe_cell  # noqa: E402
-from cell_control.runner import NodeProcesses, ros_environment  # noqa: E402
+from cell_control.testing import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
-DOMAIN_ID = 144
 KINDS = (('topics', 'publish', 'topic'), ('topics', 'subscribe', 'topic'),
          ('services', 'reply', 'service'), ('services', 'request', 'service'))
 
@@ -54,19 +51,20 @@ def policy_xml(graph: dict[str, dict[tuple[str, str], set[str]]]) -> str:
     return ElementTree.tostring(policy, encoding='unicode')
 
 
-def test_the_generated_policy_allows_every_topic_and_service_of_every_node(tmp_path, ros_node_factory):
+def test_the_generated_policy_allows_every_topic_and_service_of_every_node(tmp_path, probe, node_processes):
     files = opc.prepare(tmp_path)
     nodes = describe_cell('mujoco', ros_tools=False, overrides={'coordinator': {
         'ledger_path': str(tmp_path / 'ledger.sqlite'), 'records_path': str(tmp_path / 'records.sqlite')}})
     nodes += [n for n in opc.nodes(files) if n.name == 'plant_gateway']
     names = {n.name for n in nodes}
-    probe = ros_node_factory(DOMAIN_ID).node
-    with NodeProcesses(nodes, ros_environment(DOMAIN_ID)):
-        wait_for(lambda: names <= set(probe.get_node_names()), 180, f'the nodes {sorted(names)}')
-        wait_for(lambda: {'cell/start', 'cell/acknowledge'} <= _graph(probe, 'plant_gateway')[('services', 'request')]
-                 and 'cell/start' in _graph(probe, 'coordinator')[('services', 'reply')], 60,
-                 'the gateway and the coordinator to show their services')
-        graph = {name: _graph(probe, name) for name in names}
+    for node in nodes:
+        node_processes.start_spec(node)
+    graph_node = probe.node
+    wait_for(lambda: names <= set(graph_node.get_node_names()), 180, f'the nodes {sorted(names)}')
+    wait_for(lambda: {'cell/start', 'cell/acknowledge'} <= _graph(graph_node, 'plant_gateway')[('services', 'request')]
+             and 'cell/start' in _graph(graph_node, 'coordinator')[('services', 'reply')], 60,
+             'the gateway and the coordinator to show their services')
+    graph = {name: _graph(graph_node, name) for name in names}
     path = tmp_path / 'cell_policy.xml'
     path.write_text(policy_xml(graph))
     policy = load_policy(str(path))   # raises if the file does not satisfy the SROS2 schema

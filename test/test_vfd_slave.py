@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import tty
-from pathlib import Path
 
 import pytest
 from pymodbus import FramerType
@@ -24,8 +23,8 @@ from cell_control.drivers.conveyor_vfd import (
     CW_RUN, REG_CONTROL_WORD, REG_SPEED_SETPOINT, REGISTER_COUNT, ConveyorVfd, VfdFaultCode,
 )
 from cell_control.drivers.vfd_emulator import VfdEmulator
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 UNIT = 1
 REPLY_TIMEOUT_S = 5.0  # a pty under load has been seen to hold bytes back 0.9 s
 LINE_SILENCE_S = 0.05  # well above the 3.5-character gap that ends an RTU frame (2 ms at 19 200 baud)
