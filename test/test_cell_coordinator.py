@@ -435,3 +435,16 @@ def test_a_good_weld_without_any_adjuster_sample_cannot_be_good(tmp_path):
     cell.ev(E.WELD_DONE, flag=True)
     assert cell.ledger.part('P1').verdict == 'rework'
     assert 'no weld samples' in cell.ledger.history('P1')[-1].reason
+
+
+def test_a_start_on_an_existing_ledger_says_what_it_resumes(tmp_path):
+    first = Cell(tmp_path / 'l.db')
+    assert any(a.reason == 'new ledger' for a in first.log if a.kind is A.PUBLISH_DIAGNOSTICS)
+    first.cmd(Command.START)
+    first.load('P-r1-1')
+    first.weld()
+    first.unload('P-r1-1')
+    first.load('P-r1-2')
+    second = Cell(tmp_path / 'l.db')
+    said = [a.reason for a in second.log if a.kind is A.PUBLISH_DIAGNOSTICS]
+    assert any('1 part(s) of earlier runs resumed in the cell, 1 finished' in text for text in said), said

@@ -258,3 +258,17 @@ def test_bad_settings_are_refused_by_name(settings, message):
 def test_an_agv_missing_from_the_layout_is_refused():
     with pytest.raises(FleetError, match='agv_9'):
         Fleet(FleetConfig(outbound_agv='agv_9'), LAYOUT)
+
+
+def test_part_ids_are_unique_across_runs_and_a_run_id_is_a_word():
+    from datetime import datetime, timezone
+
+    from cell_control.logistics.fleet import FleetConfig, FleetError, part_ids, run_id_of
+    start = datetime(2026, 11, 30, 18, 0, 5, tzinfo=timezone.utc)
+    first, second = run_id_of('auto', start, 'a1b2'), run_id_of('auto', start, 'c3d4')
+    assert first == '20261130T180005_a1b2' and first != second
+    assert part_ids(FleetConfig(parts=2, run_id=first)) == ['P-20261130T180005_a1b2-1', 'P-20261130T180005_a1b2-2']
+    assert not set(part_ids(FleetConfig(run_id=first))) & set(part_ids(FleetConfig(run_id=second)))
+    assert run_id_of('T', start, 'x') == 'T' and part_ids(FleetConfig(parts=1)) == ['P-1']
+    with pytest.raises(FleetError, match='run_id must be letters'):
+        FleetConfig(run_id='a b')

@@ -28,7 +28,7 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 def cell(request, node_processes, probe):
     """cell_sim and fleet_sim on the test's own domain (fleet_sim parameters: the param), and the probe node."""
     node_processes.start_node('cell_sim', 'real_time_factor:=5.0')
-    node_processes.start_node('fleet_sim', 'use_sim_time:=true', *request.param)
+    node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', *request.param)   # part ids P-T-<n>
     yield probe
     node_processes.close()
     for name in ('cell_sim', 'fleet_sim'):
@@ -85,9 +85,9 @@ def test_inbound_agv_delivers_its_part_onto_the_belt_and_goes_back_to_the_source
 
     wait_for(lambda: cell_side.requests, 60, 'the first handoff request')
     request = cell_side.requests[0]
-    assert request.request_id.startswith('P-1-load')   # P-1-load-2 if the probe joined late (silent cell)
-    assert (request.dock, request.agv, request.part_id) == ('inbound', 'agv_1', 'P-1')
-    assert 'P-1' in [m.data for m in announce.all]
+    assert request.request_id.startswith('P-T-1-load')   # P-T-1-load-2 if the probe joined late (silent cell)
+    assert (request.dock, request.agv, request.part_id) == ('inbound', 'agv_1', 'P-T-1')
+    assert 'P-T-1' in [m.data for m in announce.all]
     assert cell_side.results[0].step is HandoffStep.AWAIT_DOCKED
 
     def docked() -> bool:
@@ -127,7 +127,7 @@ def test_inbound_agv_delivers_its_part_onto_the_belt_and_goes_back_to_the_source
              'agv_1 reporting done on /fleet/status')
     final = json.loads(status.msg.data)
     assert final['loaded'] == 1 and final['delivered_to_sink'] == 0
-    assert {r.part_id for r in cell_side.requests} == {'P-1'}
+    assert {r.part_id for r in cell_side.requests} == {'P-T-1'}
 
 
 def docked_at(odometry: Latest, dock: dict) -> bool:
@@ -174,12 +174,12 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
 
     # The outbound side: ask for a pickup (twice: the second is ignored), then hand the part over.
     def asked() -> bool:
-        pickup.publish(String(data='P-1'))
-        return any(r.request_id == 'P-1-unload' for r in cell_side.requests)
+        pickup.publish(String(data='P-T-1'))
+        return any(r.request_id == 'P-T-1-unload' for r in cell_side.requests)
     wait_for(asked, 30, 'the unload request')
-    pickup.publish(String(data='P-1'))
-    request = [r for r in cell_side.requests if r.request_id == 'P-1-unload'][0]
-    assert (request.dock, request.agv, request.part_id) == ('outbound', 'agv_2', 'P-1')
+    pickup.publish(String(data='P-T-1'))
+    request = [r for r in cell_side.requests if r.request_id == 'P-T-1-unload'][0]
+    assert (request.dock, request.agv, request.part_id) == ('outbound', 'agv_2', 'P-T-1')
     wait_for(lambda: docked_at(odometry['agv_2'], outbound), 60, 'agv_2 docked at the outbound dock')
     cell_side.do(cell_side.server.agv_docked, 'outbound', 'agv_2', True)
     cell_side.do(cell_side.server.begin_transfer, 'outbound')
@@ -195,5 +195,5 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     assert math.hypot(x - sink['x'], y - sink['y']) < 0.05
     wait_for(lambda: load_present.msg is not None and not load_present.msg.data, 10, 'the deck emptied at the sink')
     assert [r.request_id for r in cell_side.requests if r.kind.value == 'unload_from_cell'] \
-        == ['P-1-unload'] * len([r for r in cell_side.requests if r.kind.value == 'unload_from_cell'])
+        == ['P-T-1-unload'] * len([r for r in cell_side.requests if r.kind.value == 'unload_from_cell'])
     assert json.loads(status.msg.data)['agvs']['agv_2']['task'] == 'idle'

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
 import pytest
 
 from cell_control.bringup import NodeSpec, describe_cell
+from cell_control.cell.description import home_positions
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.runner import find_executable
 from cell_control.testing import NodeProcesses, RosProbe, call_service, wait_for, wait_for_service
@@ -28,7 +30,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 pytestmark = pytest.mark.integration
 RTF = 2.0
-HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
+HOME = home_positions()
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 WALL_S = 400.0   # generous: the machine is shared with the rest of the suite
@@ -98,7 +100,7 @@ class Cell:
 def cell(request, tmp_path, node_processes, probe):
     """The whole cell on the test's own domain; param: (parts, {node: {parameter: value}})."""
     parts, overrides = request.param
-    settings = {'cell_sim': {'real_time_factor': RTF},
+    settings = {'cell_sim': {'real_time_factor': RTF}, 'fleet_sim': {'run_id': 'T'},   # part ids P-T-<n>
                 'coordinator': {'ledger_path': str(tmp_path / 'ledger.sqlite'),
                                 'records_path': str(tmp_path / 'records.sqlite')}}
     for node, values in overrides.items():
@@ -133,7 +135,8 @@ def test_three_parts_end_to_end_in_auto(node_processes, tmp_path):
     assert report['parts_requested'] == 3
     assert report['parts_delivered'] == 3 and report['parts_lost'] == 0 and report['parts_rejected'] == 0
     assert report['ledger_invariant_holds'] is True
-    assert set(report['weld_quality_pct']) == {'P-1', 'P-2', 'P-3'}
+    run_ids = {re.fullmatch(r'P-(\d{8}T\d{6}_[0-9a-f]{4})-[123]', part)[1] for part in report['weld_quality_pct']}
+    assert len(report['weld_quality_pct']) == 3 and len(run_ids) == 1, 'three parts of one fresh run'
     assert all(q >= 99.5 for q in report['weld_quality_pct'].values())
     assert len(report['cycle_s']) == 3 and report['critical_path_s'] > 0
     assert (tmp_path / 'report.png').stat().st_size > 10_000
@@ -149,7 +152,7 @@ def test_emergency_stop_mid_weld_marks_rework_and_never_replays_the_old_trajecto
     wait_for(lambda: cell.arc and cell.arc[-1] is False, 30, 'the arc to be switched off')
     wait_for(lambda: cell.arm_speed() < 0.01, 30, 'the arm to stand still')
     states, invariant = cell.ledger()
-    assert states == {'P-1': PartState.REWORK} and invariant
+    assert states == {'P-T-1': PartState.REWORK} and invariant
 
     refused = cell.call('/cell/reset')
     assert not refused.success and 'still active' in refused.message   # e-stop input still on
@@ -167,7 +170,7 @@ def test_emergency_stop_mid_weld_marks_rework_and_never_replays_the_old_trajecto
     assert max(abs(a - b) for a, b in zip(replanned.points[-1].positions, HOME)) < 1e-6   # retract home
     cell.wait_state('the reworked part to leave the cell', lambda s: int(s['rejected']) == 1)
     states, invariant = cell.ledger()
-    assert states == {'P-1': PartState.REJECTED} and invariant
+    assert states == {'P-T-1': PartState.REJECTED} and invariant
 
 
 @pytest.mark.parametrize('cell', [(1, {'fleet_sim': {'inbound_enabled': False},
@@ -180,12 +183,12 @@ def test_an_agv_that_never_arrives_fails_the_handoff_with_a_reason_and_the_cell_
     start(cell)
     wait_for(lambda: any(r['status'] == 'FAILED' for r in cell.results), WALL_S, 'the handoff to fail')
     failed = next(r for r in cell.results if r['status'] == 'FAILED')
-    assert failed['request_id'] == 'P-1-load' and 'timeout in await_docked' in failed['reason']
-    wait_for(lambda: any('FAILED' in m and 'P-1-load' in m for m in diagnostics), 30,
+    assert failed['request_id'] == 'P-T-1-load' and 'timeout in await_docked' in failed['reason']
+    wait_for(lambda: any('FAILED' in m and 'P-T-1-load' in m for m in diagnostics), 30,
              'the failure reported on /diagnostics')
     assert cell.state['state'] == 'running'          # the cell waits for a new request, it does not fault
     states, invariant = cell.ledger()
-    assert states == {'P-1': PartState.ON_INBOUND_AGV} and invariant
+    assert states == {'P-T-1': PartState.ON_INBOUND_AGV} and invariant
 
 
 @pytest.mark.parametrize('cell', [(1, {})], indirect=True)
@@ -196,7 +199,7 @@ def test_a_conveyor_jam_stops_the_belt_and_faults_the_cell(cell):
     cell.wait_state('a fault', lambda s: s['state'] == 'fault', 120)
     wait_for(lambda: cell.belt_command and cell.belt_command[-1] == 0.0, 30, 'the belt to be stopped')
     states, invariant = cell.ledger()
-    assert states == {'P-1': PartState.ON_CONVEYOR} and invariant
+    assert states == {'P-T-1': PartState.ON_CONVEYOR} and invariant
     assert not cell.call('/cell/start').success      # a fault needs reset and acknowledge first
 
 
@@ -209,7 +212,7 @@ def test_a_silent_seam_sensor_pauses_the_weld_safely(cell):
     wait_for(lambda: cell.arc and cell.arc[-1] is False, 30, 'the arc to be switched off')
     wait_for(lambda: cell.arm_speed() < 0.01, 30, 'the arm to stand still')
     states, invariant = cell.ledger()
-    assert states == {'P-1': PartState.REWORK} and invariant
+    assert states == {'P-T-1': PartState.REWORK} and invariant
 
 
 @pytest.mark.parametrize('cell', [(2, {})], indirect=True)
@@ -221,10 +224,10 @@ def test_the_coordinator_killed_mid_weld_restarts_from_the_ledger(cell):
     cell.start('coordinator')
     cell.wait_state('the restarted coordinator', lambda s: 'state' in s, 120)
     states, invariant = cell.ledger()
-    assert states['P-1'] is PartState.REWORK and invariant    # an interrupted weld is never passed as good
+    assert states['P-T-1'] is PartState.REWORK and invariant    # an interrupted weld is never passed as good
     if cell.state['state'] == 'await_ack':
         assert cell.call('/cell/acknowledge').success
     start(cell)
     cell.wait_state('both parts to leave the cell', lambda s: int(s['delivered']) + int(s['rejected']) == 2)
     states, invariant = cell.ledger()
-    assert states == {'P-1': PartState.REJECTED, 'P-2': PartState.DELIVERED} and invariant
+    assert states == {'P-T-1': PartState.REJECTED, 'P-T-2': PartState.DELIVERED} and invariant

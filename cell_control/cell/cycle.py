@@ -241,8 +241,16 @@ class CellCoordinator:
         if self._pending_acks:
             self.state = CellState.AWAIT_ACK
         out.append(self._diag('WARN' if self._pending_acks else 'OK',
-                              'restored from ledger' + ''.join(f'; {a}' for a in self._pending_acks)))
+                              self._restored() + ''.join(f'; {a}' for a in self._pending_acks)))
         return out
+
+    def _restored(self) -> str:
+        """Say what a start on an existing ledger resumes: the parts still in the cell, apart from new ones."""
+        counts = self.ledger.counts()
+        if not counts.announced:
+            return 'new ledger'
+        return (f'restored from ledger: {counts.in_cell} part(s) of earlier runs resumed in the cell, '
+                f'{counts.delivered + counts.rejected} finished; new parts come with new ids')
 
     # ---------------------------------------------------------------- commands
     def set_mode(self, mode: Mode, now_s: float) -> list[Action]:

@@ -13,7 +13,9 @@ log). Every wait here has a timeout that ends in a logged reason.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 
 from cell_control.logistics.agv_navigation import DriveLimits, Pose2D, docking_route, drive_command
@@ -68,12 +70,29 @@ class Command:
     text: str = ''
 
 
+RUN_ID = re.compile(r'[A-Za-z0-9_]*\Z')
+
+
+def run_id_of(setting: str, now: datetime, token: str) -> str:
+    """Return the run id in part ids: as set, or for 'auto' the start time (UTC) and a random token."""
+    if setting != 'auto':
+        return setting
+    return now.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%S') + '_' + token
+
+
+def part_ids(config: FleetConfig) -> list[str]:
+    """Return the ids of the parts the source sends in this run, in order."""
+    stem = f'{config.prefix}-{config.run_id}' if config.run_id else config.prefix
+    return [f'{stem}-{n}' for n in range(1, config.parts + 1)]
+
+
 @dataclass(frozen=True)
 class FleetConfig:
     inbound_agv: str = 'agv_1'
     outbound_agv: str = 'agv_2'
     parts: int = 3                    # parts the source sends into the cell
-    prefix: str = 'P'                 # part ids are <prefix>-<n>, n from 1
+    prefix: str = 'P'                 # part ids are <prefix>-<run_id>-<n>, n from 1 (<prefix>-<n> without a run)
+    run_id: str = ''                  # makes part ids unique across runs on one ledger (`run_id_of`)
     deck_speed_m_s: float = 0.3
     retry_backoff_s: float = 2.0      # after a FAILED handoff or a failed service call
     inbound_enabled: bool = True      # False: the inbound AGV loads, announces and requests, but never drives
@@ -94,6 +113,8 @@ class FleetConfig:
             raise FleetError(f'parts must be an integer >= 0, got {self.parts!r}')
         if not self.prefix or any(c.isspace() for c in self.prefix):
             raise FleetError(f'prefix must be a non-empty word without spaces, got {self.prefix!r}')
+        if not RUN_ID.match(self.run_id):
+            raise FleetError(f'run_id must be letters, digits and _ (or empty), got {self.run_id!r}')
         for name in ('deck_speed_m_s', 'retry_backoff_s', 'odometry_timeout_s', 'answer_timeout_s',
                      'service_timeout_s', 'load_present_timeout_s', 'drive_timeout_s'):
             value = getattr(self, name)
@@ -442,7 +463,7 @@ class Fleet:
         self.config = config
         self.inbound = AgvController(config.inbound_agv, AgvRole.INBOUND, pose(homes[config.inbound_agv]),
                                      pose(docks['inbound']), config)
-        self.inbound.queue = [f'{config.prefix}-{n}' for n in range(1, config.parts + 1)]
+        self.inbound.queue = part_ids(config)
         self.outbound = AgvController(config.outbound_agv, AgvRole.OUTBOUND, pose(homes[config.outbound_agv]),
                                       pose(docks['outbound']), config)
         self.agvs = {c.name: c for c in (self.inbound, self.outbound)}

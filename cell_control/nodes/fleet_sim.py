@@ -17,8 +17,10 @@ Interface (std_msgs/String unless noted, reliable, depth 10):
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import threading
+from datetime import datetime, timezone
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
@@ -29,7 +31,7 @@ from std_srvs.srv import Trigger
 
 from cell_control.logistics.agv_navigation import Pose2D
 from cell_control.cell.description import load_layout
-from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig
+from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig, part_ids, run_id_of
 from cell_control.logistics.handoff import HandoffError, decode_result, encode_request
 from cell_control.nodes.common import (LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status, log,
                                        yaw_of)
@@ -44,6 +46,10 @@ class FleetSimNode(Node):
         super().__init__('fleet_sim')
         layout = load_layout()
         self.fleet = Fleet(self._declare_parameters(layout), layout)
+        ids = part_ids(self.fleet.config)
+        if ids:   # new ids every run: a cell whose ledger holds parts of earlier runs resumes those separately
+            self.get_logger().info(f'run {self.fleet.config.run_id or "(none)"}: {len(ids)} new part(s) '
+                                   f'{ids[0]} … {ids[-1]}')
         self._lock = threading.RLock()   # callbacks may run on several executor threads
         self._last_status = ''
         agvs = list(self.fleet.agvs)
@@ -71,7 +77,9 @@ class FleetSimNode(Node):
         declare('outbound_agv', FleetConfig.outbound_agv, descriptor(
             'AGV that takes parts from the outbound dock to the sink.'))
         declare('parts', 3, descriptor('Parts the source sends into the cell.', 0, 1000, True))
-        declare('prefix', 'P', descriptor('Part ids are <prefix>-<n>, n from 1.'))
+        declare('prefix', 'P', descriptor('Part ids are <prefix>-<run_id>-<n>, n from 1.'))
+        declare('run_id', 'auto', descriptor('Run id in the part ids, unique across runs on one ledger; auto: the '
+                                             'start time and a random token.'))
         declare('deck_speed', layout['agv']['deck_speed'], descriptor(
             'Deck roller surface speed during a transfer, m/s.', 0.05, 0.5))
         declare('retry_backoff_s', 2.0, descriptor(
@@ -91,12 +99,13 @@ class FleetSimNode(Node):
                                                      1.0, 3600.0))
         declare('odometry_timeout_s', 0.5, descriptor('Odometry older than this stops the AGV, s.', 0.05, 10.0))
         value = {name: self.get_parameter(name).value for name in (
-            'inbound_agv', 'outbound_agv', 'parts', 'prefix', 'deck_speed', 'retry_backoff_s', 'inbound_enabled',
-            'answer_timeout_s', 'service_timeout_s', 'load_present_timeout_s', 'deck_clear_s', 'drive_timeout_s',
-            'odometry_timeout_s')}
+            'inbound_agv', 'outbound_agv', 'parts', 'prefix', 'run_id', 'deck_speed', 'retry_backoff_s',
+            'inbound_enabled', 'answer_timeout_s', 'service_timeout_s', 'load_present_timeout_s', 'deck_clear_s',
+            'drive_timeout_s', 'odometry_timeout_s')}
         return FleetConfig(
             inbound_agv=value['inbound_agv'], outbound_agv=value['outbound_agv'], parts=value['parts'],
-            prefix=value['prefix'], deck_speed_m_s=value['deck_speed'], retry_backoff_s=value['retry_backoff_s'],
+            prefix=value['prefix'], run_id=run_id_of(value['run_id'], datetime.now(timezone.utc), secrets.token_hex(2)),
+            deck_speed_m_s=value['deck_speed'], retry_backoff_s=value['retry_backoff_s'],
             inbound_enabled=value['inbound_enabled'], answer_timeout_s=value['answer_timeout_s'],
             service_timeout_s=value['service_timeout_s'], load_present_timeout_s=value['load_present_timeout_s'],
             deck_clear_s=value['deck_clear_s'], drive_timeout_s=value['drive_timeout_s'],
