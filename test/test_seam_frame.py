@@ -1,4 +1,5 @@
 """Seam sensor frame codec and stream parser: exact bytes, refusals, and hypothesis streams."""
+import dataclasses
 import math
 
 import pytest
@@ -22,15 +23,16 @@ def sample(sequence: int, gap_mm: float = 1.0, stamp_s: float = 0.0, flags: int 
                            lateral_mm=0.05, bead_width_mm=6.1)
 
 
-measurements = st.builds(
+# What the sensor can measure (the parser marks anything else invalid; decode_frame is the bare codec).
+readings = st.builds(
     SeamMeasurement,
     stamp_s=st.integers(0, 10**12).map(lambda us: us / 1e6),
     sequence=st.integers(0, 0xFFFF),
     flags=st.just(BOTH),
-    gap_mm=st.integers(-10**6, 10**6).map(lambda um: um / 1000.0),
-    mismatch_mm=st.integers(-10**6, 10**6).map(lambda um: um / 1000.0),
-    lateral_mm=st.integers(-10**6, 10**6).map(lambda um: um / 1000.0),
-    bead_width_mm=st.integers(0, 10**5).map(lambda um: um / 1000.0),
+    gap_mm=st.integers(0, 10_000).map(lambda um: um / 1000.0),
+    mismatch_mm=st.integers(-10_000, 10_000).map(lambda um: um / 1000.0),
+    lateral_mm=st.integers(-25_000, 25_000).map(lambda um: um / 1000.0),
+    bead_width_mm=st.integers(0, 20_000).map(lambda um: um / 1000.0),
 )
 garbage_without_sync = st.binary(max_size=80).filter(lambda b: SYNC not in b)
 
@@ -132,7 +134,7 @@ def test_arbitrary_bytes_never_raise(chunks: list[bytes]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(garbage_without_sync, measurements), max_size=10), garbage_without_sync)
+@given(st.lists(st.tuples(garbage_without_sync, readings), max_size=10), garbage_without_sync)
 def test_frames_between_garbage_without_sync_are_all_recovered(pairs, tail: bytes) -> None:
     stream = b''.join(garbage + encode_frame(m) for garbage, m in pairs) + tail
     out = SeamFrameParser().feed(stream)
@@ -140,7 +142,7 @@ def test_frames_between_garbage_without_sync_are_all_recovered(pairs, tail: byte
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(measurements, min_size=1, max_size=8), garbage_without_sync,
+@given(st.lists(readings, min_size=1, max_size=8), garbage_without_sync,
        st.lists(st.integers(0, 400), max_size=12))
 def test_split_points_do_not_change_the_samples(samples, garbage: bytes, cuts: list[int]) -> None:
     stream = garbage + b''.join(encode_frame(m) for m in samples)
@@ -151,3 +153,36 @@ def test_split_points_do_not_change_the_samples(samples, garbage: bytes, cuts: l
     for a, b in zip(bounds, bounds[1:]):
         pieces += parser.feed(stream[a:b])
     assert pieces == whole == samples
+
+
+def _sample(**values) -> SeamMeasurement:
+    base = dict(stamp_s=1.0, sequence=7, flags=LOOKAHEAD_VALID | BEAD_VALID, gap_mm=0.5, mismatch_mm=0.1,
+                lateral_mm=0.2, bead_width_mm=6.0)
+    return SeamMeasurement(**{**base, **values})
+
+
+@pytest.mark.parametrize('values, flags', [
+    ({'gap_mm': 2147483.0}, BEAD_VALID),                    # a valid CRC around an absurd gap
+    ({'gap_mm': -0.5}, BEAD_VALID),
+    ({'lateral_mm': 40.0}, BEAD_VALID),
+    ({'mismatch_mm': -12.0}, BEAD_VALID),
+    ({'bead_width_mm': 45.0}, LOOKAHEAD_VALID),
+    ({'flags': 0xFF}, 0),                                   # reserved bits: nothing in the sample is trusted
+])
+def test_readings_the_sensor_cannot_make_are_counted_and_marked_invalid(values, flags):
+    parser = SeamFrameParser()
+    [sample] = parser.feed(encode_frame(_sample(**values)))
+    assert sample.flags == flags
+    assert parser.stats.out_of_range == 1 and parser.stats.frames == 1
+    [good] = parser.feed(encode_frame(_sample(sequence=8)))
+    assert good.flags == LOOKAHEAD_VALID | BEAD_VALID and parser.stats.out_of_range == 1
+
+
+def test_garbage_alone_counts_as_damage_for_the_diagnostics():
+    parser = SeamFrameParser()
+    before = dataclasses.replace(parser.stats)
+    parser.feed(bytes(range(256)) * 80)                     # 20 kB and no frame in it
+    assert parser.stats.frames == 0 and parser.stats.damaged_since(before)
+    quiet = dataclasses.replace(parser.stats)
+    parser.feed(encode_frame(_sample()))
+    assert not parser.stats.damaged_since(quiet)

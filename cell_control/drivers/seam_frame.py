@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from crcmod.predefined import mkPredefinedCrcFun
 
@@ -99,16 +99,43 @@ class SequenceGap:
     missed: int
 
 
+# What the laser sensor can measure (docs/protocols.md): a reading outside is not a seam, whatever its CRC.
+GAP_RANGE_MM = (0.0, 10.0)
+MISMATCH_LIMIT_MM = 10.0
+LATERAL_LIMIT_MM = 25.0
+BEAD_RANGE_MM = (0.0, 20.0)
+KNOWN_FLAGS = LOOKAHEAD_VALID | BEAD_VALID
+
+
+def plausible(sample: SeamMeasurement) -> SeamMeasurement:
+    """Clear the validity of readings the sensor cannot make; reserved flag bits make the whole sample invalid."""
+    if sample.flags & ~KNOWN_FLAGS:
+        return replace(sample, flags=0)
+    flags = sample.flags
+    if not (GAP_RANGE_MM[0] <= sample.gap_mm <= GAP_RANGE_MM[1] and abs(sample.mismatch_mm) <= MISMATCH_LIMIT_MM
+            and abs(sample.lateral_mm) <= LATERAL_LIMIT_MM):
+        flags &= ~LOOKAHEAD_VALID
+    if not BEAD_RANGE_MM[0] <= sample.bead_width_mm <= BEAD_RANGE_MM[1]:
+        flags &= ~BEAD_VALID
+    return sample if flags == sample.flags else replace(sample, flags=flags)
+
+
 @dataclass
 class ParserStats:
     frames: int = 0
     bytes_discarded: int = 0  # bytes skipped while looking for a frame (garbage, bad frames)
+    out_of_range: int = 0  # frames with a good CRC whose readings the sensor cannot make: marked invalid
     crc_errors: int = 0
     length_errors: int = 0  # sync found but the length byte is not a frame length this parser knows
     sequence_gaps: int = 0  # number of gaps seen
     frames_missed: int = 0  # frames lost in those gaps
     sequence_restarts: int = 0  # sequence repeated or went backwards (sensor restart)
     last_gap: SequenceGap | None = field(default=None)
+
+    def damaged_since(self, earlier: ParserStats) -> bool:
+        """Tell whether anything but good frames arrived since `earlier`: garbage, bad frames, gaps, absurd values."""
+        return any(getattr(self, name) > getattr(earlier, name) for name in (
+            'bytes_discarded', 'out_of_range', 'crc_errors', 'length_errors', 'sequence_gaps'))
 
 
 class SeamFrameParser:
@@ -152,7 +179,10 @@ class SeamFrameParser:
                 stats.bytes_discarded += 1
                 start += 1  # a real frame may begin inside the damaged one
                 continue
-            sample = _decode_payload(buffer, start)
+            decoded = _decode_payload(buffer, start)
+            sample = plausible(decoded)
+            if sample is not decoded:
+                stats.out_of_range += 1
             start += FRAME_LENGTH
             self._count_sequence(sample.sequence)
             stats.frames += 1

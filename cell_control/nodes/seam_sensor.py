@@ -97,9 +97,7 @@ class SeamSensorNode(Node):
         link = self._link.stats
         age_s = None if last_frame_s is None else time.monotonic() - last_frame_s
         stale = frame_stale(age_s, stale_timeout_s)
-        new_damage = (stats.crc_errors > self._reported.crc_errors
-                      or stats.sequence_gaps > self._reported.sequence_gaps
-                      or stats.length_errors > self._reported.length_errors)
+        new_damage = stats.damaged_since(self._reported)
         self._reported = stats
         level, message = sensor_status(link.connected, self._port, stale, stale_timeout_s, new_damage)
         values = {
@@ -107,7 +105,8 @@ class SeamSensorNode(Node):
             'last_frame_age_s': 'never' if age_s is None else f'{age_s:.3f}',
             'frames': stats.frames, 'published': self._published, 'rejected': self._rejected,
             'crc_errors': stats.crc_errors, 'length_errors': stats.length_errors,
-            'bytes_discarded': stats.bytes_discarded, 'sequence_gaps': stats.sequence_gaps,
+            'bytes_discarded': stats.bytes_discarded, 'out_of_range': stats.out_of_range,
+            'sequence_gaps': stats.sequence_gaps,
             'frames_missed': stats.frames_missed, 'sequence_restarts': stats.sequence_restarts,
             'reconnects': link.reconnects, 'read_errors': link.read_errors,
             'clock_offset_s': 'unknown' if offset_s is None else f'{offset_s:.6f}',

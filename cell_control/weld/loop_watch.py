@@ -68,5 +68,5 @@ def sensor_status(connected: bool, port: str, stale: bool, stale_timeout_s: floa
     if stale:
         return 'ERROR', f'no frame for more than {stale_timeout_s} s'
     if new_damage:
-        return 'WARN', 'damaged or lost frames in the last period'
+        return 'WARN', 'garbage, damaged, lost or out-of-range frames in the last period'
     return 'OK', 'streaming'
