@@ -159,3 +159,16 @@ def test_bad_layout_is_refused_naming_the_field(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
         load_conveyor_layout(path)
+
+
+def test_a_clock_that_goes_back_restarts_the_time_base_and_keeps_the_travel():
+    t = tracker()
+    t.set_belt_speed(0.0, 0.5)
+    t.eye_edge('infeed', True, 10.0)
+    assert t.check(14.0) == []               # 4 s of a 7 s allowance (1 s of it ramp): 1.5 m of 4.5 m allowed
+    with pytest.raises(ValueError, match='time went backwards'):
+        t.check(2.0)
+    t.clock_restarted(2.0)                   # the simulation restarted: its clock starts again near 0
+    assert t.check(4.9) == []                # 3 s of the allowance left after the restart
+    [fault] = t.check(5.1)
+    assert fault.part_id == 1 and 'station' in fault.message

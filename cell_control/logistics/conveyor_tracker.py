@@ -190,6 +190,12 @@ class ConveyorTracker:
         distance = max(0.0, self._x[next_eye] - self._x[eye] - already_past_m)
         self._legs.append(_Leg(part_id, eye, next_eye, distance, time_s, ramp_left_s=self.ramp_allowance_s))
 
+    def clock_restarted(self, time_s: float) -> None:
+        """Take `time_s` as the new now after the clock went back: parts keep how far they travelled."""
+        if not math.isfinite(time_s):
+            raise ValueError(f'time must be finite, got {time_s!r}')
+        self._now_s = time_s
+
     def _advance(self, time_s: float) -> None:
         if not math.isfinite(time_s):
             raise ValueError(f'time must be finite, got {time_s!r}')

@@ -5,13 +5,16 @@ QoS profiles (DESIGN §5 for the choices), parameter descriptors, diagnostics me
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
 
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Quaternion
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.clock import JumpHandle, JumpThreshold, TimeJump
+from rclpy.duration import Duration as RclDuration
 from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from cell_control.logistics.agv_navigation import yaw_from_quaternion
@@ -102,3 +105,18 @@ def yaw_of(q: Quaternion) -> float:
 def planar_orientation(yaw: float) -> Quaternion:
     """Return the orientation message of a rotation by `yaw` about z."""
     return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))
+
+
+def on_clock_back(node: Node, restart: Callable[[float], None]) -> JumpHandle:
+    """Call `restart(now_s)` with a warning whenever the node's clock goes back (a restarted simulation).
+
+    rcl resets the node's timers itself; what a node keeps in seconds of its clock is for `restart`. Keep the
+    returned handle: the callback lives as long as it does.
+    """
+    def jumped(jump: TimeJump) -> None:
+        now_s = node.get_clock().now().nanoseconds * 1e-9
+        node.get_logger().warning(f'clock went back by {-jump.delta.nanoseconds * 1e-9:.3f} s (a restarted '
+                                  f'simulation?): restarting what is timed from {now_s:.3f} s')
+        restart(now_s)
+    threshold = JumpThreshold(min_forward=None, min_backward=RclDuration(nanoseconds=-1), on_clock_change=False)
+    return node.get_clock().create_jump_callback(threshold, post_callback=jumped)

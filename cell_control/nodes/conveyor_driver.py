@@ -22,7 +22,8 @@ from cell_control.logistics.conveyor_tracker import ConveyorTracker, load_convey
 from cell_control.cell.description import layout_path, load_layout
 from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
 from cell_control.drivers.vfd_emulator import VfdEmulator
-from cell_control.nodes.common import LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status
+from cell_control.nodes.common import (LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status,
+                                       on_clock_back)
 from cell_control.nodes.node_main import run_node
 
 BELT_SPEED_PERIOD_S = 0.01  # 100 Hz to the simulation
@@ -96,6 +97,7 @@ class ConveyorDriver(Node):
             self._belt_speed_pub = self.create_publisher(Float64, '/conveyor/belt_speed', RELIABLE)
             self.create_timer(BELT_SPEED_PERIOD_S, self._publish_belt_speed)
         self._fault_pub.publish(String(data=''))
+        self._clock_back = on_clock_back(self, self.tracker.clock_restarted)
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
