@@ -61,7 +61,7 @@ def load_node_parameters(path: Path) -> dict[str, dict]:
 
 
 def enclave(spec: NodeSpec) -> str:
-    """The SROS2 enclave a node of the cell runs in (`ros2 security create_enclave KEYSTORE <enclave>`)."""
+    """Return the SROS2 enclave a node of the cell runs in (`ros2 security create_enclave KEYSTORE <enclave>`)."""
     return f'/{PACKAGE}/{spec.name}'
 
 

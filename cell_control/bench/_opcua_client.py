@@ -74,7 +74,7 @@ def prepare(directory: Path) -> GatewayFiles:
 
 
 def nodes(files: GatewayFiles) -> list[NodeSpec]:
-    """The coordinator as bring-up describes it (no simulation) and the gateway, on the test's files."""
+    """Describe the coordinator as bring-up does (no simulation) and the gateway, on the test's files."""
     stores = {'ledger_path': str(files.directory / 'ledger.sqlite'),
               'records_path': str(files.directory / 'records.sqlite')}
     coordinator = [n for n in describe_cell('none', ros_tools=False, overrides={'coordinator': stores})
@@ -86,7 +86,7 @@ def nodes(files: GatewayFiles) -> list[NodeSpec]:
 async def connect(files: GatewayFiles, user: str | None, password: str | None = None,
                   certificate: ClientCertificate | None = None,
                   mode: ua.MessageSecurityMode = ua.MessageSecurityMode.SignAndEncrypt) -> Client:
-    """A connected client (Basic256Sha256); `password` defaults to the user's own."""
+    """Connect a client (Basic256Sha256); `password` defaults to the user's own."""
     certificate = certificate or files.trusted
     client = Client(files.endpoint, timeout=30)
     client.application_uri = certificate.uri

@@ -131,7 +131,7 @@ class WeldRecords(Protocol):
         """Store the record of the part's weld; return the verdict the record supports."""
 
     def recorded_verdict(self, part_id: str) -> str | None:
-        """The verdict of the part's stored records, None when there are none."""
+        """Return the verdict of the part's stored records, None when there are none."""
 
 
 class CoordinatorError(Exception):

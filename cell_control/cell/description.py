@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import xacro
@@ -35,7 +36,7 @@ class DescriptionError(ValueError):
 
 
 def share_dir() -> Path:
-    """The installed share/cell_control when the package is installed, else the repository root."""
+    """Return the installed share/cell_control when the package is installed, else the repository root."""
     try:
         return Path(get_package_share_directory(PACKAGE))
     except (PackageNotFoundError, OSError):  # not in the index, or no AMENT_PREFIX_PATH at all
@@ -47,7 +48,7 @@ def share_dir() -> Path:
     return repository
 
 
-def check_args(name: str, args: dict[str, object]) -> dict[str, str]:
+def check_args(name: str, args: Mapping[str, object]) -> dict[str, str]:
     """Return the arguments as xacro mappings, or raise DescriptionError naming the bad one."""
     if name not in XACRO_ARGS:
         raise DescriptionError(f'unknown description {name!r}; expected one of {sorted(XACRO_ARGS)}')
@@ -83,23 +84,23 @@ def expand_xacro(name: str, /, **args: str) -> str:
 
 
 def example_seams_dir() -> Path:
-    """The example seam files the project ships (config/seams/*.csv), for tests, benchmarks and docs."""
+    """Return the example seam files the project ships (config/seams/*.csv), for tests, benchmarks, docs."""
     return share_dir() / 'config' / 'seams'
 
 
 def layout_path() -> Path:
-    """The installed config/cell_layout.yaml."""
+    """Return the installed config/cell_layout.yaml."""
     return share_dir() / 'config' / 'cell_layout.yaml'
 
 
 def load_layout() -> dict:
-    """The cell layout (config/cell_layout.yaml): where everything stands, in metres and radians."""
+    """Load the cell layout (config/cell_layout.yaml): where everything stands, in metres and radians."""
     with open(layout_path(), encoding='utf-8') as stream:
         return yaml.safe_load(stream)
 
 
 def home_positions(layout: dict | None = None) -> list[float]:
-    """The arm's home joint positions in rad (arm.home_joint_positions of the layout)."""
+    """Return the arm's home joint positions in rad (arm.home_joint_positions of the layout)."""
     values = (layout or load_layout())['arm']['home_joint_positions']
     if len(values) != 6 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
         raise DescriptionError(f'arm.home_joint_positions of the layout must be 6 finite numbers, got {values!r}')
@@ -107,5 +108,5 @@ def home_positions(layout: dict | None = None) -> list[float]:
 
 
 def agv_names(layout: dict | None = None) -> tuple[str, ...]:
-    """The AGVs of the cell: the keys of agv.home (their parking poses) in the layout."""
+    """Return the AGVs of the cell: the keys of agv.home (their parking poses) in the layout."""
     return tuple((layout or load_layout())['agv']['home'])

@@ -40,7 +40,7 @@ class StationLegs:
 
 def agv_round_trip_s(path_m: list[float], turns_rad: list[float], transfer_s: float, max_speed: float,
                      max_accel: float, max_turn_rate: float, max_turn_accel: float) -> float:
-    """An AGV's time per part: its straight legs and turns at its limits, plus the deck transfer."""
+    """Return an AGV's time per part: its straight legs and turns at its limits, plus the deck transfer."""
     driving = sum(trapezoid_time_s(d, max_speed, max_accel) for d in path_m)
     turning = sum(trapezoid_time_s(t, max_turn_rate, max_turn_accel) for t in turns_rad)
     return driving + turning + transfer_s
@@ -59,8 +59,11 @@ class PartOutcome:
 
 
 def production_kpis(parts: list[PartOutcome], run_s: float, fault_s: float, critical_s: float) -> dict:
-    """Cycle time per part (interval between departures; the first part's is its lead time), throughput,
-    availability (share of the run not spent in a fault or emergency stop) and the coordinator's efficiency."""
+    """Compute the production KPIs: cycle time, throughput, availability and the coordinator's efficiency.
+
+    Cycle time per part is the interval between departures (the first part's is its lead time); availability
+    is the share of the run not spent in a fault or emergency stop.
+    """
     left = sorted(p.left_s for p in parts if p.left_s is not None)
     cycles = ([left[0] - min(p.announced_s for p in parts)] if left else []) + \
         [b - a for a, b in zip(left, left[1:])]

@@ -230,6 +230,7 @@ class PartLedger:
             if db.in_transaction:
                 db.execute('ROLLBACK')
             raise
+        assert cur.lastrowid is not None   # an INSERT always sets it
         return Transition(cur.lastrowid, transition_id, part_id, from_state, to_state, now_s, reason)
 
     def _stored(self, transition_id: str) -> Transition | None:

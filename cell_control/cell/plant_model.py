@@ -167,7 +167,7 @@ def from_ledger(parts: Sequence[PartRecord]) -> dict[str, object]:
 
 
 def read_parts(path: Path) -> list[PartRecord]:
-    """The ledger's parts in announcement order (the same query as `PartLedger.parts`), read-only."""
+    """Read the ledger's parts in announcement order (the same query as `PartLedger.parts`), read-only."""
     if not path.is_file():
         return []
     db = sqlite3.connect(f'{path.resolve().as_uri()}?mode=ro', uri=True, timeout=10.0)

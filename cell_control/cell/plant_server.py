@@ -63,7 +63,7 @@ class Log(Protocol):
 
 
 def default_state_dir() -> Path:
-    """The gateway's folder beside the weld records: $CELL_CONTROL_DATA_DIR/opcua or ~/.local/share/..."""
+    """Return the gateway's folder beside the weld records: $CELL_CONTROL_DATA_DIR/opcua or ~/.local/share/..."""
     return default_db_path().parent / 'opcua'
 
 
@@ -297,7 +297,7 @@ class PlantServer:
     def _write_recipe(self, node: Any, attribute: ua.AttributeIds, value: ua.DataValue) -> None:
         user = _caller.get()
         name, role = (user.name, user.cell_role) if isinstance(user, _CellUser) else ('unknown', 'viewer')
-        recipe_id = value.Value.Value if value.Value is not None else None
+        recipe_id: Any = value.Value.Value if value.Value is not None else None   # as the client wrote it
         if not may(role, RECIPE_ROLE):
             self._log.warning(f'recipe change to {recipe_id!r} refused: user {name} has role {role}; '
                               f'recipes need {RECIPE_ROLE}')
@@ -318,6 +318,7 @@ class PlantServer:
             asyncio.run_coroutine_threadsafe(self._write(dict(values)), self._loop)
 
     async def _write(self, values: dict[str, object]) -> None:
+        assert self._server is not None   # update() is used after start(), which returns once the server is up
         for path, value in values.items():
             if _same(self._values.get(path), value):
                 continue

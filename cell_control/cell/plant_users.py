@@ -121,7 +121,7 @@ class UserFile:
         self._write(entries)
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user if the name is known and the password matches, else None."""
+        """Return the user if the name is known and the password matches, else None."""
         role, stored = self._entries().get(name, (None, _DUMMY_HASH))
         if not verify_password(password, stored) or role is None:
             return None

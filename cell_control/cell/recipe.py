@@ -85,7 +85,7 @@ def recipes_dir() -> Path:
 
 
 def recipe_path(recipe_id: str) -> Path:
-    """The recipe file of `recipe_id`; an id is a name, never a path, so it cannot leave the recipes folder."""
+    """Return the recipe file of `recipe_id`; an id is a name, never a path, so it stays in the recipes folder."""
     if not RECIPE_ID.match(recipe_id):
         raise RecipeError(f'recipe id {recipe_id!r} is not a recipe name (lower-case letters, digits and _, '
                           f'starting with a letter); the recipes are in {recipes_dir()}')
@@ -97,7 +97,7 @@ def recipe_path(recipe_id: str) -> Path:
 
 
 def non_finite_field(value: object, where: tuple[str | int, ...] = ()) -> str | None:
-    """The field path of the first NaN or infinity in a YAML document (JSON schema ranges let NaN through)."""
+    """Return the field path of the first NaN or infinity in a YAML document (JSON schema lets NaN through)."""
     if isinstance(value, float) and not math.isfinite(value):
         return _field_path(where)
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
@@ -145,7 +145,7 @@ def load_recipe(path: str | Path) -> Recipe:
         return RecipeError(f'{path}: {field}: {reason}')
 
     part = PartDimensions(**{k: float(v) for k, v in document['part'].items()})
-    seams = []
+    seams: list[SeamRecipe] = []
     for i, entry in enumerate(document['seams']):
         if entry['id'] in [seam.id for seam in seams]:
             raise refuse(f'seams[{i}].id', f'duplicate seam id {entry["id"]!r}')
@@ -178,7 +178,7 @@ def _seam(entry: dict, index: int, part: PartDimensions, path: Path,
                          f'{[x, y, z]} m is not on the part\'s top face (|x| ≤ {part.length_m / 2}, '
                          f'|y| ≤ {part.width_m / 2}, z = {part.height_m})')
     try:
-        seam_program = SeamProgram(tuple(tuple(float(c) for c in p) for _, p in named_points),
+        seam_program = SeamProgram(tuple((float(x), float(y), float(z)) for _, (x, y, z) in named_points),
                                    math.radians(program.get('travel_angle_deg', 0.0)),
                                    math.radians(program.get('work_angle_deg', 0.0)))
     except ValueError as error:

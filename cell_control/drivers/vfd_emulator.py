@@ -174,8 +174,12 @@ class VfdEmulator:
         if not 1 <= unit_id <= 247:
             raise ValueError(f'unit_id must be a Modbus RTU slave address 1 … 247, got {unit_id}')
         self._motor = VfdMotor(max_speed_m_s, acceleration_m_s2, clock)
-        self._tmpdir = None if port else tempfile.TemporaryDirectory(prefix='vfd_emulator_')
-        self.port = port or os.path.join(self._tmpdir.name, 'conveyor_vfd')
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        if port:
+            self.port = port
+        else:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix='vfd_emulator_')
+            self.port = os.path.join(self._tmpdir.name, 'conveyor_vfd')
         self.unit_id = unit_id
         self._lock = threading.Lock()
         self._silent = False

@@ -132,7 +132,7 @@ class ConveyorTracker:
         return list(self._held)
 
     def set_belt_speed(self, time_s: float, speed_m_s: float) -> None:
-        """The belt speed in force from `time_s` on (0 while stopped or tripped)."""
+        """Set the belt speed in force from `time_s` on (0 while stopped or tripped)."""
         if not (math.isfinite(speed_m_s) and speed_m_s >= 0.0):
             raise ValueError(f'belt speed must be finite and >= 0 m/s, got {speed_m_s!r}')
         self._advance(time_s)
@@ -142,7 +142,7 @@ class ConveyorTracker:
         self._speed_m_s = speed_m_s
 
     def eye_edge(self, eye: str, blocked: bool, time_s: float) -> UnexpectedPart | None:
-        """An edge of photo-eye `eye` (True: beam blocked by a part). Returns a tracking fault, if any."""
+        """Take an edge of photo-eye `eye` (True: beam blocked by a part); return a tracking fault, if any."""
         if eye not in self._x:
             raise ValueError(f'unknown photo-eye {eye!r}; eyes are {self._names}')
         self._advance(time_s)
@@ -176,7 +176,7 @@ class ConveyorTracker:
             if leg.reported or leg.travelled_m <= self.margin * leg.distance_m:
                 continue
             leg.reported = True
-            expected_s = self._deadline_s(leg) - leg.start_s
+            expected_s = self._deadline_s(leg, time_s) - leg.start_s
             faults.append(JamFault(leg.part_id, leg.from_eye, leg.to_eye, expected_s, time_s - leg.start_s))
         return faults
 
@@ -210,7 +210,7 @@ class ConveyorTracker:
             leg.ramp_left_s -= ramp
             leg.travelled_m += self._speed_m_s * (dt - ramp)
 
-    def _deadline_s(self, leg: _Leg) -> float:
-        """When the overrun leg ran out of time (the current speed carried it past its allowed travel)."""
+    def _deadline_s(self, leg: _Leg, now_s: float) -> float:
+        """Return when the overrun leg ran out of time (the current speed carried it past its allowed travel)."""
         overshoot_m = leg.travelled_m - self.margin * leg.distance_m
-        return self._now_s - overshoot_m / self._speed_m_s if self._speed_m_s > 0 else self._now_s
+        return now_s - overshoot_m / self._speed_m_s if self._speed_m_s > 0 else now_s

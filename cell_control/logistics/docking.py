@@ -23,7 +23,7 @@ class DockWatch:
 
     def update(self, agv: str, x: float, y: float, yaw: float, speed: float, now_s: float
                ) -> list[tuple[str, bool]]:
-        """Changes (dock, docked) caused by this odometry reading of `agv`."""
+        """Return the changes (dock, docked) caused by this odometry reading of `agv`."""
         self._last_seen[agv] = now_s
         here = ''
         if all(math.isfinite(v) for v in (x, y, yaw, speed)) and speed < STILL_SPEED:

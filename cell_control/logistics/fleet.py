@@ -20,7 +20,7 @@ from enum import Enum
 
 from cell_control.logistics.agv_navigation import DriveLimits, Pose2D, docking_route, drive_command
 from cell_control.logistics.handoff import (ClientActionKind, HandoffClient, HandoffKind, HandoffRequest,
-                                       HandoffResult, HandoffStatus)
+                                            HandoffResult, HandoffStatus)
 
 
 class FleetError(ValueError):

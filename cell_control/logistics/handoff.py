@@ -17,6 +17,7 @@ import json
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
 
 
 class HandoffError(ValueError):
@@ -106,7 +107,10 @@ def _fields(text: str, spec: dict[str, type], what: str) -> dict:
     return data
 
 
-def _enum(enum: type[Enum], value: str, name: str, what: str) -> Enum:
+E = TypeVar('E', bound=Enum)
+
+
+def _enum(enum: type[E], value: str, name: str, what: str) -> E:
     try:
         return enum(value)
     except ValueError:

@@ -19,7 +19,7 @@ from cell_control.motion.trajectory import JointTrajectory, TrajectoryPoint
 from cell_control.cell.recipe import SeamRecipe
 from cell_control.motion.kinematics import UrKinematics
 from cell_control.motion.weld_path import (WeldMotionSettings, WeldTrajectory, base_pose_from_layout, joint_move,
-                                         part_pose_at_station, plan_weld)
+                                           part_pose_at_station, plan_weld)
 
 TARGETS = ('seam_start', 'weld_path', 'home')
 PLANNED_WELD_SPEED_MM_S = 25.0   # DESIGN §6 top travel speed: speed scaling can only slow a trajectory down
@@ -40,7 +40,7 @@ def _shifted(points: Sequence[TrajectoryPoint], offset_s: float) -> list[Traject
 
 
 def _segment(weld: WeldTrajectory, start_s: float, end_s: float) -> list[TrajectoryPoint]:
-    """The weld trajectory's points strictly after start_s up to end_s, re-timed to start at start_s."""
+    """Return the weld trajectory's points strictly after start_s up to end_s, re-timed to start at start_s."""
     return _shifted([p for p in weld.trajectory.points if start_s < p.time_from_start_s <= end_s + 1e-9], -start_s)
 
 
@@ -62,7 +62,7 @@ class ArmMotion:
         self.target = ''
 
     def plan(self, target: str, q_now: Sequence[float]) -> JointTrajectory:
-        """A trajectory from the measured joints `q_now` to `target`; it becomes the goal to supervise."""
+        """Plan a trajectory from the measured joints `q_now` to `target`; it becomes the goal to supervise."""
         if target not in TARGETS:
             raise ArmMotionError(f'unknown arm target {target!r}; one of {", ".join(TARGETS)}')
         names = self.arm.joint_names

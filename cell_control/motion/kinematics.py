@@ -165,9 +165,9 @@ class UrKinematics:
             raise UnreachablePose(reason or 'every solution lies outside the joint limits')
         return [np.array(q) for q in within]
 
-    def nearest_solution(self, pose: np.ndarray, q_current: Sequence[float],
+    def nearest_solution(self, pose: np.ndarray, q_current: Sequence[float] | np.ndarray,
                          tool: np.ndarray | None = None, reject_singular: bool = True) -> np.ndarray:
-        """The solution closest to `q_current`, each joint wrapped by 2π to its nearest representative.
+        """Return the solution closest to `q_current`, each joint wrapped by 2π to its nearest representative.
 
         Raises `UnreachablePose`, and `SingularityError` when the chosen solution is within tolerance of a
         singularity (unless `reject_singular` is False).
@@ -191,7 +191,7 @@ class UrKinematics:
         return np.array(best)
 
     # ---------------------------------------------------------------- singularities
-    def singularity_margins(self, q: Sequence[float]) -> dict[str, float]:
+    def singularity_margins(self, q: Sequence[float] | np.ndarray) -> dict[str, float]:
         """Signed distance to each singularity: zero at it, sign flips when a path crosses it.
 
         The Jacobian determinant of a UR arm factors as a2·a3·sin(q3)·sin(q5)·shoulder, so these three
@@ -203,7 +203,7 @@ class UrKinematics:
         return {'shoulder': shoulder, 'elbow': math.sin(q3), 'wrist': math.sin(q5)}
 
     def singularities(self, q: Sequence[float]) -> list[tuple[str, float]]:
-        """The singularities that `q` is within tolerance of, as (name, margin)."""
+        """Return the singularities that `q` is within tolerance of, as (name, margin)."""
         tolerance = {'shoulder': SHOULDER_SINGULARITY_M, 'elbow': ELBOW_SINGULARITY_SIN,
                      'wrist': WRIST_SINGULARITY_SIN}
         return [(name, margin) for name, margin in self.singularity_margins(q).items()
@@ -308,7 +308,7 @@ def _wrap_pi(angle: float) -> float:
 
 @lru_cache(maxsize=4)
 def load_kinematics(config_dir: Path | None = None) -> UrKinematics:
-    """The UR5e from config/ur5e/kinematics.yaml (and joint_limits.yaml when present)."""
+    """Load the UR5e from config/ur5e/kinematics.yaml (and joint_limits.yaml when present)."""
     directory = Path(config_dir) if config_dir is not None else default_config_dir()
     path = directory / 'ur5e' / 'kinematics.yaml'
     with open(path) as stream:

@@ -144,7 +144,7 @@ def _rot_y(angle: float) -> np.ndarray:
 
 
 def pose_from_xyz_rpy(xyz: Sequence[float], rpy: Sequence[float]) -> np.ndarray:
-    """A 4x4 pose from a position and URDF roll-pitch-yaw (fixed axes x, y, z)."""
+    """Return a 4x4 pose from a position and URDF roll-pitch-yaw (fixed axes x, y, z)."""
     roll, pitch, yaw = (float(a) for a in rpy)
     cz, sz = math.cos(yaw), math.sin(yaw)
     rot_z = np.array([[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]])
@@ -201,7 +201,7 @@ def joint_move_duration_s(q_start: Sequence[float], q_target: Sequence[float], l
 
 def joint_move(q_start: Sequence[float], q_target: Sequence[float], limits: JointLimits,
                joint_names: Sequence[str] = (), sample_period_s: float = 0.05) -> JointTrajectory:
-    """A synchronised trapezoidal move within each joint's velocity and acceleration limit.
+    """Plan a synchronised trapezoidal move within each joint's velocity and acceleration limit.
 
     This is how motion is re-planned from the current joint state: it starts and ends at rest.
     """
@@ -274,7 +274,7 @@ def _cartesian_samples(settings: WeldMotionSettings, travel_speed_mm_s: float,
     return samples
 
 
-def _follow(arm: UrKinematics, samples: list[_Sample], tool: np.ndarray, q_first: Sequence[float],
+def _follow(arm: UrKinematics, samples: list[_Sample], tool: np.ndarray, q_first: Sequence[float] | np.ndarray,
             max_step_rad: float) -> list[np.ndarray]:
     """Joint positions along the samples, each nearest the previous; PathError at the first bad one."""
     joints = []
@@ -302,7 +302,7 @@ def _follow(arm: UrKinematics, samples: list[_Sample], tool: np.ndarray, q_first
 def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np.ndarray,
               travel_speed_mm_s: float, q_seed: Sequence[float], arm: UrKinematics | None = None,
               settings: WeldMotionSettings = WeldMotionSettings()) -> WeldTrajectory:
-    """The timed joint trajectory of one seam, starting at rest at the approach point (time 0).
+    """Plan the timed joint trajectory of one seam, starting at rest at the approach point (time 0).
 
     The IK branch is the one nearest `q_seed` (normally the current joint state) that keeps the whole path
     continuous and clear of singularities. Reach the first point with `joint_move`.
@@ -321,7 +321,7 @@ def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np
         raise PathError(samples[0].where, str(error)) from None
     seed = np.asarray(q_seed, dtype=float)
     branches.sort(key=lambda q: float(np.sum((q - seed) ** 2)))
-    first_error = None
+    first_error: PathError | None = None
     for branch in branches:
         try:
             joints = _follow(arm, samples, tool, branch, settings.max_joint_step_rad)
@@ -329,6 +329,7 @@ def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np
         except PathError as error:
             first_error = first_error or error
     else:
+        assert first_error is not None   # arm.inverse raises rather than return no branch
         raise PathError(first_error.where, f'{first_error.reason} (the same or worse in all '
                                            f'{len(branches)} IK branches)')
     times = [sample.time_s for sample in samples]

@@ -258,7 +258,7 @@ class CellSimNode(Node):
         return response
 
     def _render(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        """A picture of the cell as it is now (MuJoCo offscreen: MUJOCO_GL=egl or osmesa)."""
+        """Render a picture of the cell as it is now (MuJoCo offscreen: MUJOCO_GL=egl or osmesa)."""
         try:
             with self._lock:
                 self.sim.render_png(self._render_path)

@@ -234,7 +234,7 @@ class CellSimulation:
         return None
 
     def load_present(self, agv: str) -> bool:
-        """The deck's load sensor: a part lies on the deck, near its centre."""
+        """Read the deck's load sensor: whether a part lies on the deck, near its centre."""
         index = self.part_on_deck(agv)
         if index is None:
             return False
@@ -337,7 +337,7 @@ class CellSimulation:
         self.weld = None
 
     def _preview_sample(self) -> SeamMeasurement | None:
-        """The laser sees the seam ahead, arc or no arc: a reading whenever the TCP is on the seam line."""
+        """Return what the laser sees ahead, arc or no arc: a reading whenever the TCP is on the seam line."""
         placement = self.seam_placement
         if placement is None:
             return None
@@ -366,7 +366,7 @@ class CellSimulation:
                 return
 
     def _sensor_tick(self, sample: SeamMeasurement | None) -> None:
-        """The laser sensor streams at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
+        """Stream the laser sensor at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
         step_index = round(self.time_s / STEP_S)
         if sample is None and step_index % 2:
             return
@@ -388,7 +388,7 @@ class CellSimulation:
 
     # ----- per-step device behaviour ---------------------------------------------------------------------
     def _apply_clamp(self, now: float) -> None:
-        """The fixture clamp: a self-centring clamp that locates the part on the fixture datum while it closes.
+        """Run the fixture clamp: a self-centring clamp that locates the part on the fixture datum as it closes.
 
         The belt has no side guides, so a part arrives a few centimetres off centre and slightly turned; the
         closing jaws push it onto the datum (station x, y = 0, square to the belt) and then hold it still.
@@ -415,7 +415,7 @@ class CellSimulation:
         qvel[dof:dof + 6] = 0.0
 
     def _part_over_gate(self) -> bool:
-        """A pop-up stop is force-limited: it cannot lift a part lying over it, so it waits until the part passed."""
+        """Tell whether a part lies over the pop-up stop: it is force-limited, so it waits until the part passed."""
         gate_x = self.layout['station']['stop_gate_x']
         half_length = self.layout['part']['length'] / 2
         belt_z = self.layout['conveyor']['belt_top_z']

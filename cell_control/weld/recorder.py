@@ -42,7 +42,7 @@ class WeldRecorder:
         return verdict
 
     def recorded_verdict(self, part_id: str) -> str | None:
-        """The verdict the stored records of a part support, or None when none was stored."""
+        """Return the verdict the stored records of a part support, or None when none was stored."""
         records = self.store.part_records(part_id)
         if not records:
             return None

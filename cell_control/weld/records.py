@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,12 +70,12 @@ class WeldRecord:
     seam_id: str
     part_id: str
     recipe: str
-    s_mm: Sequence[float]
-    gap_mm: Sequence[float]
-    speed_mm_s: Sequence[float]
-    force_n: Sequence[float]
-    correction_mm: Sequence[float]
-    good: Sequence[bool]
+    s_mm: Sequence[float] | np.ndarray
+    gap_mm: Sequence[float] | np.ndarray
+    speed_mm_s: Sequence[float] | np.ndarray
+    force_n: Sequence[float] | np.ndarray
+    correction_mm: Sequence[float] | np.ndarray
+    good: Sequence[bool] | np.ndarray
     metrics: Mapping[str, float]
 
 
@@ -160,19 +161,20 @@ def _check(record: WeldRecord) -> None:
 def _pack(record: WeldRecord) -> dict[str, bytes | str]:
     """Validate and serialise a record; raises ValueError naming the bad field (nothing is written)."""
     with np.errstate(over='ignore'):   # a value beyond float32 becomes inf and is refused by name
-        packed = replace(record, good=np.asarray(record.good, dtype=bool),
-                         **{name: np.asarray(getattr(record, name), dtype=np.float64).astype('<f4')
-                            for name in ARRAYS})
+        good = np.asarray(record.good, dtype=bool)
+        arrays: dict[str, Any] = {name: np.asarray(getattr(record, name), dtype=np.float64).astype('<f4')
+                                  for name in ARRAYS}
+        packed = replace(record, good=good, **arrays)
     _check(packed)
     columns: dict[str, bytes | str] = {name: getattr(packed, name).tobytes() for name in ARRAYS}
-    columns['good'] = packed.good.astype('u1').tobytes()
+    columns['good'] = good.astype('u1').tobytes()
     columns['metrics'] = json.dumps(dict(record.metrics), sort_keys=True, separators=(',', ':'), allow_nan=False)
     for name in ('seam_id', 'part_id', 'recipe'):
         columns[name] = getattr(record, name)
     return columns
 
 
-def record_hash(row: Mapping[str, object]) -> str:
+def record_hash(row: Mapping[str, object] | sqlite3.Row) -> str:
     """sha256 over the canonical serialisation of a stored row (its columns except `hash`).
 
     The canonical form is the compact, key-sorted, ASCII JSON object of the columns with blobs as hex
@@ -229,7 +231,7 @@ def _unpack(row: sqlite3.Row) -> StoredWeldRecord:
     decoded = _decode(row)
     arrays = {name: getattr(decoded, name).astype(float).tolist() for name in ARRAYS}
     record = WeldRecord(seam_id=decoded.seam_id, part_id=decoded.part_id, recipe=decoded.recipe,
-                        good=decoded.good.tolist(), metrics=decoded.metrics, **arrays)
+                        good=np.asarray(decoded.good).tolist(), metrics=decoded.metrics, **arrays)
     return StoredWeldRecord(record_id=row['id'], created_utc=row['created_utc'], record=record,
                             prev_hash=row['prev_hash'], hash=row['hash'])
 
@@ -356,7 +358,7 @@ class WeldRecordStore:
         return ChainHead(row['id'], count, row['hash']) if row else ChainHead(0, 0, GENESIS_HASH)
 
     def part_records(self, part_id: str) -> list[StoredWeldRecord]:
-        """The records of one part, oldest first."""
+        """Return the records of one part, oldest first."""
         return [_unpack(row) for row in self._db.execute(
             'SELECT * FROM weld_records WHERE part_id = ? ORDER BY id', (part_id,))]
 

@@ -42,14 +42,14 @@ class WeldTrace:
         self._at(stamp_s).correction_mm = correction_mm
 
     def gap(self, stamp_s: float, gap_mm: float) -> None:
-        """A valid look-ahead gap reading; it describes the seam 30 mm ahead but is kept with its sample."""
+        """Store a valid look-ahead gap reading; it describes the seam 30 mm ahead but is kept with its sample."""
         self._at(stamp_s).gap_mm = gap_mm
 
     def fault(self, active: bool) -> None:
         self.faulted = active
 
     def record(self, verdict: str, metrics: dict[str, float]) -> WeldRecord | None:
-        """The weld record, or None when the adjuster never answered a sample (the arc never ran)."""
+        """Return the weld record, or None when the adjuster never answered a sample (the arc never ran)."""
         stamps = sorted(s for s, v in self._samples.items() if math.isfinite(v.speed_mm_s))
         if not stamps:
             return None
