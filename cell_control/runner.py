@@ -48,6 +48,26 @@ def environment_domain_id() -> int:
         raise ValueError(f'ROS_DOMAIN_ID={text!r} is not a ROS domain id in 0..{MAX_DOMAIN_ID}') from None
 
 
+def node_command_line(node: NodeSpec, params_file: Path) -> list[str]:
+    """Write the node's parameters to `params_file` and return the command line that runs the node with them."""
+    params_file.write_text(yaml.safe_dump({node.name: {'ros__parameters': node.parameters}}))
+    command = [find_executable(node.executable), *node.arguments, '--ros-args', '-r', f'__node:={node.name}',
+               '--params-file', str(params_file)]
+    for source, target in node.remappings:
+        command += ['-r', f'{source}:={target}']
+    return command
+
+
+def dies_with_parent(command: list[str]) -> list[str]:
+    """Return `command` so that it gets SIGTERM when the process starting it dies, even by SIGKILL.
+
+    Without it a killed `cell-control` or test runner leaves its nodes running on their ROS domain, where the
+    next run on that domain would meet them (util-linux `setpriv`, present on every Debian and Ubuntu).
+    """
+    setpriv = shutil.which('setpriv')
+    return [setpriv, '--pdeathsig', 'TERM', '--', *command] if setpriv else command
+
+
 def ament_prefixes() -> list[str]:
     """Install prefixes with an ament index: where this package is installed, then this Python's prefix.
 
@@ -161,12 +181,7 @@ class NodeProcesses:
         """Start (or start again, after `kill`) the node called `name` with its parameters."""
         node = next(n for n in self._nodes if n.name == name)
         assert self._dir is not None, 'NodeProcesses.start outside its with block'
-        params = Path(self._dir) / f'{node.name}.yaml'
-        params.write_text(yaml.safe_dump({node.name: {'ros__parameters': node.parameters}}))
-        command = [find_executable(node.executable), *node.arguments, '--ros-args', '-r', f'__node:={node.name}',
-                   '--params-file', str(params)]
-        for source, target in node.remappings:
-            command += ['-r', f'{source}:={target}']
+        command = dies_with_parent(node_command_line(node, Path(self._dir) / f'{node.name}.yaml'))
         with stop_signals.deferred():
             # A group of its own: signals from the terminal reach the command only, which stops the nodes.
             self.processes[node.name] = subprocess.Popen(command, env=self._env, stdin=subprocess.DEVNULL,

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-import yaml
 
 from cell_control.bringup import PACKAGE, NodeSpec
-from cell_control.runner import find_executable
+from cell_control.runner import dies_with_parent, find_executable, node_command_line
 
 T = TypeVar('T')
 
@@ -210,7 +209,7 @@ class NodeProcesses:
         """Start `command` as process `name` (a name not running already; a stopped one may start again)."""
         self._free(name)
         with open(self.log_path(name), 'ab') as log:
-            process = subprocess.Popen(command, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+            process = subprocess.Popen(dies_with_parent(command), env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = process
         self._stopping.discard(name)
@@ -224,21 +223,15 @@ class NodeProcesses:
         """Start a node of the bring-up description (`bringup.describe_cell`) with its parameters and remaps."""
         if node.package != PACKAGE:
             raise ValueError(f'node {node.name} is from package {node.package}, not installed here')
-        params = self.log_dir / f'{node.name}.params.yaml'
-        params.write_text(yaml.safe_dump({node.name: {'ros__parameters': node.parameters}}))
-        command = [find_executable(node.executable), *node.arguments, '--ros-args', '-r', f'__node:={node.name}',
-                   '--params-file', str(params)]
-        for source, target in node.remappings:
-            command += ['-r', f'{source}:={target}']
-        return self.start(node.name, command)
+        return self.start(node.name, node_command_line(node, self.log_dir / f'{node.name}.params.yaml'))
 
     def run(self, name: str, command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
         """Run `command` to its end (stdout and stderr kept apart) and return it; killed after `timeout_s`."""
         self._free(name)
         out, err = self.log_dir / f'{name}.stdout', self.log_dir / f'{name}.stderr'
         with open(out, 'wb') as stdout, open(err, 'wb') as stderr:
-            process = subprocess.Popen(command, env=self.env, stdin=subprocess.DEVNULL, stdout=stdout,
-                                       stderr=stderr, start_new_session=True)
+            process = subprocess.Popen(dies_with_parent(command), env=self.env, stdin=subprocess.DEVNULL,
+                                       stdout=stdout, stderr=stderr, start_new_session=True)
         self.processes[name] = process
         self._stopping.add(name)
         if not _wait_ended(process, timeout_s):

@@ -64,3 +64,29 @@ def test_a_process_that_exits_by_itself_is_reported_with_its_log(tmp_path):
         processes.start('crash', [sys.executable, '-c', 'import sys; print("again"); sys.exit(4)'])
         with pytest.raises(RuntimeError, match=r'(?s)process crash exited with code 4 while waiting for x.*again'):
             wait_for(lambda: processes.check_running('x'), 30, 'the check to fail')
+
+
+def test_processes_do_not_outlive_a_killed_test_runner(tmp_path):
+    """A runner killed with SIGKILL cannot clean up: its processes must still end (else they haunt the domain)."""
+    import os
+    runner = subprocess.Popen([sys.executable, '-c', (
+        'import sys, time\n'
+        'from cell_control.testing import NodeProcesses\n'
+        f'processes = NodeProcesses(7, {str(tmp_path)!r})\n'
+        "child = processes.start('sleeper', [sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        'print(child.pid, flush=True)\n'
+        'time.sleep(120)\n')], stdout=subprocess.PIPE, text=True)
+    child = int(runner.stdout.readline())
+    os.kill(child, 0)                                  # running
+    runner.kill()
+    runner.wait(timeout=10)
+    runner.stdout.close()
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        with open(f'/proc/{child}/stat') as stat:      # a zombie waiting for init to reap it is gone too
+            return stat.read().split(')')[-1].split()[0] == 'Z'
+    wait_for(gone, 10, 'the runner\'s process to end with it')
