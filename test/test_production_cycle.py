@@ -28,8 +28,8 @@ from std_msgs.msg import Bool, Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
-pytestmark = pytest.mark.integration
-RTF = 2.0
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]   # a whole cell at 1x real time
+RTF = 1.0   # the whole cell needs about 1.6 of the 2 cores at 2x; at 1x a loaded machine still keeps up
 HOME = home_positions()
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
