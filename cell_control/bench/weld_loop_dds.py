@@ -14,6 +14,7 @@ Prints JSON lines; exits 1 when the target (p99 ≤ 5 ms, nothing lost) is misse
 from __future__ import annotations
 
 import argparse
+import secrets
 import json
 import sys
 import tempfile
@@ -103,7 +104,7 @@ def summarize(received: dict[int, list[int]], period_ns: int) -> dict:
     }
 
 
-def run(duration_s: float, warm_up_s: float, mode: str) -> dict:
+def run(duration_s: float, warm_up_s: float, mode: str, gateway: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as directory, RosDomain() as domain, \
             NodeProcesses(domain.id, Path(directory)) as processes, RosProbe(domain.id, 'weld_loop_bench') as ros:
         emulator = SeamSensorEmulator(Path(directory) / 'seam_sensor', synthetic_seam())
@@ -112,6 +113,14 @@ def run(duration_s: float, warm_up_s: float, mode: str) -> dict:
         try:
             processes.start_node('seam_sensor', f'port:={emulator.link_path}')
             processes.start_node('weld_adjuster', f'mode:={mode}')
+            if gateway:   # the OPC UA plant gateway beside the loop: it consumes /diagnostics as in the cell
+                from cell_control.cell.plant_users import UserFile
+                UserFile(Path(directory) / 'opcua' / 'users').add('bench', 'viewer', secrets.token_urlsafe(16))
+                processes.start_node('plant_gateway', 'port:=0', f'state_dir:={directory}/opcua',
+                                     f'ledger_path:={directory}/ledger.sqlite',
+                                     f'records_path:={directory}/records.sqlite')
+                wait_for(lambda: 'OPC UA server listening' in processes.output('plant_gateway'), START_TIMEOUT_S,
+                         'the plant gateway to listen', poll_s=0.05)
             wait_for(lambda: int(probe.status('weld_adjuster').get('ignored', '0')) > 0, START_TIMEOUT_S,
                      'the weld_adjuster to receive /seam/features', poll_s=0.05)
             wait_for(lambda: all(probe.node.count_publishers(t) for t in SETPOINT_TOPICS), START_TIMEOUT_S,
@@ -144,6 +153,7 @@ def run(duration_s: float, warm_up_s: float, mode: str) -> dict:
         return int(sensor_after.get(key, 0)) - int(sensor_before.get(key, 0))
     result.update({
         'bench': 'weld_loop_dds', 'duration_s': duration_s, 'rate_hz': SAMPLE_RATE_HZ, 'mode': mode,
+        'plant_gateway': gateway,
         'emulator_frames_sent': frames_sent,
         'sensor_sequence_gaps': delta('sequence_gaps'), 'sensor_frames_missed': delta('frames_missed'),
         'sensor_crc_errors': delta('crc_errors'),
@@ -172,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--warm-up-s', type=float, default=2.0,
                         help='time after start that is not measured, in s (2)')
     parser.add_argument('--mode', default='closed', choices=('open', 'feedforward', 'closed'))
+    parser.add_argument('--with-gateway', action='store_true',
+                        help='run the OPC UA plant gateway beside the loop (issue 12: does it add load?)')
     # Run from `python -m cell_control.bench` (argv None) it takes the defaults, not that command's arguments.
     args = parser.parse_args([] if argv is None else argv)
-    result = run(args.duration_s, args.warm_up_s, args.mode)
+    result = run(args.duration_s, args.warm_up_s, args.mode, args.with_gateway)
     for key in ('latency_ms', 'lost_samples', 'target_met'):
         print(json.dumps({'bench': 'weld_loop_dds', key: result[key]}), flush=True)
     print(json.dumps(result), flush=True)
