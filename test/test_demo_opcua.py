@@ -13,8 +13,8 @@ def test_demo_opcua_makes_a_demo_operator_once_and_prints_endpoint_and_user(tmp_
     first = _opcua_access(said.append)
     users = UserFile(tmp_path / 'opcua' / 'users')
     assert [(u.name, u.role) for u in users.users()] == [('demo', 'operator')]
-    match = re.fullmatch(r'OPC UA: opc\.tcp://127\.0\.0\.1:(\d+)  user demo \(operator\), password (\S+); trust your '
-                         r'client by copying its certificate to (.+)/', said[0])
+    match = re.fullmatch(r'OPC UA: opc\.tcp://127\.0\.0\.1:(\d+)/cell_control/  user demo \(operator\), '
+                         r'password (\S+); trust your client by copying its certificate to (.+)/', said[0])
     assert match and int(match[1]) == first['port'] and first['state_dir'] == str(tmp_path / 'opcua')
     assert users.authenticate('demo', match[2]).role == 'operator'
     _opcua_access(said.append)      # a second demo keeps the users it finds and names them

@@ -62,6 +62,11 @@ class Log(Protocol):
     def warning(self, message: str) -> Any: ...
 
 
+def endpoint_url(host: str, port: int) -> str:
+    """Return the OPC UA endpoint URL the gateway serves on `host`:`port`."""
+    return f'opc.tcp://{host}:{port}/cell_control/'
+
+
 def default_state_dir() -> Path:
     """Return the gateway's folder beside the weld records: $CELL_CONTROL_DATA_DIR/opcua or ~/.local/share/..."""
     return default_db_path().parent / 'opcua'
@@ -203,7 +208,7 @@ class PlantServer:
             self._ready.set()
             return
         port = server.bserver.port if server.bserver is not None else self._port
-        self.endpoint = f'opc.tcp://{self._host}:{port}/cell_control/'
+        self.endpoint = endpoint_url(self._host, port)
         self._ready.set()
         try:
             await self._done.wait()
@@ -216,7 +221,7 @@ class PlantServer:
         paths.trusted.mkdir(exist_ok=True, mode=0o700)
         server = Server(user_manager=None)
         await server.init()
-        server.set_endpoint(f'opc.tcp://{self._host}:{self._port}/cell_control/')
+        server.set_endpoint(endpoint_url(self._host, self._port))
         server.set_server_name(self._name)
         await server.set_application_uri(self.application_uri)
         await setup_self_signed_certificate(paths.private_key, paths.certificate, self.application_uri,

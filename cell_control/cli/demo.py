@@ -38,7 +38,7 @@ def build_parser() -> ArgumentParser:
 
 def _opcua_access(say) -> dict:
     """Parameters of the plant gateway for the demo: a free local port, and a user to connect with."""
-    from cell_control.cell.plant_server import default_state_dir
+    from cell_control.cell.plant_server import default_state_dir, endpoint_url
     from cell_control.cell.plant_users import UserFile
     state_dir = default_state_dir()
     users = UserFile(state_dir / 'users')
@@ -52,7 +52,7 @@ def _opcua_access(say) -> dict:
     with socket.socket() as probe:   # a free port now; the gateway binds it a moment later
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]
-    say(f'OPC UA: opc.tcp://127.0.0.1:{port}  {login}; trust your client by copying its certificate to '
+    say(f'OPC UA: {endpoint_url("127.0.0.1", port)}  {login}; trust your client by copying its certificate to '
         f'{state_dir / "trusted"}/')
     return {'port': port, 'state_dir': str(state_dir)}
 
