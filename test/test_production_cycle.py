@@ -22,7 +22,7 @@ from cell_control.runner import find_executable
 from cell_control.testing import NodeProcesses, RosProbe, call_service, wait_for, wait_for_service
 
 rclpy = pytest.importorskip('rclpy')
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -60,7 +60,8 @@ class Cell:
                                  RELIABLE)
         node.create_subscription(String, '/handoff/result', lambda m: self.results.append(json.loads(m.data)),
                                  RELIABLE)
-        node.create_subscription(JointState, '/joint_states', self._on_joints, RELIABLE)
+        # Best effort: a reliable reader that falls behind a 1 kHz stream throttles its writer, the simulation.
+        node.create_subscription(JointState, '/joint_states', self._on_joints, qos_profile_sensor_data)
         node.create_subscription(Float64, '/conveyor/speed_command', lambda m: self.belt_command.append(m.data),
                                  RELIABLE)
         self.estop = node.create_publisher(Bool, '/cell/estop', LATCHED)
