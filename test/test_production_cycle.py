@@ -45,6 +45,7 @@ class Cell:
         self.node = probe.node
         self.ledger_path = ledger_path
         self.state: dict = {}
+        self.state_messages = 0
         self.arc: list[bool] = []
         self.scaling: list[float] = []
         self.trajectories: list[JointTrajectory] = []
@@ -52,7 +53,7 @@ class Cell:
         self.joints: JointState | None = None
         self.belt_command: list[float] = []
         node = self.node
-        node.create_subscription(String, '/cell/state', lambda m: self.state.update(json.loads(m.data)), LATCHED)
+        node.create_subscription(String, '/cell/state', self._on_state, LATCHED)
         node.create_subscription(Bool, '/weld_tool/arc_on', lambda m: self.arc.append(m.data), RELIABLE)
         node.create_subscription(Float64, '/arm_controller/speed_scaling', lambda m: self.scaling.append(m.data),
                                  RELIABLE)
@@ -65,6 +66,10 @@ class Cell:
         node.create_subscription(Float64, '/conveyor/speed_command', lambda m: self.belt_command.append(m.data),
                                  RELIABLE)
         self.estop = node.create_publisher(Bool, '/cell/estop', LATCHED)
+
+    def _on_state(self, msg: String) -> None:
+        self.state.update(json.loads(msg.data))
+        self.state_messages += 1
 
     def _on_joints(self, msg: JointState) -> None:
         self.joints = msg
@@ -222,8 +227,11 @@ def test_the_coordinator_killed_mid_weld_restarts_from_the_ledger(cell):
     welding_for(cell, 3.0)
     cell.processes.kill('coordinator')
     cell.state.clear()
+    published = cell.state_messages
     cell.start('coordinator')
-    cell.wait_state('the restarted coordinator', lambda s: 'state' in s, 120)
+    # Its state heartbeat runs on the simulation's clock: a few beats mean it has /clock (and the joints with
+    # it); started before that, it would judge its waits from time 0.
+    wait_for(lambda: cell.state_messages >= published + 3, 120, 'the restarted coordinator on the simulated clock')
     states, invariant = cell.ledger()
     assert states['P-T-1'] is PartState.REWORK and invariant    # an interrupted weld is never passed as good
     if cell.state['state'] == 'await_ack':
