@@ -23,7 +23,7 @@ def run_plain(tmp_path: Path, *args: str, timeout_s: float = 120.0) -> subproces
 
 
 @pytest.mark.parametrize('args, message', [
-    (['sim', '--rtf', 'fast'], "argument --rtf: 'fast' is not a positive number or 'max'"),
+    (['sim', '--rtf', 'fast'], "argument --rtf: 'fast' is not a real-time factor in (0, 1000] or 'max'"),
     (['sim', '--duration', 'nan'], "argument --duration: 'nan' is not a number of seconds"),
     (['sim', '--domain-id', '233'], "argument --domain-id: '233' is not a ROS domain id in 0..232"),
     (['sim', '--seam', '/nonexistent/seam.csv'], 'seam: /nonexistent/seam.csv: cannot read seam file'),

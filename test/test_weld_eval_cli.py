@@ -69,7 +69,8 @@ def test_malformed_seam_file_is_refused_naming_the_line(tmp_path: Path, capsys) 
 
 @pytest.mark.parametrize('argv, message', [
     (['--dropout-rate', '1.5'], 'not a probability'),
-    (['--outlier-rate', 'nan'], 'not finite'),
+    (['--outlier-rate', 'nan'], "'nan' is not a probability"),
+    (['--initial-drift', '0.7'], "'0.7' is not a drift estimate in [-0.5, 0.5]"),
     (['--power-drift', '-1'], 'real power must stay positive'),
     (['--mode', 'fuzzy'], 'invalid choice'),
 ])

@@ -5,9 +5,11 @@ plain shell, and turns SIGINT, SIGTERM and SIGHUP into a clean stop with exit st
 """
 import argparse
 import importlib
+import math
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from cell_control.runner import MAX_DOMAIN_ID, Stopped, check_domain_id, ros_environment, stop_signals
 
@@ -36,6 +38,22 @@ def domain_id(text: str) -> int:
         return check_domain_id(int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f'{text!r} is not a ROS domain id in 0..{MAX_DOMAIN_ID}') from None
+
+
+def bounded_number(low: float, high: float, what: str, include_low: bool = True,
+                   include_high: bool = True) -> Callable[[str], float]:
+    """Make an argparse type for a finite number in a range; the refusal names the value and `what` it must be."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        above = low <= value if include_low else low < value
+        below = value <= high if include_high else value < high
+        if not (math.isfinite(value) and above and below):
+            raise argparse.ArgumentTypeError(f'{text!r} is not {what}')
+        return value
+    return parse
 
 
 def check_writable_file(path: Path) -> None:

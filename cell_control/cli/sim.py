@@ -5,40 +5,25 @@ SIGHUP: every node is stopped, exit status 128 + the signal). --start starts the
 """
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import sys
 from pathlib import Path
 
 from cell_control.bringup import BringupError, describe_cell
-from cell_control.cli import ArgumentParser, domain_id
+from cell_control.cli import ArgumentParser, bounded_number, domain_id
 from cell_control.cli.cmd import CellClient, CellUnreachable
 from cell_control.runner import NodeProcesses, environment_domain_id, ros_environment
 
 START_TIMEOUT_S = 120.0   # the whole cell coming up on a loaded machine (MuJoCo scene, five processes)
 
 
+_rtf = bounded_number(0.0, 1000.0, "a real-time factor in (0, 1000] or 'max'", include_low=False)
+parse_duration = bounded_number(0.0, 1.0e6, 'a number of seconds in 0..1e6')
+
+
 def parse_rtf(text: str) -> float:
-    if text == 'max':
-        return 0.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number or 'max'") from None
-    if not 0.0 < value <= 1000.0:
-        raise argparse.ArgumentTypeError(f'{text!r} is outside (0, 1000]')
-    return value
-
-
-def parse_duration(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0e6:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a number of seconds in 0..1e6')
-    return value
+    """Parse --rtf: a factor of real time, or 'max' (0: as fast as the machine goes)."""
+    return 0.0 if text == 'max' else _rtf(text)
 
 
 def build_parser() -> ArgumentParser:

@@ -4,41 +4,21 @@ Prints a short report, or with --json exactly one JSON object with the keys of
 `cell_control.sim.weld_loop.SUMMARY_KEYS`; --plot FILE.png draws the seam, the controls and the verdict.
 Exit status 0 on a completed run, 2 on bad arguments or a malformed seam file.
 """
-import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
-from cell_control.cli import ArgumentParser, check_writable_file
+from cell_control.cli import ArgumentParser, bounded_number, check_writable_file
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
-from cell_control.weld.adjuster import MODES
+from cell_control.weld.adjuster import DRIFT_BOUND, MODES
 from cell_control.sim.weld_loop import SUMMARY_KEYS, WeldEvalResult, run_weld_eval
 from cell_control.sim.weld_process import COUNT_FROM_MM
 
 
-def _probability(text: str) -> float:
-    value = _finite(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a probability in [0, 1]')
-    return value
-
-
-def _drift(text: str) -> float:
-    value = _finite(text)
-    if not -1.0 < value < 10.0:
-        raise argparse.ArgumentTypeError(f'{text!r} is outside (-1, 10): the real power must stay positive')
-    return value
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f'{text!r} is not finite')
-    return value
+_probability = bounded_number(0.0, 1.0, 'a probability in [0, 1]')
+_drift = bounded_number(-1.0, 10.0, 'a power drift in (-1, 10): the real power must stay positive',
+                        include_low=False, include_high=False)
+_initial_drift = bounded_number(-DRIFT_BOUND, DRIFT_BOUND, f'a drift estimate in [-{DRIFT_BOUND:g}, {DRIFT_BOUND:g}]')
 
 
 def parser() -> ArgumentParser:
@@ -51,7 +31,7 @@ def parser() -> ArgumentParser:
                    help='probability that a sensor sample is invalid (default 0)')
     p.add_argument('--outlier-rate', type=_probability, default=0.0, metavar='P',
                    help='probability that a valid gap reading is 2 mm too large (default 0)')
-    p.add_argument('--initial-drift', type=_finite, metavar='D',
+    p.add_argument('--initial-drift', type=_initial_drift, metavar='D',
                    help='drift estimate carried from the last weld with the same torch (default: cold start)')
     p.add_argument('--no-prescan', action='store_true',
                    help='no approach pass: the adjuster first sees the seam at s = 30 mm')
