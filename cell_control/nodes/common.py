@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Quaternion
+from geometry_msgs.msg import Pose, Quaternion
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.clock import JumpHandle, JumpThreshold, TimeJump
 from rclpy.duration import Duration as RclDuration
@@ -103,6 +103,16 @@ def duration_to_msg(duration_s: float) -> Duration:
 def yaw_of(q: Quaternion) -> float:
     """Return the yaw of an orientation message (the AGVs move in the plane)."""
     return yaw_from_quaternion(q.x, q.y, q.z, q.w)
+
+
+def pose_values(pose: Pose) -> dict[str, float]:
+    """Return, by field, the numbers of a pose that a planar consumer uses: x, y and the whole orientation.
+
+    For the `InputGuard`: a non-finite quaternion component can still give a finite yaw (atan2(inf, -inf)).
+    """
+    p, q = pose.position, pose.orientation
+    return {'position.x': p.x, 'position.y': p.y, 'orientation.x': q.x, 'orientation.y': q.y,
+            'orientation.z': q.z, 'orientation.w': q.w}
 
 
 def planar_orientation(yaw: float) -> Quaternion:

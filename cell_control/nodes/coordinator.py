@@ -50,7 +50,7 @@ from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
 from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, duration_to_msg, log, to_seconds, yaw_of)
+                                       diagnostic_status, duration_to_msg, log, pose_values, to_seconds, yaw_of)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -210,13 +210,13 @@ class CoordinatorNode(Node):
         self._event(Event(EventKind.HANDOFF_REQUEST, part_id=request.part_id, request=request))
 
     def _on_odom(self, agv: str, msg: Odometry) -> None:
-        pose = msg.pose.pose
-        x, y, yaw = pose.position.x, pose.position.y, yaw_of(pose.orientation)
-        speed = abs(msg.twist.twist.linear.x) + abs(msg.twist.twist.angular.z)
-        if not self._inputs.finite(f'/{agv}/odom', {'pose.pose.position.x': x, 'pose.pose.position.y': y,
-                                                    'pose.pose.orientation (yaw)': yaw, 'twist.twist': speed}):
+        pose, twist = msg.pose.pose, msg.twist.twist
+        if not self._inputs.finite(f'/{agv}/odom', {'pose.pose': pose_values(pose), 'twist.twist.linear.x':
+                                                    twist.linear.x, 'twist.twist.angular.z': twist.angular.z}):
             return
-        for dock, docked in self._docks.update(agv, x, y, yaw, speed, self._now()):
+        speed = abs(twist.linear.x) + abs(twist.angular.z)
+        for dock, docked in self._docks.update(agv, pose.position.x, pose.position.y, yaw_of(pose.orientation),
+                                               speed, self._now()):
             self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=docked))
 
     def _on_deck(self, agv: str, msg: Float64) -> None:

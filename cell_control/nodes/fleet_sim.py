@@ -34,7 +34,7 @@ from cell_control.cell.description import load_layout
 from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig, part_ids, run_id_of
 from cell_control.logistics.handoff import HandoffError, decode_result, encode_request
 from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, log, yaw_of)
+                                       diagnostic_status, log, pose_values, yaw_of)
 from cell_control.nodes.node_main import run_node
 
 TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
@@ -118,9 +118,9 @@ class FleetSimNode(Node):
     # ----- inputs -----------------------------------------------------------------------------------------
     def _on_odometry(self, agv: str, msg: Odometry) -> None:
         p = msg.pose.pose
-        pose = Pose2D(p.position.x, p.position.y, yaw_of(p.orientation))
-        if not self._inputs.finite(f'/{agv}/odom', {'pose.pose': pose}):
+        if not self._inputs.finite(f'/{agv}/odom', {'pose.pose': pose_values(p)}):
             return
+        pose = Pose2D(p.position.x, p.position.y, yaw_of(p.orientation))
         self._run(lambda now: self.fleet.on_odometry(agv, pose, now))
 
     def _on_load(self, agv: str, msg: Bool) -> None:
