@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from cell_control.cell.description import expand_xacro, share_dir
-from cell_control.cell.recipe import SEAM_LENGTH_TOLERANCE_MM, RecipeError, load_recipe, non_finite_field, recipe_path
+from cell_control.cell.finite import non_finite_field
+from cell_control.cell.recipe import SEAM_LENGTH_TOLERANCE_MM, RecipeError, load_recipe, recipe_path
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
 
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')

@@ -81,15 +81,25 @@ def with_point(x=0.0, y=0.0, z=0.0, gap=1.0, mismatch=0.0, bead=6.0, valid=3.0, 
 
 
 @pytest.mark.parametrize('msg, message', [
-    (with_point(gap=math.nan), "'gap'"),
-    (with_point(y=math.inf), "'y'"),
-    (with_point(bead=-math.inf), "'bead_width'"),
     (with_point(valid=1.5), 'valid'),
     (with_point(valid=300.0), 'valid'),
+    (with_point(valid=math.nan), 'valid'),
+    (with_point(valid=-math.inf), 'valid'),
 ])
-def test_decode_refuses_bad_values(msg, message: str) -> None:
+def test_decode_refuses_bad_flags(msg, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         cloud_to_seam(msg)
+
+
+def test_decode_passes_non_finite_valid_readings_on_for_the_node_to_drop() -> None:
+    sample = cloud_to_seam(with_point(y=math.inf, gap=math.nan, bead=-math.inf))
+    assert math.isnan(sample.gap_mm) and sample.lateral_mm == math.inf and sample.bead_width_mm == -math.inf
+
+
+def test_decode_reads_a_dropout_as_zero_whatever_was_sent() -> None:
+    sample = cloud_to_seam(with_point(x=math.nan, y=math.nan, z=math.inf, gap=math.nan, mismatch=math.inf,
+                                      bead=math.nan, valid=0.0))
+    assert (sample.flags, sample.gap_mm, sample.mismatch_mm, sample.lateral_mm, sample.bead_width_mm) == (0, 0, 0, 0, 0)
 
 
 def renamed_field():

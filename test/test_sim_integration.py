@@ -75,7 +75,7 @@ def _trajectory(names, goal, seconds_to_goal, velocities=None) -> JointTrajector
 def test_trajectory_reaches_goal_and_bad_trajectories_are_refused(sim):
     _, probe = sim
     states = Latest(probe, JointState, '/joint_states', RELIABLE)
-    diagnostics = Latest(probe, DiagnosticArray, '/diagnostics', RELIABLE)
+    diagnostics = Latest(probe, DiagnosticArray, '/diagnostics', RELIABLE, keep=True)
     publisher = probe.node.create_publisher(JointTrajectory, '/arm_controller/joint_trajectory', RELIABLE)
     wait_for(lambda: states.msg is not None and publisher.get_subscription_count() > 0, 60, 'the simulation')
 
@@ -83,18 +83,17 @@ def test_trajectory_reaches_goal_and_bad_trajectories_are_refused(sim):
         msg = states.msg
         return [msg.position[msg.name.index(joint)] for joint in ARM_JOINTS]
 
-    # Refused: wrong joint names, a non-finite value. Neither may move the arm.
+    # Refused: wrong joint names; dropped as a non-finite input: a NaN position. Neither may move the arm.
     wrong = _trajectory(['shoulder_pan_joint', 'nonexistent_joint'], [0.5, 0.5], 1)
     publisher.publish(wrong)
     publisher.publish(_trajectory(ARM_JOINTS, [0.5, math.nan, 1.0, -1.0, -1.0, 0.0], 1))
 
-    def rejected() -> int:
-        for status in diagnostics.msg.status if diagnostics.msg else []:
-            for value in status.values:
-                if value.key == 'rejected_commands':
-                    return int(value.value)
-        return -1
-    wait_for(lambda: rejected() >= 2, 30, 'both bad trajectories to be counted as rejected')
+    def counted(status_name: str, key: str) -> int:
+        return max((int(value.value) for msg in list(diagnostics.all) for status in msg.status
+                    if status.name == status_name for value in status.values if value.key == key), default=-1)
+    wait_for(lambda: counted('cell_sim: simulation', 'rejected_commands') >= 1
+             and counted('cell_sim: inputs', 'dropped_non_finite') >= 1, 30,
+             'the wrong trajectory counted as rejected and the NaN one as a non-finite input')
     assert max(abs(a - b) for a, b in zip(arm_positions(), HOME)) < 1e-3
 
     # Accepted, given in a different joint order than the controller's: reaches the goal.

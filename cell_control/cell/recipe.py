@@ -20,11 +20,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import jsonschema
 import yaml
 
+from cell_control.cell.finite import field_path, non_finite_field
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
 from cell_control.motion.kinematics import default_config_dir
 from cell_control.motion.weld_path import SeamProgram
@@ -96,30 +97,11 @@ def recipe_path(recipe_id: str) -> Path:
     return path
 
 
-def non_finite_field(value: object, where: tuple[str | int, ...] = ()) -> str | None:
-    """Return the field path of the first NaN or infinity in a YAML document (JSON schema lets NaN through)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return _field_path(where)
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = non_finite_field(item, (*where, key))
-        if found is not None:
-            return found
-    return None
-
-
 @lru_cache(maxsize=1)
 def _schema_validator() -> jsonschema.Draft202012Validator:
     schema = yaml.safe_load((default_config_dir() / 'recipe.schema.yaml').read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
-
-
-def _field_path(parts: Sequence[str | int]) -> str:
-    text = ''
-    for part in parts:
-        text += f'[{part}]' if isinstance(part, int) else (f'.{part}' if text else str(part))
-    return text or '(recipe)'
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -139,7 +121,7 @@ def load_recipe(path: str | Path) -> Recipe:
     errors = sorted(_schema_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         first = errors[0]
-        raise RecipeError(f'{path}: {_field_path(first.absolute_path)}: {first.message}')
+        raise RecipeError(f'{path}: {field_path(first.absolute_path) or "(recipe)"}: {first.message}')
 
     def refuse(field: str, reason: str) -> RecipeError:
         return RecipeError(f'{path}: {field}: {reason}')

@@ -31,7 +31,7 @@ from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, val
 from cell_control.weld.seam_profile import load_seam_csv
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
-from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, descriptor, diagnostic_array,
+from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, descriptor, diagnostic_array,
                                        diagnostic_status, planar_orientation, stamp_to_msg, to_seconds)
 from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.sim.cell_scene import build_cell_model
@@ -89,6 +89,7 @@ class CellSimNode(Node):
         self._load_pubs = {agv: self.create_publisher(Bool, f'/{agv}/load_present', LATCHED) for agv in AGV_NAMES}
         self._weld_result_pub = self.create_publisher(String, '/sim/weld_result', LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self._inputs = InputGuard(self, self._diagnostics_pub)
         if p['publish_robot_description']:
             self._description_pub = self.create_publisher(String, '/robot_description', LATCHED)
             self._description_pub.publish(String(data=cell_urdf))
@@ -160,10 +161,13 @@ class CellSimNode(Node):
         self._rejected += 1
         self.get_logger().error(f'rejected {what}: {reason}')
 
-    def _accepted(self, what: str, *values: float, **limits) -> bool:
-        problem = command_problem(*values, **limits)
+    def _accepted(self, topic: str, values: dict[str, float], **limits) -> bool:
+        """Take a command whose values are finite (the guard drops it otherwise) and inside `limits`."""
+        if not self._inputs.finite(topic, values):
+            return False
+        problem = command_problem(*values.values(), **limits)
         if problem is not None:
-            self._reject(what, problem)
+            self._reject(topic, problem)
         return problem is None
 
     def _on_trajectory(self, msg: JointTrajectoryMsg) -> None:
@@ -173,6 +177,8 @@ class CellSimNode(Node):
             return
         points = [TrajectoryPoint(to_seconds(p.time_from_start), tuple(p.positions),
                                   tuple(p.velocities) or None) for p in msg.points]
+        if not self._inputs.finite('/arm_controller/joint_trajectory', {'points': points}):
+            return
         try:
             trajectory = validate_trajectory(msg.joint_names, points, self._controlled_joints, self._arm_limits)
         except TrajectoryError as error:
@@ -182,12 +188,12 @@ class CellSimNode(Node):
             self.sim.start_trajectory(trajectory)
 
     def _on_speed_scaling(self, msg: Float64) -> None:
-        if self._accepted('speed scaling', msg.data, low=0.0, high=1.0):
+        if self._accepted('/arm_controller/speed_scaling', {'data': msg.data}, low=0.0, high=1.0):
             self.sim.speed_scaling = msg.data
 
     def _on_belt_speed(self, msg: Float64) -> None:
         limit = self._layout['conveyor']['max_speed']
-        if self._accepted('belt speed', msg.data, low=-limit, high=limit, unit=' m/s'):
+        if self._accepted('/conveyor/belt_speed', {'data': msg.data}, low=-limit, high=limit, unit=' m/s'):
             self.sim.belt_speed_m_s = msg.data
 
     def _on_station_stop(self, msg: Bool) -> None:
@@ -203,25 +209,25 @@ class CellSimNode(Node):
 
     def _on_travel_speed(self, msg: TwistStamped) -> None:
         speed_mm_s = msg.twist.linear.x * 1000.0
-        if self._accepted('travel speed', speed_mm_s):
+        if self._accepted('/weld/travel_speed', {'twist.linear.x': speed_mm_s}):
             self.sim.weld_controls.speed_mm_s = speed_mm_s
 
     def _on_contact_force(self, msg: WrenchStamped) -> None:
-        if self._accepted('contact force', msg.wrench.force.z):
+        if self._accepted('/weld/contact_force', {'wrench.force.z': msg.wrench.force.z}):
             self.sim.weld_controls.force_n = msg.wrench.force.z
 
     def _on_correction(self, msg: Vector3Stamped) -> None:
         correction_mm = msg.vector.y * 1000.0
-        if self._accepted('lateral correction', correction_mm):
+        if self._accepted('/weld/lateral_correction', {'vector.y': correction_mm}):
             self.sim.weld_controls.correction_mm = correction_mm
 
     def _on_cmd_vel(self, agv: str, msg: Twist) -> None:
-        if self._accepted(f'{agv} cmd_vel', msg.linear.x, msg.angular.z):
+        if self._accepted(f'/{agv}/cmd_vel', {'linear.x': msg.linear.x, 'angular.z': msg.angular.z}):
             with self._lock:
                 self.sim.set_agv_twist(agv, msg.linear.x, msg.angular.z)
 
     def _on_deck(self, agv: str, msg: Float64) -> None:
-        if self._accepted(f'{agv} deck speed', msg.data):
+        if self._accepted(f'/{agv}/deck_speed', {'data': msg.data}):
             with self._lock:
                 self.sim.set_deck_speed(agv, msg.data)
 

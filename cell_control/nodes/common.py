@@ -1,6 +1,7 @@
 """The small ROS helpers every node of the cell shares, once.
 
-QoS profiles (DESIGN §5 for the choices), parameter descriptors, diagnostics messages, stamps and yaw.
+QoS profiles (DESIGN §5 for the choices), parameter descriptors, diagnostics messages, stamps and yaw, and the
+guard that drops messages carrying a NaN or infinity.
 """
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from typing import Callable, Mapping
 
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Quaternion
+from geometry_msgs.msg import Pose, Quaternion
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.clock import JumpHandle, JumpThreshold, TimeJump
 from rclpy.duration import Duration as RclDuration
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
+from cell_control.cell.finite import NonFiniteDrops, non_finite_field
 from cell_control.logistics.agv_navigation import yaw_from_quaternion
 
 SENSOR_DATA = qos_profile_sensor_data    # high-rate sensor streams: best effort, volatile, depth 5
@@ -102,6 +105,16 @@ def yaw_of(q: Quaternion) -> float:
     return yaw_from_quaternion(q.x, q.y, q.z, q.w)
 
 
+def pose_values(pose: Pose) -> dict[str, float]:
+    """Return, by field, the numbers of a pose that a planar consumer uses: x, y and the whole orientation.
+
+    For the `InputGuard`: a non-finite quaternion component can still give a finite yaw (atan2(inf, -inf)).
+    """
+    p, q = pose.position, pose.orientation
+    return {'position.x': p.x, 'position.y': p.y, 'orientation.x': q.x, 'orientation.y': q.y,
+            'orientation.z': q.z, 'orientation.w': q.w}
+
+
 def planar_orientation(yaw: float) -> Quaternion:
     """Return the orientation message of a rotation by `yaw` about z."""
     return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))
@@ -120,3 +133,40 @@ def on_clock_back(node: Node, restart: Callable[[float], None]) -> JumpHandle:
         restart(now_s)
     threshold = JumpThreshold(min_forward=None, min_backward=RclDuration(nanoseconds=-1), on_clock_change=False)
     return node.get_clock().create_jump_callback(threshold, post_callback=jumped)
+
+
+class InputGuard:
+    """Drop every message with a NaN or infinity in a value its node would use (issue 8), and say so.
+
+    A dropped message is never acted on nor stored, so it refreshes no stream's age either; it is counted per
+    topic and field, logged (throttled) with both, and shown on `/diagnostics` as `<node>: inputs`: WARN in
+    each period in which such messages arrive, OK once a period passes without (nothing before the first).
+    """
+
+    def __init__(self, node: Node, diagnostics: Publisher, period_s: float = 1.0) -> None:
+        self._node = node
+        self._diagnostics = diagnostics
+        self._name = f'{node.get_name()}: inputs'
+        self.drops = NonFiniteDrops()
+        node.create_timer(period_s, self._report)
+
+    def finite(self, topic: str, values: object) -> bool:
+        """Tell whether `values`, converted from a message on `topic`, are all finite; else count and log it.
+
+        `values` maps message field paths to what the node uses of them (see `cell.finite.non_finite_field`).
+        """
+        field = non_finite_field(values)
+        if field is None:
+            return True
+        self.drops.drop(topic, field)
+        self._node.get_logger().warning(
+            f'dropped a message on {topic}: {field} is not finite ({self.drops.total} dropped so far)',
+            throttle_duration_sec=1.0)
+        return False
+
+    def _report(self) -> None:
+        report = self.drops.report()
+        if report is not None:
+            level, message, values = report
+            status = diagnostic_status(self._name, self._node.get_name(), level, message, values)
+            self._diagnostics.publish(diagnostic_array(self._node.get_clock().now().to_msg(), status))

@@ -22,8 +22,8 @@ from cell_control.logistics.conveyor_tracker import ConveyorTracker, load_convey
 from cell_control.cell.description import layout_path, load_layout
 from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
 from cell_control.drivers.vfd_emulator import VfdEmulator
-from cell_control.nodes.common import (LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status,
-                                       on_clock_back)
+from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
+                                       diagnostic_status, on_clock_back)
 from cell_control.nodes.node_main import run_node
 
 BELT_SPEED_PERIOD_S = 0.01  # 100 Hz to the simulation
@@ -86,6 +86,7 @@ class ConveyorDriver(Node):
 
         self._fault_pub = self.create_publisher(String, '/conveyor/fault', LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self._inputs = InputGuard(self, self._diagnostics_pub)
         self.create_subscription(Float64, '/conveyor/speed_command', self._on_speed_command, RELIABLE)
         for eye in self._eye_blocked:
             self.create_subscription(Bool, f'/conveyor/photo_eye/{eye}',
@@ -104,6 +105,8 @@ class ConveyorDriver(Node):
 
     def _on_speed_command(self, msg: Float64) -> None:
         speed = msg.data
+        if not self._inputs.finite('/conveyor/speed_command', {'data': speed}):
+            return
         problem = speed_command_problem(speed, self.layout.max_speed_m_s, self._fault)
         if problem is not None:
             self.get_logger().warning(problem)

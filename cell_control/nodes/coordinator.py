@@ -20,7 +20,6 @@ Interface (all reliable; latched = transient local):
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -50,8 +49,8 @@ from cell_control.motion.kinematics import load_kinematics
 from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
-from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, descriptor, diagnostic_array,
-                                       diagnostic_status, duration_to_msg, log, to_seconds, yaw_of)
+from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, descriptor, diagnostic_array,
+                                       diagnostic_status, duration_to_msg, log, pose_values, to_seconds, yaw_of)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -102,6 +101,7 @@ class CoordinatorNode(Node):
         self._pickup_pub = pub(String, '/handoff/pickup_request', RELIABLE)
         self._state_pub = pub(String, '/cell/state', LATCHED)
         self._diagnostics_pub = pub(DiagnosticArray, '/diagnostics', RELIABLE)
+        self._inputs = InputGuard(self, self._diagnostics_pub)
         self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
         self._adjuster_stop = self.create_client(Trigger, '/weld_adjuster/stop')
 
@@ -210,15 +210,18 @@ class CoordinatorNode(Node):
         self._event(Event(EventKind.HANDOFF_REQUEST, part_id=request.part_id, request=request))
 
     def _on_odom(self, agv: str, msg: Odometry) -> None:
-        pose = msg.pose.pose
-        speed = abs(msg.twist.twist.linear.x) + abs(msg.twist.twist.angular.z)
+        pose, twist = msg.pose.pose, msg.twist.twist
+        if not self._inputs.finite(f'/{agv}/odom', {'pose.pose': pose_values(pose), 'twist.twist.linear.x':
+                                                    twist.linear.x, 'twist.twist.angular.z': twist.angular.z}):
+            return
+        speed = abs(twist.linear.x) + abs(twist.angular.z)
         for dock, docked in self._docks.update(agv, pose.position.x, pose.position.y, yaw_of(pose.orientation),
                                                speed, self._now()):
             self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=docked))
 
     def _on_deck(self, agv: str, msg: Float64) -> None:
         dock = self._docks.dock_of(agv)
-        if dock and rollers_running(msg.data):
+        if dock and self._inputs.finite(f'/{agv}/deck_speed', {'data': msg.data}) and rollers_running(msg.data):
             self._event(Event(EventKind.ROLLERS_RUNNING, dock=dock, agv=agv))
 
     def _on_load(self, agv: str, msg: Bool) -> None:
@@ -253,7 +256,11 @@ class CoordinatorNode(Node):
             index = [msg.name.index(joint) for joint in self._joint_names]
         except ValueError:
             return
-        self._joints = (self._now(), [msg.position[i] for i in index], [msg.velocity[i] for i in index])
+        positions, velocities = [msg.position[i] for i in index], [msg.velocity[i] for i in index]
+        if not self._inputs.finite('/joint_states', {'position': dict(zip(self._joint_names, positions)),
+                                                     'velocity': dict(zip(self._joint_names, velocities))}):
+            return
+        self._joints = (self._now(), positions, velocities)
         if self._motion.goal is not None and self._motion.reached(self._joints[1], self._joints[2]):
             event = self._weld.arrival(self._motion.target, self._recorder.trace)
             self._motion.discard()
@@ -263,6 +270,8 @@ class CoordinatorNode(Node):
 
     def _on_travel_speed(self, msg: TwistStamped) -> None:
         speed_mm_s = msg.twist.linear.x * 1000.0
+        if not self._inputs.finite('/weld/travel_speed', {'twist.linear.x': speed_mm_s}):
+            return
         try:
             scaling = self._weld.on_travel_speed(speed_mm_s, self._now())
         except ValueError as error:
@@ -274,11 +283,13 @@ class CoordinatorNode(Node):
             self._set_scaling(scaling)
 
     def _on_force(self, msg: WrenchStamped) -> None:
-        if self._recorder.trace is not None and math.isfinite(msg.wrench.force.z):
+        if self._recorder.trace is not None and self._inputs.finite('/weld/contact_force',
+                                                                    {'wrench.force.z': msg.wrench.force.z}):
             self._recorder.trace.force(to_seconds(msg.header.stamp), msg.wrench.force.z)
 
     def _on_correction(self, msg: Vector3Stamped) -> None:
-        if self._recorder.trace is not None and math.isfinite(msg.vector.y):
+        if self._recorder.trace is not None and self._inputs.finite('/weld/lateral_correction',
+                                                                    {'vector.y': msg.vector.y}):
             self._recorder.trace.correction(to_seconds(msg.header.stamp), msg.vector.y * 1000.0)
 
     def _on_features(self, msg: PointCloud2) -> None:
@@ -288,7 +299,7 @@ class CoordinatorNode(Node):
             sample = cloud_to_seam(msg)
         except ValueError:
             return   # the adjuster refuses and counts malformed samples; the record keeps the last gap
-        if sample.lookahead_valid:
+        if sample.lookahead_valid and self._inputs.finite('/seam/features', {'gap_mm': sample.gap_mm}):
             self._recorder.trace.gap(sample.stamp_s, sample.gap_mm)
 
     def _tick(self) -> None:

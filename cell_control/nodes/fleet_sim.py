@@ -33,8 +33,8 @@ from cell_control.logistics.agv_navigation import Pose2D
 from cell_control.cell.description import load_layout
 from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig, part_ids, run_id_of
 from cell_control.logistics.handoff import HandoffError, decode_result, encode_request
-from cell_control.nodes.common import (LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status, log,
-                                       yaw_of)
+from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
+                                       diagnostic_status, log, pose_values, yaw_of)
 from cell_control.nodes.node_main import run_node
 
 TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
@@ -57,6 +57,7 @@ class FleetSimNode(Node):
         self._request_pub = self.create_publisher(String, '/handoff/request', RELIABLE)
         self._status_pub = self.create_publisher(String, '/fleet/status', LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self._inputs = InputGuard(self, self._diagnostics_pub)
         self._cmd_pubs = {agv: self.create_publisher(Twist, f'/{agv}/cmd_vel', RELIABLE) for agv in agvs}
         self._deck_pubs = {agv: self.create_publisher(Float64, f'/{agv}/deck_speed', RELIABLE) for agv in agvs}
         self._trigger_clients = {(agv, service): self.create_client(Trigger, f'/{agv}/{service}')
@@ -117,6 +118,8 @@ class FleetSimNode(Node):
     # ----- inputs -----------------------------------------------------------------------------------------
     def _on_odometry(self, agv: str, msg: Odometry) -> None:
         p = msg.pose.pose
+        if not self._inputs.finite(f'/{agv}/odom', {'pose.pose': pose_values(p)}):
+            return
         pose = Pose2D(p.position.x, p.position.y, yaw_of(p.orientation))
         self._run(lambda now: self.fleet.on_odometry(agv, pose, now))
 

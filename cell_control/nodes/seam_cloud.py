@@ -5,6 +5,10 @@ Point fields, little-endian, 32 bytes: x, y, z of the seam root in the `seam_sen
 gap, mismatch, bead_width in mm, valid (the validity flags as a float32) — all float32 — and the
 sensor's `sequence` counter as uint32, because a PointCloud2 has nowhere else to carry it. The header
 stamp is the sample's `stamp_s`. Packed with one `struct` call: the weld loop runs this at 500 Hz.
+
+A reading whose validity bit is clear carries no value (a dropout, DESIGN §6): it is sent as 0 and read as 0,
+whatever was sent in its place (NaN included). A valid reading is read as sent, NaN and infinity included, so
+that the consuming node's `InputGuard` drops the message and names the field (issue 8).
 """
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ POINT_STEP = _POINT.size
 # (name, offset, datatype, count) in the order of _POINT.
 FIELDS = tuple((name, 4 * i, PointField.FLOAT32, 1) for i, name in enumerate(
     ('x', 'y', 'z', 'gap', 'mismatch', 'bead_width', 'valid'))) + (('sequence', 28, PointField.UINT32, 1),)
-_FLOAT_FIELDS = tuple(name for name, _, datatype, _ in FIELDS if datatype == PointField.FLOAT32)
 _FLOAT32_MAX = 3.4028234663852886e38
 
 
@@ -61,7 +64,7 @@ def seam_to_cloud(sample: SeamMeasurement, frame_id: str = FRAME_ID) -> PointClo
 
 
 def cloud_to_seam(msg: PointCloud2) -> SeamMeasurement:
-    """Read the sample of a `/seam/features` message; ValueError names what does not fit the layout."""
+    """Read the sample of a `/seam/features` message (readings: see above); ValueError names a wrong layout."""
     layout = tuple((f.name, f.offset, f.datatype, f.count) for f in msg.fields)
     if layout != FIELDS:
         for index, expected in enumerate(FIELDS):
@@ -77,12 +80,11 @@ def cloud_to_seam(msg: PointCloud2) -> SeamMeasurement:
     if msg.point_step != POINT_STEP or len(msg.data) != POINT_STEP:
         raise ValueError(f'point_step {msg.point_step} with {len(msg.data)} data bytes, '
                          f'expected {POINT_STEP}')
-    x, y, z, gap, mismatch, bead_width, valid, sequence = _POINT.unpack_from(msg.data)
-    for name, value in zip(_FLOAT_FIELDS, (x, y, z, gap, mismatch, bead_width, valid)):
-        if not math.isfinite(value):
-            raise ValueError(f'field {name!r} is {value!r}, must be finite')
-    flags = int(valid)
-    if flags != valid or not 0 <= flags <= 0xFF:
+    _, y, _, gap, mismatch, bead_width, valid, sequence = _POINT.unpack_from(msg.data)   # x = z = 0: unused
+    if not (math.isfinite(valid) and valid == int(valid) and 0 <= valid <= 0xFF):
         raise ValueError(f'field valid = {valid!r} is not a flags value (an integer in 0..255)')
+    flags = int(valid)
+    lookahead, bead = bool(flags & LOOKAHEAD_VALID), bool(flags & BEAD_VALID)
     return SeamMeasurement(stamp_s=to_seconds(msg.header.stamp), sequence=sequence, flags=flags,
-                           gap_mm=gap, mismatch_mm=mismatch, lateral_mm=y * 1000.0, bead_width_mm=bead_width)
+                           gap_mm=gap if lookahead else 0.0, mismatch_mm=mismatch if lookahead else 0.0,
+                           lateral_mm=y * 1000.0 if lookahead else 0.0, bead_width_mm=bead_width if bead else 0.0)

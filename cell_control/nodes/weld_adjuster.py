@@ -31,8 +31,8 @@ from std_srvs.srv import Trigger
 
 from cell_control.weld.adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
 from cell_control.weld.loop_watch import SENSOR_STALE, SampleCheck, SilenceWatch, check_sample, loop_status
-from cell_control.nodes.common import (LATCHED, RELIABLE, descriptor, diagnostic_array, diagnostic_status,
-                                       sensor_data, stamp_to_msg)
+from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
+                                       diagnostic_status, sensor_data, stamp_to_msg)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -90,6 +90,7 @@ class WeldAdjusterNode(Node):
         self._correction_pub = self.create_publisher(Vector3Stamped, CORRECTION_TOPIC, RELIABLE)
         self._fault_pub = self.create_publisher(String, FAULT_TOPIC, LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self._inputs = InputGuard(self, self._diagnostics_pub)
 
         self._adjuster: WeldAdjuster | None = None
         self._setpoint: WeldSetpoint | None = None
@@ -179,6 +180,8 @@ class WeldAdjusterNode(Node):
             sample = cloud_to_seam(msg)
         except ValueError as error:
             self._refuse('refused_malformed', str(error))
+            return
+        if not self._inputs.finite(FEATURES_TOPIC, sample):   # a valid reading that is NaN; a dropout is not
             return
         now_s = self._now_s()
         max_age_s = self.get_parameter('max_sample_age_s').value
