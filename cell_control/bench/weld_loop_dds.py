@@ -23,10 +23,13 @@ from pathlib import Path
 
 from cell_control.drivers.seam_sensor_emulator import SAMPLE_RATE_HZ, SeamSensorEmulator, synthetic_seam
 from cell_control.testing import NodeProcesses, RosDomain, RosProbe, call_service, wait_for, wait_for_service
+from cell_control.nodes.weld_adjuster import STATUS_NAME as ADJUSTER_STATUS
 
 TARGET_P99_MS = 5.0
 START_TIMEOUT_S = 30.0
 SETPOINT_TOPICS = ('/weld/travel_speed', '/weld/contact_force', '/weld/lateral_correction')
+# The seam sensor's main status (each node may also publish an 'inputs' status beside it).
+SENSOR_STATUS = 'seam_sensor: seam sensor'
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
@@ -69,15 +72,15 @@ class LoopProbe:
         for status in msg.status:
             values = {kv.key: kv.value for kv in status.values}
             with self.lock:
-                self.diagnostics[status.name.split(':')[0]] = values
-                if status.name.startswith('weld_adjuster') and self.recording \
+                self.diagnostics[status.name] = values
+                if status.name == ADJUSTER_STATUS and self.recording \
                         and values.get('compute_p99_us', '-') != '-':
                     self.compute_p50_us.append(float(values['compute_p50_us']))
                     self.compute_p99_us.append(float(values['compute_p99_us']))
 
-    def status(self, node: str) -> dict[str, str]:
+    def status(self, name: str) -> dict[str, str]:
         with self.lock:
-            return dict(self.diagnostics.get(node, {}))
+            return dict(self.diagnostics.get(name, {}))
 
     def trigger(self, service: str) -> object:
         from std_srvs.srv import Trigger
@@ -121,7 +124,7 @@ def run(duration_s: float, warm_up_s: float, mode: str, gateway: bool = False) -
                                      f'records_path:={directory}/records.sqlite')
                 wait_for(lambda: 'OPC UA server listening' in processes.output('plant_gateway'), START_TIMEOUT_S,
                          'the plant gateway to listen', poll_s=0.05)
-            wait_for(lambda: int(probe.status('weld_adjuster').get('ignored', '0')) > 0, START_TIMEOUT_S,
+            wait_for(lambda: int(probe.status(ADJUSTER_STATUS).get('ignored', '0')) > 0, START_TIMEOUT_S,
                      'the weld_adjuster to receive /seam/features', poll_s=0.05)
             wait_for(lambda: all(probe.node.count_publishers(t) for t in SETPOINT_TOPICS), START_TIMEOUT_S,
                      'the setpoint publishers', poll_s=0.05)
@@ -130,7 +133,7 @@ def run(duration_s: float, warm_up_s: float, mode: str, gateway: bool = False) -
                 raise RuntimeError(f'start refused: {response.message}')
             pause = threading.Event()
             pause.wait(warm_up_s)  # a benchmark runs for a fixed time; tests never do this
-            sensor_before = probe.status('seam_sensor')
+            sensor_before = probe.status(SENSOR_STATUS)
             probe.recording = True
             frames_before = emulator.stats.frames_sent
             pause.wait(duration_s)
@@ -139,10 +142,10 @@ def run(duration_s: float, warm_up_s: float, mode: str, gateway: bool = False) -
             # Let the last setpoints in flight arrive before judging them lost.
             pause.wait(0.5)
             probe.trigger('/weld_adjuster/stop')
-            wait_for(lambda: probe.status('weld_adjuster').get('active') == 'False', START_TIMEOUT_S,
+            wait_for(lambda: probe.status(ADJUSTER_STATUS).get('active') == 'False', START_TIMEOUT_S,
                      'the adjuster diagnostics after stop', poll_s=0.05)
-            sensor_after = probe.status('seam_sensor')
-            adjuster = probe.status('weld_adjuster')
+            sensor_after = probe.status(SENSOR_STATUS)
+            adjuster = probe.status(ADJUSTER_STATUS)
         finally:
             processes.close()
             outputs = {name: processes.output(name) for name in processes.processes}
