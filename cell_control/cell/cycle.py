@@ -11,7 +11,9 @@ is committed to the ledger, and a restart finds the verdict of a weld that ended
 Lanes that overlap: the inbound handoff (one part queued on the infeed side of the belt), the station
 (at most one part: feed → clamp → approach → weld → retract → unclamp → wait for the outbound AGV →
 release), and the outbound handoff. The single belt runs when a lane needs it and is never allowed to
-push a part toward the outbound dock unless `HandoffServer.dock_ready('outbound')`.
+push a part toward the outbound dock unless `HandoffServer.dock_ready('outbound')`, nor to drive a queued
+part into a held one; since it carries every part on it, no new part comes onto it while one is held and a
+released one still needs it (docs/coordinator.md).
 """
 from __future__ import annotations
 
@@ -490,7 +492,7 @@ class CellCoordinator:
             self._spend()
             out.append(self._publish(self.handoff.begin_transfer('outbound', now_s)))
         if not self._queued and self.handoff.step('inbound') is HandoffStep.AWAIT_CELL \
-                and self._may_advance() and not self._belt_forbidden():
+                and self._may_advance() and not self._belt_forbidden() and not self._infeed_blocked():
             self._spend()
             out.append(self._publish(self.handoff.begin_transfer('inbound', now_s)))
         return out + self._set_belt()
@@ -498,6 +500,10 @@ class CellCoordinator:
     def _outbound_ready(self, part_id: str) -> bool:
         request = self.handoff.active('outbound')
         return (request is not None and request.part_id == part_id and self.handoff.dock_ready('outbound'))
+
+    def _held(self) -> bool:
+        """Tell whether the station holds a part against the belt (raised gate, clamp or arm at work)."""
+        return self._station.stage not in (Stage.EMPTY, Stage.FEEDING, Stage.RELEASING)
 
     def _belt_forbidden(self) -> bool:
         """Tell whether the belt must stay still (the interlock).
@@ -507,8 +513,16 @@ class CellCoordinator:
         """
         if self._outbound and not self.handoff.dock_ready('outbound'):
             return True
-        held = self._station.stage not in (Stage.EMPTY, Stage.FEEDING, Stage.RELEASING)
-        return bool(self._queued) and held
+        return bool(self._queued) and self._held()
+
+    def _infeed_blocked(self) -> bool:
+        """Tell whether a new part must wait on the inbound AGV although the infeed side of the belt is free.
+
+        The one belt carries every part on it: a released part still on its way to the outbound deck needs the
+        belt, and a part queued behind a held one forbids it. Both at once would stop the cell for good, so no
+        part comes onto the belt while a part is held and a released one is still on the belt.
+        """
+        return bool(self._outbound) and self._held()
 
     def _set_belt(self) -> list[Action]:
         st = self._station
