@@ -448,3 +448,48 @@ def test_a_start_on_an_existing_ledger_says_what_it_resumes(tmp_path):
     second = Cell(tmp_path / 'l.db')
     said = [a.reason for a in second.log if a.kind is A.PUBLISH_DIAGNOSTICS]
     assert any('1 part(s) of earlier runs resumed in the cell, 1 finished' in text for text in said), said
+
+
+def test_a_clock_that_goes_back_mid_stage_restarts_the_stage_timeout_in_full(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)              # APPROACH: 20 s to reach the seam start
+    cell.t += 15.0
+    cell.ev(E.TICK)
+    cell.t = 2.0                         # the simulation restarted: its clock starts again near 0
+    [warn] = cell.coord.clock_restarted(cell.t)
+    assert warn.detail == 'WARN' and 'clock went back' in warn.reason
+    cell.t += 18.0                       # 35 s after the approach began, 19 s after the jump: not yet
+    assert cell.coord.state is CellState.RUNNING and not cell.kinds(cell.ev(E.TICK))
+    cell.t += 1.0                        # 21 s after the jump (each event adds 1 s)
+    out = cell.ev(E.TICK)
+    assert cell.coord.state is CellState.FAULT and 'arm motion timeout (approach) within 20 s' in out[-1].reason
+    assert cell.ledger.state('P1') is PartState.AT_STATION, 'the part is where it was, not lost'
+
+
+def test_a_clock_that_goes_back_restarts_handoff_timeouts_and_the_part_still_goes_through(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.t = 1000.0
+    cell.cmd(Command.START)
+    cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    request = HandoffRequest('in-P1', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)   # 30 s for the AGV to dock
+    cell.t = 1.0                                  # the clock went back by 1002 s
+    cell.coord.clock_restarted(cell.t)
+    cell.t += 28.0
+    assert not [a for a in cell.ev(E.TICK) if a.kind is A.PUBLISH_HANDOFF_RESULT], 'not before 30 s'
+    out = cell.ev(E.TICK)                         # 30 s after the jump, not 30 s after the old 1003 s
+    [result] = [a.result for a in out if a.kind is A.PUBLISH_HANDOFF_RESULT]
+    assert result.status is HandoffStatus.FAILED and 'await_docked' in result.reason
+    retry = HandoffRequest('in-P1-2', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=retry)
+    cell.ev(E.AGV_DOCKED, dock='inbound', agv='agv_1', flag=True)
+    cell.ev(E.ROLLERS_RUNNING, dock='inbound')
+    cell.ev(E.PART_DETECTED, dock='inbound')
+    cell.ev(E.AGV_DOCKED, dock='inbound', agv='agv_1', flag=False)
+    cell.weld()
+    cell.unload('P1')
+    assert cell.ledger.state('P1') is PartState.DELIVERED
+    assert cell.ledger.check_invariant().delivered == 1

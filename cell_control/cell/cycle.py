@@ -254,6 +254,18 @@ class CellCoordinator:
         return (f'restored from ledger: {counts.in_cell} part(s) of earlier runs resumed in the cell, '
                 f'{counts.delivered + counts.rejected} finished; new parts come with new ids')
 
+    def clock_restarted(self, now_s: float) -> list[Action]:
+        """Restart every wait in full from `now_s` after the clock went back (a restarted simulation).
+
+        A stage's deadline and each handoff step's timeout count again from `now_s`, so none fires at once and
+        none waits for the old clock to come back; the parts and the lanes stay as they are.
+        """
+        st = self._station
+        if st.started:
+            st.deadline_s = now_s + getattr(self.timeouts, STAGE_TIMEOUT[st.stage])
+        self.handoff.clock_restarted(now_s)
+        return [self._diag('WARN', f'clock went back: every wait restarted from {now_s:.3f} s')]
+
     # ---------------------------------------------------------------- commands
     def set_mode(self, mode: Mode, now_s: float) -> list[Action]:
         if not isinstance(mode, Mode):

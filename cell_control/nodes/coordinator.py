@@ -51,7 +51,7 @@ from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
 from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, descriptor, diagnostic_array,
-                                       diagnostic_status, duration_to_msg, log, to_seconds, yaw_of)
+                                       diagnostic_status, duration_to_msg, log, on_clock_back, to_seconds, yaw_of)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -133,6 +133,7 @@ class CoordinatorNode(Node):
         self._act(self.core.restore(self._now()))
         self.create_timer(TICK_PERIOD_S, self._tick)
         self.create_timer(STATE_PERIOD_S, self._publish_state)
+        self._clock_back = on_clock_back(self, self._clock_restarted)
         self._publish_state()
         self.get_logger().info(f'coordinator ready: recipe {self.recipe.id}, mode {self.core.mode.value}, '
                                f'ledger {p["ledger_path"]}')
@@ -299,6 +300,14 @@ class CoordinatorNode(Node):
         for dock, agv in self._docks.expire(now, self._stream_timeout_s):
             self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=False))
         self._event(Event(EventKind.TICK))
+
+    def _clock_restarted(self, now_s: float) -> None:
+        """Count every stream's age and every wait of the cycle again from `now_s` (the clock went back)."""
+        self._docks.clock_restarted(now_s)
+        self._weld.clock_restarted(now_s)
+        if self._joints is not None:
+            self._joints = (now_s, *self._joints[1:])
+        self._act(self.core.clock_restarted(now_s))
 
     def _on_command(self, command: Command, response: Trigger.Response) -> Trigger.Response:
         try:
