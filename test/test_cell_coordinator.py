@@ -1,4 +1,6 @@
 """Cell coordinator driven by scripted device events, against a real SQLite ledger and HandoffServer."""
+import re
+
 import pytest
 
 from cell_control.cell.cycle import (
@@ -493,3 +495,63 @@ def test_a_clock_that_goes_back_restarts_handoff_timeouts_and_the_part_still_goe
     cell.unload('P1')
     assert cell.ledger.state('P1') is PartState.DELIVERED
     assert cell.ledger.check_invariant().delivered == 1
+
+
+def test_a_recipe_change_applies_only_to_an_idle_or_stopped_cell_with_no_part_waiting_for_its_weld(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.coord.recipe_id = 'trial'
+    assert cell.coord.change_recipe('bracket').id == 'bracket'        # idle
+    assert cell.coord.snapshot().recipe == 'bracket'
+    assert cell.coord.change_recipe('bracket') is None                 # already in use: nothing to do
+    cell.coord.recipe_id = 'trial'
+    cell.cmd(Command.START)
+    with pytest.raises(CommandRefused, match="recipe change to 'bracket' refused: the cell is running; recipes "
+                                             'change only while it is idle or stopped'):
+        cell.coord.change_recipe('bracket')
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.cmd(Command.STOP)
+    with pytest.raises(CommandRefused, match=r'part P1 is at the station \(approach\), not yet welded with recipe '
+                                             'trial'):
+        cell.coord.change_recipe('bracket')
+    cell.cmd(Command.START)
+    cell.load('P2')
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.WELD_DONE, flag=True)
+    cell.cmd(Command.STOP)                                             # P1 welded (retract), P2 queued
+    with pytest.raises(CommandRefused, match='part P2 is queued, not yet welded'):
+        cell.coord.change_recipe('bracket')
+    assert cell.coord.recipe_id == 'trial' and cell.coord.snapshot().recipe == 'trial'
+    cell.cmd(Command.START)
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.CLAMP_OPEN)
+    cell.unload('P1')
+    cell.weld()
+    cell.cmd(Command.STOP)                                             # P2 welded, waiting for its AGV
+    assert cell.coord.change_recipe('bracket').id == 'bracket'
+    assert cell.ledger.state('P1') is PartState.DELIVERED and cell.ledger.state('P2') is PartState.WELDED
+
+
+@pytest.mark.parametrize('recipe_id, reason', [
+    ('frame_rail', 'recipe frame_rail has 2 seams; this cell welds one seam per part'),   # issue 10
+    ('no_such_recipe', "no recipe 'no_such_recipe'"),
+    ('../../etc/passwd', "recipe id '../../etc/passwd' is not a recipe name"),
+    ('broken', r"broken\.yaml: \(recipe\): 'weld' is a required property"),
+])
+def test_a_recipe_change_to_an_unknown_or_invalid_recipe_is_refused_with_the_reason(tmp_path, monkeypatch,
+                                                                                    recipe_id, reason):
+    import cell_control.cell.recipe as recipes
+    shipped = recipes.recipes_dir()
+    folder = tmp_path / 'recipes'   # the shipped recipes and a broken one (no weld section)
+    folder.mkdir()
+    for path in shipped.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / 'broken.yaml').write_text((shipped / 'bracket.yaml').read_text().replace('id: bracket', 'id: broken')
+                                        .split('weld:')[0])
+    monkeypatch.setattr(recipes, 'recipes_dir', lambda: folder)
+    cell = Cell(tmp_path / 'l.db')
+    cell.coord.recipe_id = 'bracket'
+    with pytest.raises(CommandRefused, match=f"recipe change to '{re.escape(recipe_id)}' refused: .*{reason}"):
+        cell.coord.change_recipe(recipe_id)
+    assert cell.coord.snapshot().recipe == 'bracket'

@@ -24,6 +24,7 @@ from typing import Protocol
 from cell_control.logistics.handoff import (
     HandoffError, HandoffKind, HandoffRequest, HandoffResult, HandoffServer, HandoffStatus, HandoffStep)
 from cell_control.cell.ledger import PartLedger, PartState
+from cell_control.cell.recipe import Recipe, RecipeError, load_recipe, recipe_path, weldable
 
 
 class CellState(str, Enum):
@@ -192,14 +193,16 @@ class CellSnapshot:
     outbound_part: str
     belt_running: bool
     pending_acks: list[str] = field(default_factory=list)
+    recipe: str = ''
 
 
 class CellCoordinator:
     """Owns the part cycle; restore() must be called once before the first event."""
 
     def __init__(self, ledger: PartLedger, handoff: HandoffServer, records: WeldRecords,
-                 timeouts: CoordinatorTimeouts = CoordinatorTimeouts()) -> None:
+                 timeouts: CoordinatorTimeouts = CoordinatorTimeouts(), recipe_id: str = '') -> None:
         self.ledger, self.handoff, self.records, self.timeouts = ledger, handoff, records, timeouts
+        self.recipe_id = recipe_id   # the recipe the next parts are welded with
         self.state = CellState.IDLE
         self.mode = Mode.AUTO
         self._station = _Station()
@@ -274,6 +277,32 @@ class CellCoordinator:
             raise CommandRefused(f'mode change to {mode.value} refused while {self.state.value}: stop first')
         self.mode = mode
         return [self._diag('OK', f'mode {mode.value}')]
+
+    def change_recipe(self, recipe_id: str) -> Recipe | None:
+        """Apply an engineer's recipe choice, or raise CommandRefused with the reason.
+
+        Only a cell that is idle or stopped, with no part waiting for its weld, changes recipe: a part already
+        brought in was brought for the recipe it has. The id must name a valid recipe in config/recipes that
+        this cell can weld. Returns the recipe to run from now on, None when it is already the one in use.
+        """
+        def refuse(why: str) -> CommandRefused:
+            return CommandRefused(f'recipe change to {recipe_id!r} refused: {why}')
+        if recipe_id == self.recipe_id:
+            return None
+        if self.state not in (CellState.IDLE, CellState.STOPPED):
+            raise refuse(f'the cell is {self.state.value}; recipes change only while it is idle or stopped')
+        st = self._station
+        waiting = [f'part {self._queued} is queued'] if self._queued and self._queued != st.part_id else []
+        if st.stage in (Stage.FEEDING, Stage.CLAMPING, Stage.APPROACH, Stage.WELDING):
+            waiting.append(f'part {st.part_id} is at the station ({st.stage.value})')
+        if waiting:
+            raise refuse(' and '.join(waiting) + f', not yet welded with recipe {self.recipe_id}')
+        try:
+            recipe = weldable(load_recipe(recipe_path(recipe_id)))
+        except RecipeError as error:
+            raise refuse(str(error)) from None
+        self.recipe_id = recipe.id
+        return recipe
 
     def command(self, cmd: Command, now_s: float) -> list[Action]:
         """Apply an operator command or raise CommandRefused with the reason."""
@@ -643,4 +672,4 @@ class CellCoordinator:
     def snapshot(self) -> CellSnapshot:
         """Return what the node publishes on its diagnostics heartbeat."""
         return CellSnapshot(self.state, self.mode, self._station.stage, self._station.part_id,
-                            self._queued, self._outbound, self._belt, list(self._pending_acks))
+                            self._queued, self._outbound, self._belt, list(self._pending_acks), self.recipe_id)
