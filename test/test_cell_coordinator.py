@@ -1,4 +1,6 @@
 """Cell coordinator driven by scripted device events, against a real SQLite ledger and HandoffServer."""
+import re
+
 import pytest
 
 from cell_control.cell.cycle import (
@@ -448,3 +450,108 @@ def test_a_start_on_an_existing_ledger_says_what_it_resumes(tmp_path):
     second = Cell(tmp_path / 'l.db')
     said = [a.reason for a in second.log if a.kind is A.PUBLISH_DIAGNOSTICS]
     assert any('1 part(s) of earlier runs resumed in the cell, 1 finished' in text for text in said), said
+
+
+def test_a_clock_that_goes_back_mid_stage_restarts_the_stage_timeout_in_full(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)              # APPROACH: 20 s to reach the seam start
+    cell.t += 15.0
+    cell.ev(E.TICK)
+    cell.t = 2.0                         # the simulation restarted: its clock starts again near 0
+    [warn] = cell.coord.clock_restarted(cell.t)
+    assert warn.detail == 'WARN' and 'clock went back' in warn.reason
+    cell.t += 18.0                       # 35 s after the approach began, 19 s after the jump: not yet
+    assert cell.coord.state is CellState.RUNNING and not cell.kinds(cell.ev(E.TICK))
+    cell.t += 1.0                        # 21 s after the jump (each event adds 1 s)
+    out = cell.ev(E.TICK)
+    assert cell.coord.state is CellState.FAULT and 'arm motion timeout (approach) within 20 s' in out[-1].reason
+    assert cell.ledger.state('P1') is PartState.AT_STATION, 'the part is where it was, not lost'
+
+
+def test_a_clock_that_goes_back_restarts_handoff_timeouts_and_the_part_still_goes_through(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.t = 1000.0
+    cell.cmd(Command.START)
+    cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    request = HandoffRequest('in-P1', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)   # 30 s for the AGV to dock
+    cell.t = 1.0                                  # the clock went back by 1002 s
+    cell.coord.clock_restarted(cell.t)
+    cell.t += 28.0
+    assert not [a for a in cell.ev(E.TICK) if a.kind is A.PUBLISH_HANDOFF_RESULT], 'not before 30 s'
+    out = cell.ev(E.TICK)                         # 30 s after the jump, not 30 s after the old 1003 s
+    [result] = [a.result for a in out if a.kind is A.PUBLISH_HANDOFF_RESULT]
+    assert result.status is HandoffStatus.FAILED and 'await_docked' in result.reason
+    retry = HandoffRequest('in-P1-2', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=retry)
+    cell.ev(E.AGV_DOCKED, dock='inbound', agv='agv_1', flag=True)
+    cell.ev(E.ROLLERS_RUNNING, dock='inbound')
+    cell.ev(E.PART_DETECTED, dock='inbound')
+    cell.ev(E.AGV_DOCKED, dock='inbound', agv='agv_1', flag=False)
+    cell.weld()
+    cell.unload('P1')
+    assert cell.ledger.state('P1') is PartState.DELIVERED
+    assert cell.ledger.check_invariant().delivered == 1
+
+
+def test_a_recipe_change_applies_only_to_an_idle_or_stopped_cell_with_no_part_waiting_for_its_weld(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.coord.recipe_id = 'trial'
+    assert cell.coord.change_recipe('bracket').id == 'bracket'        # idle
+    assert cell.coord.snapshot().recipe == 'bracket'
+    assert cell.coord.change_recipe('bracket') is None                 # already in use: nothing to do
+    cell.coord.recipe_id = 'trial'
+    cell.cmd(Command.START)
+    with pytest.raises(CommandRefused, match="recipe change to 'bracket' refused: the cell is running; recipes "
+                                             'change only while it is idle or stopped'):
+        cell.coord.change_recipe('bracket')
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.cmd(Command.STOP)
+    with pytest.raises(CommandRefused, match=r'part P1 is at the station \(approach\), not yet welded with recipe '
+                                             'trial'):
+        cell.coord.change_recipe('bracket')
+    cell.cmd(Command.START)
+    cell.load('P2')
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.WELD_DONE, flag=True)
+    cell.cmd(Command.STOP)                                             # P1 welded (retract), P2 queued
+    with pytest.raises(CommandRefused, match='part P2 is queued, not yet welded'):
+        cell.coord.change_recipe('bracket')
+    assert cell.coord.recipe_id == 'trial' and cell.coord.snapshot().recipe == 'trial'
+    cell.cmd(Command.START)
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.CLAMP_OPEN)
+    cell.unload('P1')
+    cell.weld()
+    cell.cmd(Command.STOP)                                             # P2 welded, waiting for its AGV
+    assert cell.coord.change_recipe('bracket').id == 'bracket'
+    assert cell.ledger.state('P1') is PartState.DELIVERED and cell.ledger.state('P2') is PartState.WELDED
+
+
+@pytest.mark.parametrize('recipe_id, reason', [
+    ('frame_rail', 'recipe frame_rail has 2 seams; this cell welds one seam per part'),   # issue 10
+    ('no_such_recipe', "no recipe 'no_such_recipe'"),
+    ('../../etc/passwd', "recipe id '../../etc/passwd' is not a recipe name"),
+    ('broken', r"broken\.yaml: \(recipe\): 'weld' is a required property"),
+])
+def test_a_recipe_change_to_an_unknown_or_invalid_recipe_is_refused_with_the_reason(tmp_path, monkeypatch,
+                                                                                    recipe_id, reason):
+    import cell_control.cell.recipe as recipes
+    shipped = recipes.recipes_dir()
+    folder = tmp_path / 'recipes'   # the shipped recipes and a broken one (no weld section)
+    folder.mkdir()
+    for path in shipped.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / 'broken.yaml').write_text((shipped / 'bracket.yaml').read_text().replace('id: bracket', 'id: broken')
+                                        .split('weld:')[0])
+    monkeypatch.setattr(recipes, 'recipes_dir', lambda: folder)
+    cell = Cell(tmp_path / 'l.db')
+    cell.coord.recipe_id = 'bracket'
+    with pytest.raises(CommandRefused, match=f"recipe change to '{re.escape(recipe_id)}' refused: .*{reason}"):
+        cell.coord.change_recipe(recipe_id)
+    assert cell.coord.snapshot().recipe == 'bracket'

@@ -62,3 +62,11 @@ def test_weld_trace_matches_messages_by_stamp_and_integrates_position():
     assert record.good == [True] * 5 + [False]                              # faulted sample is not good
     assert record.metrics['extra'] == 1.0 and record.metrics['samples'] == 6.0
     assert all(not g for g in trace.record('rework', {}).good)
+
+
+def test_a_clock_that_goes_back_expires_a_docked_agv_a_full_timeout_after_the_jump():
+    watch = DockWatch(LAYOUT, 0.03, 0.05)
+    assert watch.update('agv_1', -2.45, 0.0, 0.0, 0.0, 100.0) == [('inbound', True)]
+    watch.clock_restarted(2.0)              # without it the odometry would stay fresh until 100.5 s
+    assert watch.expire(now_s=2.5, timeout_s=0.5) == []
+    assert watch.expire(now_s=2.6, timeout_s=0.5) == [('inbound', 'agv_1')]

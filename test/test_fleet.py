@@ -272,3 +272,41 @@ def test_part_ids_are_unique_across_runs_and_a_run_id_is_a_word():
     assert run_id_of('T', start, 'x') == 'T' and part_ids(FleetConfig(parts=1)) == ['P-1']
     with pytest.raises(FleetError, match='run_id must be letters'):
         FleetConfig(run_id='a b')
+
+
+def jump_back(world: World, to_s: float) -> None:
+    """The simulation restarted: its clock starts again near `to_s`, and the node tells the fleet."""
+    assert to_s < world.now
+    world.now = to_s
+    world.fleet.clock_restarted(to_s)
+
+
+def test_a_clock_that_goes_back_restarts_the_resend_timeout_in_full():
+    world = World(parts=1, answer_timeout_s=1.0)
+    world.now = 500.0
+    load(world)
+    jump_back(world, 1.0)
+    mark = len(world.log)
+    world.run_until(lambda: world.now >= 1.85, 1.0, 'most of the answer timeout')
+    assert not world.since(mark, CommandKind.SEND_REQUEST), 'no resend before the full timeout from the jump'
+    world.run_until(lambda: world.since(mark, CommandKind.SEND_REQUEST), 0.5, 'the resend after the jump')
+    assert [c.request.request_id for c in world.since(mark, CommandKind.SEND_REQUEST)] == ['P-1-load']
+
+
+def test_a_clock_that_goes_back_during_the_pull_in_still_takes_the_part_to_the_sink():
+    world = World(parts=0, load_present_timeout_s=1.0)
+    agv = world.fleet.outbound
+    world.now = 500.0
+    world.step()
+    world.feed(world.fleet.on_pickup_request('P-1', world.now))
+    world.answer('P-1-unload', HandoffStatus.ACKNOWLEDGED, HandoffStep.AWAIT_DOCKED)
+    world.run_until(lambda: agv.task is AgvTask.DOCKED, 60, 'agv_2 docked')
+    world.answer('P-1-unload', HandoffStatus.SUCCESS, HandoffStep.DONE)
+    jump_back(world, 1.0)
+    world.run_until(lambda: world.now >= 1.9, 1.0, 'most of the load sensor timeout')
+    assert agv.task is AgvTask.PULL_IN, 'the pull-in waits its full timeout from the jump'
+    world.run_until(lambda: agv.task is AgvTask.RETURNING, 0.5, 'the load sensor timeout after the jump')
+    world.run_until(lambda: agv.task is AgvTask.UNLOADING, 60, 'agv_2 at the sink')
+    call = world.last(CommandKind.CALL_SERVICE, 'agv_2')
+    world.feed(world.fleet.on_service_reply('agv_2', call.call_id, True, 'P-1 at the sink', world.now))
+    assert world.fleet.delivered_to_sink == 1 and agv.completed == ['P-1']

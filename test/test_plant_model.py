@@ -56,12 +56,13 @@ def test_roles_are_ordered():
 def test_the_state_snapshot_maps_to_the_machinery_states():
     snapshot = {'state': 'running', 'mode': 'dry_run', 'stage': 'welding', 'station_part': 'P-1',
                 'queued_part': 'P-2', 'outbound_part': '', 'belt_running': 'False', 'announced': '5',
-                'delivered': '2', 'in_cell': '2', 'rejected': '0', 'pending_acks': 'a; b'}
+                'delivered': '2', 'in_cell': '2', 'rejected': '0', 'pending_acks': 'a; b', 'recipe': 'bracket'}
     values = model.from_state(snapshot, 'seam_a')
     assert values['MachineryItemState.CurrentState'] == 'Executing'
     assert values['MachineryOperationMode.CurrentState'] == 'Setup'
     assert values['Production.CurrentSeam'] == 'seam_a' and values['Production.CurrentPart'] == 'P-1'
     assert values['Counters.Lost'] == 1 and values['CellState.PendingAcknowledgements'] == ['a', 'b']
+    assert values['Production.ActiveRecipe'] == 'bracket'
     assert model.from_state(dict(snapshot, state='estop', stage='empty'), 'seam_a')[
         'MachineryItemState.CurrentState'] == 'OutOfService'
     assert model.from_state(None, '') == {'MachineryItemState.CurrentState': 'NotAvailable'}

@@ -95,3 +95,12 @@ def test_arrival_verdict() -> None:
     trace.fault(False)                                          # a fault that cleared before the end
     assert WeldSupervisor.arrival('weld_path', trace).flag
     assert WeldSupervisor.arrival('weld_path', None).flag        # no trace: nothing reported a fault
+
+
+def test_a_clock_that_goes_back_makes_the_travel_speed_stale_a_full_timeout_after_the_jump() -> None:
+    weld = supervisor()
+    weld.start(arc=True)
+    weld.on_travel_speed(10.0, 100.0)
+    weld.clock_restarted(2.0)               # without it the reading would stay fresh until 100.5 s
+    assert weld.on_tick(2.0 + TIMEOUT_S) is None
+    assert weld.on_tick(2.0 + TIMEOUT_S + 0.01) == 0.0

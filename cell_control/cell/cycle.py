@@ -11,7 +11,9 @@ is committed to the ledger, and a restart finds the verdict of a weld that ended
 Lanes that overlap: the inbound handoff (one part queued on the infeed side of the belt), the station
 (at most one part: feed → clamp → approach → weld → retract → unclamp → wait for the outbound AGV →
 release), and the outbound handoff. The single belt runs when a lane needs it and is never allowed to
-push a part toward the outbound dock unless `HandoffServer.dock_ready('outbound')`.
+push a part toward the outbound dock unless `HandoffServer.dock_ready('outbound')`, nor to drive a queued
+part into a held one; since it carries every part on it, no new part comes onto it while one is held and a
+released one still needs it (docs/coordinator.md).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Protocol
 from cell_control.logistics.handoff import (
     HandoffError, HandoffKind, HandoffRequest, HandoffResult, HandoffServer, HandoffStatus, HandoffStep)
 from cell_control.cell.ledger import PartLedger, PartState
+from cell_control.cell.recipe import Recipe, RecipeError, load_recipe, recipe_path, weldable
 
 
 class CellState(str, Enum):
@@ -190,14 +193,16 @@ class CellSnapshot:
     outbound_part: str
     belt_running: bool
     pending_acks: list[str] = field(default_factory=list)
+    recipe: str = ''
 
 
 class CellCoordinator:
     """Owns the part cycle; restore() must be called once before the first event."""
 
     def __init__(self, ledger: PartLedger, handoff: HandoffServer, records: WeldRecords,
-                 timeouts: CoordinatorTimeouts = CoordinatorTimeouts()) -> None:
+                 timeouts: CoordinatorTimeouts = CoordinatorTimeouts(), recipe_id: str = '') -> None:
         self.ledger, self.handoff, self.records, self.timeouts = ledger, handoff, records, timeouts
+        self.recipe_id = recipe_id   # the recipe the next parts are welded with
         self.state = CellState.IDLE
         self.mode = Mode.AUTO
         self._station = _Station()
@@ -252,6 +257,18 @@ class CellCoordinator:
         return (f'restored from ledger: {counts.in_cell} part(s) of earlier runs resumed in the cell, '
                 f'{counts.delivered + counts.rejected} finished; new parts come with new ids')
 
+    def clock_restarted(self, now_s: float) -> list[Action]:
+        """Restart every wait in full from `now_s` after the clock went back (a restarted simulation).
+
+        A stage's deadline and each handoff step's timeout count again from `now_s`, so none fires at once and
+        none waits for the old clock to come back; the parts and the lanes stay as they are.
+        """
+        st = self._station
+        if st.started:
+            st.deadline_s = now_s + getattr(self.timeouts, STAGE_TIMEOUT[st.stage])
+        self.handoff.clock_restarted(now_s)
+        return [self._diag('WARN', f'clock went back: every wait restarted from {now_s:.3f} s')]
+
     # ---------------------------------------------------------------- commands
     def set_mode(self, mode: Mode, now_s: float) -> list[Action]:
         if not isinstance(mode, Mode):
@@ -260,6 +277,32 @@ class CellCoordinator:
             raise CommandRefused(f'mode change to {mode.value} refused while {self.state.value}: stop first')
         self.mode = mode
         return [self._diag('OK', f'mode {mode.value}')]
+
+    def change_recipe(self, recipe_id: str) -> Recipe | None:
+        """Apply an engineer's recipe choice, or raise CommandRefused with the reason.
+
+        Only a cell that is idle or stopped, with no part waiting for its weld, changes recipe: a part already
+        brought in was brought for the recipe it has. The id must name a valid recipe in config/recipes that
+        this cell can weld. Returns the recipe to run from now on, None when it is already the one in use.
+        """
+        def refuse(why: str) -> CommandRefused:
+            return CommandRefused(f'recipe change to {recipe_id!r} refused: {why}')
+        if recipe_id == self.recipe_id:
+            return None
+        if self.state not in (CellState.IDLE, CellState.STOPPED):
+            raise refuse(f'the cell is {self.state.value}; recipes change only while it is idle or stopped')
+        st = self._station
+        waiting = [f'part {self._queued} is queued'] if self._queued and self._queued != st.part_id else []
+        if st.stage in (Stage.FEEDING, Stage.CLAMPING, Stage.APPROACH, Stage.WELDING):
+            waiting.append(f'part {st.part_id} is at the station ({st.stage.value})')
+        if waiting:
+            raise refuse(' and '.join(waiting) + f', not yet welded with recipe {self.recipe_id}')
+        try:
+            recipe = weldable(load_recipe(recipe_path(recipe_id)))
+        except RecipeError as error:
+            raise refuse(str(error)) from None
+        self.recipe_id = recipe.id
+        return recipe
 
     def command(self, cmd: Command, now_s: float) -> list[Action]:
         """Apply an operator command or raise CommandRefused with the reason."""
@@ -490,7 +533,7 @@ class CellCoordinator:
             self._spend()
             out.append(self._publish(self.handoff.begin_transfer('outbound', now_s)))
         if not self._queued and self.handoff.step('inbound') is HandoffStep.AWAIT_CELL \
-                and self._may_advance() and not self._belt_forbidden():
+                and self._may_advance() and not self._belt_forbidden() and not self._infeed_blocked():
             self._spend()
             out.append(self._publish(self.handoff.begin_transfer('inbound', now_s)))
         return out + self._set_belt()
@@ -498,6 +541,10 @@ class CellCoordinator:
     def _outbound_ready(self, part_id: str) -> bool:
         request = self.handoff.active('outbound')
         return (request is not None and request.part_id == part_id and self.handoff.dock_ready('outbound'))
+
+    def _held(self) -> bool:
+        """Tell whether the station holds a part against the belt (raised gate, clamp or arm at work)."""
+        return self._station.stage not in (Stage.EMPTY, Stage.FEEDING, Stage.RELEASING)
 
     def _belt_forbidden(self) -> bool:
         """Tell whether the belt must stay still (the interlock).
@@ -507,8 +554,16 @@ class CellCoordinator:
         """
         if self._outbound and not self.handoff.dock_ready('outbound'):
             return True
-        held = self._station.stage not in (Stage.EMPTY, Stage.FEEDING, Stage.RELEASING)
-        return bool(self._queued) and held
+        return bool(self._queued) and self._held()
+
+    def _infeed_blocked(self) -> bool:
+        """Tell whether a new part must wait on the inbound AGV although the infeed side of the belt is free.
+
+        The one belt carries every part on it: a released part still on its way to the outbound deck needs the
+        belt, and a part queued behind a held one forbids it. Both at once would stop the cell for good, so no
+        part comes onto the belt while a part is held and a released one is still on the belt.
+        """
+        return bool(self._outbound) and self._held()
 
     def _set_belt(self) -> list[Action]:
         st = self._station
@@ -617,4 +672,4 @@ class CellCoordinator:
     def snapshot(self) -> CellSnapshot:
         """Return what the node publishes on its diagnostics heartbeat."""
         return CellSnapshot(self.state, self.mode, self._station.stage, self._station.part_id,
-                            self._queued, self._outbound, self._belt, list(self._pending_acks))
+                            self._queued, self._outbound, self._belt, list(self._pending_acks), self.recipe_id)

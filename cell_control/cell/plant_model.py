@@ -28,6 +28,7 @@ CELL_NAME = 'WeldingCell'
 COMMANDS = ('Start', 'Stop', 'Pause', 'Resume', 'Reset', 'Acknowledge')   # /cell/<lower-case name>
 LAST_RECORDS = 10
 RECIPE_PATH = 'Production.RecipeId'
+RECIPE_RESULT_PATH = 'Production.RecipeResult'
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ VARIABLES: tuple[Variable, ...] = (
     _v('Production.OutboundPart', 'String', 'Part released toward the outbound dock.'),
     _v('Production.CurrentSeam', 'String', 'Seam being approached, welded or retracted from; empty otherwise.'),
     _v(RECIPE_PATH, 'String', 'Recipe requested for the next parts; engineers may write a recipe id.'),
+    _v(RECIPE_RESULT_PATH, 'String', 'What the coordinator did with the last request: "recipe <id> applied" or '
+       'why it refused it.'),
+    _v('Production.ActiveRecipe', 'String', 'Recipe the coordinator welds the next parts with.'),
     _v('Counters.Announced', 'UInt32', 'Parts announced by the fleet since the ledger began.'),
     _v('Counters.Good', 'UInt32', 'Parts delivered with a good weld.'),
     _v('Counters.Delivered', 'UInt32', 'Parts delivered (good welds and dry runs).'),
@@ -124,6 +128,7 @@ def from_state(snapshot: Mapping[str, str] | None, seam_id: str) -> dict[str, ob
         'Production.QueuedPart': snapshot.get('queued_part', ''),
         'Production.OutboundPart': snapshot.get('outbound_part', ''),
         'Production.CurrentSeam': seam_id if stage in WELD_STAGES else '',
+        'Production.ActiveRecipe': snapshot.get('recipe', ''),
         'Counters.Announced': counts['announced'], 'Counters.Delivered': counts['delivered'],
         'Counters.InCell': counts['in_cell'], 'Counters.Rejected': counts['rejected'],
         'Counters.Lost': max(0, counts['announced'] - counts['delivered'] - counts['in_cell'] - counts['rejected']),

@@ -10,6 +10,7 @@ limits. A bad recipe is refused as a whole with a `RecipeError` naming the file 
 Public API:
     load_recipe(path) -> Recipe
     recipe_path(recipe_id) -> Path                        config/recipes/<id>.yaml; an id never leaves that folder
+    weldable(recipe) -> Recipe                            the recipe, if this cell can weld it (one seam per part)
     load_recipes(directory=None) -> dict[str, Recipe]      every *.yaml in config/recipes, by id
     Recipe, SeamRecipe, PartDimensions, WeldParameters, WeldLimits, RecipeError
 """
@@ -95,6 +96,14 @@ def recipe_path(recipe_id: str) -> Path:
         known = ', '.join(sorted(p.stem for p in recipes_dir().glob('*.yaml')))
         raise RecipeError(f'no recipe {recipe_id!r} in {recipes_dir()} (known: {known})')
     return path
+
+
+def weldable(recipe: Recipe) -> Recipe:
+    """Return `recipe` if this cell can weld it, else raise RecipeError: the cell welds one seam per part."""
+    if len(recipe.seams) != 1:
+        raise RecipeError(f'recipe {recipe.id} has {len(recipe.seams)} seams; this cell welds one seam per part '
+                          '(the simulation places one seam on the part)')
+    return recipe
 
 
 @lru_cache(maxsize=1)

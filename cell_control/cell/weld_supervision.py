@@ -52,6 +52,11 @@ class WeldSupervisor:
             return 0.0
         return None
 
+    def clock_restarted(self, now_s: float) -> None:
+        """Count the travel speed's age from `now_s` (the clock went back): stale a full timeout later."""
+        if self._speed is not None:
+            self._speed = (now_s, self._speed[1])
+
     def scaling_for_move(self, target: str) -> float:
         """Return the scaling a new move to `target` starts with: full speed, except along the weld path."""
         if target != WELD_TARGET:

@@ -34,6 +34,11 @@ class DockWatch:
                     here = name
         return self._set(agv, here)
 
+    def clock_restarted(self, now_s: float) -> None:
+        """Count every AGV's odometry age from `now_s` (the clock went back): a full timeout, then expire."""
+        for agv in self._last_seen:
+            self._last_seen[agv] = now_s
+
     def expire(self, now_s: float, timeout_s: float) -> list[tuple[str, str]]:
         """(dock, agv) of docked AGVs whose odometry is older than `timeout_s`: they count as gone."""
         gone = [(dock, agv) for agv, dock in self._docked.items() if now_s - self._last_seen[agv] > timeout_s]

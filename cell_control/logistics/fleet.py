@@ -290,6 +290,26 @@ class AgvController:
         commands.append(Command(CommandKind.DECK, self.name, speed=self._deck))
         return commands + self._maybe_start(now_s)
 
+    def clock_restarted(self, now_s: float) -> None:
+        """Restart every wait in full from `now_s` after the clock went back (a restarted simulation).
+
+        Odometry age, the drive, the back-off, a service call, the pull-in or deck clearing and the handoff
+        client's resends all count again from `now_s`: none fires at once, none waits for the old clock.
+        """
+        config = self.config
+        if math.isfinite(self._odom_s):
+            self._odom_s = now_s
+        self._route_started_s = now_s
+        if math.isfinite(self._retry_at_s):
+            self._retry_at_s = now_s + config.retry_backoff_s
+        if self._call is not None:
+            self._call.deadline_s = now_s + config.service_timeout_s
+        if self.task is AgvTask.PULL_IN:
+            self._deadline_s = now_s + config.load_present_timeout_s
+        elif self.task is AgvTask.CLEARING:
+            self._deadline_s = now_s + config.deck_clear_s
+        self.client.clock_restarted(now_s)
+
     # ----- status -----------------------------------------------------------------------------------------
     @property
     def deck_speed(self) -> float:
@@ -490,6 +510,11 @@ class Fleet:
 
     def tick(self, now_s: float) -> list[Command]:
         return [c for agv in self.agvs.values() for c in agv.tick(now_s)]
+
+    def clock_restarted(self, now_s: float) -> None:
+        """Restart every AGV's waits from `now_s` (the clock went back)."""
+        for agv in self.agvs.values():
+            agv.clock_restarted(now_s)
 
     @property
     def loaded(self) -> int:

@@ -231,6 +231,11 @@ class HandoffServer:
         return self._finish(transfer, HandoffStatus.SUCCESS, f'part {transfer.request.part_id} transferred',
                             now_s)
 
+    def clock_restarted(self, now_s: float) -> None:
+        """Give every transfer's current step its full timeout from `now_s` (the clock went back)."""
+        for transfer in self._active.values():
+            transfer.deadline_s = now_s + self._timeout_of(transfer.step)
+
     def tick(self, now_s: float) -> list[HandoffResult]:
         """Fail every transfer whose current step has outlived its timeout."""
         return [self._finish(t, HandoffStatus.FAILED, f'timeout in {t.step.value} after '
@@ -360,6 +365,11 @@ class HandoffClient:
         self._finished[result.request_id] = result
         finished = ClientAction(ClientActionKind.FINISHED, agv, request=pending.request, result=result)
         return actions + [finished]
+
+    def clock_restarted(self, now_s: float) -> None:
+        """Count the cell's silence about every pending request from `now_s` (the clock went back)."""
+        for pending in self._pending.values():
+            pending.sent_s = now_s
 
     def tick(self, now_s: float) -> list[ClientAction]:
         """Resend (same id) every request the cell has been silent about for answer_timeout_s.

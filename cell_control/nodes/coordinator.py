@@ -10,9 +10,11 @@ Interface (all reliable; latched = transient local):
        /agv_N/odom, /agv_N/deck_speed, /agv_N/load_present     docked / rollers / part on deck, per dock
        /conveyor/photo_eye/{infeed,station}, /station/clamp_closed, /joint_states, /conveyor/fault
        /weld/travel_speed, /weld/contact_force, /weld/lateral_correction, /weld/adjuster_fault, /seam/features
+       /cell/recipe_request String (latched): a recipe id an engineer chose (plant_gateway)
   out  /conveyor/speed_command, /conveyor/station_stop, /station/clamp, /arm_controller/joint_trajectory,
        /arm_controller/speed_scaling, /weld_tool/arc_on, /handoff/result, /handoff/pickup_request,
-       /cell/state (latched JSON snapshot), /diagnostics
+       /cell/state (latched JSON snapshot, with the active `recipe`), /diagnostics,
+       /cell/recipe_result String (latched): "recipe <id> applied" or "recipe change to '<id>' refused: <why>"
   srv  /cell/{start,stop,pause,resume,reset,acknowledge} (std_srvs/Trigger); parameter `mode` switches
        auto / step / dry_run / manual (refused, with the reason, while the cell runs)
   uses /weld_adjuster/start and /weld_adjuster/stop (std_srvs/Trigger)
@@ -44,13 +46,14 @@ from cell_control.cell.weld_supervision import WeldSupervisor, fresh
 from cell_control.logistics.docking import DockWatch
 from cell_control.logistics.handoff import HandoffError, HandoffServer, HandoffTimeouts, decode_request, encode_result
 from cell_control.cell.ledger import LedgerError, PartLedger
-from cell_control.cell.recipe import load_recipe, recipe_path
+from cell_control.cell.recipe import Recipe, load_recipe, recipe_path, weldable
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
 from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, duration_to_msg, log, pose_values, to_seconds, yaw_of)
+                                       diagnostic_status, duration_to_msg, log, on_clock_back, pose_values,
+                                       to_seconds, yaw_of)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -66,18 +69,13 @@ class CoordinatorNode(Node):
         self._layout = load_layout()
         p = self._declare_parameters()
         recipe_file = Path(p['recipe'])   # a recipe id, or the path of a recipe file
-        self.recipe = load_recipe(recipe_file if recipe_file.suffix else recipe_path(p['recipe']))
-        if len(self.recipe.seams) != 1:
-            raise ValueError(f'recipe {self.recipe.id} has {len(self.recipe.seams)} seams; this cell welds one '
-                             'seam per part (the simulation places one seam on the part)')
-        self._seam = self.recipe.seams[0]
-        arm = load_kinematics()
-        self._joint_names = list(arm.joint_names)
-        self._motion = ArmMotion(arm, self._layout, self._seam, p['home_positions'])
+        recipe = weldable(load_recipe(recipe_file if recipe_file.suffix else recipe_path(p['recipe'])))
+        self._arm = load_kinematics()
+        self._joint_names = list(self._arm.joint_names)
+        self._home_positions = p['home_positions']
         self._belt_speed = p['belt_speed_m_s']
         self._stream_timeout_s = p['stream_timeout_s']
-        self._weld = WeldSupervisor(self._motion.speed_scaling, self.recipe.weld.travel_speed_mm_s,
-                                    PLANNED_WELD_SPEED_MM_S, self._stream_timeout_s)
+        self._use_recipe(recipe)
         self._docks = DockWatch(self._layout, p['dock_position_tolerance_m'], p['dock_yaw_tolerance_rad'])
 
         Path(p['ledger_path']).parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +85,7 @@ class CoordinatorNode(Node):
         timeouts = {name: p[f'timeouts.{name}'] for name in TIMEOUT_NAMES}
         self.core = CellCoordinator(
             self._ledger, HandoffServer(HandoffTimeouts(**{k: timeouts[k] for k in HANDOFF_TIMEOUTS})),
-            self._recorder, CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}))
+            self._recorder, CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}), self.recipe.id)
         self.core.set_mode(Mode(p['mode']), 0.0)
 
         pub = self.create_publisher
@@ -100,6 +98,7 @@ class CoordinatorNode(Node):
         self._result_pub = pub(String, '/handoff/result', RELIABLE)
         self._pickup_pub = pub(String, '/handoff/pickup_request', RELIABLE)
         self._state_pub = pub(String, '/cell/state', LATCHED)
+        self._recipe_result_pub = pub(String, '/cell/recipe_result', LATCHED)
         self._diagnostics_pub = pub(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
@@ -122,6 +121,7 @@ class CoordinatorNode(Node):
         sub(TwistStamped, '/weld/travel_speed', self._on_travel_speed, RELIABLE)
         sub(WrenchStamped, '/weld/contact_force', self._on_force, RELIABLE)
         sub(Vector3Stamped, '/weld/lateral_correction', self._on_correction, RELIABLE)
+        sub(String, '/cell/recipe_request', self._on_recipe_request, LATCHED)
         for name, command in COMMANDS.items():
             self.create_service(Trigger, f'/cell/{name}', lambda q, r, c=command: self._on_command(c, r))
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -133,6 +133,7 @@ class CoordinatorNode(Node):
         self._act(self.core.restore(self._now()))
         self.create_timer(TICK_PERIOD_S, self._tick)
         self.create_timer(STATE_PERIOD_S, self._publish_state)
+        self._clock_back = on_clock_back(self, self._clock_restarted)
         self._publish_state()
         self.get_logger().info(f'coordinator ready: recipe {self.recipe.id}, mode {self.core.mode.value}, '
                                f'ledger {p["ledger_path"]}')
@@ -180,6 +181,31 @@ class CoordinatorNode(Node):
 
     def close(self) -> None:
         self._ledger.close()
+
+    def _use_recipe(self, recipe: Recipe) -> None:
+        """Weld the next parts with `recipe`: its seam program for the arm, its travel speed for the supervisor."""
+        self.recipe = recipe
+        self._seam = recipe.seams[0]
+        self._motion = ArmMotion(self._arm, self._layout, self._seam, self._home_positions)
+        self._weld = WeldSupervisor(self._motion.speed_scaling, recipe.weld.travel_speed_mm_s,
+                                    PLANNED_WELD_SPEED_MM_S, self._stream_timeout_s)
+
+    def _on_recipe_request(self, msg: String) -> None:
+        """Apply an engineer's recipe choice when the core allows it; report the outcome, latched, either way."""
+        recipe_id = msg.data.strip()
+        try:
+            recipe = self.core.change_recipe(recipe_id)
+        except CommandRefused as refused:
+            result = str(refused)
+            self._diagnose('WARN', result)
+        else:
+            if recipe is not None:
+                self._use_recipe(recipe)
+                self._recorder.recipe_id = recipe.id
+            result = f'recipe {self.recipe.id} applied'
+            self._diagnose('OK', result)
+        self._recipe_result_pub.publish(String(data=result))
+        self._publish_state()
 
     # ----- events in ------------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -311,6 +337,14 @@ class CoordinatorNode(Node):
             self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=False))
         self._event(Event(EventKind.TICK))
 
+    def _clock_restarted(self, now_s: float) -> None:
+        """Count every stream's age and every wait of the cycle again from `now_s` (the clock went back)."""
+        self._docks.clock_restarted(now_s)
+        self._weld.clock_restarted(now_s)
+        if self._joints is not None:
+            self._joints = (now_s, *self._joints[1:])
+        self._act(self.core.clock_restarted(now_s))
+
     def _on_command(self, command: Command, response: Trigger.Response) -> Trigger.Response:
         try:
             self._act(self.core.command(command, self._now()))
@@ -430,7 +464,7 @@ class CoordinatorNode(Node):
                   'outbound_part': snapshot.outbound_part, 'belt_running': str(snapshot.belt_running),
                   'announced': str(counts.announced), 'delivered': str(counts.delivered),
                   'in_cell': str(counts.in_cell), 'rejected': str(counts.rejected),
-                  'pending_acks': '; '.join(snapshot.pending_acks)}
+                  'pending_acks': '; '.join(snapshot.pending_acks), 'recipe': snapshot.recipe}
         head = self._records.head()   # published to anchor the weld record chain: `records verify --head`
         values.update(records_head_hash=head.hash, records_head_id=str(head.record_id), records_count=str(head.count))
         return values

@@ -34,7 +34,7 @@ from cell_control.cell.description import load_layout
 from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig, part_ids, run_id_of
 from cell_control.logistics.handoff import HandoffError, decode_result, encode_request
 from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, log, pose_values, yaw_of)
+                                       diagnostic_status, log, on_clock_back, pose_values, yaw_of)
 from cell_control.nodes.node_main import run_node
 
 TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
@@ -69,6 +69,7 @@ class FleetSimNode(Node):
             self.create_subscription(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), LATCHED)
         self.create_timer(TICK_PERIOD_S, self._tick)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._clock_back = on_clock_back(self, self._clock_restarted)
         self._publish_status()
 
     def _declare_parameters(self, layout: dict) -> FleetConfig:
@@ -143,6 +144,10 @@ class FleetSimNode(Node):
 
     def _tick(self) -> None:
         self._run(self.fleet.tick)
+
+    def _clock_restarted(self, now_s: float) -> None:
+        with self._lock:
+            self.fleet.clock_restarted(now_s)
 
     def _on_reply(self, agv: str, call_id: int, future) -> None:
         try:

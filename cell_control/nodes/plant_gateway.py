@@ -5,6 +5,7 @@ space's values and `cell.plant_server` serves them (asyncua, in its own asyncio 
 
 Interface (all reliable; latched = transient local):
   in   /cell/state String (latched JSON snapshot of the coordinator), /diagnostics DiagnosticArray
+       /cell/recipe_result String (latched): the coordinator's answer to the last recipe request
        the weld record store and the part ledger (SQLite, read-only), polled
   out  /plant_gateway/endpoint String (latched): the OPC UA endpoint URL, once listening
        /cell/recipe_request String (latched): the recipe id an engineer selected over OPC UA
@@ -25,7 +26,7 @@ from std_srvs.srv import Trigger
 from cell_control.cell import plant_model as model
 from cell_control.cell.plant_server import COMMAND_TIMEOUT_S, PlantServer, ServerPaths, default_state_dir
 from cell_control.cell.plant_users import UserFileError
-from cell_control.cell.recipe import load_recipe, recipe_path
+from cell_control.cell.recipe import RecipeError, load_recipe, recipe_path
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.common import LATCHED, RELIABLE, descriptor
 from cell_control.weld.records import default_db_path
@@ -37,7 +38,8 @@ class PlantGatewayNode(Node):
     def __init__(self) -> None:
         super().__init__('plant_gateway')
         p = self._declare_parameters()
-        self._seam_id = load_recipe(recipe_path(p['recipe'])).seams[0].id
+        self._recipe_id = p['recipe']
+        self._seam_id = load_recipe(recipe_path(self._recipe_id)).seams[0].id
         state_dir = Path(p['state_dir'])
         self._ledger_path = Path(p['ledger_path'])
         self._records = model.RecordReader(Path(p['records_path'] or default_db_path()), model.LAST_RECORDS)
@@ -51,6 +53,7 @@ class PlantGatewayNode(Node):
                                    self.get_logger())
         self._server.start()
         self.create_subscription(String, '/cell/state', self._on_state, LATCHED)
+        self.create_subscription(String, '/cell/recipe_result', self._on_recipe_result, LATCHED)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, RELIABLE)
         self.create_timer(STORE_PERIOD_S, self._refresh_stores)
         self._endpoint_pub.publish(String(data=self._server.endpoint))
@@ -64,7 +67,8 @@ class PlantGatewayNode(Node):
         declare('state_dir', str(default_state_dir()), descriptor(
             'Folder of the server certificate and key (made on first start) and the trusted/ client certificates.'))
         declare('users_file', '', descriptor('Password file (cell-control users); empty: <state_dir>/users.'))
-        declare('recipe', 'bracket', descriptor('Recipe the cell runs (its seam is the current seam).'))
+        declare('recipe', 'bracket', descriptor('Recipe the cell starts with (its seam is the current seam until '
+                                                '/cell/state names another).'))
         declare('ledger_path', str(default_db_path().with_name('part_ledger.sqlite')), descriptor(
             'SQLite file of the part ledger, read-only (the coordinator writes it).'))
         declare('records_path', '', descriptor('SQLite file of the weld records, read-only; empty: the default.'))
@@ -84,8 +88,23 @@ class PlantGatewayNode(Node):
         if not isinstance(snapshot, dict):
             self.get_logger().warning('/cell/state is not a JSON object; ignored')
             return
+        self._follow_recipe(str(snapshot.get('recipe', '')))
         self._server.update(model.from_state(snapshot, self._seam_id))
         self._refresh_stores()
+
+    def _follow_recipe(self, recipe_id: str) -> None:
+        """Take the current seam from the recipe the coordinator runs (an engineer may have changed it)."""
+        if not recipe_id or recipe_id == self._recipe_id:
+            return
+        self._recipe_id = recipe_id
+        try:
+            self._seam_id = load_recipe(recipe_path(recipe_id)).seams[0].id
+        except RecipeError as error:   # a coordinator started on a recipe file outside config/recipes
+            self._seam_id = ''
+            self.get_logger().warning(f'current seam unknown: {error}')
+
+    def _on_recipe_result(self, msg: String) -> None:
+        self._server.update({model.RECIPE_RESULT_PATH: msg.data})
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:

@@ -32,7 +32,7 @@ from std_srvs.srv import Trigger
 from cell_control.weld.adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
 from cell_control.weld.loop_watch import SENSOR_STALE, SampleCheck, SilenceWatch, check_sample, loop_status
 from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, sensor_data, stamp_to_msg)
+                                       diagnostic_status, on_clock_back, sensor_data, stamp_to_msg)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -107,6 +107,7 @@ class WeldAdjusterNode(Node):
         self._watchdog_timer = self.create_timer(WATCHDOG_PERIOD_S, self._watchdog)
         self._watchdog_timer.cancel()  # runs only during a weld
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._clock_back = on_clock_back(self, self._clock_restarted)
         self._fault_pub.publish(String(data=''))
         self.get_logger().info(f'ready: mode {self._mode}; {self.get_fully_qualified_name()}/start begins a weld')
 
@@ -151,6 +152,15 @@ class WeldAdjusterNode(Node):
         response.success, response.message = True, f'weld started: mode {self._mode}, seam {length}'
         self.get_logger().info(response.message)
         return response
+
+    def _clock_restarted(self, now_s: float) -> None:
+        """Count a weld's sensor silence from `now_s`: samples of the restarted clock are not this weld's.
+
+        They stamp before the weld's start and are ignored, so the watchdog reports SENSOR_STALE a full
+        `stale_timeout_s` after the jump instead of waiting for the old clock to come back.
+        """
+        if self._silence is not None:
+            self._silence.last_arrival_s = now_s
 
     def _on_stop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self._adjuster is None:
