@@ -69,7 +69,7 @@ class DeviceTimes:
 
     feed_s: float = 4.0        # belt: infeed to the station gate
     release_s: float = 3.0     # belt: station until the eye clears
-    outbound_s: float = 1.0    # belt: eye clear to the outbound end (see `stall_s`)
+    outbound_s: float = 1.0    # belt: eye clear to the outbound end
     deck_in_s: float = 3.0     # inbound deck and belt both running: the part rolls onto the belt
     deck_out_s: float = 1.0    # belt and outbound deck both running: the part rolls onto the deck
     clamp_s: float = 1.0
@@ -78,10 +78,8 @@ class DeviceTimes:
     load_s: float = 5.0        # the source's loader puts a part on the inbound deck
     unload_s: float = 5.0      # the sink's unloader takes one off the outbound deck
     jam_report_s: float = 2.0  # the conveyor driver's jam tracker
-    # No part leaving the cell for this long is a stall. The coordinator stalls for good when a released part
-    # still needs the belt to reach the outbound deck after the next part is held at the station and a third
-    # one is queued (the interlock then forbids the belt): outbound_s + deck_out_s must stay below the rest
-    # of the feed plus deck_in_s for a fault-free cycle to run (reported in issue 8's soak).
+    # No part leaving the cell for this long is a stall: the run raises `Stalled` (a coordinator that waits
+    # for ever, or a killed one, shows as this).
     stall_s: float = 3600.0
 
 
