@@ -243,6 +243,9 @@ def test_coordinator_and_fleet_drop_non_finite_odometry_joints_and_speed(devices
 
     graph.publish(f'/{AGV}/odom', odometry(math.nan))
     graph.publish(f'/{AGV}/odom', odometry(1.0, yaw_z=math.inf))
+    joints = JointState(name=ARM_JOINTS, position=[0.0] * 6)   # no velocities: allowed by the type, not usable
+    joints.header.stamp = graph.now()
+    graph.publish('/joint_states', joints)
     joints = JointState(name=ARM_JOINTS, position=[0.0, 0.0, math.nan, 0.0, 0.0, 0.0], velocity=[0.0] * 6)
     joints.header.stamp = graph.now()
     graph.publish('/joint_states', joints)

@@ -280,7 +280,11 @@ class CoordinatorNode(Node):
     def _on_joint_states(self, msg: JointState) -> None:
         try:
             index = [msg.name.index(joint) for joint in self._joint_names]
-        except ValueError:
+        except ValueError:  # not the arm's joints
+            return
+        if max(index) >= min(len(msg.position), len(msg.velocity)):
+            self.get_logger().warning('dropped a /joint_states message: the arm needs a position and a velocity '
+                                      'per joint', throttle_duration_sec=1.0)
             return
         positions, velocities = [msg.position[i] for i in index], [msg.velocity[i] for i in index]
         if not self._inputs.finite('/joint_states', {'position': dict(zip(self._joint_names, positions)),
