@@ -9,7 +9,9 @@ the simulation's /sim/jam_belt service, or a silent seam sensor (/sim/silence_se
 reacts as the coordinator's rules require with the /cell/* std_srvs/Trigger services: release the e-stop, clear
 the simulated fault (/sim/clear_faults), reset, acknowledge, start. It checks each fault's end state
 (/cell/state: estop for the e-stop, fault for a jam or a silent sensor, running again after the operator) and
-the demo's own end (every part delivered or rejected, none lost).
+the demo's own end (every part delivered or rejected, none lost). A fault the cell goes to on its own is a
+violation too, recovered from like the others; an injection the simulation refuses (no part on the belt to
+jam) is counted apart. The soak stops when the operator cannot get the cell running again.
 
 Bounded in time: after `--wall-limit-s` the demo gets SIGINT (it stops its nodes), and its whole process
 group SIGKILL if it is still there 20 s later. Exit status non-zero on any violation or an unfinished run.
@@ -35,6 +37,7 @@ STATE_TIMEOUT_S = 60.0     # wall seconds for the cell to show a fault's end sta
 DEMO_STOP_TIMEOUT_S = 20.0
 POLL_S = 0.1
 KINDS = ('estop', 'jam', 'sensor')
+UNPLANNED = 'unplanned'    # the cell faulted with no fault of ours: recorded as a violation, then recovered
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,19 +115,36 @@ def recover(operator: Operator, log: list[str]) -> str:
     return operator.state()
 
 
+def _entry(operator: Operator, kind: str) -> dict:
+    """What the soak records of a fault: its kind, where the cycle was, and when."""
+    state = operator.cell.state()
+    return {'kind': kind, 'stage': state.get('stage', ''), 'part': state.get('station_part', ''),
+            'sim_s': round(operator.cell.sim_s(), 1), 'problems': []}
+
+
+def _recover(operator: Operator, entry: dict) -> dict:
+    entry['recovered'] = recover(operator, entry['problems'])
+    if entry['recovered'] != 'running':
+        entry['problems'].append(f'cell {entry["recovered"]!r} after the operator, not running')
+    return entry
+
+
 def inject(operator: Operator, kind: str, rng: random.Random) -> dict:
     """Inject one fault into the running cell, check its end state, and recover; return what happened."""
-    before = operator.cell.state()
-    entry = {'kind': kind, 'stage': before.get('stage', ''), 'part': before.get('station_part', ''),
-             'sim_s': round(operator.cell.sim_s(), 1), 'problems': []}
+    entry = _entry(operator, kind)
     if kind == 'estop':
         operator.set_estop(True)
         want = 'estop'
     else:
-        ok, why = operator.call('/sim/jam_belt' if kind == 'jam' else '/sim/silence_seam_sensor')
-        if not ok:
+        try:
+            ok, why = operator.cell.trigger('/sim/jam_belt' if kind == 'jam' else '/sim/silence_seam_sensor',
+                                            SERVICE_TIMEOUT_S)
+        except WaitTimeout as error:
+            ok, why = False, str(error)
             entry['problems'].append(why)
-            return entry
+        if not ok:   # refused ("no part on the belt to jam"): nothing was injected, the cell runs on
+            entry['not_injected'] = why
+            return _recover(operator, entry)
         want = 'fault'
     entry['end'] = operator.wait_state((want,))
     if entry['end'] != want:
@@ -138,10 +158,15 @@ def inject(operator: Operator, kind: str, rng: random.Random) -> dict:
         operator.set_estop(False)
     if kind == 'jam' and entry['end'] != want:
         operator.call('/sim/clear_faults')   # the belt was not moving: nothing faulted, take the jam away
-    entry['recovered'] = recover(operator, entry['problems'])
-    if entry['recovered'] != 'running':
-        entry['problems'].append(f'cell {entry["recovered"]!r} after the operator, not running')
-    return entry
+    return _recover(operator, entry)
+
+
+def unplanned(operator: Operator) -> dict:
+    """Record a fault the cell went to on its own (its reason is in the demo's log), and recover from it."""
+    entry = _entry(operator, UNPLANNED)
+    entry['end'] = operator.state()
+    entry['problems'].append(f'cell {entry["end"]!r} with no fault injected (the coordinator logged why)')
+    return _recover(operator, entry)
 
 
 def demo_report(output: str) -> dict:
@@ -175,12 +200,19 @@ def run(args: argparse.Namespace) -> dict:
                     ended = f'wall limit of {args.wall_limit_s:g} s reached'
                     break
                 state = operator.cell.state()
-                if state.get('state') == 'running' and operator.cell.sim_s() >= next_fault_s:
+                if state.get('state') in ('fault', 'estop'):
+                    faults.append(unplanned(operator))
+                elif state.get('state') == 'running' and operator.cell.sim_s() >= next_fault_s:
                     kind = rng.choice(KINDS if state.get('stage') == 'welding' else KINDS[:2])
                     faults.append(inject(operator, kind, rng))
-                    print(json.dumps(faults[-1]), file=sys.stderr, flush=True)
                     next_fault_s = operator.cell.sim_s() + args.fault_every_s * rng.uniform(0.5, 1.5)
-                time.sleep(POLL_S)
+                else:
+                    time.sleep(POLL_S)
+                    continue
+                print(json.dumps(faults[-1]), file=sys.stderr, flush=True)
+                if faults[-1].get('recovered') != 'running':
+                    ended = 'the operator could not get the cell running again; the soak stops here'
+                    break
             last = operator.cell.state()
             sim_s = operator.cell.sim_s()
         code = processes.stop('demo', signal.SIGINT, DEMO_STOP_TIMEOUT_S)
@@ -188,19 +220,22 @@ def run(args: argparse.Namespace) -> dict:
     wall_s = time.monotonic() - started
     report = demo_report(output)
     problems = [f'{f["kind"]} in {f["stage"]}: {p}' for f in faults for p in f['problems']]
+    injected = [f for f in faults if 'not_injected' not in f]
     if ended:
         problems.append(ended)
     elif code != 0:
-        problems.append(f'demo exited {code}: {output[-1500:]}')
+        why = report.get('ended') or output[-1500:]
+        problems.append(f'demo exited {code}: {why}')
     if report.get('parts_lost', 0):
         problems.append(f'{report["parts_lost"]} part(s) lost')
     left = report['parts_delivered'] + report['parts_rejected'] if report else \
         int(last.get('delivered', 0)) + int(last.get('rejected', 0))
     return {'benchmark': 'soak_dds', 'command': ' '.join(command[1:]), 'parts': args.parts, 'rtf': args.rtf,
             'parts_left_the_cell': left, 'simulated_s': round(report.get('sim_time_s', sim_s), 1),
-            'wall_s': round(wall_s, 1), 'faults': len(faults),
-            'faults_per_kind': {k: sum(f['kind'] == k for f in faults) for k in KINDS},
-            'faults_per_stage': {s: sum(f['stage'] == s for f in faults) for s in sorted({f['stage'] for f in faults})},
+            'wall_s': round(wall_s, 1), 'faults': len(injected), 'refused_injections': len(faults) - len(injected),
+            'faults_per_kind': {k: sum(f['kind'] == k for f in injected) for k in (*KINDS, UNPLANNED)},
+            'faults_per_stage': {s: sum(f['stage'] == s for f in injected)
+                                 for s in sorted({f['stage'] for f in injected})},
             'demo_report': report, 'violations': problems}
 
 
