@@ -1,5 +1,6 @@
-"""Helpers shared by the tests, the benchmarks and the CLI's operator: waits, a probe node, the cell's view,
-ROS domains and node processes.
+"""Helpers shared by the tests, the benchmarks and the CLI's operator.
+
+Waits, a probe node, the cell's view, ROS domains and node processes.
 
 Every run that talks DDS claims a ROS domain of its own with an exclusive lock file, so concurrent pytest
 runs, benches and other checkouts on this machine never share one; every process it starts runs in its own
@@ -170,8 +171,10 @@ class Latest:
 
 
 class CellView:
-    """The cell as its operator sees it over ROS, on a probe: the coordinator's state, the simulated clock, and
-    the std_srvs/Trigger services (/cell/start, /cell/reset, /sim/jam_belt, ...).
+    """The cell as its operator sees it over ROS, on a probe.
+
+    The coordinator's state, the simulated clock, and the std_srvs/Trigger services (/cell/start, /cell/reset,
+    /sim/jam_belt, ...).
 
     /clock is read best effort: a reliable reader that falls behind the simulation's fast stream (1 kHz at a high
     real-time factor) would throttle the simulation's writer, and the operator needs only the latest time.

@@ -38,6 +38,10 @@ DEMO_STOP_TIMEOUT_S = 20.0
 POLL_S = 0.1
 KINDS = ('estop', 'jam', 'sensor')
 UNPLANNED = 'unplanned'    # the cell faulted with no fault of ours: recorded as a violation, then recovered
+STUCK_AFTER = 3            # unplanned faults in a row at the same part and stage: the cell does not get past it
+# What the coordinator's ERROR diagnostic (and log line) starts with for each fault the soak injects.
+REASONS = {'estop': 'emergency stop', 'jam': 'fault: conveyor jam', 'sensor': 'fault: seam sensor dropout'}
+COORDINATOR_STATUS = 'coordinator: part cycle'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,12 +60,25 @@ class Operator:
     """The safety controller and the operator on the cell's domain: e-stop input, services, /cell/state."""
 
     def __init__(self, probe: RosProbe, rtf: float) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
         from std_msgs.msg import Bool
-        from cell_control.nodes.common import LATCHED
-        self._Bool = Bool
+        from cell_control.nodes.common import LATCHED, RELIABLE
+        self._Bool, self._error = Bool, DiagnosticStatus.ERROR
         self.cell = CellView(probe)
         self.rtf = rtf
         self.estop = probe.node.create_publisher(Bool, '/cell/estop', LATCHED)
+        self.errors: list[str] = []   # the coordinator's ERROR diagnostics: why it faulted or stopped
+        probe.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, RELIABLE)
+
+    def _on_diagnostics(self, msg) -> None:
+        self.errors += [s.message for s in msg.status if s.name == COORDINATOR_STATUS and s.level == self._error]
+
+    def reason(self, seen: int) -> str:
+        """Return the first ERROR the coordinator reported after `seen` of them, once it came; '' if none came."""
+        with contextlib.suppress(WaitTimeout):
+            wait_for(lambda: len(self.errors) > seen, SERVICE_TIMEOUT_S, "the coordinator's reason")
+            return self.errors[seen]
+        return ''
 
     def set_estop(self, active: bool) -> None:
         self.estop.publish(self._Bool(data=active))
@@ -116,10 +133,10 @@ def recover(operator: Operator, log: list[str]) -> str:
 
 
 def _entry(operator: Operator, kind: str) -> dict:
-    """What the soak records of a fault: its kind, where the cycle was, and when."""
+    """Start the soak's record of a fault: its kind, where the cycle was, and when."""
     state = operator.cell.state()
     return {'kind': kind, 'stage': state.get('stage', ''), 'part': state.get('station_part', ''),
-            'sim_s': round(operator.cell.sim_s(), 1), 'problems': []}
+            'sim_s': round(operator.cell.sim_s(), 1), 'problems': [], 'errors_seen': len(operator.errors)}
 
 
 def _recover(operator: Operator, entry: dict) -> dict:
@@ -149,6 +166,10 @@ def inject(operator: Operator, kind: str, rng: random.Random) -> dict:
     entry['end'] = operator.wait_state((want,))
     if entry['end'] != want:
         entry['problems'].append(f'cell {entry["end"]!r}, not {want}')
+    else:
+        entry['reason'] = operator.reason(entry['errors_seen'])
+        if not entry['reason'].startswith(REASONS[kind]):
+            entry['problems'].append(f'{want} for another reason: {entry["reason"]!r}')
     if kind == 'estop':
         ok, why = operator.call('/cell/reset')
         if ok:
@@ -161,16 +182,24 @@ def inject(operator: Operator, kind: str, rng: random.Random) -> dict:
     return _recover(operator, entry)
 
 
-def unplanned(operator: Operator) -> dict:
-    """Record a fault the cell went to on its own (its reason is in the demo's log), and recover from it."""
+def unplanned(operator: Operator, attributed: int) -> dict:
+    """Record a fault the cell went to on its own, with the first ERROR after the `attributed` ones, and recover."""
     entry = _entry(operator, UNPLANNED)
     entry['end'] = operator.state()
-    entry['problems'].append(f'cell {entry["end"]!r} with no fault injected (the coordinator logged why)')
+    entry['reason'] = operator.reason(attributed)
+    entry['problems'].append(f'cell {entry["end"]!r} with no fault injected: {entry["reason"]!r}')
     return _recover(operator, entry)
 
 
+def stuck(faults: list[dict]) -> bool:
+    """Whether the last STUCK_AFTER faults were the cell's own, all at the same part and stage."""
+    last = faults[-STUCK_AFTER:]
+    return len(last) == STUCK_AFTER and all(f['kind'] == UNPLANNED for f in last) and \
+        len({(f['part'], f['stage']) for f in last}) == 1
+
+
 def demo_report(output: str) -> dict:
-    """The demo's KPI report: the last line of its output that is a JSON object with `parts_requested`."""
+    """Return the demo's KPI report: the last line of its output that is a JSON object with `parts_requested`."""
     for line in reversed(output.splitlines()):
         if line.startswith('{'):
             with contextlib.suppress(ValueError):
@@ -195,13 +224,14 @@ def run(args: argparse.Namespace) -> dict:
         with RosProbe(domain_id, 'soak_operator') as probe:
             operator = Operator(probe, args.rtf)
             next_fault_s = args.fault_every_s * rng.uniform(0.5, 1.5)
+            attributed = 0   # the coordinator's errors so far that belong to a fault already recorded
             while processes.exited() is None:
                 if time.monotonic() - started > args.wall_limit_s:
                     ended = f'wall limit of {args.wall_limit_s:g} s reached'
                     break
                 state = operator.cell.state()
                 if state.get('state') in ('fault', 'estop'):
-                    faults.append(unplanned(operator))
+                    faults.append(unplanned(operator, attributed))
                 elif state.get('state') == 'running' and operator.cell.sim_s() >= next_fault_s:
                     kind = rng.choice(KINDS if state.get('stage') == 'welding' else KINDS[:2])
                     faults.append(inject(operator, kind, rng))
@@ -209,9 +239,14 @@ def run(args: argparse.Namespace) -> dict:
                 else:
                     time.sleep(POLL_S)
                     continue
+                attributed = len(operator.errors)
                 print(json.dumps(faults[-1]), file=sys.stderr, flush=True)
                 if faults[-1].get('recovered') != 'running':
                     ended = 'the operator could not get the cell running again; the soak stops here'
+                    break
+                if stuck(faults):
+                    ended = (f'the cell faulted {STUCK_AFTER} times in a row at {faults[-1]["part"]} '
+                             f'{faults[-1]["stage"]} with nothing injected; the soak stops here')
                     break
             last = operator.cell.state()
             sim_s = operator.cell.sim_s()
