@@ -11,7 +11,8 @@ the simulated fault (/sim/clear_faults), reset, acknowledge, start. It checks ea
 (/cell/state: estop for the e-stop, fault for a jam or a silent sensor, running again after the operator) and
 the demo's own end (every part delivered or rejected, none lost). A fault the cell goes to on its own is a
 violation too, recovered from like the others; an injection the simulation refuses (no part on the belt to
-jam) is counted apart. The soak stops when the operator cannot get the cell running again.
+jam) is counted apart. The soak stops when the operator cannot get the cell running again, or when the cell
+faults on its own three times at one part and stage without getting past it.
 
 Bounded in time: after `--wall-limit-s` the demo gets SIGINT (it stops its nodes), and its whole process
 group SIGKILL if it is still there 20 s later. Exit status non-zero on any violation or an unfinished run.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import random
 import signal
@@ -38,7 +40,7 @@ DEMO_STOP_TIMEOUT_S = 20.0
 POLL_S = 0.1
 KINDS = ('estop', 'jam', 'sensor')
 UNPLANNED = 'unplanned'    # the cell faulted with no fault of ours: recorded as a violation, then recovered
-STUCK_AFTER = 3            # unplanned faults in a row at the same part and stage: the cell does not get past it
+STUCK_AFTER = 3            # unplanned faults at one part and stage, with no progress between: the cell is stuck
 # What the coordinator's ERROR diagnostic (and log line) starts with for each fault the soak injects.
 REASONS = {'estop': 'emergency stop', 'jam': 'fault: conveyor jam', 'sensor': 'fault: seam sensor dropout'}
 COORDINATOR_STATUS = 'coordinator: part cycle'
@@ -140,6 +142,7 @@ def _entry(operator: Operator, kind: str) -> dict:
 
 
 def _recover(operator: Operator, entry: dict) -> dict:
+    del entry['errors_seen']
     entry['recovered'] = recover(operator, entry['problems'])
     if entry['recovered'] != 'running':
         entry['problems'].append(f'cell {entry["recovered"]!r} after the operator, not running')
@@ -192,10 +195,10 @@ def unplanned(operator: Operator, attributed: int) -> dict:
 
 
 def stuck(faults: list[dict]) -> bool:
-    """Whether the last STUCK_AFTER faults were the cell's own, all at the same part and stage."""
-    last = faults[-STUCK_AFTER:]
-    return len(last) == STUCK_AFTER and all(f['kind'] == UNPLANNED for f in last) and \
-        len({(f['part'], f['stage']) for f in last}) == 1
+    """Whether the cell faulted on its own STUCK_AFTER times since it last moved on from this part and stage."""
+    here = (faults[-1]['part'], faults[-1]['stage'])
+    since = itertools.takewhile(lambda f: (f['part'], f['stage']) == here, reversed(faults))
+    return sum(f['kind'] == UNPLANNED for f in since) >= STUCK_AFTER
 
 
 def demo_report(output: str) -> dict:
@@ -245,8 +248,8 @@ def run(args: argparse.Namespace) -> dict:
                     ended = 'the operator could not get the cell running again; the soak stops here'
                     break
                 if stuck(faults):
-                    ended = (f'the cell faulted {STUCK_AFTER} times in a row at {faults[-1]["part"]} '
-                             f'{faults[-1]["stage"]} with nothing injected; the soak stops here')
+                    ended = (f'the cell faulted {STUCK_AFTER} times on its own at {faults[-1]["part"]} '
+                             f'{faults[-1]["stage"]} without getting past it; the soak stops here')
                     break
             last = operator.cell.state()
             sim_s = operator.cell.sim_s()
