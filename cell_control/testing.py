@@ -1,4 +1,6 @@
-"""Helpers shared by the tests and the benchmarks: waits, a probe node, ROS domains and node processes.
+"""Helpers shared by the tests, the benchmarks and the CLI's operator.
+
+Waits, a probe node, the cell's view, ROS domains and node processes.
 
 Every run that talks DDS claims a ROS domain of its own with an exclusive lock file, so concurrent pytest
 runs, benches and other checkouts on this machine never share one; every process it starts runs in its own
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -165,6 +168,53 @@ class Latest:
         self.msg = msg
         if self._keep:
             self.all.append(msg)
+
+
+class CellView:
+    """The cell as its operator sees it over ROS, on a probe.
+
+    The coordinator's state, the simulated clock, and the std_srvs/Trigger services (/cell/start, /cell/reset,
+    /sim/jam_belt, ...).
+
+    /clock is read best effort: a reliable reader that falls behind the simulation's fast stream (1 kHz at a high
+    real-time factor) would throttle the simulation's writer, and the operator needs only the latest time.
+    """
+
+    def __init__(self, probe: RosProbe) -> None:
+        from rosgraph_msgs.msg import Clock
+        from std_msgs.msg import String
+        from cell_control.nodes.common import LATCHED, SENSOR_DATA
+        self._node = probe.node
+        self._state = Latest(probe, String, '/cell/state', LATCHED)
+        self._clock = Latest(probe, Clock, '/clock', SENSOR_DATA)
+        self._clients: dict[str, Any] = {}
+
+    def state(self) -> dict:
+        """Return the coordinator's latest /cell/state snapshot; {} before the first one arrived."""
+        msg = self._state.msg
+        return json.loads(msg.data) if msg is not None else {}
+
+    def sim_s(self) -> float:
+        """Return the latest simulated time on /clock in seconds; 0 before the first one arrived."""
+        msg = self._clock.msg
+        return msg.clock.sec + msg.clock.nanosec * 1e-9 if msg is not None else 0.0
+
+    def trigger(self, service: str, timeout_s: float) -> tuple[bool, str]:
+        """Call a std_srvs/Trigger service: its success flag and message; WaitTimeout when it is not there in time.
+
+        `timeout_s` bounds the wait for the service and its answer together. A client is kept per service and
+        made again when its service went away (a node restarted).
+        """
+        from std_srvs.srv import Trigger
+        deadline = time.monotonic() + timeout_s
+        client = self._clients.pop(service, None)
+        if client is None or not client.service_is_ready():
+            if client is not None:
+                self._node.destroy_client(client)
+            client = wait_for_service(self._node, service, Trigger, timeout_s)
+        self._clients[service] = client
+        reply = call_service(client, Trigger.Request(), max(0.0, deadline - time.monotonic()))
+        return reply.success, reply.message
 
 
 def ros_environment(domain_id: int) -> dict[str, str]:

@@ -54,11 +54,15 @@ def test_bad_arguments_are_refused_in_one_line(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == [tmp_path / 'home']   # nothing made: no out/, no report, no plot
 
 
-def test_a_cell_that_is_not_there_is_reported_in_one_line(tmp_path):
-    result = run_plain(tmp_path, 'cmd', 'status', '--domain-id', '229', '--timeout', '0.5')
+def test_a_cell_that_is_not_there_is_reported_in_one_line(tmp_path, ros_domain):
+    result = run_plain(tmp_path, 'cmd', 'status', '--domain-id', str(ros_domain), '--timeout', '0.5')
     assert result.returncode == 1
-    assert result.stderr == ('cell-control cmd status: no /cell/state message within 0.5 s on ROS domain 229 '
+    assert result.stderr == (f'cell-control cmd status: no /cell/state message within 0.5 s on ROS domain {ros_domain} '
                              '(is the cell running there?)\n')
+    result = run_plain(tmp_path, 'cmd', 'start', '--domain-id', str(ros_domain), '--timeout', '0.5')
+    assert result.returncode == 1
+    assert result.stderr == (f"cell-control cmd start: Could not reach service '/cell/start' within 0.5 s "
+                             f'on ROS domain {ros_domain} (is the cell running there?)\n')
 
 
 def test_weld_eval_and_nodes_work_from_a_plain_shell(tmp_path):

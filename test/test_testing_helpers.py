@@ -90,3 +90,40 @@ def test_processes_do_not_outlive_a_killed_test_runner(tmp_path):
         with open(f'/proc/{child}/stat') as stat:      # a zombie waiting for init to reap it is gone too
             return stat.read().split(')')[-1].split()[0] == 'Z'
     wait_for(gone, 10, 'the runner\'s process to end with it')
+
+
+@pytest.mark.integration
+def test_cell_view_follows_state_and_clock_and_calls_a_service_that_comes_back(ros_domain):
+    """The operator's view against a stand-in cell on another context: latched state, /clock, Trigger calls."""
+    pytest.importorskip('rclpy')
+    from builtin_interfaces.msg import Time
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+    from cell_control.nodes.common import LATCHED, RELIABLE
+    from cell_control.testing import CellView, RosProbe
+
+    def start(request, response):
+        response.success, response.message = True, 'start: cell running'
+        return response
+
+    with RosProbe(ros_domain, 'stand_in_cell') as cell, RosProbe(ros_domain, 'operator') as operator:
+        view = CellView(operator)
+        assert (view.state(), view.sim_s()) == ({}, 0.0)
+        cell.node.create_publisher(String, '/cell/state', LATCHED).publish(String(data='{"state": "idle"}'))
+        assert wait_for(view.state, 30, '/cell/state') == {'state': 'idle'}   # latched: sent before it joined
+        clock = cell.node.create_publisher(Clock, '/clock', RELIABLE)
+
+        def clock_seen() -> bool:
+            clock.publish(Clock(clock=Time(sec=12, nanosec=500_000_000)))
+            return view.sim_s() == 12.5
+        wait_for(clock_seen, 30, '/clock')
+
+        with pytest.raises(WaitTimeout, match=r"Could not reach service '/cell/start' within 0.2 s"):
+            view.trigger('/cell/start', 0.2)
+        service = cell.node.create_service(Trigger, '/cell/start', start)
+        assert view.trigger('/cell/start', 30) == (True, 'start: cell running')
+        cell.node.destroy_service(service)
+        wait_for(lambda: operator.node.count_services('/cell/start') == 0, 30, '/cell/start to go')
+        cell.node.create_service(Trigger, '/cell/start', start)   # a restarted node: the view makes a new client
+        assert view.trigger('/cell/start', 30) == (True, 'start: cell running')

@@ -1,9 +1,9 @@
 """How fast a state change reaches an OPC UA subscriber: `/cell/state` published → data change at the client.
 
-The gateway runs as its own process (domain 143); this process publishes the coordinator's latched
-`/cell/state` snapshot with a new part count each time and holds a secure subscriber session (operator,
-Basic256Sha256 SignAndEncrypt) on `Counters.Announced`. Each figure is the time from `publish()` to the
-client's notification, both measured on this process's monotonic clock. Target: p99 within 100 ms.
+The gateway runs as its own process on a ROS domain claimed for the run; this process publishes the
+coordinator's latched `/cell/state` snapshot with a new part count each time and holds a secure subscriber
+session (operator, Basic256Sha256 SignAndEncrypt) on `Counters.Announced`. Each figure is the time from `publish()`
+to the client's notification, both measured on this process's monotonic clock. Target: p99 within 100 ms.
 Changes come at random phases of the subscription's publishing cycle, as a real cell's do.
 """
 from __future__ import annotations
@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 from cell_control.bench import _opcua_client as opc
-from cell_control.runner import NodeProcesses, ros_environment
+from cell_control.testing import NodeProcesses, RosDomain, RosProbe
 
-DOMAIN_ID = 143
 TARGET_MS = 100.0
 WAIT_S = 10.0
 
@@ -76,37 +75,31 @@ class Subscriber:
 
 
 def measure(changes: int, interval_ms: float) -> dict:
-    import rclpy
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    with tempfile.TemporaryDirectory(prefix='opcua_bench_') as directory:
+    from cell_control.nodes.common import LATCHED
+    with tempfile.TemporaryDirectory(prefix='opcua_bench_') as directory, RosDomain() as domain, \
+            NodeProcesses(domain.id, Path(directory) / 'logs') as processes, \
+            RosProbe(domain.id, 'opcua_bench') as probe:
         files = opc.prepare(Path(directory))
-        gateway = [n for n in opc.nodes(files) if n.name == 'plant_gateway']
-        context = rclpy.Context()
-        context.init(domain_id=DOMAIN_ID)
-        node = rclpy.create_node('opcua_bench', context=context)
-        publisher = node.create_publisher(String, '/cell/state', latched)
-        with NodeProcesses(gateway, ros_environment(DOMAIN_ID)):
-            subscriber = Subscriber(files, interval_ms)
-            try:
-                latencies, lost = [], 0
-                phase = random.Random(1)
-                for count in range(1, changes + 1):
-                    time.sleep(phase.uniform(0.0, interval_ms / 1000.0))   # changes fall anywhere in the cycle
-                    snapshot = {'state': 'running', 'mode': 'auto', 'stage': 'welding', 'announced': str(count)}
-                    sent = time.perf_counter()
-                    publisher.publish(String(data=json.dumps(snapshot)))
-                    arrived = subscriber.wait(count, WAIT_S)
-                    if arrived is None:
-                        lost += 1
-                    else:
-                        latencies.append((arrived - sent) * 1000.0)
-            finally:
-                subscriber.close()
-        node.destroy_node()
-        context.try_shutdown()
+        gateway, = (n for n in opc.nodes(files) if n.name == 'plant_gateway')
+        publisher = probe.node.create_publisher(String, '/cell/state', LATCHED)
+        processes.start_spec(gateway)
+        subscriber = Subscriber(files, interval_ms)
+        try:
+            latencies, lost = [], 0
+            phase = random.Random(1)
+            for count in range(1, changes + 1):
+                time.sleep(phase.uniform(0.0, interval_ms / 1000.0))   # changes fall anywhere in the cycle
+                snapshot = {'state': 'running', 'mode': 'auto', 'stage': 'welding', 'announced': str(count)}
+                sent = time.perf_counter()
+                publisher.publish(String(data=json.dumps(snapshot)))
+                arrived = subscriber.wait(count, WAIT_S)
+                if arrived is None:
+                    lost += 1
+                else:
+                    latencies.append((arrived - sent) * 1000.0)
+        finally:
+            subscriber.close()
     latencies = latencies[1:]   # the first waits for DDS discovery of the gateway's subscription
     return {'figure': 'opcua_state_change_latency', 'publishing_interval_ms': interval_ms,
             'changes': len(latencies), 'lost': lost,

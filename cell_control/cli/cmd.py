@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import sys
-import time
 
 from cell_control.cli import ArgumentParser, domain_id
 from cell_control.runner import environment_domain_id
@@ -20,7 +19,6 @@ from cell_control.runner import environment_domain_id
 COMMANDS = ('start', 'stop', 'pause', 'resume', 'reset', 'acknowledge')
 STATE_TOPIC = '/cell/state'
 DEFAULT_TIMEOUT_S = 10.0
-SPIN_PERIOD_S = 0.05
 
 
 class CellUnreachable(Exception):
@@ -28,56 +26,38 @@ class CellUnreachable(Exception):
 
 
 class CellClient:
-    """A node of its own rclpy context on the cell's domain, for a few calls from the command line."""
+    """The cell's view (`testing.CellView`) from the command line, on a probe node of this process."""
 
     def __init__(self, domain: int) -> None:
-        import rclpy   # only once the environment is set (RMW, ament prefix)
-        from rclpy.executors import SingleThreadedExecutor
+        from cell_control.testing import CellView, RosProbe   # rclpy only once the environment is set
         self.domain = domain
-        self.context = rclpy.Context()
-        self.context.init(domain_id=domain)
-        self.node = rclpy.create_node('cell_control_cmd', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self._probe = RosProbe(domain, 'cell_control_cmd')
+        self._cell = CellView(self._probe)
 
     def __enter__(self) -> 'CellClient':
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.context.try_shutdown()
+        self._probe.close()
 
-    def _spin_until(self, done, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            if time.monotonic() > deadline:
-                raise CellUnreachable(f'{what} within {timeout_s:g} s on ROS domain {self.domain} '
-                                      '(is the cell running there?)')
-            self.executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    def _unreachable(self, what: str) -> CellUnreachable:
+        return CellUnreachable(f'{what} on ROS domain {self.domain} (is the cell running there?)')
 
     def trigger(self, command: str, timeout_s: float) -> tuple[bool, str]:
         """Call `/cell/<command>`; the answer's success flag and message."""
-        from std_srvs.srv import Trigger
-        service = f'/cell/{command}'
-        client = self.node.create_client(Trigger, service)
-        deadline = time.monotonic() + timeout_s
-        self._spin_until(client.service_is_ready, timeout_s, f'no service {service}')
-        future = client.call_async(Trigger.Request())
-        self._spin_until(future.done, max(0.0, deadline - time.monotonic()), f'no answer from {service}')
-        reply = future.result()
-        return reply.success, reply.message
+        from cell_control.testing import WaitTimeout
+        try:
+            return self._cell.trigger(f'/cell/{command}', timeout_s)
+        except WaitTimeout as error:
+            raise self._unreachable(str(error)) from None
 
     def state(self, timeout_s: float) -> dict:
         """Return the coordinator's latest `/cell/state` snapshot."""
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        from std_msgs.msg import String
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        received: list[str] = []
-        self.node.create_subscription(String, STATE_TOPIC, lambda msg: received.append(msg.data), latched)
-        self._spin_until(lambda: bool(received), timeout_s, f'no {STATE_TOPIC} message')
-        return json.loads(received[-1])
+        from cell_control.testing import WaitTimeout, wait_for
+        try:
+            return wait_for(self._cell.state, timeout_s, STATE_TOPIC)
+        except WaitTimeout:
+            raise self._unreachable(f'no {STATE_TOPIC} message within {timeout_s:g} s') from None
 
 
 def _timeout(text: str) -> float:

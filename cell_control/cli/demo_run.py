@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from pathlib import Path
 from typing import Callable
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
 from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion
 from cell_control.logistics.agv_navigation import Pose2D, docking_route
@@ -27,88 +22,61 @@ from cell_control.weld.seam_profile import load_seam_csv
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.weld.records import WeldRecordStore
 from cell_control.runner import NodeProcesses
+from cell_control.testing import CellView, Latest, RosProbe, WaitTimeout
 from cell_control.weld.process_model import reference_weld_time_s
 
-LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Every weld result is kept: a queue of 10, so none is dropped while the probe's thread is busy.
+WELD_RESULTS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SERVICE_TIMEOUT_S = 30.0
 
 
 class DemoRun:
+    """The demo's operator on the cell's domain: starts the cycle, follows /cell/state, keeps every weld result."""
+
     def __init__(self, domain_id: int, parts: int, say: Callable[[str], None]) -> None:
         self.parts = parts
         self.say = say
-        self.context = rclpy.Context()
-        self.context.init(domain_id=domain_id)
-        self.node = rclpy.create_node('demo_operator', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.state: dict = {}
-        self.sim_time_s = 0.0
-        self.weld_results: list[dict] = []
+        self.probe = RosProbe(domain_id, 'demo_operator')
+        self.cell = CellView(self.probe)
+        self._weld_results = Latest(self.probe, String, '/sim/weld_result', WELD_RESULTS, keep=True)
         self.fault_s = 0.0
         self.run_s = 0.0
         self.picture: Path | None = None
-        self._lock = threading.Lock()
-        self.node.create_subscription(String, '/cell/state', self._on_state, LATCHED)
-        self.node.create_subscription(String, '/sim/weld_result', self._on_weld_result, LATCHED)
-        self.node.create_subscription(Clock, '/clock', self._on_clock, 10)
-        self._start = self.node.create_client(Trigger, '/cell/start')
-        self._render = self.node.create_client(Trigger, '/sim/render')
-        self._spinning = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._spinning and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
 
     def close(self) -> None:
-        self._spinning = False
-        self._thread.join(timeout=5.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.context.try_shutdown()
+        self.probe.close()
 
-    def _on_state(self, msg: String) -> None:
-        with self._lock:
-            self.state = json.loads(msg.data)
+    @property
+    def weld_results(self) -> list[dict]:
+        return [json.loads(msg.data) for msg in list(self._weld_results.all)]
 
-    def _on_weld_result(self, msg: String) -> None:
-        with self._lock:
-            self.weld_results.append(json.loads(msg.data))
+    def _call(self, service: str) -> tuple[bool, str] | None:
+        """Call a Trigger service of the cell; None (and a line saying why) when it did not answer in time."""
+        try:
+            return self.cell.trigger(service, SERVICE_TIMEOUT_S)
+        except WaitTimeout as error:
+            self.say(f'  {error}')
+            return None
 
-    def _on_clock(self, msg: Clock) -> None:
-        self.sim_time_s = msg.clock.sec + msg.clock.nanosec * 1e-9
-
-    def _call(self, client, what: str) -> Trigger.Response | None:
-        deadline = time.monotonic() + SERVICE_TIMEOUT_S
-        while not client.service_is_ready():
-            if time.monotonic() > deadline:
-                self.say(f'  {what}: service not available after {SERVICE_TIMEOUT_S:g} s')
-                return None
-            time.sleep(0.1)
-        future = client.call_async(Trigger.Request())
-        while not future.done():
-            if time.monotonic() > deadline:
-                self.say(f'  {what}: no answer after {SERVICE_TIMEOUT_S:g} s')
-                return None
-            time.sleep(0.05)
-        return future.result()
+    def _render(self) -> Path:
+        """Ask the simulation for a picture of the cell; its path, or Path() when there is none."""
+        reply = self._call('/sim/render')
+        return Path(reply[1]) if reply and reply[0] else Path()
 
     def run(self, processes: NodeProcesses, wall_timeout_s: float) -> dict:
         """Start the cell and follow it until every part has left, a process dies, or the time is up."""
-        reply = self._call(self._start, 'start')
-        if reply is None or not reply.success:
-            self.say(f'  start refused: {reply.message if reply else "no coordinator"}')
+        reply = self._call('/cell/start')
+        if reply is None or not reply[0]:
+            self.say(f'  start refused: {reply[1] if reply else "no coordinator"}')
         deadline = time.monotonic() + wall_timeout_s
         last_line, stage_since = '', 0.0
         last_sample = None
         ended = ''
         while True:
             time.sleep(0.1)
-            with self._lock:
-                state = dict(self.state)
-            now = self.sim_time_s
+            state = self.cell.state()
+            now = self.cell.sim_s()
             if last_sample is not None:
                 self.run_s += now - last_sample[0]
                 if last_sample[1] in ('fault', 'estop'):
@@ -120,8 +88,7 @@ class DemoRun:
                     self.say(f'  [{now:7.1f} s] {last_line:<24} took {now - stage_since:6.1f} s')
                 last_line, stage_since = line, now
             if self.picture is None and state.get('stage') == 'welding' and now - stage_since > 8.0:
-                reply = self._call(self._render, 'render')
-                self.picture = Path(reply.message) if reply and reply.success else Path()
+                self.picture = self._render()
             left = int(state.get('delivered', 0)) + int(state.get('rejected', 0))
             if state and left >= self.parts:
                 ended = f'all {self.parts} part(s) left the cell'
@@ -133,11 +100,11 @@ class DemoRun:
             if time.monotonic() > deadline:
                 ended = f'wall-clock limit of {wall_timeout_s:g} s reached'
                 break
-        self.say(f'  [{self.sim_time_s:7.1f} s] {ended}')
+        sim_time_s = self.cell.sim_s()
+        self.say(f'  [{sim_time_s:7.1f} s] {ended}')
         if self.picture is None:
-            reply = self._call(self._render, 'render')
-            self.picture = Path(reply.message) if reply and reply.success else Path()
-        return {'ended': ended, 'sim_time_s': round(self.sim_time_s, 1)}
+            self.picture = self._render()
+        return {'ended': ended, 'sim_time_s': round(sim_time_s, 1)}
 
     def kpis(self, recipe_id: str, ledger_path: Path) -> dict:
         ledger = PartLedger(ledger_path)
@@ -152,7 +119,8 @@ class DemoRun:
         welded_order = [t.part_id for t in history if t.to_state is PartState.WELDING]
         outcomes = [PartOutcome(p.part_id, announced.get(p.part_id, math.nan), left.get(p.part_id),
                                 p.verdict or '') for p in parts]
-        quality = {part: result.get('quality_pct') for part, result in zip(welded_order, self.weld_results)}
+        weld_results = self.weld_results
+        quality = {part: result.get('quality_pct') for part, result in zip(welded_order, weld_results)}
         report = {
             'parts_requested': self.parts,
             'parts_delivered': counts.delivered,
@@ -161,7 +129,7 @@ class DemoRun:
             'parts_lost': self.parts - counts.delivered - counts.rejected - counts.in_cell,
             'ledger_invariant_holds': counts.announced == counts.delivered + counts.in_cell + counts.rejected,
             'weld_quality_pct': quality,
-            'weld_results': self.weld_results,
+            'weld_results': weld_results,
         }
         report.update(production_kpis(outcomes, self.run_s, self.fault_s, cycle_lower_bound_s(recipe_id)))
         return report
