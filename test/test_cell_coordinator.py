@@ -163,6 +163,7 @@ def test_estop_mid_weld_rework_reset_ack_start_replans(tmp_path):
         cell.cmd(Command.START)
     reset = cell.cmd(Command.RESET)
     assert not MOTION_ACTIONS & set(cell.kinds(reset)), 'reset never restarts motion'
+    assert ActionKind.RESET_DEVICES in cell.kinds(reset), 'reset clears the devices\' latched faults'
     with pytest.raises(CommandRefused, match='acknowledge first'):
         cell.cmd(Command.START)
     ack = cell.cmd(Command.ACKNOWLEDGE)

@@ -109,6 +109,7 @@ class ActionKind(str, Enum):
     REQUEST_PICKUP = 'request_pickup'          # ask the fleet for an AGV at the outbound dock
     PUBLISH_HANDOFF_RESULT = 'publish_handoff_result'  # result
     PUBLISH_DIAGNOSTICS = 'publish_diagnostics'        # detail: level OK/WARN/ERROR; reason: message
+    RESET_DEVICES = 'reset_devices'            # clear the devices' latched faults (conveyor drive); moves nothing
 
 
 MOTION_STOP_ACTIONS = (ActionKind.STOP_BELT, ActionKind.STOP_ARM, ActionKind.DISCARD_TRAJECTORY,
@@ -340,7 +341,7 @@ class CellCoordinator:
             if self._estop_active:
                 raise CommandRefused('reset refused: emergency stop input is still active')
             self.state = CellState.AWAIT_ACK
-            return [self._diag('WARN', 'reset: acknowledge, then start')]
+            return [Action(ActionKind.RESET_DEVICES), self._diag('WARN', 'reset: acknowledge, then start')]
         if cmd is Command.ACKNOWLEDGE:
             if s is not CellState.AWAIT_ACK:
                 raise CommandRefused(f'acknowledge refused in state {s.value}: nothing to acknowledge'

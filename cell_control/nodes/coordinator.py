@@ -103,6 +103,7 @@ class CoordinatorNode(Node):
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
         self._adjuster_stop = self.create_client(Trigger, '/weld_adjuster/stop')
+        self._conveyor_reset = self.create_client(Trigger, '/conveyor/reset_fault')
 
         sub = self.create_subscription
         sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
@@ -446,6 +447,14 @@ class CoordinatorNode(Node):
 
     def _do_publish_handoff_result(self, action: Action) -> None:
         self._result_pub.publish(String(data=encode_result(action.result)))
+
+    def _do_reset_devices(self, action: Action) -> None:
+        """Clear the conveyor drive's latched fault with the cell's RESET (the drive stays stopped)."""
+        if not self._conveyor_reset.service_is_ready():
+            self._diagnose('WARN', 'reset: /conveyor/reset_fault is not available; a latched drive fault stays')
+            return
+        self._conveyor_reset.call_async(Trigger.Request()).add_done_callback(
+            lambda future: self._check_reply('conveyor reset_fault', future))
 
     def _do_publish_diagnostics(self, action: Action) -> None:
         self._diagnose(action.detail, action.reason)

@@ -235,6 +235,8 @@ class EventCell:
         self.end_at = self.clear_at + self.times.outbound_s
         self.belt: dict[str, float] = {}    # part on the belt -> position in seconds of belt travel from the infeed
         self.belt_running = self.gate_up = self.jammed = self.estop = False
+        # The conveyor driver latches the jam it reports: the drive refuses to run until the cell resets it.
+        self.drive_latched = False
         self.sink: list[str] = []
         self.fleet: Fleet | None = None
         self.fault: _Fault | None = None
@@ -352,7 +354,9 @@ class EventCell:
             elif kind is A.REQUEST_PICKUP:
                 self._fleet(self.fleet.on_pickup_request(action.part_id, self.now_s))
             elif kind in (A.START_BELT, A.STOP_BELT):
-                self.belt_running = kind is A.START_BELT
+                self.belt_running = kind is A.START_BELT and not self.drive_latched
+            elif kind is A.RESET_DEVICES:
+                self.drive_latched = False
             elif kind in (A.RAISE_GATE, A.LOWER_GATE):
                 self.gate_up = kind is A.RAISE_GATE
             elif kind is A.CLAMP:
@@ -570,6 +574,7 @@ class EventCell:
 
     def _jam_reported(self, fault: _Fault) -> None:
         before = self.coordinator.state
+        self.drive_latched, self.belt_running = True, False
         actions = self._handle(Event(E.CONVEYOR_JAM, reason='belt running, part not moving'))
         want = before if before in (CellState.FAULT, CellState.ESTOP) else CellState.FAULT
         wrong = [] if before in (CellState.FAULT, CellState.ESTOP) else self._stopped(actions)
