@@ -6,9 +6,9 @@ progress, and at the end prints the KPIs and writes `out/report.png` (weld plots
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import random
 import secrets
 import socket
 import sys
@@ -18,6 +18,7 @@ from pathlib import Path
 from cell_control.bringup import BringupError, describe_cell
 from cell_control.cli import ArgumentParser, check_writable_file, domain_id
 from cell_control.runner import NodeProcesses, ros_environment
+from cell_control.testing import RosDomain
 
 WALL_TIMEOUT_PER_PART_S = 240.0
 
@@ -30,7 +31,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument('--json', action='store_true', help='print the KPIs as one JSON object on stdout')
     parser.add_argument('--out', type=Path, default=Path('out'), help='folder for report.png (default out/)')
     parser.add_argument('--domain-id', type=domain_id, metavar='N',
-                        help='ROS_DOMAIN_ID (default: a free-looking one at random in 100..200)')
+                        help='ROS_DOMAIN_ID (default: a free one, claimed for the run as the tests claim theirs)')
     parser.add_argument('--opcua', action='store_true',
                         help='run the plant gateway (OPC UA server) too and print its endpoint and user')
     return parser
@@ -65,7 +66,13 @@ def main(argv: list[str]) -> int:
     if not 0.1 <= args.rtf <= 20.0:
         print('cell-control demo: --rtf must be within 0.1..20', file=sys.stderr)
         return 2
-    domain = args.domain_id if args.domain_id is not None else random.randint(100, 200)
+    if args.domain_id is not None:
+        return _run(args, args.domain_id)
+    with RosDomain() as claimed:
+        return _run(args, claimed.id)
+
+
+def _run(args: argparse.Namespace, domain: int) -> int:
     os.environ.update(ros_environment(domain))
     with tempfile.TemporaryDirectory(prefix='cell_demo_') as data:
         overrides = {
