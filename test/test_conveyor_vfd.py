@@ -107,6 +107,17 @@ def test_silent_drive_times_out_within_the_timeout(vfd, emulator):
     assert vfd.read_status().ready
 
 
+def test_a_command_whose_answer_is_lost_is_sent_again(emulator):
+    with ConveyorVfd(emulator.port, 1, 19200, TIMEOUT_S, max_speed_m_s=0.5, command_attempts=3) as vfd:
+        emulator.ignore_requests(2)
+        vfd.set_speed(0.3)   # the third attempt is heard
+        assert vfd.read_status().run_commanded
+        emulator.ignore_requests(3)
+        with pytest.raises(VfdTimeoutError, match=r'stop: no valid answer from VFD unit 1 .*\(3 attempts\)'):
+            vfd.stop()
+        assert vfd.read_status().run_commanded, 'no attempt was heard: the drive still runs'
+
+
 def test_port_with_nothing_attached_times_out():
     master, slave = os.openpty()
     try:
@@ -125,6 +136,7 @@ def test_port_with_nothing_attached_times_out():
     ({'baud': 0}, 'baud'),
     ({'timeout_s': 0.0}, 'timeout_s'),
     ({'timeout_s': math.nan}, 'timeout_s'),
+    ({'command_attempts': 0}, 'command_attempts'),
     ({'max_speed_m_s': 0.0}, 'max_speed_m_s'),
 ])
 def test_bad_client_settings_are_refused(kwargs, match):

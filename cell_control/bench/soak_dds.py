@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cell_control.runner import find_executable
+from cell_control.runner import Stopped, find_executable, stop_signals
 from cell_control.testing import CellView, NodeProcesses, RosDomain, RosProbe, WaitTimeout, wait_for
 
 SERVICE_TIMEOUT_S = 10.0
@@ -225,32 +225,36 @@ def run(args: argparse.Namespace) -> dict:
         processes.start('demo', command)
         ended = ''
         with RosProbe(domain_id, 'soak_operator') as probe:
+            stop_signals.install()   # after rclpy's handlers: Ctrl-C or SIGTERM end the soak with its report
             operator = Operator(probe, args.rtf)
             next_fault_s = args.fault_every_s * rng.uniform(0.5, 1.5)
             attributed = 0   # the coordinator's errors so far that belong to a fault already recorded
-            while processes.exited() is None:
-                if time.monotonic() - started > args.wall_limit_s:
-                    ended = f'wall limit of {args.wall_limit_s:g} s reached'
-                    break
-                state = operator.cell.state()
-                if state.get('state') in ('fault', 'estop'):
-                    faults.append(unplanned(operator, attributed))
-                elif state.get('state') == 'running' and operator.cell.sim_s() >= next_fault_s:
-                    kind = rng.choice(KINDS if state.get('stage') == 'welding' else KINDS[:2])
-                    faults.append(inject(operator, kind, rng))
-                    next_fault_s = operator.cell.sim_s() + args.fault_every_s * rng.uniform(0.5, 1.5)
-                else:
-                    time.sleep(POLL_S)
-                    continue
-                attributed = len(operator.errors)
-                print(json.dumps(faults[-1]), file=sys.stderr, flush=True)
-                if faults[-1].get('recovered') != 'running':
-                    ended = 'the operator could not get the cell running again; the soak stops here'
-                    break
-                if stuck(faults):
-                    ended = (f'the cell faulted {STUCK_AFTER} times on its own at {faults[-1]["part"]} '
-                             f'{faults[-1]["stage"]} without getting past it; the soak stops here')
-                    break
+            try:
+                while processes.exited() is None:
+                    if time.monotonic() - started > args.wall_limit_s:
+                        ended = f'wall limit of {args.wall_limit_s:g} s reached'
+                        break
+                    state = operator.cell.state()
+                    if state.get('state') in ('fault', 'estop'):
+                        faults.append(unplanned(operator, attributed))
+                    elif state.get('state') == 'running' and operator.cell.sim_s() >= next_fault_s:
+                        kind = rng.choice(KINDS if state.get('stage') == 'welding' else KINDS[:2])
+                        faults.append(inject(operator, kind, rng))
+                        next_fault_s = operator.cell.sim_s() + args.fault_every_s * rng.uniform(0.5, 1.5)
+                    else:
+                        time.sleep(POLL_S)
+                        continue
+                    attributed = len(operator.errors)
+                    print(json.dumps(faults[-1]), file=sys.stderr, flush=True)
+                    if faults[-1].get('recovered') != 'running':
+                        ended = 'the operator could not get the cell running again; the soak stops here'
+                        break
+                    if stuck(faults):
+                        ended = (f'the cell faulted {STUCK_AFTER} times on its own at {faults[-1]["part"]} '
+                                 f'{faults[-1]["stage"]} without getting past it; the soak stops here')
+                        break
+            except Stopped as stopped:
+                ended = f'stopped by {stopped}'
             last = operator.cell.state()
             sim_s = operator.cell.sim_s()
         code = processes.stop('demo', signal.SIGINT, DEMO_STOP_TIMEOUT_S)

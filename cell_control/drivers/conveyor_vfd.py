@@ -124,7 +124,7 @@ class ConveyorVfd:
     """
 
     def __init__(self, port: str, unit_id: int = 1, baud: int = 19200, timeout_s: float = 0.2, *,
-                 max_speed_m_s: float) -> None:
+                 max_speed_m_s: float, command_attempts: int = 3) -> None:
         if not port:
             raise ValueError('port must name the serial device of the VFD, got an empty string')
         if not 1 <= unit_id <= 247:
@@ -133,11 +133,14 @@ class ConveyorVfd:
             raise ValueError(f'baud must be positive, got {baud}')
         if not (math.isfinite(timeout_s) and timeout_s > 0.0):
             raise ValueError(f'timeout_s must be a positive number of seconds, got {timeout_s!r}')
+        if not 1 <= command_attempts <= 10:
+            raise ValueError(f'command_attempts must be 1 … 10, got {command_attempts}')
         self.port = port
+        self.command_attempts = command_attempts
         self.unit_id = unit_id
         self.max_speed_m_s = check_max_speed(max_speed_m_s)
         self._lock = threading.Lock()
-        # No retries: a retry doubles the worst-case blocking time and the caller polls again anyway.
+        # No retries here: a status read is polled again anyway; commands are retried by `_command` only.
         self._client = ModbusSerialClient(port, framer=FramerType.RTU, baudrate=baud, timeout=timeout_s,
                                           retries=0)
         if not self._client.connect():
@@ -155,17 +158,17 @@ class ConveyorVfd:
     def set_speed(self, speed_m_s: float) -> None:
         """Run forward at `speed_m_s`; setpoint and RUN go in one write, so no stale setpoint ever runs."""
         counts = speed_to_counts(speed_m_s, self.max_speed_m_s)
-        self._request('set speed', lambda: self._client.write_registers(
+        self._command('set speed', lambda: self._client.write_registers(
             REG_CONTROL_WORD, [CW_RUN, counts], device_id=self.unit_id))
 
     def stop(self) -> None:
         """Clear RUN: the drive ramps the belt down to standstill."""
-        self._request('stop', lambda: self._client.write_register(
+        self._command('stop', lambda: self._client.write_register(
             REG_CONTROL_WORD, 0, device_id=self.unit_id))
 
     def reset_fault(self) -> None:
         """Acknowledge a trip; RUN is written 0 at the same time so a reset never restarts the belt."""
-        self._request('reset fault', lambda: self._client.write_register(
+        self._command('reset fault', lambda: self._client.write_register(
             REG_CONTROL_WORD, CW_FAULT_RESET, device_id=self.unit_id))
 
     def read_status(self) -> VfdStatus:
@@ -185,6 +188,20 @@ class ConveyorVfd:
             belt_speed_m_s=counts_to_speed(regs[REG_OUTPUT_FREQUENCY], self.max_speed_m_s),
             output_frequency_hz=regs[REG_OUTPUT_FREQUENCY] * FREQUENCY_STEP_HZ,
         )
+
+    def _command(self, what: str, call) -> None:
+        """Send a write, again after a timeout up to `command_attempts` times: every command is idempotent.
+
+        One answer lost to line noise (or to a busy machine's scheduling) must not trip the whole cell; a
+        drive that refuses the write (an exception response) is not asked again.
+        """
+        for attempt in range(1, self.command_attempts + 1):
+            try:
+                self._request(what, call)
+                return
+            except VfdTimeoutError as exc:
+                if attempt == self.command_attempts:
+                    raise VfdTimeoutError(f'{exc} ({attempt} attempt{"s" if attempt > 1 else ""})') from exc
 
     def _request(self, what: str, call):
         with self._lock:

@@ -183,6 +183,7 @@ class VfdEmulator:
         self.unit_id = unit_id
         self._lock = threading.Lock()
         self._silent = False
+        self._ignore = 0
         self._fds: list[int] = []
         self._thread: threading.Thread | None = None
 
@@ -208,6 +209,11 @@ class VfdEmulator:
     def set_silent(self, silent: bool) -> None:
         """Stop (or resume) hearing and answering requests, as a drive with a broken RS-485 cable."""
         self._silent = silent
+
+    def ignore_requests(self, count: int) -> None:
+        """Neither carry out nor answer the next `count` requests to this unit, as if noise had hit them."""
+        with self._lock:
+            self._ignore = count
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -284,6 +290,9 @@ class VfdEmulator:
         if unit != self.unit_id and not (broadcast and function in BROADCAST_FUNCTIONS):
             return None
         with self._lock:
+            if self._ignore > 0:
+                self._ignore -= 1
+                return None
             self._motor.advance()
             pdu = self._execute(function, data)
         return None if broadcast else with_crc(bytes([unit]) + pdu)

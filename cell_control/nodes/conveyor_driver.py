@@ -40,6 +40,9 @@ class ConveyorDriver(Node):
         self.declare_parameter('baud', 19200, descriptor('Serial baud rate.', 1200, 230400, True))
         self.declare_parameter('timeout_s', 0.2, descriptor('Modbus request timeout in s.', 0.01, 5.0))
         self.declare_parameter('poll_period_s', 0.05, descriptor('VFD status poll period in s.', 0.01, 1.0))
+        self.declare_parameter('command_attempts', 3, descriptor(
+            'A speed, stop or reset write that gets no answer is sent again, up to this many times in all.', 1, 10,
+            True))
         self.declare_parameter('link_loss_polls', 3, descriptor(
             'Consecutive failed status polls that count as a lost link (a fault).', 1, 100, True))
         self.declare_parameter('jam_margin', 1.5, descriptor(
@@ -71,7 +74,8 @@ class ConveyorDriver(Node):
         self.port = port
         try:
             self.vfd = ConveyorVfd(port, param('unit_id').value, param('baud').value,
-                                   param('timeout_s').value, max_speed_m_s=self.layout.max_speed_m_s)
+                                   param('timeout_s').value, max_speed_m_s=self.layout.max_speed_m_s,
+                                   command_attempts=param('command_attempts').value)
             self.vfd.stop()  # a known, safe state: the belt runs only on a command given to this node
         except BaseException:
             self._stop_emulator()
