@@ -38,6 +38,7 @@ from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.commands import command_problem
 from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
 from cell_control.sim.interface import AGV_NAMES
+from cell_control.sim.lockstep import WeldLockstep
 
 CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands and sensor
 JOINT_STATE_PERIOD_S = 0.01
@@ -62,6 +63,8 @@ class CellSimNode(Node):
                 load_seam_csv(p['seam_file']), tuple(p['seam_start_in_part']), tuple(p['seam_end_in_part']),
                 p['power_drift'], p['dropout_rate'], p['outlier_rate'], p['seed'])
         self._lock = threading.Lock()
+        self._lockstep = WeldLockstep(p['weld_lockstep_lead_s'], p['weld_lockstep_patience_s'])
+        self._answers = threading.Condition()
         self._render_path = p['render_path'] or str(Path(tempfile.gettempdir()) / 'cell_control_cell.png')
         self.create_service(Trigger, '/sim/render', self._render)
         # Fault injection for tests of the cell's reactions (Gazebo has no equivalent: its worlds are scripted).
@@ -145,9 +148,14 @@ class CellSimNode(Node):
         declare('dropout_rate', 0.0, descriptor('Probability that a sensor sample is invalid.', 0.0, 1.0))
         declare('outlier_rate', 0.0, descriptor('Probability of a gap outlier in a valid sample.', 0.0, 1.0))
         declare('seed', 0, descriptor('Seed of the sensor noise.', 0, 2**31 - 1, True))
+        declare('weld_lockstep_lead_s', 0.01, descriptor(
+            'During a weld the simulation leads the last seam sample the adjuster answered by at most this much '
+            'simulated time, in s (it waits for a slow adjuster instead of running ahead).', 0.002, 1.0))
+        declare('weld_lockstep_patience_s', 1.0, descriptor(
+            'Wall seconds the simulation waits for the adjuster before it runs on without it.', 0.01, 60.0))
         values = {name: self.get_parameter(name).value for name in (
             'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'part_pool', 'initial_arm_positions',
-            'render_path',
+            'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s',
             'publish_robot_description', 'seam_file', 'seam_start_in_part', 'seam_end_in_part', 'power_drift',
             'dropout_rate', 'outlier_rate', 'seed')}
         for name in ('initial_arm_positions', 'seam_start_in_part', 'seam_end_in_part'):
@@ -211,6 +219,9 @@ class CellSimNode(Node):
         speed_mm_s = msg.twist.linear.x * 1000.0
         if self._accepted('/weld/travel_speed', {'twist.linear.x': speed_mm_s}):
             self.sim.weld_controls.speed_mm_s = speed_mm_s
+            with self._answers:
+                self._lockstep.answered(to_seconds(msg.header.stamp), self.sim.weld is not None)
+                self._answers.notify_all()
 
     def _on_contact_force(self, msg: WrenchStamped) -> None:
         if self._accepted('/weld/contact_force', {'wrench.force.z': msg.wrench.force.z}):
@@ -280,6 +291,7 @@ class CellSimNode(Node):
         sim_start = self.sim.time_s
         try:
             while not self._stop.is_set():
+                self._wait_for_the_weld_loop()
                 with self._lock:
                     self.sim.step(CONTROL_PERIOD_STEPS)
                     samples, self.sim.seam_samples = self.sim.seam_samples, []
@@ -302,8 +314,27 @@ class CellSimNode(Node):
                           'rejected_commands': self._rejected}
             self.finished.set()
 
+    def _wait_for_the_weld_loop(self) -> None:
+        """Hold the world while the adjuster is more than the lock-step's lead behind (see `sim.lockstep`)."""
+        with self._answers:
+            lockstep = self._lockstep
+            if self.sim.weld is None:
+                lockstep.weld_ended()
+                return
+            if not lockstep.must_wait(self.sim.time_s):
+                return
+            in_time = self._answers.wait_for(lambda: not lockstep.must_wait(self.sim.time_s) or self._stop.is_set(),
+                                             timeout=lockstep.patience_s)
+            lockstep.waited(in_time)
+        if not in_time:
+            self.get_logger().warning(f'the weld adjuster answered no seam sample for {lockstep.patience_s:g} s of '
+                                      'wall time: the simulation runs on without waiting for it',
+                                      throttle_duration_sec=5.0)
+
     def close(self) -> None:
         self._stop.set()
+        with self._answers:
+            self._answers.notify_all()
         self._thread.join(timeout=5.0)
 
     def _due(self, key: str, now: float, period: float) -> bool:
@@ -396,7 +427,9 @@ class CellSimNode(Node):
     def _publish_diagnostics(self, header_stamp: Time) -> None:
         weld = self.sim.weld
         values = {'sim_time_s': f'{self.sim.time_s:.3f}', 'rejected_commands': self._rejected,
-                  'arc_on': self.sim.arc_on, 'weld_s_mm': f'{weld.s_mm:.1f}' if weld else '-'}
+                  'arc_on': self.sim.arc_on, 'weld_s_mm': f'{weld.s_mm:.1f}' if weld else '-',
+                  'lockstep_engaged': self._lockstep.engaged, 'lockstep_waits': self._lockstep.waits,
+                  'lockstep_gave_up': self._lockstep.gave_up}
         status = diagnostic_status('cell_sim: simulation', 'mujoco', 'OK', 'running', values)
         self._diagnostics_pub.publish(diagnostic_array(header_stamp, status))
 
