@@ -19,7 +19,8 @@ from cell_control.weld.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import SeamProfile
 from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, PART_GEOM_GROUP, CellModel
 from cell_control.sim.weld_process import (GAP_NOISE_MM, LATERAL_NOISE_MM, LOOKAHEAD_MM, NOMINAL_CORRECTION_MM,
-                                           NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, STEP_S, WeldProcess)
+                                           NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, SAMPLE_STEPS, STEP_S,
+                                           WeldProcess)
 
 COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
 AGV_LINEAR_ACCEL = 1.0         # m/s²
@@ -112,6 +113,7 @@ class CellSimulation:
         self.weld: WeldProcess | None = None
         self.weld_part: int | None = None
         self._weld_origin_mm = 0.0
+        self._seam_mm_before: dict[int, float] = {}   # TCP seam position per part, one step ago (arc on, no weld)
         self.seam_samples: list[SeamMeasurement] = []
         self._sensor_sequence = 0
         self._preview_noise = random.Random(0)
@@ -306,6 +308,7 @@ class CellSimulation:
     def _step_weld(self) -> None:
         """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
         if self.seam_placement is None or not self.arc_on:
+            self._seam_mm_before = {}
             if self.weld is not None:
                 self._finish_weld('arc off before the seam end')
             self._sensor_tick(None)
@@ -354,21 +357,29 @@ class CellSimulation:
         return None
 
     def _strike_arc(self) -> None:
+        """Strike as the TCP crosses the seam start: the weld path runs up to it at the travel speed.
+
+        Only on a step after which the process's sensor ticks fall on the stream's 500 Hz ticks. The process
+        starts where the TCP was one step before, so its first step is this step's travel, at speed.
+        """
+        previous, self._seam_mm_before = self._seam_mm_before, {}
+        on_tick = round(self.time_s / STEP_S) % SAMPLE_STEPS == 1
         for part in self.parts_in_cell():
             s_mm, distance_m = self.seam_coordinates(part)
-            if abs(s_mm) <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
+            self._seam_mm_before[part] = s_mm
+            if on_tick and 0.0 <= s_mm <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
                 placement = self.seam_placement
                 assert placement is not None
                 self.weld = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
                                         placement.outlier_rate, placement.seed)
-                self._weld_origin_mm = s_mm
+                self._weld_origin_mm = previous.get(part, s_mm)
                 self.weld_part = part
                 return
 
     def _sensor_tick(self, sample: SeamMeasurement | None) -> None:
         """Stream the laser sensor at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
         step_index = round(self.time_s / STEP_S)
-        if sample is None and step_index % 2:
+        if sample is None and step_index % SAMPLE_STEPS:
             return
         self._sensor_sequence += 1
         if sample is None:
