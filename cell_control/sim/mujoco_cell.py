@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
+from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import SeamProfile
 from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, PART_GEOM_GROUP, CellModel
@@ -30,8 +32,12 @@ GATE_THICKNESS_M = 0.03        # the stop gate's extent along the belt past its 
 PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
 CLAMP_REACH_M = 0.06           # a part this close to the station position is gripped by the clamp
 DECK_CENTRED_M = 0.15          # the deck's load sensor sees a part this close to the deck centre
-SEAM_CAPTURE_MM = 3.0          # the arc strikes only when the TCP is this close to the seam start
+SEAM_CAPTURE_MM = 3.0          # the arc strikes only within this distance past the seam start and of its line
 CONTACT_TOLERANCE_M = 0.003    # TCP this close to the part surface: the force-controlled axis is in contact
+# Speed-scaling changes are ramped in at the §6 travel-speed rate spread over the adjuster's 2 ms sample (1/s at
+# the planned 25 mm/s): its changes (≤ rate × 1 ms per sample) and bunched or late commands reach the TCP as a
+# ramp of at most rate × 1 ms / 2 per step, never as a step.
+SCALING_RATE_PER_S = LIMITS['speed_mm_s'].rate_per_s / SAMPLE_STEPS / PLANNED_WELD_SPEED_MM_S
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,8 @@ class CellSimulation:
         self.layout = layout
         self.timestep_s = float(self.model.opt.timestep)
         self.follower = TrajectoryFollower(len(cell.arm_joints))
-        self.speed_scaling = 1.0
+        self.speed_scaling = 1.0          # as commanded (UR driver convention) ...
+        self._applied_scaling = 1.0       # ... and as applied: ramped in while a trajectory runs
         self.belt_speed_m_s = 0.0
         self.gate_raised = False
         self.cross_slide_target_m = 0.0
@@ -135,9 +142,13 @@ class CellSimulation:
 
     # ----- arm ------------------------------------------------------------------------------------------
     def start_trajectory(self, trajectory: JointTrajectory) -> None:
-        """Replace whatever the arm is doing with `trajectory`, starting from the current state."""
+        """Replace whatever the arm is doing with `trajectory`, starting from the current state.
+
+        It starts with the speed scaling commanded now; later changes are ramped in while it runs.
+        """
         positions, velocities = self.arm_state()[:2]
         self.follower.start(trajectory, positions, velocities)
+        self._applied_scaling = self.speed_scaling
 
     def stop_arm(self) -> None:
         """Hold the current position (what JTC does when its goal is cancelled)."""
@@ -449,11 +460,16 @@ class CellSimulation:
         """Device behaviour of one step, in plain floats: this runs a thousand times per simulated second."""
         c, d = self.cell, self.data
         dt = self.timestep_s
-        self.follower.advance(dt, self.speed_scaling)
+        follower = self.follower
+        if follower.active and not follower.finished:   # moving: the controller ramps a new scaling in
+            self._applied_scaling += _clamp(self.speed_scaling - self._applied_scaling, SCALING_RATE_PER_S * dt)
+        else:                                           # holding still: it applies at once
+            self._applied_scaling = self.speed_scaling
+        scaling = self._applied_scaling
+        follower.advance(dt, scaling)
         positions, velocities = self.arm_reference()
         joints = len(positions)
         d.ctrl[:joints] = positions
-        scaling = self.speed_scaling
         d.ctrl[joints:2 * joints] = [v * scaling for v in velocities]
         d.ctrl[c.cross_slide_actuator] = self.cross_slide_target_m
 
