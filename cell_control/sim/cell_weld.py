@@ -1,7 +1,7 @@
 """Weld one seam in the MuJoCo cell with the adjuster in the loop, the way the ROS nodes do, without ROS.
 
 Public API:
-    CellWeldRig(seam_length_mm_max=600.0)   the cell model, built once, with a part clamped at the station
+    CellWeldRig()   the cell model, built once; each weld clamps a part at the station of a fresh simulation
     CellWeldRig.weld(seam, power_drift=0.0, seed=0) -> dict   the process model's score of the weld (the
         keys of `CellSimulation.weld_results`)
 
@@ -24,15 +24,16 @@ from cell_control.motion.weld_path import SeamProgram
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
 from cell_control.sim.weld_loop import approach_samples
-from cell_control.sim.weld_process import STEP_S
+from cell_control.sim.weld_process import NOMINAL_SPEED_MM_S, STEP_S
 from cell_control.weld.adjuster import WeldAdjuster
+from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_profile import SeamProfile
 
 HOME = (0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0)
 TRAVEL_ANGLE_RAD = 0.1745      # 10° push, as the recipes weld
 CLAMP_TIMEOUT_S = 5.0
 MOVE_TIMEOUT_S = 30.0          # simulated seconds to reach the seam start
-WELD_TIMEOUT_FACTOR = 3.0      # simulated time allowed for the weld: this many times its length at 5 mm/s / 5
+WELD_TIMEOUT_FACTOR = 3.0      # simulated time allowed for the weld: this many times its duration at 5 mm/s
 
 
 class CellWeldRig:
@@ -69,24 +70,21 @@ class CellWeldRig:
             _run_until(sim, lambda: motion.reached(*sim.arm_state()[:2]), timeout_s, f'the arm to reach {target}')
 
         move('seam_start', MOVE_TIMEOUT_S)
-        adjuster = WeldAdjuster('closed', seam_length_mm=seam.length_mm)
-        setpoint = adjuster.initial_setpoint()
-        sim.speed_scaling = motion.speed_scaling(setpoint.speed_mm_s)
+        sim.speed_scaling = motion.speed_scaling(NOMINAL_SPEED_MM_S)   # the coordinator's, for the weld path
         sim.start_trajectory(motion.plan('weld_path', sim.arm_state()[0]))
         sim.arc_on = True
-        limit_s = sim.time_s + WELD_TIMEOUT_FACTOR * seam.length_mm / 5.0
-        welding = False
+        limit_s = sim.time_s + WELD_TIMEOUT_FACTOR * seam.length_mm / LIMITS['speed_mm_s'].low
+        adjuster: WeldAdjuster | None = None
         while not sim.weld_results:
             if sim.time_s > limit_s:
                 raise TimeoutError(f'seam {seam.name}: the weld did not end within {limit_s:.0f} s of sim time')
             samples = len(sim.seam_samples)
             sim.step()
-            if sim.weld is not None and not welding:   # the arc struck: the adjuster starts, as weld-eval's does
-                welding = True
+            if sim.weld is not None and adjuster is None:   # the arc struck: the adjuster starts, as in weld-eval
                 adjuster = WeldAdjuster('closed', start_stamp_s=sim.time_s - STEP_S, seam_length_mm=seam.length_mm)
                 for sensor_s_mm, sample in approach_samples(seam, 0.0, 0.0, seed):
                     adjuster.approach(sensor_s_mm, sample)
-            if welding and len(sim.seam_samples) > samples:
+            if adjuster is not None and len(sim.seam_samples) > samples:
                 setpoint = adjuster.update(sim.seam_samples[-1])
                 controls = sim.weld_controls
                 controls.speed_mm_s, controls.force_n = setpoint.speed_mm_s, setpoint.force_n
