@@ -70,12 +70,18 @@ def test_weld_trajectory_puts_the_tcp_on_the_seam_at_the_nominal_speed(weld):
         index = [p.time_from_start_s for p in points].index(pytest.approx(t))
         expected = PART @ PROGRAM.tcp_pose(s_mm)
         assert np.allclose(tcp_in_world(points[index].positions), expected, atol=1e-9)
-    # Approach above the seam start, retract above the end, at rest at both.
+    # Approach above the run-up start before the seam, retract above the run-out end after it, at rest at both.
+    settings = WeldMotionSettings()
     assert tcp_in_world(points[0].positions)[:3, 3] == pytest.approx(
-        (PART @ PROGRAM.tcp_pose(0.0, lift_m=0.05))[:3, 3])
+        (PART @ PROGRAM.tcp_pose(-settings.lead_in_mm, lift_m=0.05, beyond_ends_mm=10.0))[:3, 3])
     assert tcp_in_world(points[-1].positions)[:3, 3] == pytest.approx(
-        (PART @ PROGRAM.tcp_pose(500.0, lift_m=0.05))[:3, 3])
+        (PART @ PROGRAM.tcp_pose(500.0 + settings.run_up_mm, lift_m=0.05, beyond_ends_mm=10.0))[:3, 3])
     assert points[0].velocities == (0.0,) * 6 and points[-1].velocities == (0.0,) * 6
+    # The run-up starts at rest on the seam line: that is where the move to the seam start ends.
+    start = [p.time_from_start_s for p in points].index(pytest.approx(weld.run_up_start_s))
+    assert points[start].velocities == (0.0,) * 6
+    assert tcp_in_world(points[start].positions)[:3, 3] == pytest.approx(
+        (PART @ PROGRAM.tcp_pose(-settings.lead_in_mm, beyond_ends_mm=10.0))[:3, 3])
 
 
 def test_weld_trajectory_is_continuous_and_times_increase(weld):
@@ -84,11 +90,13 @@ def test_weld_trajectory_is_continuous_and_times_increase(weld):
     assert np.max(np.abs(np.diff(positions, axis=0))) < WeldMotionSettings().max_joint_step_rad
     assert np.all(np.diff([p.time_from_start_s for p in points]) > 0)
     assert all(ARM.within_limits(q) and not ARM.singularities(q) for q in positions)
-    # Velocities agree with the positions (central differences of a smooth path).
-    middle = len(points) // 2
-    dt = points[middle + 1].time_from_start_s - points[middle - 1].time_from_start_s
-    expected = (positions[middle + 1] - positions[middle - 1]) / dt
-    assert np.allclose(points[middle].velocities, expected)
+    # The joint velocities move the TCP along the seam at the travel speed, from the seam start to its end.
+    for s_mm in (0.0, 250.0, 500.0):
+        point = points[[p.time_from_start_s for p in points].index(pytest.approx(time_at_seam_position(weld, s_mm)))]
+        dt = 1e-4
+        ahead = tcp_in_world(np.add(point.positions, np.multiply(point.velocities, dt)))
+        travelled_mm = 1000.0 * (ahead[:3, 3] - tcp_in_world(point.positions)[:3, 3])
+        assert travelled_mm == pytest.approx([16.0 * dt, 0.0, 0.0], abs=1e-6)
 
 
 def test_time_at_seam_position_is_linear_in_s_and_refuses_outside(weld):

@@ -1,7 +1,9 @@
 """The arm's moves for the part cycle, planned from the current joints and judged from the joint states.
 
 The coordinator asks for a target ('seam_start', 'weld_path', 'home'); every plan starts from the joint state
-measured now, so after any stop the old trajectory is simply never sent again. The weld path is planned at the
+measured now, so after any stop the old trajectory is simply never sent again. 'seam_start' ends at rest at
+the run-up start, a few mm before the seam start on its line, so that the weld path crosses the seam start at
+the travel speed (the process model starts at speed). The weld path is planned at the
 adjuster's top travel speed and slowed by speed scaling (the UR driver's convention): the adjuster's travel
 speed becomes `speed_scaling = v / v_planned` while the arm moves along the seam. A move is done when the
 joints are within tolerance of its last point and nearly still; how long that may take is the coordinator's
@@ -41,7 +43,8 @@ def _shifted(points: Sequence[TrajectoryPoint], offset_s: float) -> list[Traject
 
 def _segment(weld: WeldTrajectory, start_s: float, end_s: float) -> list[TrajectoryPoint]:
     """Return the weld trajectory's points strictly after start_s up to end_s, re-timed to start at start_s."""
-    return _shifted([p for p in weld.trajectory.points if start_s < p.time_from_start_s <= end_s + 1e-9], -start_s)
+    return _shifted([p for p in weld.trajectory.points if start_s + 1e-9 < p.time_from_start_s <= end_s + 1e-9],
+                    -start_s)
 
 
 class ArmMotion:
@@ -77,9 +80,9 @@ class ArmMotion:
             if target == 'seam_start':
                 approach = weld.trajectory.points[0].positions
                 move = joint_move(q_now, approach, limits, names)
-                points = list(move.points[1:]) + _shifted(_segment(weld, 0.0, weld.weld_start_s), move.duration_s)
+                points = list(move.points[1:]) + _shifted(_segment(weld, 0.0, weld.run_up_start_s), move.duration_s)
             else:
-                points = _segment(weld, weld.weld_start_s, weld.trajectory.duration_s)
+                points = _segment(weld, weld.run_up_start_s, weld.trajectory.duration_s)
         if not points:   # already there: one point at the goal keeps JTC semantics (hold it)
             points = [TrajectoryPoint(0.1, tuple(float(v) for v in q_now), (0.0,) * 6)]
         self.goal = [float(v) for v in points[-1].positions]

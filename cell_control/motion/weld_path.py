@@ -6,9 +6,14 @@ of travel (the weld tool's cross-slide axis); then tilted by the travel angle ab
 push: the tip leads) and the work angle about tool x. The seam coordinate s (mm) runs from the first point
 along the polyline, as in the seam files.
 
-A weld trajectory is: approach point above the seam start → descend → weld at the nominal travel speed →
-retract. Every sample's IK solution is the one nearest the previous sample, and a path whose joints jump or
-that meets or crosses a singularity is refused with the seam position. The weld adjuster's speed
+A weld trajectory is: approach point above the run-up start → descend → run up along the seam line to the
+travel speed → weld at that constant speed → run out beyond the seam end → retract. The process model
+(DESIGN §6) has the tool at speed from s = 0 to L, so the arm crosses the seam start and end at speed; the run-up
+and run-out (`WeldMotionSettings.run_up_mm`) accelerate and brake with zero acceleration at both ends. Each
+point carries the joint velocities of the path there (the IK's derivative along the path: the inverse Jacobian
+applied to the TCP velocity), so JTC's cubic interpolation between points keeps the TCP speed smooth. Every
+sample's IK solution is the one nearest the previous sample, and a path whose joints jump or that meets or
+crosses a singularity is refused with the seam position. The weld adjuster's speed
 corrections are a time scaling of this trajectory (`time_at_seam_position`) and its lateral corrections a
 shift of the TCP along tool y, as the tool's cross-slide does (`WeldTrajectory.joints_at`: with the arm).
 
@@ -67,9 +72,14 @@ class SeamProgram:
     def length_mm(self) -> float:
         return 1000.0 * sum(math.dist(a, b) for a, b in zip(self.points_m, self.points_m[1:]))
 
-    def tcp_pose(self, s_mm: float, lateral_mm: float = 0.0, lift_m: float = 0.0) -> np.ndarray:
-        """TCP pose in the part frame at seam position s, `lateral_mm` along tool y, `lift_m` up."""
-        if not -1e-6 <= s_mm <= self.length_mm + 1e-6:
+    def tcp_pose(self, s_mm: float, lateral_mm: float = 0.0, lift_m: float = 0.0,
+                 beyond_ends_mm: float = 0.0) -> np.ndarray:
+        """TCP pose in the part frame at seam position s, `lateral_mm` along tool y, `lift_m` up.
+
+        Positions up to `beyond_ends_mm` before the start or after the end lie on the first or last segment's
+        line, extended (the run-up and run-out).
+        """
+        if not -beyond_ends_mm - 1e-6 <= s_mm <= self.length_mm + beyond_ends_mm + 1e-6:
             raise ValueError(f'seam position {s_mm:.2f} mm is outside the seam 0..{self.length_mm:.2f} mm')
         remaining = s_mm / 1000.0
         last = len(self.points_m) - 2
@@ -99,6 +109,20 @@ class WeldMotionSettings:
     approach_height_m: float = 0.05       # approach point above the seam start, retract above the end
     approach_speed_mm_s: float = 50.0     # peak TCP speed while descending and retracting
     max_joint_step_rad: float = 0.1       # larger change of any joint between samples is a jump
+    run_up_mm: float = 1.0                # on the seam line, accelerating to the travel speed (braking after the
+    #                                       end): the arc strikes at speed
+    settle_mm: float = 3.0                # then at the travel speed before the seam start: the servos settle
+    run_up_points: int = 8                # trajectory points over the acceleration and over the braking
+
+    def __post_init__(self) -> None:
+        if not (self.run_up_mm > 0.0 and self.settle_mm >= 0.0 and self.run_up_points >= 1):
+            raise ValueError(f'run_up_mm must be positive, settle_mm not negative and run_up_points at least 1, '
+                             f'got {self.run_up_mm}, {self.settle_mm} and {self.run_up_points}')
+
+    @property
+    def lead_in_mm(self) -> float:
+        """Distance on the seam line before the seam start where the weld path starts from rest."""
+        return self.run_up_mm + self.settle_mm
 
     def tool(self) -> np.ndarray:
         tool = np.eye(4)
@@ -113,6 +137,7 @@ class WeldTrajectory:
     trajectory: JointTrajectory
     seam_s_mm: tuple[float, ...]        # seam positions of the weld samples
     seam_times_s: tuple[float, ...]     # their trajectory times
+    run_up_start_s: float               # trajectory time at the end of the descent, at rest: the run-up begins
     tcp_poses_in_base: tuple[np.ndarray, ...]  # every trajectory point's TCP in base_link
     program: SeamProgram
     part_in_base: np.ndarray
@@ -238,39 +263,81 @@ def joint_move(q_start: Sequence[float], q_target: Sequence[float], limits: Join
 
 
 # ------------------------------------------------------------------ weld trajectory
+DERIVATIVE_STEP_MM = 0.001   # path step of the joint velocities' difference quotient
+
+
 @dataclass
 class _Sample:
     time_s: float
-    pose: np.ndarray
+    path: Callable[[float], np.ndarray]   # TCP pose along this phase's path parameter (mm)
+    p_mm: float
+    rate_mm_s: float                      # d(path parameter)/dt
     where: str
     seam_s_mm: float | None = None
+
+    @property
+    def pose(self) -> np.ndarray:
+        return self.path(self.p_mm)
 
 
 def _cartesian_samples(settings: WeldMotionSettings, travel_speed_mm_s: float,
                        pose_at: Callable[[float, float], np.ndarray], length_mm: float) -> list[_Sample]:
-    """Approach, descent (cosine speed profile, from rest to rest), weld at constant speed, retraction."""
+    """Descent (cosine profile, rest to rest), run-up, weld at constant speed, run-out, retraction.
+
+    `pose_at(s_mm, lift_mm)`. The run-up's speed rises as 3τ² − 2τ³ over 2·run_up / v (the run-out's falls so):
+    zero acceleration where it meets rest and where it meets the constant speed, `settle_mm` before the seam.
+    """
     height_mm = settings.approach_height_m * 1000.0
     lift_steps = max(2, math.ceil(height_mm / settings.sample_step_mm))
     lift_duration = math.pi / 2 * height_mm / settings.approach_speed_mm_s
+    v, run_mm, run_steps = travel_speed_mm_s, settings.run_up_mm, settings.run_up_points
+    run_duration = 2.0 * run_mm / v
+    lead_in_mm = settings.lead_in_mm
+    weld_steps = max(1, math.ceil(length_mm / settings.sample_step_mm))
+    weld_duration = length_mm / v
+
+    def above_start(lift_mm: float) -> np.ndarray:
+        return pose_at(-lead_in_mm, lift_mm)
+
+    def above_end(lift_mm: float) -> np.ndarray:
+        return pose_at(length_mm + run_mm, lift_mm)
+
+    def along(s_mm: float) -> np.ndarray:
+        return pose_at(s_mm, 0.0)
+
+    def lift_rate(k: int, steps: int) -> float:   # the cosine profile's speed at sample k of steps: 0 at the ends
+        return 0.0 if k % steps == 0 else height_mm * math.pi / (2.0 * lift_duration) * math.sin(math.pi * k / steps)
+
     samples = []
     for k in range(lift_steps + 1):  # descend: lift goes height → 0
-        fraction = (1 - math.cos(math.pi * k / lift_steps)) / 2
-        lift_mm = height_mm * (1 - fraction)
-        samples.append(_Sample(lift_duration * k / lift_steps, pose_at(0.0, lift_mm / 1000.0),
-                               f'descent, {lift_mm:.1f} mm above the seam start'))
-    weld_steps = max(1, math.ceil(length_mm / settings.sample_step_mm))
-    weld_duration = length_mm / travel_speed_mm_s
+        lift_mm = height_mm * (1 + math.cos(math.pi * k / lift_steps)) / 2
+        samples.append(_Sample(lift_duration * k / lift_steps, above_start, lift_mm, -lift_rate(k, lift_steps),
+                               f'descent, {lift_mm:.1f} mm above the run-up start'))
+    start = lift_duration
+    for k in range(1, run_steps + 1):   # run-up: from rest to v, then at v up to the seam start
+        tau = k / run_steps
+        s_mm = -lead_in_mm + v * run_duration * (tau ** 3 - tau ** 4 / 2)
+        samples.append(_Sample(start + run_duration * tau, along, s_mm, v * (3 * tau ** 2 - 2 * tau ** 3),
+                               f'run-up, seam position {s_mm:.1f} mm'))
+    samples[-1].p_mm = -settings.settle_mm
+    start += run_duration + settings.settle_mm / v
+    samples.append(_Sample(start, along, 0.0, v, 'seam position 0.0 mm', 0.0))
     for k in range(1, weld_steps + 1):
         s_mm = length_mm * k / weld_steps
-        samples.append(_Sample(lift_duration + weld_duration * k / weld_steps, pose_at(s_mm, 0.0),
+        samples.append(_Sample(start + weld_duration * k / weld_steps, along, s_mm, v,
                                f'seam position {s_mm:.1f} mm', s_mm))
-    samples[lift_steps].seam_s_mm = 0.0
-    samples[lift_steps].where = 'seam position 0.0 mm'
+    start += weld_duration
+    for k in range(1, run_steps + 1):   # run-out: from v to rest beyond the seam end
+        tau = k / run_steps
+        s_mm = length_mm + v * run_duration * (tau - tau ** 3 + tau ** 4 / 2)
+        samples.append(_Sample(start + run_duration * tau, along, s_mm, v * (1 - 3 * tau ** 2 + 2 * tau ** 3),
+                               f'run-out, seam position {s_mm:.1f} mm'))
+    samples[-1].p_mm, samples[-1].rate_mm_s = length_mm + run_mm, 0.0
+    start += run_duration
     for k in range(1, lift_steps + 1):  # retract: lift goes 0 → height
         lift_mm = height_mm * (1 - math.cos(math.pi * k / lift_steps)) / 2
-        samples.append(_Sample(lift_duration + weld_duration + lift_duration * k / lift_steps,
-                               pose_at(length_mm, lift_mm / 1000.0),
-                               f'retraction, {lift_mm:.1f} mm above the seam end'))
+        samples.append(_Sample(start + lift_duration * k / lift_steps, above_end, lift_mm, lift_rate(k, lift_steps),
+                               f'retraction, {lift_mm:.1f} mm above the run-out end'))
     return samples
 
 
@@ -299,6 +366,20 @@ def _follow(arm: UrKinematics, samples: list[_Sample], tool: np.ndarray, q_first
     return joints
 
 
+def _joint_velocity(arm: UrKinematics, sample: _Sample, q: np.ndarray, tool: np.ndarray) -> np.ndarray:
+    """Joint velocities moving the TCP along the sample's path at its rate (dq/dp · dp/dt).
+
+    The difference quotient looks back along the path, so at a polyline vertex it takes the incoming segment.
+    """
+    if sample.rate_mm_s == 0.0:
+        return np.zeros(len(q))
+    try:
+        behind = arm.nearest_solution(sample.path(sample.p_mm - DERIVATIVE_STEP_MM), q, tool)
+    except (UnreachablePose, SingularityError) as error:
+        raise PathError(sample.where, str(error)) from None
+    return (q - behind) / DERIVATIVE_STEP_MM * sample.rate_mm_s
+
+
 def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np.ndarray,
               travel_speed_mm_s: float, q_seed: Sequence[float], arm: UrKinematics | None = None,
               settings: WeldMotionSettings = WeldMotionSettings()) -> WeldTrajectory:
@@ -312,9 +393,11 @@ def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np
         raise ValueError(f'travel_speed_mm_s must be positive, got {travel_speed_mm_s}')
     part_in_base = np.linalg.inv(np.asarray(base_in_world, dtype=float)) @ np.asarray(part_in_world, float)
     tool = settings.tool()
+    beyond_mm = settings.lead_in_mm + 2 * DERIVATIVE_STEP_MM
     samples = _cartesian_samples(
         settings, travel_speed_mm_s,
-        lambda s_mm, lift_m: part_in_base @ program.tcp_pose(s_mm, 0.0, lift_m), program.length_mm)
+        lambda s_mm, lift_mm: part_in_base @ program.tcp_pose(s_mm, 0.0, lift_mm / 1000.0, beyond_mm),
+        program.length_mm)
     try:
         branches = arm.inverse(samples[0].pose, tool)
     except UnreachablePose as error:
@@ -332,17 +415,12 @@ def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np
         assert first_error is not None   # arm.inverse raises rather than return no branch
         raise PathError(first_error.where, f'{first_error.reason} (the same or worse in all '
                                            f'{len(branches)} IK branches)')
-    times = [sample.time_s for sample in samples]
-    points = []
-    for i, q in enumerate(joints):
-        if i == 0 or i == len(joints) - 1:
-            velocity = np.zeros(6)  # starts and ends at rest
-        else:
-            velocity = (joints[i + 1] - joints[i - 1]) / (times[i + 1] - times[i - 1])
-        points.append(TrajectoryPoint(times[i], tuple(q.tolist()), tuple(velocity.tolist())))
+    points = tuple(TrajectoryPoint(sample.time_s, tuple(q.tolist()), tuple(_joint_velocity(arm, sample, q, tool)))
+                   for sample, q in zip(samples, joints))
     weld = [(s.seam_s_mm, s.time_s) for s in samples if s.seam_s_mm is not None]
-    return WeldTrajectory(JointTrajectory(arm.joint_names, tuple(points)),
-                          tuple(s for s, _ in weld), tuple(t for _, t in weld),
+    run_up_start_s = weld[0][1] - (2.0 * settings.run_up_mm + settings.settle_mm) / travel_speed_mm_s
+    return WeldTrajectory(JointTrajectory(arm.joint_names, points),
+                          tuple(s for s, _ in weld), tuple(t for _, t in weld), run_up_start_s,
                           tuple(s.pose for s in samples), program, part_in_base, arm, settings)
 
 

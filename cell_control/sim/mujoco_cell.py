@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
+from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import SeamProfile
 from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, PART_GEOM_GROUP, CellModel
 from cell_control.sim.weld_process import (GAP_NOISE_MM, LATERAL_NOISE_MM, LOOKAHEAD_MM, NOMINAL_CORRECTION_MM,
-                                           NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, STEP_S, WeldProcess)
+                                           NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, SAMPLE_STEPS, STEP_S,
+                                           WeldProcess)
 
 COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
 AGV_LINEAR_ACCEL = 1.0         # m/s²
@@ -29,8 +32,12 @@ GATE_THICKNESS_M = 0.03        # the stop gate's extent along the belt past its 
 PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
 CLAMP_REACH_M = 0.06           # a part this close to the station position is gripped by the clamp
 DECK_CENTRED_M = 0.15          # the deck's load sensor sees a part this close to the deck centre
-SEAM_CAPTURE_MM = 3.0          # the arc strikes only when the TCP is this close to the seam start
+SEAM_CAPTURE_MM = 3.0          # the arc strikes only within this distance past the seam start and of its line
 CONTACT_TOLERANCE_M = 0.003    # TCP this close to the part surface: the force-controlled axis is in contact
+# Speed-scaling changes are ramped in at the §6 travel-speed rate spread over the adjuster's 2 ms sample (1/s at
+# the planned 25 mm/s): its changes (≤ rate × 1 ms per sample) and bunched or late commands reach the TCP as a
+# ramp of at most rate × 1 ms / 2 per step, never as a step.
+SCALING_RATE_PER_S = LIMITS['speed_mm_s'].rate_per_s / SAMPLE_STEPS / PLANNED_WELD_SPEED_MM_S
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,8 @@ class CellSimulation:
         self.layout = layout
         self.timestep_s = float(self.model.opt.timestep)
         self.follower = TrajectoryFollower(len(cell.arm_joints))
-        self.speed_scaling = 1.0
+        self.speed_scaling = 1.0          # as commanded (UR driver convention) ...
+        self._applied_scaling = 1.0       # ... and as applied: ramped in while a trajectory runs
         self.belt_speed_m_s = 0.0
         self.gate_raised = False
         self.cross_slide_target_m = 0.0
@@ -112,6 +120,7 @@ class CellSimulation:
         self.weld: WeldProcess | None = None
         self.weld_part: int | None = None
         self._weld_origin_mm = 0.0
+        self._seam_mm_before: dict[int, float] = {}   # TCP seam position per part, one step ago (arc on, no weld)
         self.seam_samples: list[SeamMeasurement] = []
         self._sensor_sequence = 0
         self._preview_noise = random.Random(0)
@@ -133,9 +142,13 @@ class CellSimulation:
 
     # ----- arm ------------------------------------------------------------------------------------------
     def start_trajectory(self, trajectory: JointTrajectory) -> None:
-        """Replace whatever the arm is doing with `trajectory`, starting from the current state."""
+        """Replace whatever the arm is doing with `trajectory`, starting from the current state.
+
+        It starts with the speed scaling commanded now; later changes are ramped in while it runs.
+        """
         positions, velocities = self.arm_state()[:2]
         self.follower.start(trajectory, positions, velocities)
+        self._applied_scaling = self.speed_scaling
 
     def stop_arm(self) -> None:
         """Hold the current position (what JTC does when its goal is cancelled)."""
@@ -306,6 +319,7 @@ class CellSimulation:
     def _step_weld(self) -> None:
         """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
         if self.seam_placement is None or not self.arc_on:
+            self._seam_mm_before = {}
             if self.weld is not None:
                 self._finish_weld('arc off before the seam end')
             self._sensor_tick(None)
@@ -354,21 +368,29 @@ class CellSimulation:
         return None
 
     def _strike_arc(self) -> None:
+        """Strike as the TCP crosses the seam start: the weld path runs up to it at the travel speed.
+
+        Only on a step after which the process's sensor ticks fall on the stream's 500 Hz ticks. The process
+        starts where the TCP was one step before, so its first step is this step's travel, at speed.
+        """
+        previous, self._seam_mm_before = self._seam_mm_before, {}
+        on_tick = round(self.time_s / STEP_S) % SAMPLE_STEPS == 1
         for part in self.parts_in_cell():
             s_mm, distance_m = self.seam_coordinates(part)
-            if abs(s_mm) <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
+            self._seam_mm_before[part] = s_mm
+            if on_tick and 0.0 <= s_mm <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
                 placement = self.seam_placement
                 assert placement is not None
                 self.weld = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
                                         placement.outlier_rate, placement.seed)
-                self._weld_origin_mm = s_mm
+                self._weld_origin_mm = previous.get(part, s_mm)
                 self.weld_part = part
                 return
 
     def _sensor_tick(self, sample: SeamMeasurement | None) -> None:
         """Stream the laser sensor at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
         step_index = round(self.time_s / STEP_S)
-        if sample is None and step_index % 2:
+        if sample is None and step_index % SAMPLE_STEPS:
             return
         self._sensor_sequence += 1
         if sample is None:
@@ -438,11 +460,16 @@ class CellSimulation:
         """Device behaviour of one step, in plain floats: this runs a thousand times per simulated second."""
         c, d = self.cell, self.data
         dt = self.timestep_s
-        self.follower.advance(dt, self.speed_scaling)
+        follower = self.follower
+        if follower.active and not follower.finished:   # moving: the controller ramps a new scaling in
+            self._applied_scaling += _clamp(self.speed_scaling - self._applied_scaling, SCALING_RATE_PER_S * dt)
+        else:                                           # holding still: it applies at once
+            self._applied_scaling = self.speed_scaling
+        scaling = self._applied_scaling
+        follower.advance(dt, scaling)
         positions, velocities = self.arm_reference()
         joints = len(positions)
         d.ctrl[:joints] = positions
-        scaling = self.speed_scaling
         d.ctrl[joints:2 * joints] = [v * scaling for v in velocities]
         d.ctrl[c.cross_slide_actuator] = self.cross_slide_target_m
 

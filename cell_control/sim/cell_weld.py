@@ -1,0 +1,101 @@
+"""Weld one seam in the MuJoCo cell with the adjuster in the loop, the way the ROS nodes do, without ROS.
+
+Public API:
+    CellWeldRig()   the cell model, built once; each weld clamps a part at the station of a fresh simulation
+    CellWeldRig.weld(seam, power_drift=0.0, seed=0) -> dict   the process model's score of the weld (the
+        keys of `CellSimulation.weld_results`)
+
+The loop is the coordinator's and the adjuster node's: the arm moves to the seam start, then follows the weld
+path with the arc on; the adjuster's travel speed becomes the arm's speed scaling (`ArmMotion.speed_scaling`),
+its force and lateral correction go to the tool. The process model measures the travel speed from the
+physics, so what it scores is what the arm really did. For a fair comparison with `run_weld_eval` on the same
+seam, drift and seed, the adjuster starts at the arc strike and is given the same approach-pass readings
+(`approach_samples`); the weld's sensor noise is the process model's, drawn in the same order as in weld-eval.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cell_control.cell.description import expand_xacro, load_layout
+from cell_control.cell.recipe import SeamRecipe
+from cell_control.motion.arm_motion import ArmMotion
+from cell_control.motion.kinematics import load_kinematics
+from cell_control.motion.weld_path import SeamProgram
+from cell_control.sim.cell_scene import build_cell_model
+from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
+from cell_control.sim.weld_loop import approach_samples
+from cell_control.sim.weld_process import NOMINAL_SPEED_MM_S, STEP_S
+from cell_control.weld.adjuster import WeldAdjuster
+from cell_control.weld.process_model import LIMITS
+from cell_control.weld.seam_profile import SeamProfile
+
+HOME = (0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0)
+TRAVEL_ANGLE_RAD = 0.1745      # 10° push, as the recipes weld
+CLAMP_TIMEOUT_S = 5.0
+MOVE_TIMEOUT_S = 30.0          # simulated seconds to reach the seam start
+WELD_TIMEOUT_FACTOR = 3.0      # simulated time allowed for the weld: this many times its duration at 5 mm/s
+
+
+class CellWeldRig:
+    """The cell with one part clamped at the station; each `weld` starts from a fresh simulation at home."""
+
+    def __init__(self) -> None:
+        self.layout = load_layout()
+        self.kinematics = load_kinematics()
+        self.model = build_cell_model(expand_xacro('cell', sim_backend='mujoco'),
+                                      {agv: expand_xacro('agv', name=agv) for agv in ('agv_1', 'agv_2')},
+                                      expand_xacro('part'), self.layout, list(self.kinematics.joint_names), 1)
+
+    def _clamped_part_cell(self) -> CellSimulation:
+        sim = CellSimulation(self.model, self.layout, list(HOME))
+        index = sim.load_part_on_agv('agv_1')
+        q = self.model.part_qpos[index]
+        sim.data.qpos[q:q + 3] = [self.layout['station']['x'], 0.0, self.layout['conveyor']['belt_top_z'] + 0.001]
+        sim.set_clamp(True)
+        _run_until(sim, lambda: sim.clamp_closed, CLAMP_TIMEOUT_S, 'the clamp to close')
+        return sim
+
+    def weld(self, seam: SeamProfile, power_drift: float = 0.0, seed: int = 0) -> dict:
+        """Weld `seam` along the part's centre line and return the process model's score of it."""
+        sim = self._clamped_part_cell()
+        half_m = seam.length_mm / 2000.0
+        z = self.layout['part']['seam_z']
+        start, end = (-half_m, 0.0, z), (half_m, 0.0, z)
+        sim.seam_placement = SeamPlacement(seam, start, end, power_drift, seed=seed)
+        recipe = SeamRecipe(seam.name, Path(seam.name), SeamProgram((start, end), TRAVEL_ANGLE_RAD), seam.length_mm)
+        motion = ArmMotion(self.kinematics, self.layout, recipe, HOME)
+
+        def move(target: str, timeout_s: float) -> None:
+            sim.start_trajectory(motion.plan(target, sim.arm_state()[0]))
+            _run_until(sim, lambda: motion.reached(*sim.arm_state()[:2]), timeout_s, f'the arm to reach {target}')
+
+        move('seam_start', MOVE_TIMEOUT_S)
+        sim.speed_scaling = motion.speed_scaling(NOMINAL_SPEED_MM_S)   # the coordinator's, for the weld path
+        sim.start_trajectory(motion.plan('weld_path', sim.arm_state()[0]))
+        sim.arc_on = True
+        limit_s = sim.time_s + WELD_TIMEOUT_FACTOR * seam.length_mm / LIMITS['speed_mm_s'].low
+        adjuster: WeldAdjuster | None = None
+        while not sim.weld_results:
+            if sim.time_s > limit_s:
+                raise TimeoutError(f'seam {seam.name}: the weld did not end within {limit_s:.0f} s of sim time')
+            samples = len(sim.seam_samples)
+            sim.step()
+            if sim.weld is not None and adjuster is None:   # the arc struck: the adjuster starts, as in weld-eval
+                adjuster = WeldAdjuster('closed', start_stamp_s=sim.time_s - STEP_S, seam_length_mm=seam.length_mm)
+                for sensor_s_mm, sample in approach_samples(seam, 0.0, 0.0, seed):
+                    adjuster.approach(sensor_s_mm, sample)
+            if adjuster is not None and len(sim.seam_samples) > samples:
+                setpoint = adjuster.update(sim.seam_samples[-1])
+                controls = sim.weld_controls
+                controls.speed_mm_s, controls.force_n = setpoint.speed_mm_s, setpoint.force_n
+                controls.correction_mm = setpoint.correction_mm
+                sim.speed_scaling = motion.speed_scaling(setpoint.speed_mm_s)
+        return sim.weld_results[-1]
+
+
+def _run_until(sim: CellSimulation, condition, timeout_s: float, what: str) -> None:
+    limit_s = sim.time_s + timeout_s
+    while not condition():
+        if sim.time_s > limit_s:
+            raise TimeoutError(f'{what} did not happen within {timeout_s:g} s of sim time')
+        sim.step(10)
