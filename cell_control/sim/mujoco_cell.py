@@ -120,6 +120,9 @@ class CellSimulation:
         self.weld: WeldProcess | None = None
         self.weld_part: int | None = None
         self._weld_origin_mm = 0.0
+        # Force and cross-slide as the tool's drives apply them: slewing to the commands at the §6 rates.
+        self._applied_force_n = NOMINAL_FORCE_N
+        self._applied_correction_mm = NOMINAL_CORRECTION_MM
         self._seam_mm_before: dict[int, float] = {}   # TCP seam position per part, one step ago (arc on, no weld)
         self.seam_samples: list[SeamMeasurement] = []
         self._sensor_sequence = 0
@@ -333,7 +336,13 @@ class CellSimulation:
         s_mm = self.seam_coordinates(self.weld_part)[0] - self._weld_origin_mm
         speed_mm_s = max(0.0, (s_mm - self.weld.s_mm) / STEP_S)
         controls = self.weld_controls
-        sample = self.weld.step(speed_mm_s, controls.force_n, controls.correction_mm)
+        # Setpoints come every 2 ms over DDS and may arrive bunched; the force axis and the cross-slide follow
+        # them at their drives' slew rate (the §6 rate limits), as a real tool's drives do between setpoints.
+        self._applied_force_n += _clamp(controls.force_n - self._applied_force_n,
+                                        LIMITS['force_n'].rate_per_s * STEP_S)
+        self._applied_correction_mm += _clamp(controls.correction_mm - self._applied_correction_mm,
+                                              LIMITS['correction_mm'].rate_per_s * STEP_S)
+        sample = self.weld.step(speed_mm_s, self._applied_force_n, self._applied_correction_mm)
         self.cross_slide_target_m = (self.weld.last.correction_mm if self.weld.last else 0.0) / 1000.0
         self._sensor_tick(sample)
         if self.weld.done:
@@ -384,6 +393,7 @@ class CellSimulation:
                 self.weld = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
                                         placement.outlier_rate, placement.seed)
                 self._weld_origin_mm = previous.get(part, s_mm)
+                self._applied_force_n, self._applied_correction_mm = NOMINAL_FORCE_N, NOMINAL_CORRECTION_MM
                 self.weld_part = part
                 return
 
