@@ -75,5 +75,7 @@ def test_weld_eval_takes_the_carried_estimate_and_can_skip_the_approach(tmp_path
         write_seam_csv(generate_seam('rough', 3, 120.0), file)
     assert main(['weld-eval', str(path), '--power-drift', '0.1', '--initial-drift', '0.1', '--no-prescan']) == 0
     assert 'quality' in capsys.readouterr().out
-    assert main(['weld-eval', str(path), '--initial-drift', '0.9']) == 2
-    assert 'adjuster setting initial_drift = 0.9 is out of range' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(['weld-eval', str(path), '--initial-drift', '0.9'])
+    assert refused.value.code == 2
+    assert "'0.9' is not a drift estimate in [-0.5, 0.5]" in capsys.readouterr().err
