@@ -14,6 +14,7 @@ import yaml
 from cell_control.cell.description import expand_xacro, share_dir
 from cell_control.cell.finite import non_finite_field
 from cell_control.cell.recipe import SEAM_LENGTH_TOLERANCE_MM, RecipeError, load_recipe, recipe_path
+from cell_control.motion.weld_path import WeldMotionSettings
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
 
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')
@@ -115,7 +116,8 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     if sim == 'none':
         nodes.append(node('seam_sensor'))
     nodes.append(node('conveyor_driver', emulate=sim != 'none'))
-    nodes.append(node('weld_adjuster', seam_length_mm=seam_length_mm, mode=part_type.weld.adjuster_mode))
+    nodes.append(node('weld_adjuster', seam_length_mm=seam_length_mm, mode=part_type.weld.adjuster_mode,
+                      lead_in_mm=WeldMotionSettings().lead_in_at_speed_mm))
     coordinator = node('coordinator', recipe=part_type.id)
     nodes.append(coordinator)
     if opcua:

@@ -123,6 +123,26 @@ def sample(stamp_s: float) -> SeamMeasurement:
     return SeamMeasurement(stamp_s, 1, 0, 0.0, 0.0, 0.0, 0.0)
 
 
+def test_a_lead_in_holds_the_nominal_setpoint_and_scans_until_the_seam_start() -> None:
+    # Started with the weld path's run-up, 5 mm (at 16 mm/s) before the seam: the arc strikes at s = 0 with the
+    # nominal settings of §6, and the run-up's look-ahead readings (s + 30 mm) are the seam's, taken in advance.
+    seam = step_seam()
+    adjuster = WeldAdjuster('closed', seam_length_mm=seam.length_mm, lead_in_mm=5.0)
+    stamp_s, tool_s = 0.0, -5.0
+    while True:
+        stamp_s += 0.002
+        tool_s += 16.0 * 0.002
+        gap, mismatch, lateral = seam.at(tool_s + 30.0)
+        setpoint = adjuster.update(SeamMeasurement(stamp_s, 1, 1, gap, mismatch, lateral, 0.0))
+        if tool_s >= 0.0:
+            break
+        assert (setpoint.speed_mm_s, setpoint.force_n, setpoint.correction_mm) == (16.0, 250.0, 0.0)
+        assert setpoint.fault is AdjusterFault.NONE and setpoint.tool_s_mm == pytest.approx(tool_s)
+    assert setpoint.tool_s_mm == pytest.approx(tool_s) and tool_s < 0.1
+    assert adjuster.buffer.first >= 0, 'the run-up readings went into the look-ahead buffer'
+    assert setpoint.speed_mm_s != 16.0 or setpoint.force_n != 250.0, 'from s = 0 on the adjuster plans'
+
+
 def test_samples_must_come_in_stamp_order() -> None:
     adjuster = WeldAdjuster('closed', start_stamp_s=1.0)
     adjuster.update(sample(1.002))
@@ -136,6 +156,8 @@ def test_samples_must_come_in_stamp_order() -> None:
     ({'mode': 'manual'}, "mode 'manual' is not one of open, feedforward, closed"),
     ({'seam_length_mm': -5.0}, 'seam_length_mm -5.0 must be a positive length'),
     ({'start_stamp_s': float('inf')}, 'start_stamp_s inf is not finite'),
+    ({'lead_in_mm': 30.0}, r'lead_in_mm 30.0 must be in \[0, 30\) mm'),
+    ({'lead_in_mm': -1.0}, r'lead_in_mm -1.0 must be in'),
 ])
 def test_bad_construction_is_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

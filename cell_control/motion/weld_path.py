@@ -124,6 +124,15 @@ class WeldMotionSettings:
         """Distance on the seam line before the seam start where the weld path starts from rest."""
         return self.run_up_mm + self.settle_mm
 
+    @property
+    def lead_in_at_speed_mm(self) -> float:
+        """How far the tool would go at the travel speed in the time the lead-in takes from rest.
+
+        The run-up's speed rises as a smoothstep (half the speed on average), so the lead-in takes
+        (2·run_up + settle) / v: the weld adjuster, started with the weld path, counts the seam start from it.
+        """
+        return 2.0 * self.run_up_mm + self.settle_mm
+
     def tool(self) -> np.ndarray:
         tool = np.eye(4)
         tool[2, 3] = self.tcp_offset_m

@@ -72,6 +72,10 @@ class WeldAdjusterNode(Node):
         self.declare_parameter('seam_length_mm', 0.0, descriptor(
             'Length of the seam welded at the next ~/start in mm; 0: unknown (the weld ends on ~/stop).',
             0.0, 100000.0, read_only=False))
+        self.declare_parameter('lead_in_mm', 0.0, descriptor(
+            'How far before the seam start the tool is when ~/start is called, in mm at the nominal travel speed '
+            '(the weld path\'s run-up): until it gets there the samples are approach readings and the nominal '
+            'setpoint is held, so the arc strikes at the nominal settings.', 0.0, 29.0, read_only=False))
         self.declare_parameter('max_sample_age_s', 0.05, descriptor(
             'A sample whose stamp is further than this from the node clock (either way) is refused, in s.',
             0.001, 1.0, read_only=False))
@@ -142,7 +146,8 @@ class WeldAdjusterNode(Node):
         seam_length_mm = self.get_parameter('seam_length_mm').value
         now_s = self._now_s()
         self._adjuster = WeldAdjuster(self._mode, AdjusterConfig(**self._gains), start_stamp_s=now_s,
-                                      seam_length_mm=seam_length_mm or None)
+                                      seam_length_mm=seam_length_mm or None,
+                                      lead_in_mm=self.get_parameter('lead_in_mm').value)
         self._setpoint = self._adjuster.initial_setpoint()
         self._start_s = now_s
         self._silence = SilenceWatch(now_s)

@@ -350,16 +350,19 @@ class LookaheadBuffer:
 
 class WeldAdjuster:
     def __init__(self, mode: str = 'closed', config: AdjusterConfig = AdjusterConfig(),
-                 start_stamp_s: float = 0.0, seam_length_mm: float | None = None) -> None:
+                 start_stamp_s: float = 0.0, seam_length_mm: float | None = None, lead_in_mm: float = 0.0) -> None:
         if mode not in MODES:
             raise ValueError(f'adjuster mode {mode!r} is not one of {", ".join(MODES)}')
         if seam_length_mm is not None and not (math.isfinite(seam_length_mm) and seam_length_mm > 0.0):
             raise ValueError(f'seam_length_mm {seam_length_mm!r} must be a positive length')
         if not math.isfinite(start_stamp_s):
             raise ValueError(f'start_stamp_s {start_stamp_s!r} is not finite')
+        if not (math.isfinite(lead_in_mm) and 0.0 <= lead_in_mm < LOOKAHEAD_MM):
+            raise ValueError(f'lead_in_mm {lead_in_mm!r} must be in [0, {LOOKAHEAD_MM:g}) mm')
         self.mode = mode
         self.config = config
-        self.tool_s_mm = 0.0
+        # Started `lead_in_mm` before the seam start (at the nominal speed's time): the arc is not on until s = 0.
+        self.tool_s_mm = -lead_in_mm
         self._stamp_s = start_stamp_s
         self.speed_mm_s, self.force_n, self.correction_mm = NOMINAL
         self._applied_correction_mm = 0.0  # model of the tool's lag
@@ -404,7 +407,11 @@ class WeldAdjuster:
         if not dt > 0.0:
             raise ValueError(f'sample stamp {sample.stamp_s!r} is not after the previous {self._stamp_s!r}')
         self._stamp_s = sample.stamp_s
-        self._track_tool(dt)
+        if self.tool_s_mm < 0.0:
+            if self._lead_in(sample, dt):
+                return WeldSetpoint(sample.stamp_s, *NOMINAL, AdjusterFault.NONE, self.tool_s_mm, self.drift.drift)
+        else:
+            self._track_tool(dt)
         if self.mode == 'open':
             return WeldSetpoint(sample.stamp_s, *NOMINAL, AdjusterFault.NONE, self.tool_s_mm, 0.0)
         self._take_lookahead(sample, self.tool_s_mm + LOOKAHEAD_MM, self._applied_correction_mm)
@@ -417,6 +424,19 @@ class WeldAdjuster:
         fault = AdjusterFault.SEAM_LOST if buffer.lost_until_mm > self.tool_s_mm else AdjusterFault.NONE
         return WeldSetpoint(sample.stamp_s, self.speed_mm_s, self.force_n, self.correction_mm, fault,
                             self.tool_s_mm, self.drift.drift)
+
+    def _lead_in(self, sample: SeamMeasurement, dt: float) -> bool:
+        """Run the tool up to the seam start at the nominal settings; tell whether it is still before it.
+
+        The sensor is 30 mm ahead, so the lead-in's readings are approach readings of the seam's first mm, and
+        the initial setpoint is held: the process starts at s = 0 with exactly the nominal settings (§6).
+        """
+        self.tool_s_mm += self.speed_mm_s * dt
+        if self.tool_s_mm >= 0.0:
+            return False
+        if self.mode != 'open':
+            self._take_lookahead(sample, self.tool_s_mm + LOOKAHEAD_MM, 0.0)
+        return True
 
     def _track_tool(self, dt: float) -> None:
         """Tool tracker: the held setpoint moved the tool and the correction lag since the last sample."""
