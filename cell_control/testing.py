@@ -155,6 +155,42 @@ class RosProbe:
         self.close()
 
 
+class SimulatedClock:
+    """Publish /clock as a simulation does, at about real time in 10 ms steps, from `start_s`; `jump_to(s)` restarts it.
+
+    For tests of nodes on simulated time without a simulation. Use as a context manager: the thread stops on exit.
+    """
+
+    def __init__(self, probe: RosProbe, start_s: float = 100.0, step_s: float = 0.01) -> None:
+        from rosgraph_msgs.msg import Clock
+        self._clock_type = Clock
+        self._pub = probe.node.create_publisher(Clock, '/clock', 10)
+        self._now_s = start_s
+        self._step_s = step_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+
+    def jump_to(self, seconds: float) -> None:
+        """Set the clock to `seconds` (back or forward), as a restarted simulation does."""
+        self._now_s = seconds
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._step_s):
+            self._now_s += self._step_s
+            whole = int(self._now_s)
+            msg = self._clock_type()
+            msg.clock.sec, msg.clock.nanosec = whole, int((self._now_s - whole) * 1e9)
+            self._pub.publish(msg)
+
+    def __enter__(self) -> 'SimulatedClock':
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
 class Latest:
     """The latest message on a topic, plus every message when asked to keep them (`keep=True`)."""
 

@@ -9,13 +9,11 @@ import threading
 
 import pytest
 
-from cell_control.testing import wait_for
+from cell_control.testing import SimulatedClock, wait_for
 
 rclpy = pytest.importorskip('rclpy')
-from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from rosgraph_msgs.msg import Clock  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -55,24 +53,13 @@ class Heartbeats:
 
 
 def test_the_coordinator_and_fleet_sim_survive_a_clock_that_goes_back(node_processes, probe, tmp_path):
-    clock_pub = probe.node.create_publisher(Clock, '/clock', 10)
-    now = {'s': 100.0}
-    stop = threading.Event()
-
-    def tick() -> None:                  # a simulation's clock at about 1x: 10 ms steps
-        while not stop.wait(0.01):
-            now['s'] += 0.01
-            seconds = int(now['s'])
-            clock_pub.publish(Clock(clock=Time(sec=seconds, nanosec=int((now['s'] - seconds) * 1e9))))
-    ticker = threading.Thread(target=tick, daemon=True)
-    ticker.start()
     heartbeats = Heartbeats(probe.node)
-    try:
+    with SimulatedClock(probe, start_s=100.0) as clock:
         node_processes.start_node('coordinator', 'use_sim_time:=true', f'ledger_path:={tmp_path / "ledger.sqlite"}',
                                   f'records_path:={tmp_path / "records.sqlite"}')
         node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', 'parts:=1')
         wait_for(lambda: heartbeats.beating(2), WAIT_S, 'both heartbeats on simulated time')
-        now['s'] = 1.0                   # the simulation restarts
+        clock.jump_to(1.0)               # the simulation restarts
         for name in NODES:
             wait_for(lambda: 'clock went back by' in node_processes.output(name), WAIT_S,
                      f'the warning of {name} about the clock going back')
@@ -83,6 +70,3 @@ def test_the_coordinator_and_fleet_sim_survive_a_clock_that_goes_back(node_proce
         for name in NODES:
             assert node_processes.processes[name].poll() is None, node_processes.tail(name)
             assert 'Traceback' not in node_processes.output(name), node_processes.tail(name)
-    finally:
-        stop.set()
-        ticker.join(timeout=5)

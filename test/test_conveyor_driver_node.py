@@ -9,11 +9,10 @@ import threading
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from builtin_interfaces.msg import Time
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
-from cell_control.testing import RosProbe, call_service, wait_for, wait_for_service
+from cell_control.testing import RosProbe, SimulatedClock, call_service, wait_for, wait_for_service
 
 pytestmark = pytest.mark.integration
 
@@ -125,28 +124,16 @@ def test_bad_settings_stop_the_node_at_start_up_naming_them(node_processes, para
 
 
 def test_a_clock_that_goes_back_is_survived_with_a_warning(node_processes, probe, tmp_path):
-    from rosgraph_msgs.msg import Clock
     layout = tmp_path / 'layout.yaml'
     layout.write_text(LAYOUT)
     node_processes.start_node('conveyor_driver', *NODE_PARAMS, f'layout_file:={layout}', 'use_sim_time:=true')
     conveyor = ConveyorProbe(probe)
-    clock_pub = probe.node.create_publisher(Clock, '/clock', 10)
-    now = {'s': 100.0}
-    running = threading.Event()
-
-    def tick() -> None:                  # a simulation's clock at about 1x: 10 ms steps
-        while not running.wait(0.01):
-            now['s'] += 0.01
-            seconds = int(now['s'])
-            clock_pub.publish(Clock(clock=Time(sec=seconds, nanosec=int((now['s'] - seconds) * 1e9))))
-    ticker = threading.Thread(target=tick, daemon=True)
-    ticker.start()
-    try:
+    with SimulatedClock(probe, start_s=100.0) as clock:
         wait_for(lambda: conveyor.speed_near(0.0), WAIT_S, 'belt speed samples on simulated time')
         wait_for(lambda: conveyor.speed_pub.get_subscription_count() >= 1, WAIT_S, 'discovery')
         conveyor.speed_pub.publish(Float64(data=0.2))
         wait_for(lambda: conveyor.speed_near(0.2), WAIT_S, 'belt at 0.2 m/s')
-        now['s'] = 1.0                   # the simulation restarts
+        clock.jump_to(1.0)               # the simulation restarts
         wait_for(lambda: 'clock went back by' in node_processes.output('conveyor_driver'), WAIT_S,
                  'the warning about the clock going back')
         with conveyor.lock:
@@ -156,6 +143,3 @@ def test_a_clock_that_goes_back_is_survived_with_a_warning(node_processes, probe
         wait_for(lambda: conveyor.speed_near(0.3), WAIT_S, 'the driver still obeys commands')
         assert node_processes.processes['conveyor_driver'].poll() is None, node_processes.tail('conveyor_driver')
         assert 'Traceback' not in node_processes.output('conveyor_driver')
-    finally:
-        running.set()
-        ticker.join(timeout=5)
