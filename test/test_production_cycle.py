@@ -18,8 +18,11 @@ import pytest
 from cell_control.bringup import NodeSpec, describe_cell
 from cell_control.cell.description import home_positions
 from cell_control.cell.ledger import PartLedger, PartState
+from cell_control.cell.recipe import recipes_dir
 from cell_control.runner import find_executable
+from cell_control.sim.weld_loop import run_weld_eval
 from cell_control.testing import NodeProcesses, RosProbe, call_service, wait_for, wait_for_service
+from cell_control.weld.seam_profile import load_seam_csv
 
 rclpy = pytest.importorskip('rclpy')
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
@@ -144,6 +147,14 @@ def test_three_parts_end_to_end_in_auto(node_processes, tmp_path):
     run_ids = {re.fullmatch(r'P-(\d{8}T\d{6}_[0-9a-f]{4})-[123]', part)[1] for part in report['weld_quality_pct']}
     assert len(report['weld_quality_pct']) == 3 and len(run_ids) == 1, 'three parts of one fresh run'
     assert all(q >= 99.5 for q in report['weld_quality_pct'].values())
+    # The process model's own score of each weld in the cell (issue 10, point 4): the arm welds as smoothly as
+    # the model assumes, and the weld is the one weld-eval gives on the same seam, drift and seed (config: 0, 0).
+    reference = run_weld_eval(load_seam_csv(recipes_dir() / 'bracket_seam_a.csv')).summary
+    assert len(report['weld_results']) == 3
+    for weld in report['weld_results']:
+        assert weld['limit_violations'] == 0, weld
+        assert abs(weld['quality_pct'] - reference['quality_pct']) <= 0.5, (weld, reference)
+        assert abs(weld['weld_time_s'] / reference['weld_time_s'] - 1.0) <= 0.02, (weld, reference)
     assert len(report['cycle_s']) == 3 and report['critical_path_s'] > 0
     assert (tmp_path / 'report.png').stat().st_size > 10_000
 
