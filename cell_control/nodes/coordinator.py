@@ -104,6 +104,7 @@ class CoordinatorNode(Node):
         self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
         self._adjuster_stop = self.create_client(Trigger, '/weld_adjuster/stop')
         self._conveyor_reset = self.create_client(Trigger, '/conveyor/reset_fault')
+        self._adjuster_cleared = False   # see _do_start_weld
 
         sub = self.create_subscription
         sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
@@ -418,9 +419,19 @@ class CoordinatorNode(Node):
             self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
                                                       SENSOR_DATA)
         if self._weld.arc:
-            self._adjuster_start.call_async(Trigger.Request()).add_done_callback(
-                lambda future: self._check_reply('weld_adjuster start', future))
+            if self._adjuster_cleared:
+                self._start_adjuster()
+            else:
+                # The first weld of this process: a coordinator restarted mid-weld finds the adjuster still in the
+                # weld the old process started ("a weld is active"), so that one is ended first.
+                self._adjuster_cleared = True
+                self._adjuster_stop.call_async(Trigger.Request()).add_done_callback(
+                    lambda future: (self._check_reply('weld_adjuster stop', future), self._start_adjuster()))
             self._arc_pub.publish(Bool(data=True))
+
+    def _start_adjuster(self) -> None:
+        self._adjuster_start.call_async(Trigger.Request()).add_done_callback(
+            lambda future: self._check_reply('weld_adjuster start', future))
 
     def _do_stop_weld(self, action: Action) -> None:
         self._end_weld()
