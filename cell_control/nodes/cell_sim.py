@@ -220,7 +220,7 @@ class CellSimNode(Node):
         if self._accepted('/weld/travel_speed', {'twist.linear.x': speed_mm_s}):
             self.sim.weld_controls.speed_mm_s = speed_mm_s
             with self._answers:
-                self._lockstep.answered(to_seconds(msg.header.stamp), self.sim.weld is not None)
+                self._lockstep.answered(to_seconds(msg.header.stamp), self.sim.arc_on)
                 self._answers.notify_all()
 
     def _on_contact_force(self, msg: WrenchStamped) -> None:
@@ -318,7 +318,7 @@ class CellSimNode(Node):
         """Hold the world while the adjuster is more than the lock-step's lead behind (see `sim.lockstep`)."""
         with self._answers:
             lockstep = self._lockstep
-            if self.sim.weld is None:
+            if not self.sim.arc_on:   # from the weld command on: the lead-in's samples are answered too
                 lockstep.weld_ended()
                 return
             if not lockstep.must_wait(self.sim.time_s):

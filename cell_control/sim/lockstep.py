@@ -6,6 +6,7 @@ machine), a free-running simulation would outrun them: samples queue up, age pas
 out of the best-effort queue, and the weld fails with SEAM_LOST for reasons no real cell has. With the lock-step
 the simulation may lead the last answered sample by `max_lead_s` of simulated time; beyond that it waits, at
 most `patience_s` of wall time per wait. It engages only once the adjuster has answered in the current weld
+(from the arc command on, so the run-up before the arc strikes counts)
 (outside a weld nobody answers), and a wait that runs out of patience lets the world go on free-running until
 the next answer: a dead or stopped adjuster must not freeze the world, its silence is for the cell to detect.
 """
