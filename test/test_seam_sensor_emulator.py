@@ -122,6 +122,8 @@ def test_port_disappears_and_comes_back(rig) -> None:
     wait_for(lambda: receiver.count() >= 10, TIMEOUT_S, 'receiver.count() >= 10')
     emulator.disconnect()
     wait_for(lambda: not link.stats.connected, TIMEOUT_S, 'not link.stats.connected')
+    # An outage of at least a few sample periods (a quick replug may fall between two frames: nothing missed).
+    wait_for(lambda: emulator.stats.frames_unplugged >= 5, TIMEOUT_S, 'frames sampled while unplugged')
     emulator.reconnect()
     wait_for(lambda: link.stats.reconnects == 1, TIMEOUT_S, 'link.stats.reconnects == 1')
     seen = receiver.count()

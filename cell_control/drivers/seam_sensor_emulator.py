@@ -38,6 +38,7 @@ class EmulatorStats:
     frames_dropped: int = 0  # dropped on request (the sequence still advances)
     frames_corrupted: int = 0
     frames_unwritten: int = 0  # nobody read the port and its buffer was full
+    frames_unplugged: int = 0  # sampled while disconnected: the bytes went nowhere
     overruns: int = 0  # times the emulator fell more than MAX_CATCH_UP_S behind and skipped ahead
     reopens: int = 0
 
@@ -193,8 +194,9 @@ class SeamSensorEmulator:
                 frame[-1] ^= 0xFF
                 self.stats.frames_corrupted += 1
             data, self._garbage = bytes(self._garbage) + bytes(frame), bytearray()
-            if self._master is None:
-                return  # disconnected: the sensor keeps sampling, the bytes go nowhere
+            if self._master is None:   # disconnected: the sensor keeps sampling, the bytes go nowhere
+                self.stats.frames_unplugged += 1
+                return
             try:
                 written = os.write(self._master, data)
             except OSError as error:
