@@ -18,11 +18,11 @@ from asyncua.common.utils import create_nonce  # noqa: E402
 
 from cell_control.bench import _opcua_client as opc  # noqa: E402
 from cell_control.cell.plant_model import VARIABLES  # noqa: E402
-from cell_control.testing import NodeProcesses, RosDomain, wait_for  # noqa: E402
+from cell_control.testing import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 60.0
-CELL = ['2:Machines', '2:WeldingCell']
+CELL = opc.CELL_PATH
 
 
 @pytest.fixture(scope='module')
@@ -32,12 +32,7 @@ def gateway(tmp_path_factory):
     One cell for the whole module, so its domain and processes are claimed here rather than per test.
     """
     directory = tmp_path_factory.mktemp('plant_gateway')
-    files = opc.prepare(directory)
-    with RosDomain() as domain, NodeProcesses(domain.id, directory / 'logs') as processes:
-        processes.env['ROS_LOG_DIR'] = str(directory / 'ros_log')
-        for node in opc.nodes(files):
-            processes.start_spec(node)
-        asyncio.run(opc.wait_until_listening(files))
+    with opc.running_gateway(directory) as (files, processes):
         yield files, processes, directory / 'ros_log'
 
 

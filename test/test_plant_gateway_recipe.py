@@ -7,7 +7,6 @@ the shipped `bracket` is a real change; `frame_rail` has two seams, which this c
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 
@@ -16,11 +15,10 @@ from asyncua import ua  # noqa: E402
 
 from cell_control.bench import _opcua_client as opc  # noqa: E402
 from cell_control.cell.recipe import recipes_dir  # noqa: E402
-from cell_control.testing import NodeProcesses, RosDomain  # noqa: E402
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 60.0
-CELL = ['2:Machines', '2:WeldingCell']
+CELL = opc.CELL_PATH
 
 
 @pytest.fixture(scope='module')
@@ -30,13 +28,7 @@ def gateway(tmp_path_factory):
     trial = directory / 'bracket_trial.yaml'
     trial.write_text((recipes_dir() / 'bracket.yaml').read_text().replace('id: bracket', 'id: bracket_trial'))
     (directory / 'bracket_seam_a.csv').write_bytes((recipes_dir() / 'bracket_seam_a.csv').read_bytes())
-    files = opc.prepare(directory)
-    with RosDomain() as domain, NodeProcesses(domain.id, directory / 'logs') as processes:
-        for node in opc.nodes(files):
-            if node.name == 'coordinator':
-                node = dataclasses.replace(node, parameters={**node.parameters, 'recipe': str(trial)})
-            processes.start_spec(node)
-        asyncio.run(opc.wait_until_listening(files))
+    with opc.running_gateway(directory, coordinator={'recipe': str(trial)}) as (files, _processes):
         yield files
 
 

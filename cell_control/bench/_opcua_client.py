@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import contextlib
+import dataclasses
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +21,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cell_control.bringup import PACKAGE, NodeSpec, describe_cell
 from cell_control.cell.plant_users import UserFile
+from cell_control.testing import NodeProcesses, RosDomain
 
 USERS = {'olga': ('operator', 'operator-pass-1'), 'vic': ('viewer', 'viewer-pass-1'),
          'erin': ('engineer', 'engineer-pass-1')}
 CONNECT_TIMEOUT_S = 120.0
+CELL_PATH = ['2:Machines', '2:WeldingCell']
 
 
 @dataclass(frozen=True)
@@ -112,3 +117,21 @@ async def wait_until_listening(files: GatewayFiles, timeout_s: float = CONNECT_T
             continue
         await client.disconnect()
         return
+
+
+@contextlib.contextmanager
+def running_gateway(directory: Path, coordinator: Mapping[str, object] | None = None
+                    ) -> Iterator[tuple[GatewayFiles, NodeProcesses]]:
+    """Prepare the files, start the coordinator (with `coordinator` parameters over bring-up's) and the gateway.
+
+    Yields once the gateway accepts sessions; the processes and the claimed domain end with the block.
+    """
+    files = prepare(directory)
+    with RosDomain() as domain, NodeProcesses(domain.id, directory / 'logs') as processes:
+        processes.env['ROS_LOG_DIR'] = str(directory / 'ros_log')
+        for node in nodes(files):
+            if node.name == 'coordinator' and coordinator:
+                node = dataclasses.replace(node, parameters={**node.parameters, **coordinator})
+            processes.start_spec(node)
+        asyncio.run(wait_until_listening(files))
+        yield files, processes
