@@ -21,8 +21,6 @@ from cell_control.cell.plant_model import VARIABLES  # noqa: E402
 from cell_control.testing import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
-TIMEOUT_S = 60.0
-CELL = opc.CELL_PATH
 
 
 @pytest.fixture(scope='module')
@@ -37,13 +35,13 @@ def gateway(tmp_path_factory):
 
 
 def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, TIMEOUT_S))
+    return asyncio.run(asyncio.wait_for(coroutine, opc.SESSION_TIMEOUT_S))
 
 
 async def _read(files, user: str, *path: str):
     client = await opc.connect(files, user)
     try:
-        node = await client.nodes.objects.get_child([*CELL, *(f'2:{name}' for name in path)])
+        node = await client.nodes.objects.get_child([*opc.CELL_PATH, *(f'2:{name}' for name in path)])
         return await node.read_value()
     finally:
         await client.disconnect()
@@ -55,7 +53,7 @@ def test_browse_finds_every_variable_and_method_and_reads_identification(gateway
     async def browse():
         client = await opc.connect(files, 'vic')
         try:
-            cell = await client.nodes.objects.get_child(CELL)
+            cell = await client.nodes.objects.get_child(opc.CELL_PATH)
             found = set()
             for child in await cell.get_children():
                 name = (await child.read_browse_name()).Name
@@ -89,19 +87,19 @@ def test_operator_starts_and_stops_the_cell_and_a_subscriber_sees_each_state(gat
     async def cycle():
         client = await opc.connect(files, 'olga')
         try:
-            cell = await client.nodes.objects.get_child(CELL)
+            cell = await client.nodes.objects.get_child(opc.CELL_PATH)
             state = await cell.get_child(['2:CellState', '2:State'])
             item = await cell.get_child(['2:MachineryItemState', '2:CurrentState'])
             changes = Changes()
             subscription = await client.create_subscription(20, changes)
             await subscription.subscribe_data_change(state)
-            await asyncio.wait_for(until(changes, 'idle'), TIMEOUT_S)
+            await asyncio.wait_for(until(changes, 'idle'), opc.SESSION_TIMEOUT_S)
             started = await cell.call_method('2:Start')
-            await asyncio.wait_for(until(changes, 'running'), TIMEOUT_S)
+            await asyncio.wait_for(until(changes, 'running'), opc.SESSION_TIMEOUT_S)
             running_item = await item.read_value()
             refused = await cell.call_method('2:Resume')
             stopped = await cell.call_method('2:Stop')
-            await asyncio.wait_for(until(changes, 'stopped'), TIMEOUT_S)
+            await asyncio.wait_for(until(changes, 'stopped'), opc.SESSION_TIMEOUT_S)
             return started, running_item, refused, stopped, await item.read_value()
         finally:
             await client.disconnect()
@@ -119,7 +117,7 @@ def test_a_viewer_calling_start_is_refused(gateway):
     async def attempt():
         client = await opc.connect(files, 'vic')
         try:
-            cell = await client.nodes.objects.get_child(CELL)
+            cell = await client.nodes.objects.get_child(opc.CELL_PATH)
             with pytest.raises(ua.uaerrors.BadUserAccessDenied):
                 await cell.call_method('2:Start')
         finally:
@@ -140,7 +138,7 @@ def test_recipe_writes_are_refused_without_the_role_or_for_an_unknown_recipe(gat
     async def write():
         client = await opc.connect(files, user)
         try:
-            node = await client.nodes.objects.get_child([*CELL, '2:Production', '2:RecipeId'])
+            node = await client.nodes.objects.get_child([*opc.CELL_PATH, '2:Production', '2:RecipeId'])
             with pytest.raises(refusal):
                 await node.write_value(recipe)
             return await node.read_value()
@@ -155,7 +153,7 @@ def test_an_engineer_selects_a_known_recipe(gateway):
     async def write():
         client = await opc.connect(files, 'erin')
         try:
-            node = await client.nodes.objects.get_child([*CELL, '2:Production', '2:RecipeId'])
+            node = await client.nodes.objects.get_child([*opc.CELL_PATH, '2:Production', '2:RecipeId'])
             await node.write_value('frame_rail')
         finally:
             await client.disconnect()
@@ -236,7 +234,7 @@ def test_a_client_that_vanishes_mid_session_does_not_disturb_the_server(gateway)
     def connected() -> bool:
         processes.check_running('the vanishing client to connect')
         return 'connected' in processes.output('vanishing_client').splitlines()
-    wait_for(connected, TIMEOUT_S, 'the vanishing client to connect')
+    wait_for(connected, opc.SESSION_TIMEOUT_S, 'the vanishing client to connect')
     processes.kill('vanishing_client')   # no goodbye: the socket just drops
     assert run(_read(files, 'olga', 'Identification', 'Model')) == 'cell_control'
     assert processes.exited() is None

@@ -17,8 +17,6 @@ from cell_control.bench import _opcua_client as opc  # noqa: E402
 from cell_control.cell.recipe import recipes_dir  # noqa: E402
 
 pytestmark = pytest.mark.integration
-TIMEOUT_S = 60.0
-CELL = opc.CELL_PATH
 
 
 @pytest.fixture(scope='module')
@@ -52,7 +50,8 @@ class Cell:
 async def session(files, user: str, work):
     client = await opc.connect(files, user)
     try:
-        return await asyncio.wait_for(work(Cell(client, await client.nodes.objects.get_child(CELL))), TIMEOUT_S)
+        cell = Cell(client, await client.nodes.objects.get_child(opc.CELL_PATH))
+        return await asyncio.wait_for(work(cell), opc.SESSION_TIMEOUT_S)
     finally:
         await client.disconnect()
 

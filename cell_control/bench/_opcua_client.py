@@ -26,6 +26,7 @@ from cell_control.testing import NodeProcesses, RosDomain
 USERS = {'olga': ('operator', 'operator-pass-1'), 'vic': ('viewer', 'viewer-pass-1'),
          'erin': ('engineer', 'engineer-pass-1')}
 CONNECT_TIMEOUT_S = 120.0
+SESSION_TIMEOUT_S = 60.0
 CELL_PATH = ['2:Machines', '2:WeldingCell']
 
 
