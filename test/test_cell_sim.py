@@ -92,3 +92,51 @@ def test_seam_sensor_streams_500_hz_and_strikes_the_arc_on_the_seam(sim, tmp_pat
     assert all(s.flags == 0 for s in sim.seam_samples)       # no seam in view: invalid readings
     with pytest.raises(ValueError, match='is 100 mm long but its start and end points'):
         SeamPlacement(load_seam_csv(seam), (-0.1, 0.0, 0.08), (0.1, 0.0, 0.08))
+
+
+def _put_on_belt(sim, x: float, clamp: bool = False) -> int:
+    index = sim.load_part_on_agv('agv_1')
+    q = sim.cell.part_qpos[index]
+    sim.data.qpos[q:q + 3] = [x, 0.0, sim.layout['conveyor']['belt_top_z'] + 0.001]
+    sim.set_clamp(clamp)
+    sim.step(600)
+    return index
+
+
+def test_a_clamped_part_cannot_snag_but_a_queued_one_can(sim):
+    clamped = _put_on_belt(sim, sim.layout['station']['x'], clamp=True)
+    assert sim.clamp_closed
+    queued = _put_on_belt(sim, -1.3, clamp=True)   # keep the clamp closed on the first part
+    assert sim.jam_belt() == queued != clamped
+
+
+def test_clearing_a_jam_pulls_back_the_part_that_piled_up_behind_it(sim):
+    """A released part snags, the next one runs into it; cleared by hand, the gate then separates them."""
+    length = sim.layout['part']['length']
+    released = _put_on_belt(sim, sim.layout['station']['x'])
+    behind = _put_on_belt(sim, -1.3)
+    assert sim.jam_belt() == released
+    sim.belt_speed_m_s = 0.3
+    sim.step(6000)
+    gap = sim.part_pose(released)[0][0] - sim.part_pose(behind)[0][0] - length
+    assert gap < 0.05   # piled up: the beam cannot see a gap, the gate cannot rise between them
+    sim.belt_speed_m_s = 0.0
+    assert sim.clear_jam() == [behind] and sim.jammed_part is None
+    gap = sim.part_pose(released)[0][0] - sim.part_pose(behind)[0][0] - length
+    assert gap == pytest.approx(0.3, abs=0.01)
+    sim.belt_speed_m_s = 0.3
+    for _ in range(200):   # 20 s at most: the released part leaves, the gate rises behind it
+        sim.step(100)
+        if not sim.photo_eyes()['station']:
+            sim.gate_raised = True
+        if sim.gate_raised and sim.photo_eyes()['station']:
+            break
+    sim.step(3000)
+    assert sim.part_pose(behind)[0][0] == pytest.approx(sim.layout['station']['x'], abs=0.01)
+    assert sim.part_pose(released)[0][0] > sim.layout['station']['x'] + length
+
+
+def test_clearing_a_jam_without_a_pile_up_moves_nothing(sim):
+    _put_on_belt(sim, -0.5)
+    sim.jam_belt()
+    assert sim.clear_jam() == [] and sim.jammed_part is None

@@ -269,9 +269,11 @@ class CellSimNode(Node):
 
     def _clear_faults(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
-            self.sim.jammed_part = None
+            moved = self.sim.clear_jam()
         self._sensor_silent = False
-        response.success, response.message = True, 'injected faults cleared'
+        response.success = True
+        response.message = 'injected faults cleared' + (
+            f'; parts piled up behind the jam pulled back: {", ".join(f"part_{i}" for i in moved)}' if moved else '')
         return response
 
     def _render(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

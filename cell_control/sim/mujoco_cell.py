@@ -33,6 +33,7 @@ PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
 CLAMP_REACH_M = 0.06           # a part this close to the station position is gripped by the clamp
 DECK_CENTRED_M = 0.15          # the deck's load sensor sees a part this close to the deck centre
 SEAM_CAPTURE_MM = 3.0          # the arc strikes only within this distance past the seam start and of its line
+CLEARED_GAP_M = 0.3            # the gap an operator clearing a jam leaves between parts that piled up
 CONTACT_TOLERANCE_M = 0.003    # TCP this close to the part surface: the force-controlled axis is in contact
 # Speed-scaling changes are ramped in at the §6 travel-speed rate spread over the adjuster's 2 ms sample (1/s at
 # the planned 25 mm/s): its changes (≤ rate × 1 ms per sample) and bunched or late commands reach the TCP as a
@@ -260,15 +261,47 @@ class CellSimulation:
         return bool(abs(along) <= DECK_CENTRED_M)   # a numpy bool would serialise as False in std_msgs/Bool
 
     def jam_belt(self) -> int:
-        """Fault injection: the part furthest along the belt snags and stays put while the belt slides under it."""
-        conveyor = self.layout['conveyor']
-        on_belt = [i for i in self.parts_in_cell()
-                   if conveyor['x_start'] <= self.part_pose(i)[0][0] <= conveyor['x_end']
-                   and abs(self.part_pose(i)[0][2] - conveyor['belt_top_z']) < 0.05]
+        """Fault injection: the part furthest along the belt snags and stays put while the belt slides under it.
+
+        A part clamped on the fixture does not ride the belt, so it cannot snag.
+        """
+        clamped = self._part_at_station() if self.clamp_command else None
+        on_belt = [i for i in self._parts_on_belt() if i != clamped]
         if not on_belt:
-            raise RuntimeError('no part on the belt to jam')
+            raise RuntimeError('no part riding the belt to jam')
         self.jammed_part = max(on_belt, key=lambda i: self.part_pose(i)[0][0])
         return self.jammed_part
+
+    def clear_jam(self) -> list[int]:
+        """Clear an injected jam as an operator does by hand: free the snagged part, and pull back the parts that
+        piled up behind it so that a gap of `CLEARED_GAP_M` separates each from the part in front.
+
+        Parts that touch cannot be told apart by the photo-eyes nor separated by the stop gate; on a real belt
+        the operator clearing the jam undoes the pile-up too. Returns the parts that were moved.
+        """
+        self.jammed_part = None
+        length = self.layout['part']['length']
+        start = self.layout['conveyor']['x_start'] + length / 2
+        moved = []
+        front = None
+        for index in sorted(self._parts_on_belt(), key=lambda i: -self.part_pose(i)[0][0]):
+            x = float(self.part_pose(index)[0][0])
+            if front is not None and x > front - length - CLEARED_GAP_M:
+                x = max(start, front - length - CLEARED_GAP_M)
+                q = self.cell.part_qpos[index]
+                self.data.qpos[q] = x
+                self.data.qvel[self.cell.part_dof[index]:self.cell.part_dof[index] + 6] = 0.0
+                moved.append(index)
+            front = x
+        if moved:
+            mujoco.mj_forward(self.model, self.data)
+        return moved
+
+    def _parts_on_belt(self) -> list[int]:
+        conveyor = self.layout['conveyor']
+        return [i for i in self.parts_in_cell()
+                if conveyor['x_start'] <= self.part_pose(i)[0][0] <= conveyor['x_end']
+                and abs(self.part_pose(i)[0][2] - conveyor['belt_top_z']) < 0.05]
 
     def set_clamp(self, closed: bool) -> None:
         if closed != self.clamp_command:
