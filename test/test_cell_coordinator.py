@@ -5,7 +5,7 @@ import pytest
 
 from cell_control.cell.cycle import (
     MOTION_ACTIONS, ActionKind, CellCoordinator, CellState, Command, CommandRefused, CoordinatorError,
-    CoordinatorTimeouts, Event, EventKind, Mode, Stage)
+    CoordinatorTimeouts, Event, EventKind, Mode, Stage, part_verdict)
 from cell_control.logistics.handoff import HandoffKind, HandoffRequest, HandoffServer, HandoffStatus, HandoffTimeouts
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.weld.records import WeldRecordStore
@@ -18,13 +18,13 @@ E = EventKind
 class Cell:
     """Coordinator plus a script of device reports; every action emitted is kept with its time."""
 
-    def __init__(self, path, mode=Mode.AUTO):
+    def __init__(self, path, mode=Mode.AUTO, seams=('seam',)):
         self.path = path
         self.ledger = PartLedger(path)
         self.store = WeldRecordStore(path.with_suffix('.records.db'))
         self.recorder = WeldRecorder(self.store, 'bracket')
         self.server = HandoffServer(HandoffTimeouts(docked_s=30.0, cell_s=200.0, rollers_s=3.0, part_s=10.0))
-        self.coord = CellCoordinator(self.ledger, self.server, self.recorder, CoordinatorTimeouts())
+        self.coord = CellCoordinator(self.ledger, self.server, self.recorder, CoordinatorTimeouts(), seam_ids=seams)
         self.t = 0.0
         self.log: list = []
         self.log += self.coord.restore(self.t)
@@ -37,7 +37,7 @@ class Cell:
         self.log += actions
         for action in actions:   # what the node does on START_WELD: a trace the adjuster's answers fill
             if action.kind is A.START_WELD:
-                trace = self.recorder.begin(action.part_id, 'seam_a')
+                trace = self.recorder.begin(action.part_id, action.seam)
                 for i in range(5):
                     trace.speed(self.t + 0.002 * i, 16.0)
         return actions
@@ -45,6 +45,10 @@ class Cell:
     def verdicts(self, part):
         """The verdict of each stored weld record of the part."""
         return ['good' if all(r.record.good) else 'rework' for r in self.store.part_records(part)]
+
+    def seam_verdicts(self, part):
+        """(seam id, verdict) of each stored weld record of the part, in the order they were stored."""
+        return [(r.record.seam_id, 'good' if all(r.record.good) else 'rework') for r in self.store.part_records(part)]
 
     def cmd(self, command):
         self.t += 1.0
@@ -556,3 +560,94 @@ def test_a_recipe_change_to_an_unknown_or_invalid_recipe_is_refused_with_the_rea
     with pytest.raises(CommandRefused, match=f"recipe change to '{re.escape(recipe_id)}' refused: .*{reason}"):
         cell.coord.change_recipe(recipe_id)
     assert cell.coord.snapshot().recipe == 'bracket'
+
+
+TWO_SEAMS = ('seam_a', 'seam_b')
+
+
+def _at_first_seam(cell, part='P1'):
+    cell.cmd(Command.START)
+    cell.load(part)
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    return cell.ev(E.ARM_AT_GOAL)
+
+
+def test_every_seam_of_a_part_is_welded_in_order_with_an_air_move_and_a_record_each(tmp_path):
+    cell = Cell(tmp_path / 'l.db', seams=TWO_SEAMS)
+    first = _at_first_seam(cell)
+    assert [(a.kind, a.seam) for a in first if a.kind in (A.MOVE_ARM, A.START_WELD)] == [
+        (A.MOVE_ARM, 'seam_a'), (A.START_WELD, 'seam_a')]
+    between = cell.ev(E.WELD_DONE, flag=True)
+    assert [(a.kind, a.detail, a.seam) for a in between if a.kind in (A.STOP_WELD, A.MOVE_ARM)] == [
+        (A.STOP_WELD, '', 'seam_a'), (A.MOVE_ARM, 'seam_start', 'seam_b')]   # arc off, then the air move
+    assert cell.ledger.state('P1') is PartState.WELDING and cell.coord.snapshot().stage is Stage.APPROACH
+    second = cell.ev(E.ARM_AT_GOAL)
+    assert [(a.kind, a.detail, a.seam) for a in second if a.kind in (A.MOVE_ARM, A.START_WELD)] == [
+        (A.MOVE_ARM, 'weld_path', 'seam_b'), (A.START_WELD, 'arc_on', 'seam_b')]
+    done = cell.ev(E.WELD_DONE, flag=True)
+    assert [a.detail for a in done if a.kind is A.MOVE_ARM] == ['home']
+    assert cell.ledger.state('P1') is PartState.WELDED
+    assert cell.ledger.history('P1')[-1].reason == '2 seams welded'
+    assert cell.seam_verdicts('P1') == [('seam_a', 'good'), ('seam_b', 'good')]
+    assert cell.kinds().count(A.REQUEST_PICKUP) == 1   # asked once per part, not once per seam
+
+
+def test_one_seam_outside_its_limits_makes_the_part_rework_and_names_the_seam(tmp_path):
+    cell = Cell(tmp_path / 'l.db', seams=TWO_SEAMS)
+    _at_first_seam(cell)
+    cell.ev(E.WELD_DONE, flag=False)
+    assert cell.coord.snapshot().stage is Stage.APPROACH   # the other seam is still welded: rework redoes one
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.WELD_DONE, flag=True)
+    assert cell.ledger.state('P1') is PartState.REWORK
+    assert cell.ledger.history('P1')[-1].reason == 'weld quality outside limits on seam_a'
+    assert cell.seam_verdicts('P1') == [('seam_a', 'rework'), ('seam_b', 'good')]
+
+
+def test_a_stop_during_the_second_seam_reworks_the_part_seam_by_seam(tmp_path):
+    cell = Cell(tmp_path / 'l.db', seams=TWO_SEAMS)
+    _at_first_seam(cell)
+    cell.ev(E.WELD_DONE, flag=True)
+    cell.ev(E.ARM_AT_GOAL)
+    out = cell.ev(E.ESTOP, flag=True)
+    assert A.STOP_WELD in cell.kinds(out)
+    assert cell.ledger.state('P1') is PartState.REWORK
+    # seam_a keeps its good record; seam_b's record holds what was welded before the stop, as rework
+    assert cell.seam_verdicts('P1') == [('seam_a', 'good'), ('seam_b', 'rework')]
+
+
+def test_a_restart_between_two_seams_makes_the_part_rework_and_says_which_seams_were_recorded(tmp_path):
+    cell = Cell(tmp_path / 'l.db', seams=TWO_SEAMS)
+    _at_first_seam(cell)
+    cell.ev(E.WELD_DONE, flag=True)
+    cell.ev(E.ARM_AT_GOAL)   # seam_b started, then the coordinator died
+    restarted = Cell(tmp_path / 'l.db', seams=TWO_SEAMS)
+    assert restarted.ledger.state('P1') is PartState.REWORK
+    assert restarted.ledger.history('P1')[-1].reason == \
+        'weld interrupted by a coordinator restart (seams recorded: seam_a)'
+
+
+def test_a_restart_after_the_last_seam_was_recorded_keeps_the_parts_verdict(tmp_path):
+    cell = Cell(tmp_path / 'l.db', seams=TWO_SEAMS)
+    _at_first_seam(cell)
+    cell.ev(E.WELD_DONE, flag=True)
+    cell.ev(E.ARM_AT_GOAL)
+    cell.recorder.commit('P1', 'good', 'weld done')   # seam_b's record stored, then the coordinator died
+    restarted = Cell(tmp_path / 'l.db', seams=TWO_SEAMS)
+    assert restarted.ledger.state('P1') is PartState.WELDED
+
+
+@pytest.mark.parametrize('seams', [(), ('seam_a', 'seam_a')])
+def test_a_coordinator_needs_unique_seams(tmp_path, seams):
+    with pytest.raises(CoordinatorError, match='at least one seam and unique seam ids'):
+        Cell(tmp_path / 'l.db', seams=seams)
+
+
+def test_part_verdict_from_its_seams():
+    assert part_verdict([('a', 'good'), ('b', 'good')], ('a', 'b')) == ('good', '2 seams welded')
+    assert part_verdict([('a', 'good')], ('a',)) == ('good', 'weld done')
+    assert part_verdict([('a', 'good')], ('a', 'b')) == ('rework', 'seam(s) not welded: b')
+    assert part_verdict([('a', 'dry_run'), ('b', 'dry_run')], ('a', 'b'))[0] == 'dry_run'
+    assert part_verdict([('a', 'dry_run'), ('b', 'rework')], ('a', 'b')) == (
+        'rework', 'weld quality outside limits on b')

@@ -1,9 +1,10 @@
-"""A part's verdict and its weld record are one fact: killed at every write of the cycle in turn (issue 8).
+"""A part's verdict and its weld records are one fact: killed at every write of the cycle in turn (issue 8).
 
 A child process runs the part cycle (the pure coordinator, a real SQLite ledger and record store, devices
 and fleet from `sim.event_cell`) and SIGKILLs itself right after its k-th committed write, for every k; a
-second process restarts from the files and finishes the cycle. After each restart: no part lost, none
-duplicated, none good without its record.
+second process restarts from the files and finishes the cycle. Parts have two seams, so a verdict waits for
+two records stored one by one. After each restart: no part lost, none duplicated, none good without a
+complete record of every seam.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from cell_control.weld.records import WeldRecordStore
 from conftest import REPO
 
 PARTS = ['P1', 'P2', 'P3']
+SEAMS = ('seam_a', 'seam_b')   # two seams per part: the verdict needs both records, stored one by one
 # A SIGKILL tests the process dying, not the disk: on tmpfs the synchronous commits cost no fsync.
 SCRATCH = '/dev/shm' if os.access('/dev/shm', os.W_OK) else None
 
@@ -47,7 +49,8 @@ def counted(method):
 
 for owner, name in ((PartLedger, 'announce'), (PartLedger, 'move'), (WeldRecordStore, 'append')):
     setattr(owner, name, counted(getattr(owner, name)))
-cell = EventCell(directory / 'ledger.sqlite', directory / 'records.sqlite', sys.argv[3].split(','))
+cell = EventCell(directory / 'ledger.sqlite', directory / 'records.sqlite', sys.argv[3].split(','),
+                 seams=tuple(sys.argv[4].split(',')))
 cell.run()
 cell.close()
 print(writes)
@@ -55,7 +58,8 @@ print(writes)
 
 
 def _run(directory: Path, kill_after: int) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-c', CHILD, str(directory), str(kill_after), ','.join(PARTS)],
+    return subprocess.run([sys.executable, '-c', CHILD, str(directory), str(kill_after), ','.join(PARTS),
+                           ','.join(SEAMS)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
@@ -68,9 +72,10 @@ def _check(directory: Path) -> None:
         for part in ledger.parts():
             records = store.part_records(part.part_id)
             if part.verdict == 'good':
-                assert len(records) == 1 and all(records[0].record.good), \
-                    f'{part.part_id} is good without its complete record'
-            assert len(records) <= 1, f'{part.part_id} has {len(records)} weld records'
+                assert [r.record.seam_id for r in records] == list(SEAMS) and all(
+                    all(r.record.good) for r in records), f'{part.part_id} is good without a complete record per seam'
+            seams = [r.record.seam_id for r in records]
+            assert len(seams) == len(set(seams)), f'{part.part_id} has two records of one seam: {seams}'
             welded_good = any(h.to_state is PartState.WELDED for h in ledger.history(part.part_id))
             assert welded_good == (part.verdict == 'good')
         assert store.verify() is None
@@ -93,9 +98,9 @@ def writes_in_a_whole_cycle(scratch) -> int:
 
 
 def test_a_whole_cycle_makes_the_writes_the_crash_test_kills_at(writes_in_a_whole_cycle):
-    # per part at least: announce, 7 ledger moves (inbound AGV … delivered), one weld record; a retried
-    # handoff replays a move (a no-op write, killed at too)
-    assert writes_in_a_whole_cycle >= len(PARTS) * 9
+    # per part at least: announce, 7 ledger moves (inbound AGV … delivered), one weld record per seam; a
+    # retried handoff replays a move (a no-op write, killed at too)
+    assert writes_in_a_whole_cycle >= len(PARTS) * (8 + len(SEAMS))
 
 
 def test_killed_after_every_write_in_turn_nothing_is_lost_duplicated_or_good_without_record(

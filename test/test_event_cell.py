@@ -15,6 +15,7 @@ import pytest
 
 from cell_control.cell.cycle import Stage
 from cell_control.cell.ledger import PartLedger, PartState
+from cell_control.weld.records import WeldRecordStore
 from cell_control.sim.event_cell import FAULT_TARGETS, DeviceTimes, EventCell, FaultKind, FaultPlan, Stalled, \
     check_files
 
@@ -28,17 +29,17 @@ def scratch() -> Path:
 
 
 def run(directory: Path, parts: int, plan: FaultPlan = FaultPlan(), seed: int = 1,
-        times: DeviceTimes = DeviceTimes()) -> tuple[EventCell, list[dict]]:
+        times: DeviceTimes = DeviceTimes(), seams: tuple[str, ...] = ('seam_a',)) -> tuple[EventCell, list[dict]]:
     journal: list[dict] = []
     ids = [f'P-{n}' for n in range(1, parts + 1)]
     cell = EventCell(directory / 'ledger.sqlite', directory / 'records.sqlite', ids, times=times, faults=plan,
-                     seed=seed, journal=journal.append)
+                     seed=seed, journal=journal.append, seams=seams)
     try:
         cell.run(until_s=parts * 600.0)
     finally:
         cell.close()
     assert cell.violations == []
-    assert check_files(directory / 'ledger.sqlite', directory / 'records.sqlite', ids) == []
+    assert check_files(directory / 'ledger.sqlite', directory / 'records.sqlite', ids, seams) == []
     assert sorted(cell.sink) == sorted(ids), 'every part physically at the sink'
     return cell, journal
 
@@ -59,6 +60,18 @@ def test_each_fault_kind_ends_in_its_documented_state_and_the_parts_still_leave(
     ended = [e for e in journal if e['event'] == 'ended' and e['kind'] == kind.value]
     assert len(injected) >= min(3, len(FAULT_TARGETS[kind])), injected
     assert len(ended) == sum(injected.values()) and all(e['ok'] for e in ended)
+
+
+def test_parts_with_three_seams_get_a_record_per_seam_through_faults(scratch):
+    seams = ('seam_a', 'seam_b', 'seam_c')
+    plan = FaultPlan(rate=1.0, kinds=(FaultKind.ESTOP, FaultKind.SENSOR_DROPOUT), bad_weld_rate=0.1)
+    cell, journal = run(scratch, 12, plan, seed=5, seams=seams)
+    assert [e for e in journal if e['event'] == 'ended' and not e['ok']] == []
+    with PartLedger(scratch / 'ledger.sqlite') as ledger, WeldRecordStore(scratch / 'records.sqlite') as store:
+        welded = [p.part_id for p in ledger.parts() if p.verdict == 'good']
+        assert welded, 'some parts came through whole'
+        for part in welded:
+            assert [r.record.seam_id for r in store.part_records(part)] == list(seams)
 
 
 def test_estops_land_in_many_station_stages_and_operator_states(scratch):

@@ -100,11 +100,11 @@ class ActionKind(str, Enum):
     LOWER_GATE = 'lower_gate'
     CLAMP = 'clamp'
     UNCLAMP = 'unclamp'
-    MOVE_ARM = 'move_arm'                      # detail: target ('seam_start', 'weld_path', 'home')
+    MOVE_ARM = 'move_arm'                      # detail: target ('seam_start', 'weld_path', 'home'); seam
     REPLAN_FROM_CURRENT_JOINTS = 'replan_from_current_joints'  # detail: target; after any stop
     STOP_ARM = 'stop_arm'
     DISCARD_TRAJECTORY = 'discard_trajectory'
-    START_WELD = 'start_weld'                  # detail: 'arc_on' or 'arc_off' (DRY_RUN)
+    START_WELD = 'start_weld'                  # detail: 'arc_on' or 'arc_off' (DRY_RUN); seam: which one
     STOP_WELD = 'stop_weld'                    # arc off, adjuster stopped
     REQUEST_PICKUP = 'request_pickup'          # ask the fleet for an AGV at the outbound dock
     PUBLISH_HANDOFF_RESULT = 'publish_handoff_result'  # result
@@ -126,16 +126,35 @@ class Action:
     detail: str = ''
     reason: str = ''
     result: HandoffResult | None = None
+    seam: str = ''                             # the seam an arm move or a weld is for
 
 
 class WeldRecords(Protocol):
-    """Where the weld records go (`cell_control.weld.recorder.WeldRecorder`)."""
+    """Where the weld records go (`cell_control.weld.recorder.WeldRecorder`): one record per seam welded."""
 
     def commit(self, part_id: str, verdict: str, reason: str) -> str:
-        """Store the record of the part's weld; return the verdict the record supports."""
+        """Store the record of the seam just welded; return the verdict the record supports."""
 
-    def recorded_verdict(self, part_id: str) -> str | None:
-        """Return the verdict of the part's stored records, None when there are none."""
+    def recorded_verdicts(self, part_id: str) -> dict[str, str]:
+        """Return the verdict of each seam of the part that has a stored record, by seam id."""
+
+
+def part_verdict(seam_verdicts: list[tuple[str, str]], seam_ids: tuple[str, ...]) -> tuple[str, str]:
+    """Return the part's verdict and why, from its seams' (id, verdict) in welding order.
+
+    Good only when every seam of the recipe was welded good; dry run when every seam was dry-run; any seam
+    outside its limits, or a seam never welded, makes the part rework, named in the reason.
+    """
+    verdicts = dict(seam_verdicts)
+    missing = [seam for seam in seam_ids if seam not in verdicts]
+    bad = [seam for seam in seam_ids if verdicts.get(seam) == 'rework']
+    if missing:
+        return 'rework', 'seam(s) not welded: ' + ', '.join(missing)
+    if bad:
+        return 'rework', 'weld quality outside limits on ' + ', '.join(bad)
+    if all(verdicts[seam] == 'dry_run' for seam in seam_ids):
+        return 'dry_run', 'dry run: arc was never enabled'
+    return 'good', 'weld done' if len(seam_ids) == 1 else f'{len(seam_ids)} seams welded'
 
 
 class CoordinatorError(Exception):
@@ -182,6 +201,9 @@ class _Station:
     started: bool = False      # the stage's actions were emitted (False: waiting to start or re-start)
     deadline_s: float = 0.0
     replan: bool = False       # next arm motion is planned from the current joints after a stop
+    seam: int = 0              # index of the seam being approached or welded, in the recipe's order
+    verdicts: list[tuple[str, str]] = field(default_factory=list)   # (seam id, verdict) of the seams welded
+    unrecorded: list[str] = field(default_factory=list)   # seams welded good but with no samples to record
 
 
 @dataclass
@@ -201,9 +223,13 @@ class CellCoordinator:
     """Owns the part cycle; restore() must be called once before the first event."""
 
     def __init__(self, ledger: PartLedger, handoff: HandoffServer, records: WeldRecords,
-                 timeouts: CoordinatorTimeouts = CoordinatorTimeouts(), recipe_id: str = '') -> None:
+                 timeouts: CoordinatorTimeouts = CoordinatorTimeouts(), recipe_id: str = '',
+                 seam_ids: tuple[str, ...] = ('seam',)) -> None:
+        if not seam_ids or len(set(seam_ids)) != len(seam_ids):
+            raise CoordinatorError(f'a recipe needs at least one seam and unique seam ids, got {seam_ids!r}')
         self.ledger, self.handoff, self.records, self.timeouts = ledger, handoff, records, timeouts
         self.recipe_id = recipe_id   # the recipe the next parts are welded with
+        self.seam_ids = tuple(seam_ids)   # its seams, in welding order
         self.state = CellState.IDLE
         self.mode = Mode.AUTO
         self._station = _Station()
@@ -231,12 +257,15 @@ class CellCoordinator:
         for part in at_station:
             stage = Stage.CLAMPING if part.state is PartState.AT_STATION else Stage.RETRACT
             if part.state is PartState.WELDING:
-                recorded = self.records.recorded_verdict(part.part_id)
-                if recorded is not None:
-                    self._move(part.part_id, LEDGER_STATE_OF_VERDICT[recorded], now_s,
+                recorded = self.records.recorded_verdicts(part.part_id)
+                if all(seam in recorded for seam in self.seam_ids):
+                    verdict, _ = part_verdict(list(recorded.items()), self.seam_ids)
+                    self._move(part.part_id, LEDGER_STATE_OF_VERDICT[verdict], now_s,
                                'weld recorded before a coordinator restart')
                 else:
-                    out += self._rework(part.part_id, now_s, 'weld interrupted by a coordinator restart')
+                    done = ', '.join(recorded) or 'none'
+                    out += self._rework(part.part_id, now_s, 'weld interrupted by a coordinator restart '
+                                        f'(seams recorded: {done})')
             self._station = _Station(stage, part.part_id, replan=True)
         for part in self.ledger.parts([PartState.ON_CONVEYOR]):
             self._queued = part.part_id
@@ -302,7 +331,7 @@ class CellCoordinator:
             recipe = weldable(load_recipe(recipe_path(recipe_id)))
         except RecipeError as error:
             raise refuse(str(error)) from None
-        self.recipe_id = recipe.id
+        self.recipe_id, self.seam_ids = recipe.id, tuple(seam.id for seam in recipe.seams)
         return recipe
 
     def command(self, cmd: Command, now_s: float) -> list[Action]:
@@ -479,18 +508,27 @@ class CellCoordinator:
         if kind is EventKind.ARM_AT_GOAL and st.stage is Stage.APPROACH:
             return self._next(Stage.WELDING)
         if kind is EventKind.WELD_DONE and st.stage is Stage.WELDING:
+            seam = self.seam_ids[st.seam]
             verdict = 'dry_run' if self.mode is Mode.DRY_RUN else ('good' if event.flag else 'rework')
             why = {'good': 'weld done', 'dry_run': 'dry run: arc was never enabled',
                    'rework': 'weld quality outside limits'}[verdict]
-            out = [Action(ActionKind.STOP_WELD, st.part_id)]
+            out = [Action(ActionKind.STOP_WELD, st.part_id, seam=seam)]
             try:
-                verdict = self.records.commit(st.part_id, verdict, why)
+                recorded = self.records.commit(st.part_id, verdict, why)
             except Exception as error:   # whatever the store raises, the part cannot be good
-                self._move(st.part_id, PartState.REWORK, now_s, f'weld record not written: {error}')
+                self._move(st.part_id, PartState.REWORK, now_s, f'weld record of {seam} not written: {error}')
                 self._next(Stage.RETRACT)
-                return out + self._fault(now_s, f'weld record of part {st.part_id} not written: {error}')
-            if verdict == 'rework' and why == 'weld done':
-                why = 'weld done but no weld samples were recorded'
+                return out + self._fault(now_s, f'weld record of part {st.part_id} not written ({seam}): {error}')
+            st.verdicts.append((seam, recorded))
+            if recorded == 'rework' and verdict == 'good':
+                st.unrecorded.append(seam)
+            if st.seam + 1 < len(self.seam_ids):   # the next seam: an air move to its start, then its weld
+                st.seam += 1
+                return out + self._next(Stage.APPROACH)
+            verdict, why = part_verdict(st.verdicts, self.seam_ids)
+            if st.unrecorded:
+                why = 'weld done but no weld samples were recorded' + (
+                    f' on {", ".join(st.unrecorded)}' if len(self.seam_ids) > 1 else '')
             self._move(st.part_id, LEDGER_STATE_OF_VERDICT[verdict], now_s, why)
             return out + self._next(Stage.RETRACT)
         if kind is EventKind.ARM_AT_GOAL and st.stage is Stage.RETRACT:
@@ -599,23 +637,25 @@ class CellCoordinator:
             if self.handoff.step('outbound') is HandoffStep.AWAIT_CELL:
                 out.append(self._publish(self.handoff.begin_transfer('outbound', now_s)))
             return out
-        out = [self._arm(part, ARM_TARGET[st.stage])]
+        seam = self.seam_ids[st.seam] if st.stage is not Stage.RETRACT else ''
+        out = [self._arm(part, ARM_TARGET[st.stage], seam)]
         if st.stage is Stage.WELDING:
             self._move(part, PartState.WELDING, now_s, f'weld started ({self.mode.value})')
             arc = 'arc_off' if self.mode is Mode.DRY_RUN else 'arc_on'
-            out.append(Action(ActionKind.START_WELD, part, arc))
-            out.append(self._pickup(part))  # the outbound AGV approaches while the part is welded
+            out.append(Action(ActionKind.START_WELD, part, arc, seam=seam))
+            if part not in self._pickup_called:
+                out.append(self._pickup(part))  # the outbound AGV approaches while the part is welded
         return out
 
     def _pickup(self, part_id: str) -> Action:
         self._pickup_called.add(part_id)
         return Action(ActionKind.REQUEST_PICKUP, part_id, 'outbound')
 
-    def _arm(self, part_id: str, target: str) -> Action:
+    def _arm(self, part_id: str, target: str, seam: str = '') -> Action:
         if self._station.replan:
             self._station.replan = False
-            return Action(ActionKind.REPLAN_FROM_CURRENT_JOINTS, part_id, target)
-        return Action(ActionKind.MOVE_ARM, part_id, target)
+            return Action(ActionKind.REPLAN_FROM_CURRENT_JOINTS, part_id, target, seam=seam)
+        return Action(ActionKind.MOVE_ARM, part_id, target, seam=seam)
 
     def _check_deadline(self, now_s: float) -> list[Action]:
         st = self._station

@@ -23,6 +23,8 @@ checked against the restart table of docs/coordinator.md.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import heapq
 import itertools
 import math
@@ -35,7 +37,8 @@ from pathlib import Path
 from typing import Callable
 
 from cell_control.cell.cycle import (MOTION_ACTIONS, MOTION_STOP_ACTIONS, Action, ActionKind, CellCoordinator,
-                                     CellState, Command, CommandRefused, Event, EventKind, Stage)
+                                     CellState, Command, CommandRefused, Event, EventKind, Stage,
+                                     part_verdict)
 from cell_control.cell.description import load_layout
 from cell_control.cell.ledger import TERMINAL_STATES, PartLedger, PartState
 from cell_control.logistics.agv_navigation import Pose2D
@@ -153,8 +156,12 @@ def count_writes(kill_after: int, last_words: Callable[[str], None]) -> None:
     WeldRecordStore.append = counted(WeldRecordStore.append, lambda args: 'weld record')
 
 
-def check_files(ledger_path: Path, records_path: Path, parts: list[str]) -> list[str]:
-    """List what is wrong with the files at the end of a run: parts lost or duplicated, good without a record."""
+def check_files(ledger_path: Path, records_path: Path, parts: list[str],
+                seams: tuple[str, ...] = ('seam_a',)) -> list[str]:
+    """List what is wrong with the files at the end of a run: parts lost or duplicated, good without a record.
+
+    A good part needs one complete good record for each seam of the recipe; no seam has two records.
+    """
     problems = []
     with PartLedger(ledger_path) as ledger, WeldRecordStore(records_path) as store:
         counts = ledger.check_invariant()
@@ -170,10 +177,12 @@ def check_files(ledger_path: Path, records_path: Path, parts: list[str]) -> list
             if len(left) > 1 or sum(h.to_state is PartState.ANNOUNCED for h in history) != 1:
                 problems.append(f'{part.part_id} duplicated: announced or left the cell more than once')
             records = store.part_records(part.part_id)
-            if len(records) > 1:
-                problems.append(f'{part.part_id} has {len(records)} weld records')
-            if part.verdict == 'good' and not (records and all(records[0].record.good)):
-                problems.append(f'{part.part_id} is good without a complete good weld record')
+            per_seam = Counter(r.record.seam_id for r in records)
+            if any(n > 1 for n in per_seam.values()):
+                problems.append(f'{part.part_id} has {len(records)} weld records for seams {dict(per_seam)}')
+            good = {r.record.seam_id for r in records if all(r.record.good)}
+            if part.verdict == 'good' and not set(seams) <= good:
+                problems.append(f'{part.part_id} is good without a complete good weld record of every seam')
             if any(h.to_state is PartState.WELDED for h in history) != (part.verdict == 'good'):
                 problems.append(f'{part.part_id}: verdict {part.verdict} disagrees with its history')
         broken = store.verify()
@@ -218,13 +227,14 @@ class EventCell:
     injected: list[dict] = field(default_factory=list)
     unreached: list[dict] = field(default_factory=list)   # armed faults whose target did not come in time
     violations: list[str] = field(default_factory=list)
+    seams: tuple[str, ...] = ('seam_a',)   # the recipe's seams, welded in this order on every part
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.ledger = PartLedger(self.ledger_path)
         self.store = WeldRecordStore(self.records_path)
         self.recorder = WeldRecorder(self.store, 'bracket')
-        self.coordinator = CellCoordinator(self.ledger, HandoffServer(), self.recorder)
+        self.coordinator = CellCoordinator(self.ledger, HandoffServer(), self.recorder, seam_ids=self.seams)
         self.layout = load_layout()
         self.docks = DockWatch(self.layout, DOCK_POSITION_TOLERANCE_M, DOCK_YAW_TOLERANCE_RAD)
         homes = self.layout['agv']['home']
@@ -290,7 +300,7 @@ class EventCell:
     def _start(self) -> None:
         """Rebuild the world from the ledger, restore the coordinator and check it against the restart table."""
         before = {p.part_id: p.state for p in self.ledger.parts()}
-        recorded = {part: self.recorder.recorded_verdict(part) for part, state in before.items()
+        recorded = {part: self.recorder.recorded_verdicts(part) for part, state in before.items()
                     if state is PartState.WELDING}
         for part, state in before.items():
             if state is PartState.ON_CONVEYOR:
@@ -315,13 +325,13 @@ class EventCell:
                 self._fleet(self.fleet.on_pickup_request(part, self.now_s))
         self._operator_at = self.now_s
 
-    def _check_restore(self, before: dict[str, PartState], recorded: dict[str, str | None]) -> None:
+    def _check_restore(self, before: dict[str, PartState], recorded: dict[str, dict[str, str]]) -> None:
         snap = self.coordinator.snapshot()
         wrong = []
         for part, state in before.items():
             now = self.ledger.state(part)
             if state is PartState.WELDING:
-                verdict = recorded[part] or 'rework'
+                verdict = part_verdict(list(recorded[part].items()), self.seams)[0]
                 want = {'good': PartState.WELDED, 'rework': PartState.REWORK, 'dry_run': PartState.DRY_RUN}[verdict]
                 if now is not want:
                     wrong.append(f'{part} welding restored as {now.value}, not {want.value}')
@@ -371,11 +381,11 @@ class EventCell:
                 self._generation['weld'] += 1
                 self._welding = ''
             elif kind is A.START_WELD:
-                self._weld(action.part_id, action.detail == 'arc_on')
+                self._weld(action.part_id, action.seam, action.detail == 'arc_on')
 
-    def _weld(self, part_id: str, arc: bool) -> None:
-        """Start a weld: the adjuster answers a sample every tick of it, then the weld program reports its end."""
-        self.recorder.begin(part_id, 'seam_a')
+    def _weld(self, part_id: str, seam: str, arc: bool) -> None:
+        """Start a seam's weld: the adjuster answers a sample every tick of it, then the program reports its end."""
+        self.recorder.begin(part_id, seam)
         self._welding = part_id if arc else ''
         good = self.rng.random() >= self.faults.bad_weld_rate
         self._after(self.times.weld_s, self._ending('weld', Event(E.WELD_DONE, flag=good)))

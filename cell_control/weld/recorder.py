@@ -2,8 +2,8 @@
 
 The coordinator commits a weld's verdict to the part ledger only after `commit()` has stored the record
 (issue 8: a crash between the two must never leave a part good without its record). After a restart,
-`recorded_verdict()` answers for a part the ledger still shows as welding: a record means the weld ended and
-was recorded, and its verdict is taken from the record itself (all samples good → 'good').
+`recorded_verdicts()` answers for a part the ledger still shows as welding: a record means the weld ended and
+was recorded, and its verdict is taken from the record itself (all samples good → 'good'), seam by seam.
 """
 from __future__ import annotations
 
@@ -41,9 +41,7 @@ class WeldRecorder:
         LOG.info('weld record %d: part %s %s; chain head %s', stored.record_id, part_id, verdict, stored.hash)
         return verdict
 
-    def recorded_verdict(self, part_id: str) -> str | None:
-        """Return the verdict the stored records of a part support, or None when none was stored."""
-        records = self.store.part_records(part_id)
-        if not records:
-            return None
-        return 'good' if all(all(r.record.good) for r in records) else 'rework'
+    def recorded_verdicts(self, part_id: str) -> dict[str, str]:
+        """Return the verdict each stored record of a part supports, by seam id (the newest record of a seam)."""
+        return {stored.record.seam_id: 'good' if all(stored.record.good) else 'rework'
+                for stored in self.store.part_records(part_id)}
