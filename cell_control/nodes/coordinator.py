@@ -85,7 +85,8 @@ class CoordinatorNode(Node):
         timeouts = {name: p[f'timeouts.{name}'] for name in TIMEOUT_NAMES}
         self.core = CellCoordinator(
             self._ledger, HandoffServer(HandoffTimeouts(**{k: timeouts[k] for k in HANDOFF_TIMEOUTS})),
-            self._recorder, CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}), self.recipe.id)
+            self._recorder, CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}), self.recipe.id,
+            tuple(seam.id for seam in self.recipe.seams))
         self.core.set_mode(Mode(p['mode']), 0.0)
 
         pub = self.create_publisher
