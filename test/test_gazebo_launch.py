@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from cell_control.cell.description import home_positions
+from cell_control.cell.description import home_positions, load_layout
 from cell_control.sim.interface import (AGV_NAMES, DEFAULT_PARTS_IN_POOL, WORLD_FRAME, load_pose, parking_pose,
                                         part_name)
 from cell_control.testing import Latest, wait_for
@@ -74,6 +74,8 @@ def test_gazebo_publishes_clock_joint_states_and_the_world_poses_of_the_pool_and
     for index in range(1, DEFAULT_PARTS_IN_POOL + 1):
         slot = parking_pose(index)
         assert poses.near(part_name(index), slot.x, slot.y, slot.z), poses.by_model[part_name(index)]
+    for agv, home in load_layout()['agv']['home'].items():
+        assert poses.near(agv, home['x'], home['y'], 0.0), poses.by_model[agv]
     wait_for(lambda: joints.msg is not None, START_TIMEOUT_S, '/joint_states from gz-sim')
     arm = dict(zip(joints.msg.name, joints.msg.position))
     assert set(arm) == {'shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint',
