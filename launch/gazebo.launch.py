@@ -1,13 +1,15 @@
-"""The welding cell in Gazebo (gz-sim) with gz_ros2_control, on the same ROS interface as the MuJoCo simulation.
+"""The welding cell in Gazebo (gz-sim 8) with gz_ros2_control, holding the simulation contract.
 
-Starts gz-sim with config/gazebo_world.sdf, publishes the cell description (sim_backend:=gazebo) latched
-on /robot_description, spawns the cell, the AGVs and parts from their xacros, bridges every topic of the
-simulation interface with config/gz_bridge.yaml, and starts the arm's controllers once the cell exists.
-Needs a full ROS 2 Jazzy install with ros_gz and gz_ros2_control.
+Starts gz-sim with config/gazebo_world.sdf (world `cell`), publishes the cell description (sim_backend:=gazebo)
+latched on /robot_description, spawns the cell, the AGVs at their home poses and the pool of `parts_in_pool`
+parts at their parking slots (cell_control/sim/gz_models.py adds their gz systems), bridges the contract's
+topics with config/gz_bridge.yaml, and starts the arm's controllers once the cell exists.
+Contract: cell_control.sim.interface, docs/simulation_contract.md. Needs ROS 2 Jazzy with ros_gz and
+gz_ros2_control.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, RegisterEventHandler
-from launch.conditions import IfCondition
+from launch.actions import (DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction,
+                            RegisterEventHandler)
 from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
@@ -15,15 +17,24 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from cell_control.cell.description import expand_xacro, load_layout, share_dir
-from cell_control.sim.interface import AGV_NAMES
+from cell_control.sim.gz_models import agv_urdf, pool_part_urdf
+from cell_control.sim.interface import (AGV_NAMES, DEFAULT_PARTS_IN_POOL, GZ_WORLD, Pose2D, parking_pose,
+                                        part_name)
 
-WORLD_NAME = 'cell'   # <world name> in config/gazebo_world.sdf
 
-
-def _spawn(name: str, urdf: str, x: float, y: float, z: float, yaw: float, **kwargs) -> Node:
+def _spawn(name: str, urdf: str, pose: Pose2D) -> Node:
     return Node(package='ros_gz_sim', executable='create', name=f'spawn_{name}', output='screen',
-                arguments=['-world', WORLD_NAME, '-name', name, '-string', urdf,
-                           '-x', str(x), '-y', str(y), '-z', str(z), '-Y', str(yaw)], **kwargs)
+                arguments=['-world', GZ_WORLD, '-name', name, '-string', urdf,
+                           '-x', str(pose.x), '-y', str(pose.y), '-z', str(pose.z), '-Y', str(pose.yaw)])
+
+
+def _pool(context) -> list[Node]:
+    """Spawn the part pool: parts_in_pool parts, part i resting on the floor at parking slot i."""
+    text = LaunchConfiguration('parts_in_pool').perform(context)
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f'parts_in_pool must be a whole number of 1 or more, got {text!r}')
+    layout = load_layout()
+    return [_spawn(part_name(i), pool_part_urdf(i, layout), parking_pose(i)) for i in range(1, int(text) + 1)]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -31,7 +42,6 @@ def generate_launch_description() -> LaunchDescription:
     layout = load_layout()
     gui = LaunchConfiguration('gui')
     world = LaunchConfiguration('world')
-    parts = LaunchConfiguration('parts')
 
     arguments = [
         DeclareLaunchArgument(
@@ -42,8 +52,9 @@ def generate_launch_description() -> LaunchDescription:
             # Safe default: headless server, works on CI machines without a display.
             description='Whether to open the Gazebo GUI; false runs the simulation server headless.'),
         DeclareLaunchArgument(
-            'parts', default_value='1', choices=['0', '1', '2'],
-            description='How many parts to spawn, one on the deck of each AGV in turn (agv_1 first).'),
+            'parts_in_pool', default_value=str(DEFAULT_PARTS_IN_POOL),
+            description='How many parts the pool holds: spawned at parking slots, moved by /world/load_part '
+                        'and /world/park_part.'),
     ]
 
     gazebo = IncludeLaunchDescription(
@@ -57,15 +68,10 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[{'robot_description': expand_xacro('cell', sim_backend='gazebo'), 'use_sim_time': True}])
 
     spawn_cell = Node(package='ros_gz_sim', executable='create', name='spawn_cell', output='screen',
-                      arguments=['-world', WORLD_NAME, '-name', 'cell', '-topic', 'robot_description'])
+                      arguments=['-world', GZ_WORLD, '-name', 'cell', '-topic', 'robot_description'])
 
-    agvs = []
-    deck_z = layout['agv']['deck_top_z']
-    for index, agv in enumerate(AGV_NAMES):
-        home = layout['agv']['home'][agv]
-        agvs.append(_spawn(agv, expand_xacro('agv', name=agv), home['x'], home['y'], 0.0, home['yaw']))
-        agvs.append(_spawn(f'part_{index + 1}', expand_xacro('part'), home['x'], home['y'], deck_z + 0.001,
-                           home['yaw'], condition=IfCondition(PythonExpression([parts, f' > {index}']))))
+    agvs = [_spawn(agv, agv_urdf(agv), Pose2D(home['x'], home['y'], 0.0, home['yaw']))
+            for agv, home in ((agv, layout['agv']['home'][agv]) for agv in AGV_NAMES)]
 
     bridge = Node(package='ros_gz_bridge', executable='parameter_bridge', name='gz_bridge', output='screen',
                   parameters=[{'config_file': str(config / 'gz_bridge.yaml'), 'use_sim_time': True}])
@@ -79,5 +85,5 @@ def generate_launch_description() -> LaunchDescription:
         target_action=spawn_cell,
         on_exit=[spawner('joint_state_broadcaster'), spawner('arm_controller')]))
 
-    return LaunchDescription(arguments + [gazebo, robot_state_publisher, spawn_cell, *agvs, bridge,
-                                          controllers])
+    return LaunchDescription(arguments + [gazebo, robot_state_publisher, spawn_cell, *agvs,
+                                          OpaqueFunction(function=_pool), bridge, controllers])

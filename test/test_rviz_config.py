@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from cell_control.cell.description import expand_xacro, share_dir
-from cell_control.sim.interface import sim_topics
+from cell_control.sim.interface import sensor_topics
 
 
 @pytest.fixture(scope='module')
@@ -23,10 +23,10 @@ def test_robot_model_reads_the_latched_description(displays):
     assert model['Description Topic']['Durability Policy'] == 'Transient Local'
 
 
-def test_markers_and_seam_cloud_use_the_simulation_topics(displays):
-    types = {topic.name: topic.ros_type for topic in sim_topics()}
-    markers = displays['rviz_default_plugins/MarkerArray']['Topic']['Value']
-    assert types[markers] == 'visualization_msgs/msg/MarkerArray'
+def test_markers_and_seam_cloud_use_the_cell_topics(displays):
+    # /cell/markers is the MuJoCo node's display topic (no simulation contract topic: not bridgeable)
+    assert displays['rviz_default_plugins/MarkerArray']['Topic']['Value'] == '/cell/markers'
+    types = {topic.name: topic.ros_type for topic in sensor_topics()}
     cloud = displays['rviz_default_plugins/PointCloud2']
     assert types[cloud['Topic']['Value']] == 'sensor_msgs/msg/PointCloud2'
     assert cloud['Topic']['Reliability Policy'] == 'Best Effort'     # sensor-data QoS
