@@ -41,22 +41,21 @@ def gazebo(node_processes, ros_domain):
 
 
 class Poses:
-    """The latest /sim/poses transform of every model, by child frame."""
+    """The latest /sim/poses world pose of every model, by child frame."""
 
     def __init__(self, probe) -> None:
-        from tf2_msgs.msg import TFMessage
+        from nav_msgs.msg import Odometry
         self.by_model: dict = {}
-        probe.node.create_subscription(TFMessage, '/sim/poses', self._on, 10)
+        probe.node.create_subscription(Odometry, '/sim/poses', self._on, 10)
 
     def _on(self, msg) -> None:
-        for transform in msg.transforms:
-            self.by_model[transform.child_frame_id] = transform
+        self.by_model[msg.child_frame_id] = msg
 
     def near(self, model: str, x: float, y: float, z: float) -> bool:
-        transform = self.by_model.get(model)
-        if transform is None:
+        odometry = self.by_model.get(model)
+        if odometry is None:
             return False
-        t = transform.transform.translation
+        t = odometry.pose.pose.position
         return math.dist((t.x, t.y, t.z), (x, y, z)) < POSE_TOLERANCE_M
 
 

@@ -227,7 +227,7 @@ def test_sim_poses_are_published_in_the_world_frame_for_every_agv_and_pool_part(
         (publisher,) = plugins(model, 'gz-sim-odometry-publisher-system')
         assert publisher.findtext('odom_frame') == WORLD_FRAME
         assert publisher.findtext('robot_base_frame') == name
-        assert publisher.findtext('dimensions') == '3' and publisher.findtext('tf_topic') == '/sim/poses'
+        assert publisher.findtext('dimensions') == '3' and publisher.findtext('odom_topic') == '/sim/poses'
 
 
 def set_pose_requests(name: str, model: ET.Element) -> dict[str, tuple[int, dict[str, float]]]:

@@ -34,8 +34,8 @@ def _with_gazebo(urdf: str, model: str) -> tuple[ET.Element, ET.Element]:
     gazebo = ET.SubElement(robot, 'gazebo')
     _plugin(gazebo, 'gz-sim-odometry-publisher-system', 'gz::sim::systems::OdometryPublisher', {
         'odom_frame': WORLD_FRAME, 'robot_base_frame': model, 'dimensions': '3',
-        'odom_publish_frequency': f'{POSE_RATE_HZ:g}', 'tf_topic': POSES_GZ_TOPIC,
-        'odom_topic': f'/model/{model}/world_odometry'})
+        'odom_publish_frequency': f'{POSE_RATE_HZ:g}', 'odom_topic': POSES_GZ_TOPIC,
+        'tf_topic': f'/model/{model}/world_pose'})
     return robot, gazebo
 
 
