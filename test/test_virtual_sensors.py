@@ -16,7 +16,7 @@ from cell_control.sim.cell_scene import PART_GEOM_GROUP, build_cell_model
 from cell_control.sim.mujoco_cell import CellSimulation
 from cell_control.sim.virtual_sensors import (DECK_CENTRED_M, PHOTO_EYE_HEIGHT, PHOTO_EYE_OVERHANG_M, ClampSwitch,
                                               DeckLoad, PhotoEyes, Planar, SeamPlacement, SeamSensor, ToolChain,
-                                              part_at_station, planar, seam_coordinates, seam_in_world)
+                                              WeldArc, part_at_station, planar, seam_coordinates, seam_in_world)
 from cell_control.sim.weld_process import LOOKAHEAD_MM, STEP_S
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import load_seam_csv
@@ -278,7 +278,7 @@ def test_virtual_eyes_deck_and_clamp_equal_mujocos_through_a_scene(cell_model):
 
 
 def test_the_seam_sensor_from_joint_states_streams_what_mujoco_streams(cell_model, tmp_path):
-    """Drive the arm onto a clamped part's seam; the FK route gives MuJoCo's TCP and its whole sensor stream."""
+    """Drive the arm onto a clamped part's seam and weld; the FK route gives MuJoCo's TCP and sensor stream."""
     kinematics = load_kinematics()
     chain = ToolChain.from_urdf(expand_xacro('cell', sim_backend='mujoco'), LAYOUT, kinematics)
     sim = CellSimulation(cell_model, LAYOUT, HOME)
@@ -289,31 +289,42 @@ def test_the_seam_sensor_from_joint_states_streams_what_mujoco_streams(cell_mode
     seam.write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0.5,0.1,0\n200,1.5,0.3,1.0\n')
     z = PART['seam_z']
     start, end = (-0.1, 0.0, z), (0.1, 0.0, z)
-    sim.seam_placement = SeamPlacement(load_seam_csv(seam), start, end)
+    placement = SeamPlacement(load_seam_csv(seam), start, end, dropout_rate=0.05, outlier_rate=0.05, seed=4)
+    sim.seam_placement = placement
     sim.set_clamp(True)
     sim.cross_slide_target_m = 0.002          # an applied correction: the slide carries TCP and sensor
     recipe = SeamRecipe('s', seam, SeamProgram((start, end), 0.1745), 200.0)
     motion = ArmMotion(kinematics, LAYOUT, recipe, HOME)
-    sensor = SeamSensor()
+    sensor, arc = SeamSensor(), WeldArc()
     stream: list[SeamMeasurement] = []
     worst_m = 0.0
 
     def step() -> None:
         nonlocal worst_m
-        # MuJoCo's TCP (xpos) after a step is the forward kinematics of the joints at the start of the step.
+        # MuJoCo's TCP (xpos) after a step is the forward kinematics of the joints at the start of the step ...
         arm, slide = sim.arm_state()[0], sim.cross_slide_position_m()
         sim.step()
         tcp, rotation = chain.tcp_in_world(arm, slide)
         mujoco_tcp, mujoco_rotation = sim.tcp_pose()
         worst_m = max(worst_m, float(np.abs(tcp - mujoco_tcp).max()), float(np.abs(rotation - mujoco_rotation).max()))
-        part_poses = [sim.part_pose(i) for i in sim.parts_in_cell()]
+        parts = {i: sim.part_pose(i) for i in sim.parts_in_cell()}
+
+        def views():
+            return ((i, seam_coordinates(tcp, *seam_in_world(placement, p))) for i, p in parts.items())
+
+        process_sample = None
+        if not arc_on:
+            arc.travelled()
+        elif arc.process is not None or arc.strike(sim.time_s, placement, views()):
+            controls = sim.weld_controls
+            process_sample = arc.advance(dict(views())[arc.part][0], controls.force_n, controls.correction_mm)
         # ... while it takes the cross-slide's offset at the end of the step.
-        sample = sensor.tick(sim.time_s, None, sim.seam_placement,
-                             lambda: (seam_coordinates(tcp, *seam_in_world(sim.seam_placement, p)) for p in part_poses),
+        sample = sensor.tick(sim.time_s, process_sample, placement, lambda: (v for _, v in views()),
                              sim.cross_slide_position_m())
         if sample is not None:
             stream.append(sample)
 
+    arc_on = False
     for _ in range(int(1.0 / STEP_S)):        # the clamp closes and centres the part
         step()
     assert sim.clamp_closed
@@ -323,15 +334,34 @@ def test_the_seam_sensor_from_joint_states_streams_what_mujoco_streams(cell_mode
         if motion.reached(*sim.arm_state()[:2]):
             break
     assert motion.reached(*sim.arm_state()[:2])
-    sim.start_trajectory(motion.plan('weld_path', sim.arm_state()[0]))   # along the seam, arc off: preview
-    for _ in range(int(1.0 / STEP_S)):
+    previews = len(stream)
+    sim.start_trajectory(motion.plan('weld_path', sim.arm_state()[0]))
+    sim.arc_on = arc_on = True
+    for _ in range(int(2.5 / STEP_S)):
         step()
+    assert sim.weld is not None and arc.process is not None, 'the arc never struck'
     assert worst_m < 1e-9, f'FK TCP differs from MuJoCo by {worst_m:.2e}'
     assert len(stream) == len(sim.seam_samples)
-    valid = [s for s in stream if s.flags & LOOKAHEAD_VALID]
-    assert len(valid) > 100, 'the seam was never in view'
+    assert sum(1 for s in stream[:previews] if s.flags & LOOKAHEAD_VALID) > 50, 'no preview of the seam'
+    assert sum(1 for s in stream[previews:] if s.flags & BEAD_VALID) > 100, 'the weld never reached 15 mm'
+    assert any(s.flags == 0 for s in stream[previews:]), 'no dropout while welding'
     for ours, theirs in zip(stream, sim.seam_samples):
-        assert ours.sequence == theirs.sequence and ours.flags == theirs.flags
-        assert ours.stamp_s == theirs.stamp_s
-        assert (ours.gap_mm, ours.mismatch_mm, ours.lateral_mm) == pytest.approx(
-            (theirs.gap_mm, theirs.mismatch_mm, theirs.lateral_mm), abs=1e-9)
+        assert (ours.stamp_s, ours.sequence, ours.flags) == (theirs.stamp_s, theirs.sequence, theirs.flags)
+        assert (ours.gap_mm, ours.mismatch_mm, ours.lateral_mm, ours.bead_width_mm) == pytest.approx(
+            (theirs.gap_mm, theirs.mismatch_mm, theirs.lateral_mm, theirs.bead_width_mm), abs=1e-9)
+
+
+def test_the_arc_strikes_at_the_seam_start_on_a_sensor_tick_and_welds_at_the_tcps_travel(placement):
+    arc = WeldArc()
+    views = [('far', (-50.0, 0.0)), ('p', (1.0, 0.001))]
+    assert not arc.strike(0.002, placement, iter(views))           # not a step before a sensor tick
+    assert not arc.strike(0.003, placement, iter([('p', (3.1, 0.0))]))        # past the seam start
+    assert not arc.strike(0.003, placement, iter([('p', (1.0, 0.0031))]))     # beside the seam line
+    assert arc.strike(0.003, placement, iter(views)) and arc.part == 'p'
+    assert arc.advance(1.016, 250.0, 0.0) is None                   # from 1.0 mm (a step ago) at 16 mm/s
+    sample = arc.advance(1.032, 250.0, 0.0)
+    assert arc.process.s_mm == pytest.approx(0.032) and arc.process.last.speed_mm_s == pytest.approx(16.0)
+    assert sample.sequence == 1
+    arc.advance(1.048, 250.0 + 1000.0, 0.0)                          # a jump in force is slewed at the §6 rate
+    assert arc.process.last.force_n < 260.0
+    assert arc.finish() is not None and arc.process is None

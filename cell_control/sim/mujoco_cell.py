@@ -18,11 +18,10 @@ from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
 from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_measurement import SeamMeasurement
 from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, CellModel
-from cell_control.sim.virtual_sensors import (SEAM_CAPTURE_MM, ClampSwitch, DeckLoad, PhotoEyes, Planar,
-                                              SeamPlacement, SeamSensor, part_at_station, seam_coordinates,
-                                              seam_in_world)
+from cell_control.sim.virtual_sensors import (ClampSwitch, DeckLoad, PhotoEyes, Planar, SeamPlacement, SeamSensor,
+                                              WeldArc, part_at_station, seam_coordinates, seam_in_world, slew)
 from cell_control.sim.weld_process import (NOMINAL_CORRECTION_MM, NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S,
-                                           SAMPLE_STEPS, STEP_S, WeldProcess)
+                                           SAMPLE_STEPS, WeldProcess)
 
 COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
 AGV_LINEAR_ACCEL = 1.0         # m/s²
@@ -93,13 +92,7 @@ class CellSimulation:
         self.seam_placement: SeamPlacement | None = None
         self.weld_controls = WeldControls()
         self.arc_on = False
-        self.weld: WeldProcess | None = None
-        self.weld_part: int | None = None
-        self._weld_origin_mm = 0.0
-        # Force and cross-slide as the tool's drives apply them: slewing to the commands at the §6 rates.
-        self._applied_force_n = NOMINAL_FORCE_N
-        self._applied_correction_mm = NOMINAL_CORRECTION_MM
-        self._seam_mm_before: dict[int, float] = {}   # TCP seam position per part, one step ago (arc on, no weld)
+        self._arc = WeldArc()
         self.seam_samples: list[SeamMeasurement] = []
         self._seam_sensor = SeamSensor()
         mujoco.mj_forward(self.model, self.data)
@@ -275,66 +268,48 @@ class CellSimulation:
                 return self.weld_controls.force_n
         return 0.0
 
+    @property
+    def weld(self) -> WeldProcess | None:
+        """The weld process while the arc burns on a seam, else None."""
+        return self._arc.process
+
+    @property
+    def weld_part(self) -> int | None:
+        """The part welded last."""
+        return self._arc.part   # keyed as parts_in_cell() gives them: indices
+
     def _step_weld(self) -> None:
         """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
-        if self.seam_placement is None or not self.arc_on:
-            self._seam_mm_before = {}
-            if self.weld is not None:
+        arc, placement = self._arc, self.seam_placement
+        if placement is None or not self.arc_on:
+            arc.travelled()
+            if arc.process is not None:
                 self._finish_weld('arc off before the seam end')
             self._sensor_tick(None)
             return
-        if self.weld is None:
-            self._strike_arc()
-            if self.weld is None:
-                self._sensor_tick(None)
-                return
-        assert self.weld_part is not None
-        s_mm = self.seam_coordinates(self.weld_part)[0] - self._weld_origin_mm
-        speed_mm_s = max(0.0, (s_mm - self.weld.s_mm) / STEP_S)
+        if arc.process is None and not arc.strike(self.time_s, placement,
+                                                  ((part, self.seam_coordinates(part))
+                                                   for part in self.parts_in_cell())):
+            self._sensor_tick(None)
+            return
+        assert self.weld_part is not None and arc.process is not None
         controls = self.weld_controls
-        # Setpoints come every 2 ms over DDS and may arrive bunched; the force axis and the cross-slide follow
-        # them at their drives' slew rate (the §6 rate limits), as a real tool's drives do between setpoints.
-        self._applied_force_n += _clamp(controls.force_n - self._applied_force_n,
-                                        LIMITS['force_n'].rate_per_s * STEP_S)
-        self._applied_correction_mm += _clamp(controls.correction_mm - self._applied_correction_mm,
-                                              LIMITS['correction_mm'].rate_per_s * STEP_S)
-        sample = self.weld.step(speed_mm_s, self._applied_force_n, self._applied_correction_mm)
-        self.cross_slide_target_m = (self.weld.last.correction_mm if self.weld.last else 0.0) / 1000.0
+        sample = arc.advance(self.seam_coordinates(self.weld_part)[0], controls.force_n, controls.correction_mm)
+        last = arc.process.last
+        self.cross_slide_target_m = (last.correction_mm if last else 0.0) / 1000.0
         self._sensor_tick(sample)
-        if self.weld.done:
+        if arc.process.done:
             self.arc_on = False
             self._finish_weld('')
 
     def _finish_weld(self, interrupted: str) -> None:
         """Keep the process model's true score of the weld (for evaluation: no real cell can measure it)."""
-        assert self.weld is not None
-        metrics = self.weld.metrics()
+        weld = self._arc.finish()
+        metrics = weld.metrics()
         self.weld_results.append({
-            'part': f'part_{self.weld_part}', 'seam': self.weld.seam.name, 'end_time_s': round(self.time_s, 3),
-            'seam_length_mm': self.weld.seam.length_mm, 'welded_mm': round(self.weld.s_mm, 2),
+            'part': f'part_{self.weld_part}', 'seam': weld.seam.name, 'end_time_s': round(self.time_s, 3),
+            'seam_length_mm': weld.seam.length_mm, 'welded_mm': round(weld.s_mm, 2),
             'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()}})
-        self.weld = None
-
-    def _strike_arc(self) -> None:
-        """Strike as the TCP crosses the seam start: the weld path runs up to it at the travel speed.
-
-        Only on a step after which the process's sensor ticks fall on the stream's 500 Hz ticks. The process
-        starts where the TCP was one step before, so its first step is this step's travel, at speed.
-        """
-        previous, self._seam_mm_before = self._seam_mm_before, {}
-        on_tick = round(self.time_s / STEP_S) % SAMPLE_STEPS == 1
-        for part in self.parts_in_cell():
-            s_mm, distance_m = self.seam_coordinates(part)
-            self._seam_mm_before[part] = s_mm
-            if on_tick and 0.0 <= s_mm <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
-                placement = self.seam_placement
-                assert placement is not None
-                self.weld = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
-                                        placement.outlier_rate, placement.seed)
-                self._weld_origin_mm = previous.get(part, s_mm)
-                self._applied_force_n, self._applied_correction_mm = NOMINAL_FORCE_N, NOMINAL_CORRECTION_MM
-                self.weld_part = part
-                return
 
     def _sensor_tick(self, sample: SeamMeasurement | None) -> None:
         """Stream the laser sensor at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
@@ -392,7 +367,7 @@ class CellSimulation:
         dt = self.timestep_s
         follower = self.follower
         if follower.active and not follower.finished:   # moving: the controller ramps a new scaling in
-            self._applied_scaling += _clamp(self.speed_scaling - self._applied_scaling, SCALING_RATE_PER_S * dt)
+            self._applied_scaling += slew(self.speed_scaling - self._applied_scaling, SCALING_RATE_PER_S * dt)
         else:                                           # holding still: it applies at once
             self._applied_scaling = self.speed_scaling
         scaling = self._applied_scaling
@@ -408,7 +383,7 @@ class CellSimulation:
         d.qvel[c.belt_dof] = self.belt_speed_m_s
         gate = float(d.qpos[c.gate_qpos])
         gate_target = 0.0 if not self.gate_raised else gate if self._part_over_gate() else c.gate_travel_m
-        d.qpos[c.gate_qpos] = gate + _clamp(gate_target - gate, GATE_SPEED * dt)
+        d.qpos[c.gate_qpos] = gate + slew(gate_target - gate, GATE_SPEED * dt)
         d.qvel[c.gate_dof] = 0.0
 
         now = float(d.time)
@@ -425,8 +400,8 @@ class CellSimulation:
             if not (target_linear or target_angular or velocity[0] or velocity[1] or command.deck_m_s):
                 d.qvel[x_dof:x_dof + 3] = 0.0   # parked: held in place (a part on its deck must not push it)
                 continue
-            velocity[0] += _clamp(target_linear - velocity[0], AGV_LINEAR_ACCEL * dt)
-            velocity[1] += _clamp(target_angular - velocity[1], AGV_ANGULAR_ACCEL * dt)
+            velocity[0] += slew(target_linear - velocity[0], AGV_LINEAR_ACCEL * dt)
+            velocity[1] += slew(target_angular - velocity[1], AGV_ANGULAR_ACCEL * dt)
             yaw = float(d.qpos[c.agv_qpos[agv][2]])
             d.qvel[x_dof:x_dof + 3] = (velocity[0] * math.cos(yaw), velocity[0] * math.sin(yaw), velocity[1])
             d.qpos[c.deck_qpos[agv]] = 0.0
@@ -438,7 +413,3 @@ def _json_number(value: float | int) -> float | int | None:
     if isinstance(value, float):
         return round(value, 4) if math.isfinite(value) else None
     return value
-
-
-def _clamp(value: float, limit: float) -> float:
-    return -limit if value < -limit else limit if value > limit else value

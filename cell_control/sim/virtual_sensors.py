@@ -17,6 +17,8 @@ Public API:
     ClampSwitch(clamp_time_s): .command(closed, now_s); .update(now_s, part_at_station) -> closed
     SeamPlacement, seam_in_world(placement, part_pose), seam_coordinates(point, start, direction)
     SeamSensor(seed).tick(time_s, process_sample, placement, views, cross_slide_m) -> SeamMeasurement | None
+    WeldArc: .strike(time_s, placement, views) -> struck; .advance(tcp_s_mm, force_n, correction_mm) -> sample
+        | None; .travelled(), .finish() -> WeldProcess; .process, .part    (the bead width's process state)
     ToolChain.from_urdf(urdf_xml, layout, kinematics): .tcp_in_world(arm_positions, cross_slide_m)
 """
 from __future__ import annotations
@@ -30,9 +32,11 @@ from typing import Callable, Hashable, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from cell_control.motion.kinematics import UrKinematics
+from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import SeamProfile
-from cell_control.sim.weld_process import GAP_NOISE_MM, LATERAL_NOISE_MM, LOOKAHEAD_MM, SAMPLE_STEPS, STEP_S
+from cell_control.sim.weld_process import (GAP_NOISE_MM, LATERAL_NOISE_MM, LOOKAHEAD_MM, NOMINAL_CORRECTION_MM,
+                                           NOMINAL_FORCE_N, SAMPLE_STEPS, STEP_S, WeldProcess)
 
 PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
 PHOTO_EYE_OVERHANG_M = 0.05    # the beam runs this far past each belt edge (emitter and reflector posts)
@@ -248,6 +252,65 @@ class SeamSensor:
                                            gap + noise(0.0, GAP_NOISE_MM), mismatch + noise(0.0, GAP_NOISE_MM),
                                            offset_mm + noise(0.0, LATERAL_NOISE_MM), 0.0)
         return SeamMeasurement(time_s, self.sequence, 0, 0.0, 0.0, 0.0, 0.0)
+
+
+def slew(value: float, limit: float) -> float:
+    """Return `value` limited to ±`limit`: the step a rate-limited drive makes toward its target."""
+    return -limit if value < -limit else limit if value > limit else value
+
+
+class WeldArc:
+    """The weld process (sim/weld_process.py) run by the TCP's own travel along the seam while the arc burns.
+
+    It gives the seam sensor's samples during the weld, bead width included. The arc strikes as the TCP
+    crosses the seam start, only on a step after which the process's sensor ticks fall on the stream's 500 Hz
+    ticks; the process starts where the TCP was one step before, so its first step is that step's travel, at
+    speed. Force and cross-slide follow their commands at their drives' slew rate (the §6 rate limits), as a
+    real tool's drives do between setpoints that come every 2 ms over DDS and may arrive bunched.
+    """
+
+    def __init__(self) -> None:
+        self.process: WeldProcess | None = None
+        self.part: Hashable | None = None       # the part welded last
+        self._origin_mm = 0.0
+        self._force_n, self._correction_mm = NOMINAL_FORCE_N, NOMINAL_CORRECTION_MM
+        self._s_before: dict[Hashable, float] = {}   # TCP seam position per part, one step ago (arc on, no weld)
+
+    def travelled(self) -> None:
+        """Forget where the TCP was: the arc is off, so the next strike measures travel afresh."""
+        self._s_before = {}
+
+    def strike(self, time_s: float, placement: SeamPlacement,
+               views: Iterable[tuple[Hashable, tuple[float, float]]]) -> bool:
+        """Strike on the first part whose seam start the TCP is at (views: part, seam_coordinates of the TCP)."""
+        previous, self._s_before = self._s_before, {}
+        on_tick = round(time_s / STEP_S) % SAMPLE_STEPS == 1
+        for part, (s_mm, distance_m) in views:
+            self._s_before[part] = s_mm
+            if on_tick and 0.0 <= s_mm <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
+                self.process = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
+                                           placement.outlier_rate, placement.seed)
+                self._origin_mm = previous.get(part, s_mm)
+                self._force_n, self._correction_mm = NOMINAL_FORCE_N, NOMINAL_CORRECTION_MM
+                self.part = part
+                return True
+        return False
+
+    def advance(self, tcp_s_mm: float, force_n: float, correction_mm: float) -> SeamMeasurement | None:
+        """Run one 1 ms step to the TCP's seam position with the commanded controls; return its sensor sample."""
+        process = self.process
+        assert process is not None, 'advance() before the arc struck'
+        speed_mm_s = max(0.0, (tcp_s_mm - self._origin_mm - process.s_mm) / STEP_S)
+        self._force_n += slew(force_n - self._force_n, LIMITS['force_n'].rate_per_s * STEP_S)
+        self._correction_mm += slew(correction_mm - self._correction_mm, LIMITS['correction_mm'].rate_per_s * STEP_S)
+        return process.step(speed_mm_s, self._force_n, self._correction_mm)
+
+    def finish(self) -> WeldProcess:
+        """End the weld and return its process (its metrics are the weld's true score)."""
+        process = self.process
+        assert process is not None, 'finish() without a weld'
+        self.process = None
+        return process
 
 
 # ----- the TCP from joint states ----------------------------------------------------------------------------
