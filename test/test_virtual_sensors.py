@@ -16,7 +16,8 @@ from cell_control.sim.cell_scene import PART_GEOM_GROUP, build_cell_model
 from cell_control.sim.mujoco_cell import CellSimulation
 from cell_control.sim.virtual_sensors import (DECK_CENTRED_M, PHOTO_EYE_HEIGHT, PHOTO_EYE_OVERHANG_M, ClampSwitch,
                                               DeckLoad, PhotoEyes, Planar, SeamPlacement, SeamSensor, ToolChain,
-                                              WeldArc, part_at_station, planar, seam_coordinates, seam_in_world)
+                                              CellSwitches, WeldArc, part_at_station, planar, pose_from_tf,
+                                              seam_coordinates, seam_in_world)
 from cell_control.sim.weld_process import LOOKAHEAD_MM, STEP_S
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import load_seam_csv
@@ -140,6 +141,31 @@ def test_a_part_within_the_clamps_reach_of_the_station_is_the_one_at_the_station
     x = LAYOUT['station']['x']
     assert part_at_station({'a': [x + 0.06, -0.06, BELT_Z]}, LAYOUT) == 'a'
     assert part_at_station({'a': [x + 0.0601, 0.0, BELT_Z], 'b': [x, 0.0601, BELT_Z]}, LAYOUT) is None
+
+
+# ----- all switches from named poses ----------------------------------------------------------------------
+def test_a_transform_gives_the_pose_its_quaternion_says():
+    yaw = 0.7
+    position, rotation = pose_from_tf([1.0, 2.0, 3.0], [0.0, 0.0, 2 * math.sin(yaw / 2), 2 * math.cos(yaw / 2)])
+    assert position == pytest.approx([1.0, 2.0, 3.0]) and rotation == pytest.approx(rot_z(yaw))
+    tilted = pose_from_tf([0.0, 0.0, 0.0], [math.sin(0.25), 0.0, 0.0, math.cos(0.25)])[1]   # 0.5 rad about x
+    assert tilted @ [0.0, 1.0, 0.0] == pytest.approx([0.0, math.cos(0.5), math.sin(0.5)])
+
+
+def test_the_cell_switches_read_every_device_from_named_poses():
+    switches = CellSwitches(LAYOUT)
+    home = LAYOUT['agv']['home']['agv_1']
+    deck_part = pose(home['x'] + 0.1, home['y'], LAYOUT['agv']['deck_top_z'])
+    poses = {'agv_1': (np.array([home['x'], home['y'], 0.0]), rot_z(home['yaw'])),
+             'part_0': deck_part, 'part_1': pose(LAYOUT['station']['x']),
+             'not_a_part': pose(LAYOUT['photo_eyes']['infeed'])}
+    reading = switches.read(0.0, poses)
+    assert reading == {'eye/infeed': False, 'eye/station': True, 'eye/outfeed': False, 'clamp': False,
+                       'load/agv_1': True}                          # agv_2 has no pose: no reading
+    assert all(type(state) is bool for state in reading.values())   # std_msgs/Bool takes plain bools only
+    switches.clamp.command(True, 1.0)
+    assert switches.read(1.2, poses)['clamp'] is False and switches.clamp.part == 'part_1'
+    assert switches.read(1.0 + LAYOUT['station']['clamp_time'], poses)['clamp'] is True
 
 
 # ----- seam sensor ------------------------------------------------------------------------------------------

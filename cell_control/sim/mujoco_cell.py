@@ -198,8 +198,7 @@ class CellSimulation:
 
     def load_present(self, agv: str) -> bool:
         """Read the deck's load sensor: whether a part lies on the deck, near its centre."""
-        # A numpy bool would serialise as False in std_msgs/Bool.
-        return bool(self._deck_load.load_present(self._agv_planar(agv), self._part_positions()))
+        return self._deck_load.load_present(self._agv_planar(agv), self._part_positions())
 
     def _agv_planar(self, agv: str) -> Planar:
         state = self.agv_state(agv)

@@ -12,7 +12,8 @@ order wins where one part is picked.
 Public API:
     PhotoEyes(layout).read(part_poses) -> {eye: blocked}
     DeckLoad(layout).part_on_deck(agv, part_positions) -> key | None; .load_present(agv, part_positions)
-    planar(position, rotation) -> Planar(x, y, yaw)
+    planar(position, rotation) -> Planar(x, y, yaw); pose_from_tf(translation, quaternion) -> Pose
+    CellSwitches(layout).read(now_s, named_poses) -> {'eye/<eye>' | 'clamp' | 'load/<agv>': state}
     part_at_station(part_positions, layout) -> key | None
     ClampSwitch(clamp_time_s): .command(closed, now_s); .update(now_s, part_at_station) -> closed
     SeamPlacement, seam_in_world(placement, part_pose), seam_coordinates(point, start, direction)
@@ -59,6 +60,15 @@ class Planar(NamedTuple):
 def planar(position: Sequence[float], rotation: np.ndarray) -> Planar:
     """Return the floor pose of a body from its world pose (yaw of its x axis about world z)."""
     return Planar(float(position[0]), float(position[1]), math.atan2(rotation[1][0], rotation[0][0]))
+
+
+def pose_from_tf(translation: Sequence[float], quaternion: Sequence[float]) -> Pose:
+    """Return the pose of a transform: translation (x, y, z) and quaternion (x, y, z, w), normalised here."""
+    x, y, z, w = np.asarray(quaternion, dtype=float) / np.linalg.norm(quaternion)
+    rotation = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return np.asarray(translation, dtype=float), rotation
 
 
 # ----- photo-eyes -------------------------------------------------------------------------------------------
@@ -132,7 +142,8 @@ class DeckLoad:
         key = self.part_on_deck(agv, part_positions)
         if key is None:
             return False
-        return abs(self._in_agv_frame(agv, part_positions[key])[0]) <= DECK_CENTRED_M
+        # A plain bool: a numpy bool would serialise as False in std_msgs/Bool.
+        return bool(abs(self._in_agv_frame(agv, part_positions[key])[0]) <= DECK_CENTRED_M)
 
 
 # ----- fixture clamp ----------------------------------------------------------------------------------------
@@ -178,6 +189,33 @@ class ClampSwitch:
         if not self.commanded and not self.closed:
             self.part = None
         return self.closed
+
+
+class CellSwitches:
+    """The cell's switch signals from the named world poses of /sim/poses (`part_<i>`, `<agv>`): one reading.
+
+    Keys: `eye/<eye>` for each photo-eye of the layout, `clamp` for the clamp's end switch (command it through
+    `.clamp`), `load/<agv>` for each AGV of the layout whose pose is among the poses (an AGV without a pose
+    gives no reading rather than a guessed one).
+    """
+
+    PART_PREFIX = 'part_'
+
+    def __init__(self, layout: dict) -> None:
+        self.eyes, self.decks = PhotoEyes(layout), DeckLoad(layout)
+        self.clamp = ClampSwitch(layout['station']['clamp_time'])
+        self.agvs = tuple(layout['agv']['home'])
+        self._layout = layout
+
+    def read(self, now_s: float, poses: Mapping[str, Pose]) -> dict[str, bool]:
+        """Return every switch state at `now_s` for the bodies at these world poses."""
+        parts = {name: pose for name, pose in poses.items() if name.startswith(self.PART_PREFIX)}
+        positions = {name: pose[0] for name, pose in parts.items()}
+        switches = {f'eye/{eye}': state for eye, state in self.eyes.read(parts.values()).items()}
+        switches['clamp'] = self.clamp.update(now_s, lambda: part_at_station(positions, self._layout))
+        switches.update({f'load/{agv}': self.decks.load_present(planar(*poses[agv]), positions)
+                         for agv in self.agvs if agv in poses})
+        return switches
 
 
 # ----- laser seam sensor ------------------------------------------------------------------------------------
