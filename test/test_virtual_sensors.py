@@ -150,6 +150,8 @@ def test_a_transform_gives_the_pose_its_quaternion_says():
     assert position == pytest.approx([1.0, 2.0, 3.0]) and rotation == pytest.approx(rot_z(yaw))
     tilted = pose_from_tf([0.0, 0.0, 0.0], [math.sin(0.25), 0.0, 0.0, math.cos(0.25)])[1]   # 0.5 rad about x
     assert tilted @ [0.0, 1.0, 0.0] == pytest.approx([0.0, math.cos(0.5), math.sin(0.5)])
+    with pytest.raises(ValueError, match='has no length'):
+        pose_from_tf([0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0])
 
 
 def test_the_cell_switches_read_every_device_from_named_poses():

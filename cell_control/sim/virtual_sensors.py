@@ -64,7 +64,10 @@ def planar(position: Sequence[float], rotation: np.ndarray) -> Planar:
 
 def pose_from_tf(translation: Sequence[float], quaternion: Sequence[float]) -> Pose:
     """Return the pose of a transform: translation (x, y, z) and quaternion (x, y, z, w), normalised here."""
-    x, y, z, w = np.asarray(quaternion, dtype=float) / np.linalg.norm(quaternion)
+    norm = float(np.linalg.norm(quaternion))
+    if not norm > 0.0:
+        raise ValueError(f'quaternion {tuple(quaternion)} has no length: it is no rotation')
+    x, y, z, w = np.asarray(quaternion, dtype=float) / norm
     rotation = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
                          [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
                          [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
