@@ -8,7 +8,6 @@ differential-drive bases, photo-eyes are light barriers (rays) that only parts i
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 
 import mujoco
@@ -17,47 +16,24 @@ import numpy as np
 from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
 from cell_control.weld.process_model import LIMITS
-from cell_control.weld.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
-from cell_control.weld.seam_profile import SeamProfile
-from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, PART_GEOM_GROUP, CellModel
-from cell_control.sim.weld_process import (GAP_NOISE_MM, LATERAL_NOISE_MM, LOOKAHEAD_MM, NOMINAL_CORRECTION_MM,
-                                           NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, SAMPLE_STEPS, STEP_S,
-                                           WeldProcess)
+from cell_control.weld.seam_measurement import SeamMeasurement
+from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, CellModel
+from cell_control.sim.virtual_sensors import (ClampSwitch, DeckLoad, PhotoEyes, Planar, SeamPlacement, SeamSensor,
+                                              WeldArc, part_at_station, seam_coordinates, seam_in_world, slew)
+from cell_control.sim.weld_process import (NOMINAL_CORRECTION_MM, NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S,
+                                           SAMPLE_STEPS, WeldProcess)
 
 COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
 AGV_LINEAR_ACCEL = 1.0         # m/s²
 AGV_ANGULAR_ACCEL = 2.0        # rad/s²
 GATE_SPEED = 0.2               # m/s the stop gate moves
 GATE_THICKNESS_M = 0.03        # the stop gate's extent along the belt past its face
-PHOTO_EYE_HEIGHT = 0.03        # m above the carrying surface
-CLAMP_REACH_M = 0.06           # a part this close to the station position is gripped by the clamp
-DECK_CENTRED_M = 0.15          # the deck's load sensor sees a part this close to the deck centre
-SEAM_CAPTURE_MM = 3.0          # the arc strikes only within this distance past the seam start and of its line
 CLEARED_GAP_M = 0.3            # the gap an operator clearing a jam leaves between parts that piled up
 CONTACT_TOLERANCE_M = 0.003    # TCP this close to the part surface: the force-controlled axis is in contact
 # Speed-scaling changes are ramped in at the §6 travel-speed rate spread over the adjuster's 2 ms sample (1/s at
 # the planned 25 mm/s): its changes (≤ rate × 1 ms per sample) and bunched or late commands reach the TCP as a
 # ramp of at most rate × 1 ms / 2 per step, never as a step.
 SCALING_RATE_PER_S = LIMITS['speed_mm_s'].rate_per_s / SAMPLE_STEPS / PLANNED_WELD_SPEED_MM_S
-
-
-@dataclass(frozen=True)
-class SeamPlacement:
-    """Where a seam lies on the part (part frame, metres) and the process it is welded with."""
-
-    seam: SeamProfile
-    start_in_part: tuple[float, float, float]
-    end_in_part: tuple[float, float, float]
-    power_drift: float = 0.0
-    dropout_rate: float = 0.0
-    outlier_rate: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        length_mm = 1000.0 * float(np.linalg.norm(np.subtract(self.end_in_part, self.start_in_part)))
-        if abs(length_mm - self.seam.length_mm) > 1.0:
-            raise ValueError(f'seam {self.seam.name} is {self.seam.length_mm:g} mm long but its start and end '
-                             f'points on the part are {length_mm:.1f} mm apart')
 
 
 @dataclass
@@ -110,27 +86,16 @@ class CellSimulation:
         for index in range(len(cell.part_bodies)):
             self._park(index)
         self.jammed_part: int | None = None   # fault injection: a part snagged on the belt
-        self.clamp_command = False
-        self.clamp_closed = False
-        self._clamp_change_s = 0.0
-        self._clamped_part: int | None = None
+        self._clamp = ClampSwitch(layout['station']['clamp_time'])
+        self._photo_eyes = PhotoEyes(layout)
+        self._deck_load = DeckLoad(layout)
         self.weld_results: list[dict] = []
         self.seam_placement: SeamPlacement | None = None
         self.weld_controls = WeldControls()
         self.arc_on = False
-        self.weld: WeldProcess | None = None
-        self.weld_part: int | None = None
-        self._weld_origin_mm = 0.0
-        # Force and cross-slide as the tool's drives apply them: slewing to the commands at the §6 rates.
-        self._applied_force_n = NOMINAL_FORCE_N
-        self._applied_correction_mm = NOMINAL_CORRECTION_MM
-        self._seam_mm_before: dict[int, float] = {}   # TCP seam position per part, one step ago (arc on, no weld)
+        self._arc = WeldArc()
         self.seam_samples: list[SeamMeasurement] = []
-        self._sensor_sequence = 0
-        self._preview_noise = random.Random(0)
-        self._eye_mask = np.zeros(6, dtype=np.uint8)
-        self._eye_mask[PART_GEOM_GROUP] = 1
-        self._eye_geom = np.zeros(1, dtype=np.int32)
+        self._seam_sensor = SeamSensor()
         mujoco.mj_forward(self.model, self.data)
 
     # ----- time -----------------------------------------------------------------------------------------
@@ -190,16 +155,7 @@ class CellSimulation:
         return AgvState(float(x), float(y), float(yaw), linear, angular)
 
     def photo_eyes(self) -> dict[str, bool]:
-        conveyor = self.layout['conveyor']
-        z = conveyor['belt_top_z'] + PHOTO_EYE_HEIGHT
-        start_y = -conveyor['width'] / 2 - 0.05
-        direction = np.array([0.0, 1.0, 0.0])
-        states = {}
-        for eye, x in self.layout['photo_eyes'].items():
-            distance = mujoco.mj_ray(self.model, self.data, np.array([x, start_y, z]), direction,
-                                     self._eye_mask, 0, -1, self._eye_geom)
-            states[eye] = 0.0 <= distance <= conveyor['width'] + 0.1
-        return states
+        return self._photo_eyes.read(self.part_pose(i) for i in self.parts_in_cell())
 
     # ----- parts ----------------------------------------------------------------------------------------
     def part_pose(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -239,33 +195,25 @@ class CellSimulation:
         return index
 
     def part_on_deck(self, agv: str) -> int | None:
-        state = self.agv_state(agv)
-        half_length = self.layout['agv']['length'] / 2
-        for index in self.parts_in_cell():
-            position, _ = self.part_pose(index)
-            along = (position[0] - state.x) * math.cos(state.yaw) + (position[1] - state.y) * math.sin(state.yaw)
-            across = -(position[0] - state.x) * math.sin(state.yaw) + (position[1] - state.y) * math.cos(state.yaw)
-            on_deck_height = abs(position[2] - self.layout['agv']['deck_top_z']) < 0.02
-            if on_deck_height and abs(along) < half_length and abs(across) < self.layout['agv']['width'] / 2:
-                return index
-        return None
+        return self._deck_load.part_on_deck(self._agv_planar(agv), self._part_positions())
 
     def load_present(self, agv: str) -> bool:
         """Read the deck's load sensor: whether a part lies on the deck, near its centre."""
-        index = self.part_on_deck(agv)
-        if index is None:
-            return False
+        return self._deck_load.load_present(self._agv_planar(agv), self._part_positions())
+
+    def _agv_planar(self, agv: str) -> Planar:
         state = self.agv_state(agv)
-        position, _ = self.part_pose(index)
-        along = (position[0] - state.x) * math.cos(state.yaw) + (position[1] - state.y) * math.sin(state.yaw)
-        return bool(abs(along) <= DECK_CENTRED_M)   # a numpy bool would serialise as False in std_msgs/Bool
+        return Planar(state.x, state.y, state.yaw)
+
+    def _part_positions(self) -> dict[int, np.ndarray]:
+        return {i: self.data.xpos[self.cell.part_bodies[i]] for i in self.parts_in_cell()}
 
     def jam_belt(self) -> int:
         """Fault injection: the part furthest along the belt snags and stays put while the belt slides under it.
 
         A part clamped on the fixture does not ride the belt, so it cannot snag.
         """
-        clamped = self._part_at_station() if self.clamp_command else None
+        clamped = part_at_station(self._part_positions(), self.layout) if self.clamp_command else None
         on_belt = [i for i in self._parts_on_belt() if i != clamped]
         if not on_belt:
             raise RuntimeError('no part riding the belt to jam')
@@ -304,9 +252,16 @@ class CellSimulation:
                 and abs(self.part_pose(i)[0][2] - conveyor['belt_top_z']) < 0.05]
 
     def set_clamp(self, closed: bool) -> None:
-        if closed != self.clamp_command:
-            self.clamp_command = closed
-            self._clamp_change_s = self.time_s
+        self._clamp.command(closed, self.time_s)
+
+    @property
+    def clamp_command(self) -> bool:
+        return self._clamp.commanded
+
+    @property
+    def clamp_closed(self) -> bool:
+        """Read the clamp's end switch."""
+        return self._clamp.closed
 
     def _park(self, index: int) -> None:
         q, v = self.cell.part_qpos[index], self.cell.part_dof[index]
@@ -326,19 +281,12 @@ class CellSimulation:
 
     def seam_in_world(self, part: int) -> tuple[np.ndarray, np.ndarray]:
         """Start point and unit direction of the configured seam on `part`, in the world frame."""
-        placement = self.seam_placement
-        assert placement is not None
-        position, rotation = self.part_pose(part)
-        start = position + rotation @ np.asarray(placement.start_in_part)
-        end = position + rotation @ np.asarray(placement.end_in_part)
-        return start, (end - start) / np.linalg.norm(end - start)
+        assert self.seam_placement is not None
+        return seam_in_world(self.seam_placement, self.part_pose(part))
 
     def seam_coordinates(self, part: int) -> tuple[float, float]:
         """TCP position along the seam (mm from its start) and its distance from the seam line (m)."""
-        start, direction = self.seam_in_world(part)
-        offset = self.tcp_pose()[0] - start
-        along = float(offset @ direction)
-        return 1000.0 * along, float(np.linalg.norm(offset - along * direction))
+        return seam_coordinates(self.tcp_pose()[0], *self.seam_in_world(part))
 
     def tool_force_n(self) -> float:
         """Contact force along the tool axis: the force-controlled axis presses while touching a part."""
@@ -352,97 +300,56 @@ class CellSimulation:
                 return self.weld_controls.force_n
         return 0.0
 
+    @property
+    def weld(self) -> WeldProcess | None:
+        """The weld process while the arc burns on a seam, else None."""
+        return self._arc.process
+
+    @property
+    def weld_part(self) -> int | None:
+        """The part welded last."""
+        return self._arc.part   # keyed as parts_in_cell() gives them: indices
+
     def _step_weld(self) -> None:
         """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
-        if self.seam_placement is None or not self.arc_on:
-            self._seam_mm_before = {}
-            if self.weld is not None:
+        arc, placement = self._arc, self.seam_placement
+        if placement is None or not self.arc_on:
+            arc.travelled()
+            if arc.process is not None:
                 self._finish_weld('arc off before the seam end')
             self._sensor_tick(None)
             return
-        if self.weld is None:
-            self._strike_arc()
-            if self.weld is None:
-                self._sensor_tick(None)
-                return
-        assert self.weld_part is not None
-        s_mm = self.seam_coordinates(self.weld_part)[0] - self._weld_origin_mm
-        speed_mm_s = max(0.0, (s_mm - self.weld.s_mm) / STEP_S)
+        if arc.process is None and not arc.strike(self.time_s, placement,
+                                                  ((part, self.seam_coordinates(part))
+                                                   for part in self.parts_in_cell())):
+            self._sensor_tick(None)
+            return
+        assert self.weld_part is not None and arc.process is not None
         controls = self.weld_controls
-        # Setpoints come every 2 ms over DDS and may arrive bunched; the force axis and the cross-slide follow
-        # them at their drives' slew rate (the §6 rate limits), as a real tool's drives do between setpoints.
-        self._applied_force_n += _clamp(controls.force_n - self._applied_force_n,
-                                        LIMITS['force_n'].rate_per_s * STEP_S)
-        self._applied_correction_mm += _clamp(controls.correction_mm - self._applied_correction_mm,
-                                              LIMITS['correction_mm'].rate_per_s * STEP_S)
-        sample = self.weld.step(speed_mm_s, self._applied_force_n, self._applied_correction_mm)
-        self.cross_slide_target_m = (self.weld.last.correction_mm if self.weld.last else 0.0) / 1000.0
+        sample = arc.advance(self.seam_coordinates(self.weld_part)[0], controls.force_n, controls.correction_mm)
+        last = arc.process.last
+        self.cross_slide_target_m = (last.correction_mm if last else 0.0) / 1000.0
         self._sensor_tick(sample)
-        if self.weld.done:
+        if arc.process.done:
             self.arc_on = False
             self._finish_weld('')
 
     def _finish_weld(self, interrupted: str) -> None:
         """Keep the process model's true score of the weld (for evaluation: no real cell can measure it)."""
-        assert self.weld is not None
-        metrics = self.weld.metrics()
+        weld = self._arc.finish()
+        metrics = weld.metrics()
         self.weld_results.append({
-            'part': f'part_{self.weld_part}', 'seam': self.weld.seam.name, 'end_time_s': round(self.time_s, 3),
-            'seam_length_mm': self.weld.seam.length_mm, 'welded_mm': round(self.weld.s_mm, 2),
+            'part': f'part_{self.weld_part}', 'seam': weld.seam.name, 'end_time_s': round(self.time_s, 3),
+            'seam_length_mm': weld.seam.length_mm, 'welded_mm': round(weld.s_mm, 2),
             'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()}})
-        self.weld = None
-
-    def _preview_sample(self) -> SeamMeasurement | None:
-        """Return what the laser sees ahead, arc or no arc: a reading whenever the TCP is on the seam line."""
-        placement = self.seam_placement
-        if placement is None:
-            return None
-        for part in self.parts_in_cell():
-            s_mm, distance_m = self.seam_coordinates(part)
-            ahead = s_mm + LOOKAHEAD_MM
-            if distance_m * 1000.0 <= SEAM_CAPTURE_MM and 0.0 <= ahead <= placement.seam.length_mm:
-                gap, mismatch, lateral = placement.seam.at(ahead)
-                noise = self._preview_noise.gauss
-                offset_mm = lateral - 1000.0 * self.cross_slide_position_m()
-                return SeamMeasurement(self.time_s, self._sensor_sequence, LOOKAHEAD_VALID,
-                                       gap + noise(0.0, GAP_NOISE_MM), mismatch + noise(0.0, GAP_NOISE_MM),
-                                       offset_mm + noise(0.0, LATERAL_NOISE_MM), 0.0)
-        return None
-
-    def _strike_arc(self) -> None:
-        """Strike as the TCP crosses the seam start: the weld path runs up to it at the travel speed.
-
-        Only on a step after which the process's sensor ticks fall on the stream's 500 Hz ticks. The process
-        starts where the TCP was one step before, so its first step is this step's travel, at speed.
-        """
-        previous, self._seam_mm_before = self._seam_mm_before, {}
-        on_tick = round(self.time_s / STEP_S) % SAMPLE_STEPS == 1
-        for part in self.parts_in_cell():
-            s_mm, distance_m = self.seam_coordinates(part)
-            self._seam_mm_before[part] = s_mm
-            if on_tick and 0.0 <= s_mm <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
-                placement = self.seam_placement
-                assert placement is not None
-                self.weld = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
-                                        placement.outlier_rate, placement.seed)
-                self._weld_origin_mm = previous.get(part, s_mm)
-                self._applied_force_n, self._applied_correction_mm = NOMINAL_FORCE_N, NOMINAL_CORRECTION_MM
-                self.weld_part = part
-                return
 
     def _sensor_tick(self, sample: SeamMeasurement | None) -> None:
         """Stream the laser sensor at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
-        step_index = round(self.time_s / STEP_S)
-        if sample is None and step_index % SAMPLE_STEPS:
-            return
-        self._sensor_sequence += 1
-        if sample is None:
-            sample = self._preview_sample() or SeamMeasurement(self.time_s, self._sensor_sequence, 0, 0.0, 0.0,
-                                                               0.0, 0.0)
-        else:
-            sample = SeamMeasurement(self.time_s, self._sensor_sequence, sample.flags, sample.gap_mm,
-                                     sample.mismatch_mm, sample.lateral_mm, sample.bead_width_mm)
-        self.seam_samples.append(sample)
+        reading = self._seam_sensor.tick(self.time_s, sample, self.seam_placement,
+                                         lambda: (self.seam_coordinates(part) for part in self.parts_in_cell()),
+                                         self.cross_slide_position_m())
+        if reading is not None:
+            self.seam_samples.append(reading)
 
     # ----- rendering ------------------------------------------------------------------------------------
     def render_png(self, path: str, width: int = 1280, height: int = 720) -> None:
@@ -458,20 +365,15 @@ class CellSimulation:
         The belt has no side guides, so a part arrives a few centimetres off centre and slightly turned; the
         closing jaws push it onto the datum (station x, y = 0, square to the belt) and then hold it still.
         """
-        if self.clamp_command and self._clamped_part is None:
-            self._clamped_part = self._part_at_station()
-        clamp_time_s = self.layout['station']['clamp_time']
-        if self.clamp_closed != self.clamp_command and now - self._clamp_change_s >= clamp_time_s:
-            self.clamp_closed = self.clamp_command
-        if not self.clamp_command and not self.clamp_closed:
-            self._clamped_part = None
-        part = self._clamped_part
+        clamp = self._clamp
+        clamp.update(now, lambda: part_at_station(self._part_positions(), self.layout))
+        part = clamp.part
         if part is None:
             return
         q, dof = self.cell.part_qpos[part], self.cell.part_dof[part]
         qpos, qvel = self.data.qpos, self.data.qvel
-        remaining = max(clamp_time_s - (now - self._clamp_change_s), self.timestep_s)
-        fraction = min(1.0, self.timestep_s / remaining) if self.clamp_command else 0.0
+        remaining = max(clamp.clamp_time_s - (now - clamp.changed_s), self.timestep_s)
+        fraction = min(1.0, self.timestep_s / remaining) if clamp.commanded else 0.0
         qpos[q] += (self.layout['station']['x'] - qpos[q]) * fraction
         qpos[q + 1] -= qpos[q + 1] * fraction
         w, z = float(qpos[q + 3]), float(qpos[q + 6])   # the part lies flat: rotation about z only
@@ -491,21 +393,13 @@ class CellSimulation:
                 return True
         return False
 
-    def _part_at_station(self) -> int | None:
-        station_x = self.layout['station']['x']
-        for index in self.parts_in_cell():
-            position, _ = self.part_pose(index)
-            if abs(position[0] - station_x) <= CLAMP_REACH_M and abs(position[1]) <= CLAMP_REACH_M:
-                return index
-        return None
-
     def _apply_devices(self) -> None:
         """Device behaviour of one step, in plain floats: this runs a thousand times per simulated second."""
         c, d = self.cell, self.data
         dt = self.timestep_s
         follower = self.follower
         if follower.active and not follower.finished:   # moving: the controller ramps a new scaling in
-            self._applied_scaling += _clamp(self.speed_scaling - self._applied_scaling, SCALING_RATE_PER_S * dt)
+            self._applied_scaling += slew(self.speed_scaling - self._applied_scaling, SCALING_RATE_PER_S * dt)
         else:                                           # holding still: it applies at once
             self._applied_scaling = self.speed_scaling
         scaling = self._applied_scaling
@@ -521,7 +415,7 @@ class CellSimulation:
         d.qvel[c.belt_dof] = self.belt_speed_m_s
         gate = float(d.qpos[c.gate_qpos])
         gate_target = 0.0 if not self.gate_raised else gate if self._part_over_gate() else c.gate_travel_m
-        d.qpos[c.gate_qpos] = gate + _clamp(gate_target - gate, GATE_SPEED * dt)
+        d.qpos[c.gate_qpos] = gate + slew(gate_target - gate, GATE_SPEED * dt)
         d.qvel[c.gate_dof] = 0.0
 
         now = float(d.time)
@@ -538,8 +432,8 @@ class CellSimulation:
             if not (target_linear or target_angular or velocity[0] or velocity[1] or command.deck_m_s):
                 d.qvel[x_dof:x_dof + 3] = 0.0   # parked: held in place (a part on its deck must not push it)
                 continue
-            velocity[0] += _clamp(target_linear - velocity[0], AGV_LINEAR_ACCEL * dt)
-            velocity[1] += _clamp(target_angular - velocity[1], AGV_ANGULAR_ACCEL * dt)
+            velocity[0] += slew(target_linear - velocity[0], AGV_LINEAR_ACCEL * dt)
+            velocity[1] += slew(target_angular - velocity[1], AGV_ANGULAR_ACCEL * dt)
             yaw = float(d.qpos[c.agv_qpos[agv][2]])
             d.qvel[x_dof:x_dof + 3] = (velocity[0] * math.cos(yaw), velocity[0] * math.sin(yaw), velocity[1])
             d.qpos[c.deck_qpos[agv]] = 0.0
@@ -551,7 +445,3 @@ def _json_number(value: float | int) -> float | int | None:
     if isinstance(value, float):
         return round(value, 4) if math.isfinite(value) else None
     return value
-
-
-def _clamp(value: float, limit: float) -> float:
-    return -limit if value < -limit else limit if value > limit else value
