@@ -322,7 +322,7 @@ def test_the_seam_sensor_from_joint_states_streams_what_mujoco_streams(cell_mode
     sim.set_clamp(True)
     sim.cross_slide_target_m = 0.002          # an applied correction: the slide carries TCP and sensor
     recipe = SeamRecipe('s', seam, SeamProgram((start, end), 0.1745), 200.0)
-    motion = ArmMotion(kinematics, LAYOUT, recipe, HOME)
+    motion = ArmMotion(kinematics, LAYOUT, [recipe], HOME)
     sensor, arc = SeamSensor(), WeldArc()
     stream: list[SeamMeasurement] = []
     worst_m = 0.0

@@ -28,9 +28,9 @@ class StationLegs:
 
     feed_s: float          # queued part at the infeed end → against the stop gate
     clamp_s: float         # close and open
-    approach_s: float      # arm home → seam start (joint move and descent)
-    weld_s: float          # the seam at the heat-ratio-1 speed (t_ref of DESIGN §6)
-    retract_s: float       # lift off the seam end and joint move home
+    approach_s: float      # arm home → each seam's start (joint move or air move, and descent)
+    weld_s: float          # every seam at the heat-ratio-1 speed (t_ref of DESIGN §6)
+    retract_s: float       # each weld path's lifts and run-ups, and the joint move home
     release_s: float       # belt carries the part clear of the station eye
 
     @property

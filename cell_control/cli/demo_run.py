@@ -146,14 +146,19 @@ def cycle_lower_bound_s(recipe_id: str) -> float:
     """critical_path_s: the slowest resource's time per part with perfect overlap, from the models' limits."""
     layout = load_layout()
     recipe = load_recipe(recipe_path(recipe_id))
-    seam = recipe.seams[0]
     arm = load_kinematics()
     home_joints = home_positions(layout)
-    motion = ArmMotion(arm, layout, seam, home_joints)
-    approach = motion.plan('seam_start', home_joints)
-    weld_path = motion.plan('weld_path', list(approach.points[-1].positions))
-    lift_s = weld_path.duration_s - seam.length_mm / PLANNED_WELD_SPEED_MM_S
-    home = motion.plan('home', list(weld_path.points[-1].positions))
+    motion = ArmMotion(arm, layout, recipe.seams, home_joints)
+    q = home_joints
+    approach_s = weld_s = lift_s = 0.0
+    for seam in recipe.seams:   # from home to the first seam, then through the air from seam to seam
+        approach = motion.plan('seam_start', q, seam.id)
+        weld_path = motion.plan('weld_path', list(approach.points[-1].positions), seam.id)
+        approach_s += approach.duration_s
+        lift_s += weld_path.duration_s - seam.length_mm / PLANNED_WELD_SPEED_MM_S
+        weld_s += reference_weld_time_s(load_seam_csv(seam.seam_file), 0.0)
+        q = list(weld_path.points[-1].positions)
+    home = motion.plan('home', q)
     part = layout['part']
     conveyor = layout['conveyor']   # the belt at the coordinator's default speed, with the VFD's ramp
     belt_speed_m_s, belt_accel_m_s2 = conveyor['transport_speed'], conveyor['acceleration']
@@ -161,8 +166,8 @@ def cycle_lower_bound_s(recipe_id: str) -> float:
     station = StationLegs(
         feed_s=trapezoid_time_s(layout['station']['x'] - queued_at, belt_speed_m_s, belt_accel_m_s2),
         clamp_s=2 * layout['station']['clamp_time'],
-        approach_s=approach.duration_s,
-        weld_s=reference_weld_time_s(load_seam_csv(seam.seam_file), 0.0),
+        approach_s=approach_s,
+        weld_s=weld_s,
         retract_s=lift_s + home.duration_s,
         release_s=trapezoid_time_s(part['length'], belt_speed_m_s, belt_accel_m_s2))
     agv = layout['agv']

@@ -1,9 +1,12 @@
 """The arm's moves for the part cycle, planned from the current joints and judged from the joint states.
 
-The coordinator asks for a target ('seam_start', 'weld_path', 'home'); every plan starts from the joint state
-measured now, so after any stop the old trajectory is simply never sent again. 'seam_start' ends at rest at
-the run-up start, a few mm before the seam start on its line, so that the weld path crosses the seam start at
-the travel speed (the process model starts at speed). The weld path is planned at the
+The coordinator asks for a target ('seam_start', 'weld_path', 'home') of one of the recipe's seams; every plan
+starts from the joint state measured now, so after any stop the old trajectory is simply never sent again.
+'seam_start' ends at rest at the run-up start, a few mm before the seam start on its line, so that the weld path
+crosses the seam start at the travel speed (the process model starts at speed). Between two seams of a part the
+torch is just above the part: 'seam_start' then goes through the air, straight up to `AIR_CLEARANCE_M` above the
+part's top face, across at that height and straight down, so no part of the move comes nearer the part than the
+weld path's own approach height. The weld path is planned at the
 adjuster's top travel speed and slowed by speed scaling (the UR driver's convention): the adjuster's travel
 speed becomes `speed_scaling = v / v_planned` while the arm moves along the seam. A move is done when the
 joints are within tolerance of its last point and nearly still; how long that may take is the coordinator's
@@ -20,11 +23,13 @@ import numpy as np
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryPoint
 from cell_control.cell.recipe import SeamRecipe
 from cell_control.motion.kinematics import UrKinematics
-from cell_control.motion.weld_path import (WeldMotionSettings, WeldTrajectory, base_pose_from_layout, joint_move,
-                                           part_pose_at_station, plan_weld)
+from cell_control.motion.weld_path import (PathError, WeldMotionSettings, WeldTrajectory, air_move,
+                                           base_pose_from_layout, joint_move, part_pose_at_station, plan_weld)
 
 TARGETS = ('seam_start', 'weld_path', 'home')
 PLANNED_WELD_SPEED_MM_S = 25.0   # DESIGN §6 top travel speed: speed scaling can only slow a trajectory down
+AIR_CLEARANCE_M = 0.15           # height above the part's top face of the cross move between two seams
+NEAR_PART_M = 0.10               # a TCP this close above the part (and over it) starts a seam move in the air
 
 
 class ArmMotionError(ValueError):
@@ -48,38 +53,53 @@ def _segment(weld: WeldTrajectory, start_s: float, end_s: float) -> list[Traject
 
 
 class ArmMotion:
-    def __init__(self, arm: UrKinematics, layout: dict, seam: SeamRecipe, home: Sequence[float],
+    def __init__(self, arm: UrKinematics, layout: dict, seams: Sequence[SeamRecipe], home: Sequence[float],
                  tolerances: ArmTolerances = ArmTolerances(),
                  settings: WeldMotionSettings = WeldMotionSettings()) -> None:
         if len(home) != 6 or not all(math.isfinite(v) for v in home):
             raise ArmMotionError(f'home must be 6 finite joint positions, got {list(home)}')
+        if not seams:
+            raise ArmMotionError('a part needs at least one seam to weld')
         self.arm = arm
-        self.seam = seam
+        self.seams = {seam.id: seam for seam in seams}
+        self.first_seam = seams[0].id
         self.home = [float(v) for v in home]
         self.tolerances = tolerances
         self.settings = settings
         self._part_in_world = part_pose_at_station(layout)
         self._base_in_world = base_pose_from_layout(layout)
+        part_in_base = np.linalg.inv(self._base_in_world) @ self._part_in_world
+        self._top_in_base_z = float(part_in_base[2, 3] + layout['part']['height'])
+        self._footprint = (part_in_base, layout['part']['length'] / 2, layout['part']['width'] / 2)
         self._weld: WeldTrajectory | None = None
+        self._weld_seam = ''
         self.goal: list[float] | None = None
         self.target = ''
 
-    def plan(self, target: str, q_now: Sequence[float]) -> JointTrajectory:
-        """Plan a trajectory from the measured joints `q_now` to `target`; it becomes the goal to supervise."""
+    def plan(self, target: str, q_now: Sequence[float], seam: str = '') -> JointTrajectory:
+        """Plan a trajectory from the measured joints `q_now` to `target` of `seam` (default: the first seam).
+
+        The plan becomes the goal to supervise.
+        """
         if target not in TARGETS:
             raise ArmMotionError(f'unknown arm target {target!r}; one of {", ".join(TARGETS)}')
+        seam = seam or self.first_seam
+        if seam not in self.seams:
+            raise ArmMotionError(f'unknown seam {seam!r}; the recipe has {", ".join(self.seams)}')
         names = self.arm.joint_names
         limits = self.arm.limits
         if target == 'home':
             points = list(joint_move(q_now, self.home, limits, names).points[1:])
         else:
-            if target == 'seam_start' or self._weld is None:
-                self._weld = plan_weld(self.seam.program, self._part_in_world, self._base_in_world,
+            if target == 'seam_start' or self._weld is None or self._weld_seam != seam:
+                self._weld = plan_weld(self.seams[seam].program, self._part_in_world, self._base_in_world,
                                        PLANNED_WELD_SPEED_MM_S, q_now, self.arm, self.settings)
+                self._weld_seam = seam
             weld = self._weld
             if target == 'seam_start':
                 approach = weld.trajectory.points[0].positions
-                move = joint_move(q_now, approach, limits, names)
+                move = self._air_move(q_now, approach) if self._near_part(q_now) else \
+                    joint_move(q_now, approach, limits, names)
                 points = list(move.points[1:]) + _shifted(_segment(weld, 0.0, weld.run_up_start_s), move.duration_s)
             else:
                 points = _segment(weld, weld.run_up_start_s, weld.trajectory.duration_s)
@@ -88,6 +108,22 @@ class ArmMotion:
         self.goal = [float(v) for v in points[-1].positions]
         self.target = target
         return JointTrajectory(tuple(names), tuple(points))
+
+    def _near_part(self, q: Sequence[float]) -> bool:
+        """Tell whether the TCP is over the part and less than NEAR_PART_M above its top (just after a seam)."""
+        tcp = self.arm.forward(q, self.settings.tool())[:3, 3]
+        part_in_base, half_length, half_width = self._footprint
+        local = np.linalg.inv(part_in_base) @ np.append(tcp, 1.0)
+        over = abs(local[0]) <= half_length + NEAR_PART_M and abs(local[1]) <= half_width + NEAR_PART_M
+        return bool(over and tcp[2] < self._top_in_base_z + NEAR_PART_M)
+
+    def _air_move(self, q_now: Sequence[float], q_goal: Sequence[float]) -> JointTrajectory:
+        """Up to the air height, across, and down to `q_goal`, each leg from rest to rest."""
+        air_z = self._top_in_base_z + AIR_CLEARANCE_M
+        try:
+            return air_move(self.arm, q_now, q_goal, air_z, self.settings)
+        except PathError as error:
+            raise ArmMotionError(f'air move to the next seam: {error}') from None
 
     def discard(self) -> None:
         """Forget the goal (after a stop); the next move is planned from the joints measured then."""

@@ -152,15 +152,16 @@ class UrKinematics:
 
     # ---------------------------------------------------------------- inverse
     def inverse(self, pose: np.ndarray, tool: np.ndarray | None = None,
-                wrist_3_hint: float = 0.0) -> list[np.ndarray]:
+                wrist_3_hint: float = 0.0, reference: Sequence[float] | None = None) -> list[np.ndarray]:
         """All joint solutions (up to 8) reaching `pose`, each within the joint limits.
 
-        Angles are the representatives nearest zero that lie within the limits. At a wrist singularity
-        wrist 1 and wrist 3 are not separable; wrist 3 is then set to `wrist_3_hint`. Raises
+        Angles are the representatives nearest `reference` (zero when None) that lie within the limits: joints
+        turn more than once, and the branch an arm at `reference` reaches best may be a turn away. At a wrist
+        singularity wrist 1 and wrist 3 are not separable; wrist 3 is then set to `wrist_3_hint`. Raises
         `UnreachablePose` naming the reason when no solution exists.
         """
         solutions, reason = self._solve(self._flange_pose(pose, tool), wrist_3_hint)
-        within = [q for q in (self._wrap_into_limits(q, None) for q in solutions) if q is not None]
+        within = [q for q in (self._wrap_into_limits(q, reference) for q in solutions) if q is not None]
         if not within:
             raise UnreachablePose(reason or 'every solution lies outside the joint limits')
         return [np.array(q) for q in within]

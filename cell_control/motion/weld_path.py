@@ -21,6 +21,7 @@ Public API:
     SeamProgram, WeldMotionSettings, TrajectoryPoint, JointTrajectory, WeldTrajectory, PathError
     plan_weld(program, part_in_world, base_in_world, travel_speed_mm_s, q_seed, arm=None, settings=...)
     joint_move(q_start, q_target, limits, sample_period_s=0.05) -> JointTrajectory
+    air_move(arm, q_start, q_goal, air_z_m, settings=...) -> JointTrajectory   up, across, down between seams
     joint_move_duration_s(q_start, q_target, limits) -> float
     time_at_seam_position(weld, s_mm) -> float
     pose_from_xyz_rpy(xyz, rpy), base_pose_from_layout(layout), part_pose_at_station(layout)
@@ -28,7 +29,7 @@ Public API:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -407,11 +408,11 @@ def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np
         settings, travel_speed_mm_s,
         lambda s_mm, lift_mm: part_in_base @ program.tcp_pose(s_mm, 0.0, lift_mm / 1000.0, beyond_mm),
         program.length_mm)
+    seed = np.asarray(q_seed, dtype=float)
     try:
-        branches = arm.inverse(samples[0].pose, tool)
+        branches = arm.inverse(samples[0].pose, tool, reference=seed)
     except UnreachablePose as error:
         raise PathError(samples[0].where, str(error)) from None
-    seed = np.asarray(q_seed, dtype=float)
     branches.sort(key=lambda q: float(np.sum((q - seed) ** 2)))
     first_error: PathError | None = None
     for branch in branches:
@@ -431,6 +432,63 @@ def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np
     return WeldTrajectory(JointTrajectory(arm.joint_names, points),
                           tuple(s for s, _ in weld), tuple(t for _, t in weld), run_up_start_s,
                           tuple(s.pose for s in samples), program, part_in_base, arm, settings)
+
+
+def vertical_move(arm: UrKinematics, q_start: Sequence[float], to_z_m: float, settings: WeldMotionSettings,
+                  where: str) -> list[TrajectoryPoint]:
+    """Move the TCP straight up or down to height `to_z_m` (base frame) with its orientation kept, rest to rest.
+
+    A cosine profile at the approach speed, as the weld path's own descent and retraction; the points after the
+    start (time 0 = at `q_start`).
+    """
+    tool = settings.tool()
+    start = arm.forward(q_start, tool)
+    distance_mm = (to_z_m - start[2, 3]) * 1000.0
+    if abs(distance_mm) < 1e-6:
+        return []
+    steps = max(2, math.ceil(abs(distance_mm) / settings.sample_step_mm))
+    duration = math.pi / 2 * abs(distance_mm) / settings.approach_speed_mm_s
+
+    def at(p_mm: float) -> np.ndarray:
+        pose = start.copy()
+        pose[2, 3] += p_mm / 1000.0
+        return pose
+
+    samples = []
+    for k in range(1, steps + 1):
+        p_mm = distance_mm * (1 - math.cos(math.pi * k / steps)) / 2
+        rate = 0.0 if k == steps else distance_mm * math.pi / (2 * duration) * math.sin(math.pi * k / steps)
+        samples.append(_Sample(duration * k / steps, at, p_mm, rate, f'{where}, {p_mm:+.1f} mm'))
+    joints = _follow(arm, samples, tool, q_start, settings.max_joint_step_rad)
+    return [TrajectoryPoint(sample.time_s, tuple(q.tolist()), tuple(_joint_velocity(arm, sample, q, tool)))
+            for sample, q in zip(samples, joints)]
+
+
+def air_move(arm: UrKinematics, q_start: Sequence[float], q_goal: Sequence[float], air_z_m: float,
+             settings: WeldMotionSettings = WeldMotionSettings()) -> JointTrajectory:
+    """Move between two poses near a part through the air: straight up to `air_z_m`, across, straight down.
+
+    The cross move is a joint move between the two poses lifted to `air_z_m` (the goal's lifted joints are the
+    IK solution nearest `q_goal`), so the whole move stays within the joint limits; PathError names a leg that
+    cannot be followed.
+    """
+    tool = settings.tool()
+    up = vertical_move(arm, q_start, air_z_m, settings, 'lift to the air height')
+    q_up = up[-1].positions if up else tuple(q_start)
+    above_goal = arm.forward(q_goal, tool)
+    above_goal[2, 3] = air_z_m
+    try:
+        q_above = arm.nearest_solution(above_goal, q_goal, tool)
+    except (UnreachablePose, SingularityError) as error:
+        raise PathError('above the next approach point', str(error)) from None
+    down = vertical_move(arm, q_above, float(arm.forward(q_goal, tool)[2, 3]), settings, 'descent to the approach')
+    across = joint_move(q_up, q_above, arm.limits, arm.joint_names)
+    t_up = up[-1].time_from_start_s if up else 0.0
+    t_down = t_up + across.duration_s
+    points = [TrajectoryPoint(0.0, tuple(float(v) for v in q_start), (0.0,) * len(q_start))] + up
+    points += [replace(p, time_from_start_s=p.time_from_start_s + t_up) for p in across.points[1:]]
+    points += [replace(p, time_from_start_s=p.time_from_start_s + t_down) for p in down]
+    return JointTrajectory(arm.joint_names, tuple(points))
 
 
 def time_at_seam_position(weld: WeldTrajectory, s_mm: float) -> float:

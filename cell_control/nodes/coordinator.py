@@ -186,10 +186,9 @@ class CoordinatorNode(Node):
         self._ledger.close()
 
     def _use_recipe(self, recipe: Recipe) -> None:
-        """Weld the next parts with `recipe`: its seam program for the arm, its travel speed for the supervisor."""
+        """Weld the next parts with `recipe`: its seam programs for the arm, its travel speed for the supervisor."""
         self.recipe = recipe
-        self._seam = recipe.seams[0]
-        self._motion = ArmMotion(self._arm, self._layout, self._seam, self._home_positions)
+        self._motion = ArmMotion(self._arm, self._layout, recipe.seams, self._home_positions)
         self._weld = WeldSupervisor(self._motion.speed_scaling, recipe.weld.travel_speed_mm_s,
                                     PLANNED_WELD_SPEED_MM_S, self._stream_timeout_s)
 
@@ -393,7 +392,7 @@ class CoordinatorNode(Node):
             self._diagnose('ERROR', f'arm move to {action.detail} not sent: no current joint state')
             return
         try:
-            trajectory = self._motion.plan(action.detail, self._joints[1])
+            trajectory = self._motion.plan(action.detail, self._joints[1], action.seam)
         except (ArmMotionError, PathError) as error:
             self._diagnose('ERROR', f'arm move to {action.detail} cannot be planned: {error}')
             return
@@ -415,7 +414,7 @@ class CoordinatorNode(Node):
 
     def _do_start_weld(self, action: Action) -> None:
         self._weld.start(arc=action.detail == 'arc_on')
-        self._recorder.begin(action.part_id, self._seam.id)
+        self._recorder.begin(action.part_id, action.seam)
         if self._features is None:   # 500 Hz: subscribed only while a weld needs its gap readings
             self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
                                                       SENSOR_DATA)

@@ -63,7 +63,7 @@ class CellWeldRig:
         start, end = (-half_m, 0.0, z), (half_m, 0.0, z)
         sim.seam_placement = SeamPlacement(seam, start, end, power_drift, seed=seed)
         recipe = SeamRecipe(seam.name, Path(seam.name), SeamProgram((start, end), TRAVEL_ANGLE_RAD), seam.length_mm)
-        motion = ArmMotion(self.kinematics, self.layout, recipe, HOME)
+        motion = ArmMotion(self.kinematics, self.layout, [recipe], HOME)
 
         def move(target: str, timeout_s: float) -> None:
             sim.start_trajectory(motion.plan(target, sim.arm_state()[0]))
