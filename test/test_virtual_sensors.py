@@ -188,26 +188,26 @@ def test_the_seam_lies_on_the_part_where_the_placement_puts_it(placement):
 def test_the_seam_sensor_streams_at_500_hz_and_previews_the_seam_ahead(placement):
     sensor = SeamSensor()
     views = []
-    assert sensor.tick(0.001, None, placement, lambda: views, 0.0) is None     # between ticks: no sample
-    blank = sensor.tick(0.002, None, placement, lambda: views, 0.0)          # nothing in view
+    assert sensor.tick(0.001, None, lambda: views, 0.0) is None     # between ticks: no sample
+    blank = sensor.tick(0.002, None, lambda: views, 0.0)          # nothing in view
     assert blank == SeamMeasurement(0.002, 1, 0, 0.0, 0.0, 0.0, 0.0)
-    views = [(10.0, 0.0031), (20.0, 0.002)]            # off the first seam line, on the second one
-    sample = sensor.tick(0.004, None, placement, lambda: views, 0.0005)
+    views = [(placement, (10.0, 0.0031)), (placement, (20.0, 0.002))]   # off the first seam line, on the second
+    sample = sensor.tick(0.004, None, lambda: views, 0.0005)
     gap, mismatch, lateral = placement.seam.at(20.0 + LOOKAHEAD_MM)
     assert sample.sequence == 2 and sample.flags == LOOKAHEAD_VALID
     assert sample.gap_mm == pytest.approx(gap, abs=0.2) and sample.mismatch_mm == pytest.approx(mismatch, abs=0.2)
     assert sample.lateral_mm == pytest.approx(lateral - 0.5, abs=0.3)        # after the cross-slide's 0.5 mm
-    views = [(100.0 - LOOKAHEAD_MM + 0.1, 0.0)]        # the look-ahead point is past the seam end
-    assert sensor.tick(0.006, None, placement, lambda: views, 0.0).flags == 0
-    assert sensor.tick(0.008, None, None, lambda: [(20.0, 0.0)], 0.0).flags == 0   # no seam configured
+    views = [(placement, (100.0 - LOOKAHEAD_MM + 0.1, 0.0))]   # the look-ahead point is past the seam end
+    assert sensor.tick(0.006, None, lambda: views, 0.0).flags == 0
+    assert sensor.tick(0.008, None, lambda: [], 0.0).flags == 0   # no seam configured
     # While the weld process runs, its samples are the stream's, numbered and stamped by the stream.
     process = SeamMeasurement(0.5, 7, LOOKAHEAD_VALID | BEAD_VALID, 1.0, 0.1, 0.2, 6.1)
-    assert sensor.tick(0.009, process, placement, lambda: [], 0.0) == SeamMeasurement(
+    assert sensor.tick(0.009, process, lambda: [], 0.0) == SeamMeasurement(
         0.009, 5, LOOKAHEAD_VALID | BEAD_VALID, 1.0, 0.1, 0.2, 6.1)
     # Seeded: the same seed gives the same noise.
     again = SeamSensor()
-    again.tick(0.002, None, placement, lambda: [], 0.0)
-    assert again.tick(0.004, None, placement, lambda: [(20.0, 0.002)], 0.0005) == sample
+    again.tick(0.002, None, lambda: [], 0.0)
+    assert again.tick(0.004, None, lambda: [(placement, (20.0, 0.002))], 0.0005) == sample
 
 
 def test_the_tool_chain_refuses_a_urdf_without_the_frame():
@@ -338,16 +338,17 @@ def test_the_seam_sensor_from_joint_states_streams_what_mujoco_streams(cell_mode
         parts = {i: sim.part_pose(i) for i in sim.parts_in_cell()}
 
         def views():
-            return ((i, seam_coordinates(tcp, *seam_in_world(placement, p))) for i, p in parts.items())
+            return ((i, placement, seam_coordinates(tcp, *seam_in_world(placement, p))) for i, p in parts.items())
 
         process_sample = None
         if not arc_on:
             arc.travelled()
-        elif arc.process is not None or arc.strike(sim.time_s, placement, views()):
+        elif arc.process is not None or arc.strike(sim.time_s, views()):
             controls = sim.weld_controls
-            process_sample = arc.advance(dict(views())[arc.part][0], controls.force_n, controls.correction_mm)
+            here = {i: coordinates for i, _, coordinates in views()}
+            process_sample = arc.advance(here[arc.part][0], controls.force_n, controls.correction_mm)
         # ... while it takes the cross-slide's offset at the end of the step.
-        sample = sensor.tick(sim.time_s, process_sample, placement, lambda: (v for _, v in views()),
+        sample = sensor.tick(sim.time_s, process_sample, lambda: ((pl, v) for _, pl, v in views()),
                              sim.cross_slide_position_m())
         if sample is not None:
             stream.append(sample)
@@ -381,11 +382,11 @@ def test_the_seam_sensor_from_joint_states_streams_what_mujoco_streams(cell_mode
 
 def test_the_arc_strikes_at_the_seam_start_on_a_sensor_tick_and_welds_at_the_tcps_travel(placement):
     arc = WeldArc()
-    views = [('far', (-50.0, 0.0)), ('p', (1.0, 0.001))]
-    assert not arc.strike(0.002, placement, iter(views))           # not a step before a sensor tick
-    assert not arc.strike(0.003, placement, iter([('p', (3.1, 0.0))]))        # past the seam start
-    assert not arc.strike(0.003, placement, iter([('p', (1.0, 0.0031))]))     # beside the seam line
-    assert arc.strike(0.003, placement, iter(views)) and arc.part == 'p'
+    views = [('far', placement, (-50.0, 0.0)), ('p', placement, (1.0, 0.001))]
+    assert not arc.strike(0.002, iter(views))                       # not a step before a sensor tick
+    assert not arc.strike(0.003, iter([('p', placement, (3.1, 0.0))]))        # past the seam start
+    assert not arc.strike(0.003, iter([('p', placement, (1.0, 0.0031))]))     # beside the seam line
+    assert arc.strike(0.003, iter(views)) and arc.part == 'p'
     assert arc.advance(1.016, 250.0, 0.0) is None                   # from 1.0 mm (a step ago) at 16 mm/s
     sample = arc.advance(1.032, 250.0, 0.0)
     assert arc.process.s_mm == pytest.approx(0.032) and arc.process.last.speed_mm_s == pytest.approx(16.0)

@@ -1,9 +1,11 @@
-"""Weld one seam in the MuJoCo cell with the adjuster in the loop, the way the ROS nodes do, without ROS.
+"""Weld seams in the MuJoCo cell with the adjuster in the loop, the way the ROS nodes do, without ROS.
 
 Public API:
     CellWeldRig()   the cell model, built once; each weld clamps a part at the station of a fresh simulation
     CellWeldRig.weld(seam, power_drift=0.0, seed=0) -> dict   the process model's score of the weld (the
         keys of `CellSimulation.weld_results`)
+    CellWeldRig.weld_recipe(recipe, power_drift=0.0, seed=0) -> list[dict]   every seam of a part, in order,
+        with the arm's air moves between them; seam k welded with process seed `seed + k`
 
 The loop is the coordinator's and the adjuster node's: the arm moves to the seam start, then follows the weld
 path with the arc on; the adjuster's travel speed becomes the arm's speed scaling (`ArmMotion.speed_scaling`),
@@ -14,10 +16,11 @@ seam, drift and seed, the adjuster starts at the arc strike and is given the sam
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from cell_control.cell.description import expand_xacro, load_layout
-from cell_control.cell.recipe import SeamRecipe
+from cell_control.cell.recipe import Recipe, SeamRecipe
 from cell_control.motion.arm_motion import ArmMotion
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.motion.weld_path import SeamProgram
@@ -27,7 +30,7 @@ from cell_control.sim.weld_loop import approach_samples
 from cell_control.sim.weld_process import NOMINAL_SPEED_MM_S, STEP_S
 from cell_control.weld.adjuster import WeldAdjuster
 from cell_control.weld.process_model import LIMITS
-from cell_control.weld.seam_profile import SeamProfile
+from cell_control.weld.seam_profile import SeamProfile, load_seam_csv
 
 HOME = (0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0)
 TRAVEL_ANGLE_RAD = 0.1745      # 10° push, as the recipes weld
@@ -57,25 +60,45 @@ class CellWeldRig:
 
     def weld(self, seam: SeamProfile, power_drift: float = 0.0, seed: int = 0) -> dict:
         """Weld `seam` along the part's centre line and return the process model's score of it."""
-        sim = self._clamped_part_cell()
         half_m = seam.length_mm / 2000.0
         z = self.layout['part']['seam_z']
-        start, end = (-half_m, 0.0, z), (half_m, 0.0, z)
-        sim.seam_placement = SeamPlacement(seam, start, end, power_drift, seed=seed)
-        recipe = SeamRecipe(seam.name, Path(seam.name), SeamProgram((start, end), TRAVEL_ANGLE_RAD), seam.length_mm)
-        motion = ArmMotion(self.kinematics, self.layout, [recipe], HOME)
+        program = SeamProgram(((-half_m, 0.0, z), (half_m, 0.0, z)), TRAVEL_ANGLE_RAD)
+        return self.weld_part([SeamRecipe(seam.name, Path(seam.name), program, seam.length_mm)], [seam],
+                              power_drift, seed)[0]
 
-        def move(target: str, timeout_s: float) -> None:
-            sim.start_trajectory(motion.plan(target, sim.arm_state()[0]))
+    def weld_recipe(self, recipe: Recipe, power_drift: float = 0.0, seed: int = 0) -> list[dict]:
+        """Weld every seam of `recipe` in its order on one part; return each seam's score."""
+        return self.weld_part(recipe.seams, [load_seam_csv(seam.seam_file) for seam in recipe.seams], power_drift,
+                              seed)
+
+    def weld_part(self, seams: Sequence[SeamRecipe], profiles: Sequence[SeamProfile], power_drift: float,
+                  seed: int) -> list[dict]:
+        """Weld the seams in order, through the air from one to the next; seam k's process seed is seed + k."""
+        sim = self._clamped_part_cell()
+        sim.seam_placements = [SeamPlacement(profile, seam.program.points_m[0], seam.program.points_m[-1],
+                                             power_drift, seed=seed + k)
+                               for k, (seam, profile) in enumerate(zip(seams, profiles))]
+        motion = ArmMotion(self.kinematics, self.layout, seams, HOME)
+
+        def move(target: str, seam_id: str, timeout_s: float) -> None:
+            sim.start_trajectory(motion.plan(target, sim.arm_state()[0], seam_id))
             _run_until(sim, lambda: motion.reached(*sim.arm_state()[:2]), timeout_s, f'the arm to reach {target}')
 
-        move('seam_start', MOVE_TIMEOUT_S)
-        sim.speed_scaling = motion.speed_scaling(NOMINAL_SPEED_MM_S)   # the coordinator's, for the weld path
-        sim.start_trajectory(motion.plan('weld_path', sim.arm_state()[0]))
-        sim.arc_on = True
+        for k, (seam, profile) in enumerate(zip(seams, profiles)):
+            move('seam_start', seam.id, MOVE_TIMEOUT_S)
+            sim.speed_scaling = motion.speed_scaling(NOMINAL_SPEED_MM_S)   # the coordinator's, for the weld path
+            sim.start_trajectory(motion.plan('weld_path', sim.arm_state()[0], seam.id))
+            sim.arc_on = True
+            self._weld_loop(sim, motion, profile, seed + k, len(sim.weld_results) + 1)
+            _run_until(sim, lambda: motion.reached(*sim.arm_state()[:2]), MOVE_TIMEOUT_S, 'the end of the weld path')
+        return sim.weld_results
+
+    @staticmethod
+    def _weld_loop(sim: CellSimulation, motion: ArmMotion, seam: SeamProfile, seed: int, results: int) -> None:
+        """Run the adjuster on the sensor's samples until the weld is scored (`results` scores in all)."""
         limit_s = sim.time_s + WELD_TIMEOUT_FACTOR * seam.length_mm / LIMITS['speed_mm_s'].low
         adjuster: WeldAdjuster | None = None
-        while not sim.weld_results:
+        while len(sim.weld_results) < results:
             if sim.time_s > limit_s:
                 raise TimeoutError(f'seam {seam.name}: the weld did not end within {limit_s:.0f} s of sim time')
             samples = len(sim.seam_samples)
@@ -90,7 +113,6 @@ class CellWeldRig:
                 controls.speed_mm_s, controls.force_n = setpoint.speed_mm_s, setpoint.force_n
                 controls.correction_mm = setpoint.correction_mm
                 sim.speed_scaling = motion.speed_scaling(setpoint.speed_mm_s)
-        return sim.weld_results[-1]
 
 
 def _run_until(sim: CellSimulation, condition, timeout_s: float, what: str) -> None:

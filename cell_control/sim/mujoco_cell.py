@@ -8,6 +8,7 @@ differential-drive bases, photo-eyes are light barriers (rays) that only parts i
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mujoco
@@ -90,7 +91,7 @@ class CellSimulation:
         self._photo_eyes = PhotoEyes(layout)
         self._deck_load = DeckLoad(layout)
         self.weld_results: list[dict] = []
-        self.seam_placement: SeamPlacement | None = None
+        self.seam_placements: list[SeamPlacement] = []   # every seam of the part type, in the part frame
         self.weld_controls = WeldControls()
         self.arc_on = False
         self._arc = WeldArc()
@@ -279,14 +280,28 @@ class CellSimulation:
     def cross_slide_position_m(self) -> float:
         return float(self.data.qpos[self.cell.cross_slide_qpos])
 
-    def seam_in_world(self, part: int) -> tuple[np.ndarray, np.ndarray]:
-        """Start point and unit direction of the configured seam on `part`, in the world frame."""
-        assert self.seam_placement is not None
-        return seam_in_world(self.seam_placement, self.part_pose(part))
+    @property
+    def seam_placement(self) -> SeamPlacement | None:
+        """The part type's first seam (all of them: `seam_placements`)."""
+        return self.seam_placements[0] if self.seam_placements else None
 
-    def seam_coordinates(self, part: int) -> tuple[float, float]:
-        """TCP position along the seam (mm from its start) and its distance from the seam line (m)."""
-        return seam_coordinates(self.tcp_pose()[0], *self.seam_in_world(part))
+    @seam_placement.setter
+    def seam_placement(self, placement: SeamPlacement | None) -> None:
+        self.seam_placements = [] if placement is None else [placement]
+
+    def seam_in_world(self, part: int, seam: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Start point and unit direction of seam number `seam` on `part`, in the world frame."""
+        return seam_in_world(self.seam_placements[seam], self.part_pose(part))
+
+    def seam_coordinates(self, part: int, seam: int = 0) -> tuple[float, float]:
+        """TCP position along a seam (mm from its start) and its distance from the seam line (m)."""
+        return seam_coordinates(self.tcp_pose()[0], *self.seam_in_world(part, seam))
+
+    def _seam_views(self) -> Iterator[tuple[tuple[int, int], SeamPlacement, tuple[float, float]]]:
+        """Every seam on every part in the cell, keyed (part, seam number), with the TCP's coordinates on it."""
+        for part in self.parts_in_cell():
+            for seam, placement in enumerate(self.seam_placements):
+                yield (part, seam), placement, self.seam_coordinates(part, seam)
 
     def tool_force_n(self) -> float:
         """Contact force along the tool axis: the force-controlled axis presses while touching a part."""
@@ -308,25 +323,29 @@ class CellSimulation:
     @property
     def weld_part(self) -> int | None:
         """The part welded last."""
-        return self._arc.part   # keyed as parts_in_cell() gives them: indices
+        return None if self._arc.part is None else self._arc.part[0]
+
+    @property
+    def weld_seam(self) -> int | None:
+        """The number of the seam welded last, in the part type's order."""
+        return None if self._arc.part is None else self._arc.part[1]
 
     def _step_weld(self) -> None:
         """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
-        arc, placement = self._arc, self.seam_placement
-        if placement is None or not self.arc_on:
+        arc = self._arc
+        if not self.seam_placements or not self.arc_on:
             arc.travelled()
             if arc.process is not None:
                 self._finish_weld('arc off before the seam end')
             self._sensor_tick(None)
             return
-        if arc.process is None and not arc.strike(self.time_s, placement,
-                                                  ((part, self.seam_coordinates(part))
-                                                   for part in self.parts_in_cell())):
+        if arc.process is None and not arc.strike(self.time_s, self._seam_views()):
             self._sensor_tick(None)
             return
-        assert self.weld_part is not None and arc.process is not None
+        assert self.weld_part is not None and self.weld_seam is not None and arc.process is not None
         controls = self.weld_controls
-        sample = arc.advance(self.seam_coordinates(self.weld_part)[0], controls.force_n, controls.correction_mm)
+        sample = arc.advance(self.seam_coordinates(self.weld_part, self.weld_seam)[0], controls.force_n,
+                             controls.correction_mm)
         last = arc.process.last
         self.cross_slide_target_m = (last.correction_mm if last else 0.0) / 1000.0
         self._sensor_tick(sample)
@@ -339,14 +358,15 @@ class CellSimulation:
         weld = self._arc.finish()
         metrics = weld.metrics()
         self.weld_results.append({
-            'part': f'part_{self.weld_part}', 'seam': weld.seam.name, 'end_time_s': round(self.time_s, 3),
+            'part': f'part_{self.weld_part}', 'seam': weld.seam.name, 'seam_index': self.weld_seam,
+            'end_time_s': round(self.time_s, 3),
             'seam_length_mm': weld.seam.length_mm, 'welded_mm': round(weld.s_mm, 2),
             'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()}})
 
     def _sensor_tick(self, sample: SeamMeasurement | None) -> None:
         """Stream the laser sensor at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
-        reading = self._seam_sensor.tick(self.time_s, sample, self.seam_placement,
-                                         lambda: (self.seam_coordinates(part) for part in self.parts_in_cell()),
+        reading = self._seam_sensor.tick(self.time_s, sample,
+                                         lambda: ((placement, view) for _, placement, view in self._seam_views()),
                                          self.cross_slide_position_m())
         if reading is not None:
             self.seam_samples.append(reading)

@@ -17,8 +17,8 @@ Public API:
     part_at_station(part_positions, layout) -> key | None
     ClampSwitch(clamp_time_s): .command(closed, now_s); .update(now_s, part_at_station) -> closed
     SeamPlacement, seam_in_world(placement, part_pose), seam_coordinates(point, start, direction)
-    SeamSensor(seed).tick(time_s, process_sample, placement, views, cross_slide_m) -> SeamMeasurement | None
-    WeldArc: .strike(time_s, placement, views) -> struck; .advance(tcp_s_mm, force_n, correction_mm) -> sample
+    SeamSensor(seed).tick(time_s, process_sample, views, cross_slide_m) -> SeamMeasurement | None
+    WeldArc: .strike(time_s, views) -> struck; .advance(tcp_s_mm, force_n, correction_mm) -> sample
         | None; .travelled(), .finish() -> WeldProcess; .process, .part    (the bead width's process state)
     ToolChain.from_urdf(urdf_xml, layout, kinematics): .tcp_in_world(arm_positions, cross_slide_m)
 """
@@ -268,12 +268,14 @@ class SeamSensor:
         self.sequence = 0
         self._noise = random.Random(seed)
 
-    def tick(self, time_s: float, process_sample: SeamMeasurement | None, placement: SeamPlacement | None,
-             views: Callable[[], Iterable[tuple[float, float]]], cross_slide_m: float) -> SeamMeasurement | None:
+    def tick(self, time_s: float, process_sample: SeamMeasurement | None,
+             views: Callable[[], Iterable[tuple[SeamPlacement, tuple[float, float]]]],
+             cross_slide_m: float) -> SeamMeasurement | None:
         """Return the sample of the 1 ms step ending at `time_s`, or None between the sensor's ticks.
 
-        `process_sample` is the weld process's sample of this step (None while no weld runs); `views` gives the
-        TCP's seam coordinates (seam_coordinates) on each part in the cell, asked only on a preview tick.
+        `process_sample` is the weld process's sample of this step (None while no weld runs); `views` gives each
+        seam on each part in the cell with the TCP's seam coordinates on it (seam_coordinates), asked only on a
+        preview tick: the sensor sees the first seam whose line the TCP follows.
         """
         if process_sample is None and round(time_s / STEP_S) % SAMPLE_STEPS:
             return None
@@ -282,16 +284,15 @@ class SeamSensor:
             s = process_sample
             return SeamMeasurement(time_s, self.sequence, s.flags, s.gap_mm, s.mismatch_mm, s.lateral_mm,
                                    s.bead_width_mm)
-        if placement is not None:
-            for s_mm, distance_m in views():
-                ahead = s_mm + LOOKAHEAD_MM
-                if distance_m * 1000.0 <= SEAM_CAPTURE_MM and 0.0 <= ahead <= placement.seam.length_mm:
-                    gap, mismatch, lateral = placement.seam.at(ahead)
-                    noise = self._noise.gauss
-                    offset_mm = lateral - 1000.0 * cross_slide_m
-                    return SeamMeasurement(time_s, self.sequence, LOOKAHEAD_VALID,
-                                           gap + noise(0.0, GAP_NOISE_MM), mismatch + noise(0.0, GAP_NOISE_MM),
-                                           offset_mm + noise(0.0, LATERAL_NOISE_MM), 0.0)
+        for placement, (s_mm, distance_m) in views():
+            ahead = s_mm + LOOKAHEAD_MM
+            if distance_m * 1000.0 <= SEAM_CAPTURE_MM and 0.0 <= ahead <= placement.seam.length_mm:
+                gap, mismatch, lateral = placement.seam.at(ahead)
+                noise = self._noise.gauss
+                offset_mm = lateral - 1000.0 * cross_slide_m
+                return SeamMeasurement(time_s, self.sequence, LOOKAHEAD_VALID,
+                                       gap + noise(0.0, GAP_NOISE_MM), mismatch + noise(0.0, GAP_NOISE_MM),
+                                       offset_mm + noise(0.0, LATERAL_NOISE_MM), 0.0)
         return SeamMeasurement(time_s, self.sequence, 0, 0.0, 0.0, 0.0, 0.0)
 
 
@@ -321,12 +322,14 @@ class WeldArc:
         """Forget where the TCP was: the arc is off, so the next strike measures travel afresh."""
         self._s_before = {}
 
-    def strike(self, time_s: float, placement: SeamPlacement,
-               views: Iterable[tuple[Hashable, tuple[float, float]]]) -> bool:
-        """Strike on the first part whose seam start the TCP is at (views: part, seam_coordinates of the TCP)."""
+    def strike(self, time_s: float, views: Iterable[tuple[Hashable, SeamPlacement, tuple[float, float]]]) -> bool:
+        """Strike on the first seam whose start the TCP is at.
+
+        views: a key naming the seam on its part, its placement, and the TCP's seam_coordinates on it.
+        """
         previous, self._s_before = self._s_before, {}
         on_tick = round(time_s / STEP_S) % SAMPLE_STEPS == 1
-        for part, (s_mm, distance_m) in views:
+        for part, placement, (s_mm, distance_m) in views:
             self._s_before[part] = s_mm
             if on_tick and 0.0 <= s_mm <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
                 self.process = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
