@@ -29,6 +29,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState, PointCloud2
@@ -104,6 +105,7 @@ class CoordinatorNode(Node):
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
         self._adjuster_stop = self.create_client(Trigger, '/weld_adjuster/stop')
+        self._adjuster_parameters = self.create_client(SetParameters, '/weld_adjuster/set_parameters')
         self._conveyor_reset = self.create_client(Trigger, '/conveyor/reset_fault')
         self._adjuster_cleared = False   # see _do_start_weld
 
@@ -419,19 +421,31 @@ class CoordinatorNode(Node):
             self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
                                                       SENSOR_DATA)
         if self._weld.arc:
+            length_mm = self._motion.seams[action.seam].length_mm
             if self._adjuster_cleared:
-                self._start_adjuster()
+                self._start_adjuster(length_mm)
             else:
                 # The first weld of this process: a coordinator restarted mid-weld finds the adjuster still in the
                 # weld the old process started ("a weld is active"), so that one is ended first.
                 self._adjuster_cleared = True
                 self._adjuster_stop.call_async(Trigger.Request()).add_done_callback(
-                    lambda future: (self._check_reply('weld_adjuster stop', future), self._start_adjuster()))
+                    lambda future: (self._check_reply('weld_adjuster stop', future),
+                                    self._start_adjuster(length_mm)))
             self._arc_pub.publish(Bool(data=True))
 
-    def _start_adjuster(self) -> None:
-        self._adjuster_start.call_async(Trigger.Request()).add_done_callback(
-            lambda future: self._check_reply('weld_adjuster start', future))
+    def _start_adjuster(self, seam_length_mm: float) -> None:
+        """Give the adjuster this seam's length (each seam of a part has its own), then start its weld."""
+        request = SetParameters.Request(parameters=[
+            Parameter('seam_length_mm', Parameter.Type.DOUBLE, float(seam_length_mm)).to_parameter_msg()])
+
+        def start(future) -> None:
+            results = future.result().results if future.result() is not None else []
+            if not results or not results[0].successful:
+                reason = results[0].reason if results else 'no answer'
+                self._diagnose('WARN', f'weld_adjuster seam length {seam_length_mm:g} mm not set: {reason}')
+            self._adjuster_start.call_async(Trigger.Request()).add_done_callback(
+                lambda done: self._check_reply('weld_adjuster start', done))
+        self._adjuster_parameters.call_async(request).add_done_callback(start)
 
     def _do_stop_weld(self, action: Action) -> None:
         self._end_weld()

@@ -222,9 +222,9 @@ class CellSimulation:
         return self.jammed_part
 
     def clear_jam(self) -> list[int]:
-        """Clear an injected jam as an operator does by hand: free the snagged part, and pull back the parts that
-        piled up behind it so that a gap of `CLEARED_GAP_M` separates each from the part in front.
+        """Clear an injected jam as an operator does by hand: free the snag, pull back the parts piled up behind.
 
+        Each part that ran into the one in front is pulled back until a gap of `CLEARED_GAP_M` separates them.
         Parts that touch cannot be told apart by the photo-eyes nor separated by the stop gate; on a real belt
         the operator clearing the jam undoes the pile-up too. Returns the parts that were moved.
         """
