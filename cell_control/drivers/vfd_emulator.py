@@ -70,6 +70,11 @@ RATED_RISE_K = 60.0  # winding temperature rise at rated current, steady state
 THERMAL_TAU_S = 900.0
 
 
+def running_current_a(extra_load_pu: float) -> float:
+    """Output current of the running motor under the belt's load plus `extra_load_pu` (magnetizing ⊥ torque)."""
+    return math.hypot(MAGNETIZING_CURRENT_A, RATED_TORQUE_CURRENT_A * (BELT_LOAD_PU + extra_load_pu))
+
+
 class VfdMotor:
     """Drive logic and motor ramp, without any I/O (the emulator calls it under its lock)."""
 
@@ -96,9 +101,7 @@ class VfdMotor:
 
     def current_a(self) -> float:
         """Output current: magnetizing plus torque-producing current while the output is on; 0 when off."""
-        if self.frequency_hz <= 0.0:
-            return 0.0
-        return math.hypot(MAGNETIZING_CURRENT_A, RATED_TORQUE_CURRENT_A * (BELT_LOAD_PU + self.extra_load_pu))
+        return running_current_a(self.extra_load_pu) if self.frequency_hz > 0.0 else 0.0
 
     def advance(self) -> None:
         now = self._clock()
