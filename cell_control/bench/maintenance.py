@@ -11,10 +11,11 @@ speed, in the drive's 0.01 A counts), the arm joint's friction + inertia model o
 charge read at dispatch, gauge noise σ SOC_NOISE_PCT). A part takes CYCLE_S, which turns parts into hours.
 
 Scenarios, each on SEEDS: one per degradation (only that asset is simulated), run until the monitor reports
-ERROR and the noise-free value has crossed the limit (or MAX_PARTS): the lead time is the part where the noise-free value crosses the limit minus the part
-of the first WARN. The healthy scenario runs HEALTHY_PARTS parts of every asset with the part-to-part
-variation (power drift uniform in ±10 %, belt load, joint friction, sensor noise) and must raise no WARN or
-ERROR at all; its condition store is closed and reopened halfway, as a restarted node would.
+ERROR and the noise-free value has crossed the limit (or MAX_PARTS): the lead time is the part where the
+noise-free value crosses the limit minus the part of the first WARN. The healthy scenario runs HEALTHY_PARTS
+parts of every asset with the part-to-part variation (power drift uniform in ±10 %, belt load, joint friction,
+sensor noise) and must raise no WARN or ERROR at all; its condition store is closed and reopened halfway, as a
+restarted node would.
 
 Prints a markdown report and a JSON line of the figures; exits 1 when a lead time is below MIN_LEAD_PARTS,
 a degradation never reached ERROR, or a healthy run raised anything.
@@ -241,7 +242,7 @@ def report(rows: list[dict], elapsed_s: float) -> str:
 
 
 def jobs() -> list[tuple[str, int]]:
-    """The weld-heavy jobs first, so the two workers finish together."""
+    """List the jobs, the weld-heavy ones first, so that the two workers finish together."""
     order = ['healthy', 'contact_tip', 'conveyor_bearing', 'arm_joint', 'agv_charger']
     return [(scenario, seed) for scenario in order for seed in SEEDS]
 

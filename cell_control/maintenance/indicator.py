@@ -81,5 +81,5 @@ class Indicator:
         return value >= self.limit if self.direction == 'above' else value <= self.limit
 
     def as_parameters(self) -> dict[str, float | int | str]:
-        """The fields as a flat dict of plain values (ROS parameter names and values)."""
+        """Return the fields as a flat dict of plain values (ROS parameter names and values)."""
         return asdict(self)

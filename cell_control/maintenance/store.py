@@ -96,8 +96,8 @@ class ConditionStore:
                 raise ConditionStoreError(f'{key}: seq {seq} does not follow the stored {last[0]}')
             if last is not None and t_s < last[1]:
                 raise ConditionStoreError(f'{key}: t_s {t_s:g} s is before the stored {last[1]:g} s')
-            self._db.execute('INSERT INTO samples VALUES (?, ?, ?, ?, ?)', (asset, name, seq, float(t_s),
-                                                                           float(value)))
+            self._db.execute('INSERT INTO samples VALUES (?, ?, ?, ?, ?)',
+                             (asset, name, seq, float(t_s), float(value)))
         except BaseException:
             self._db.execute('ROLLBACK')
             raise
@@ -115,7 +115,7 @@ class ConditionStore:
         self._db.execute('INSERT INTO resets VALUES (?, ?, ?, ?, ?)', (asset, name, seq, float(t_s), note))
 
     def history(self, asset: str, name: str, last: int | None = None) -> History:
-        """Samples since the last reset, oldest first; only the newest `last` ones if given."""
+        """Return the samples since the last reset, oldest first; only the newest `last` ones if given."""
         reset = self._last('resets', asset, name)
         rows = self._db.execute(
             'SELECT seq, t_s, value FROM samples WHERE asset = ? AND indicator = ? AND seq >= ? '
