@@ -27,11 +27,11 @@ def test_a_worn_bearing_warns_early_enough_and_ends_in_error():
 def test_the_judge_names_false_alarms_short_leads_and_missing_errors():
     runs = [
         {'scenario': 'healthy', 'seed': 1, 'parts': 200, 'first_warn': {'arm/elbow_effort_rms': 150},
-         'first_error': {}, 'crossed': {}},
+         'first_error': {}, 'crossed': {}, 'closest': {}},
         {'scenario': 'arm_joint', 'seed': 2, 'parts': 90, 'first_warn': {'arm/elbow_effort_rms': 70},
-         'first_error': {'arm/elbow_effort_rms': 85}, 'crossed': {'arm/elbow_effort_rms': 80}},
+         'first_error': {'arm/elbow_effort_rms': 85}, 'crossed': {'arm/elbow_effort_rms': 80}, 'closest': {}},
         {'scenario': 'conveyor_bearing', 'seed': 3, 'parts': 300, 'first_warn': {'conveyor/motor_current': 20},
-         'first_error': {}, 'crossed': {'conveyor/motor_current': 70}},
+         'first_error': {}, 'crossed': {'conveyor/motor_current': 70}, 'closest': {}},
     ]
     _, missed = bench.judge(runs)
     assert 'healthy seed 1 arm/elbow_effort_rms: false alarm at part 150' in missed

@@ -170,6 +170,7 @@ def _run(job: tuple[str, int]) -> dict:
     first_warn: dict[str, int] = {}
     first_error: dict[str, int] = {}
     crossed: dict[str, int] = {}
+    closest: dict[str, float] = {}  # the fewest parts to the limit any prediction gave
     with tempfile.TemporaryDirectory(prefix='maintenance_bench_') as folder:
         path = Path(folder) / 'condition.sqlite'
         store = ConditionStore(path)
@@ -185,7 +186,10 @@ def _run(job: tuple[str, int]) -> dict:
                         raise RuntimeError(f'the reopened store does not continue at part {n}')
                 for key, value, true in parts.part(n):
                     asset, name = key.split('/')
-                    level = monitor.record(asset, name, n, n * CYCLE_S, value).level
+                    prediction = monitor.record(asset, name, n, n * CYCLE_S, value)
+                    level = prediction.level
+                    if math.isfinite(prediction.parts_to_limit):
+                        closest[key] = min(closest.get(key, math.inf), prediction.parts_to_limit)
                     if level >= Level.WARN:
                         first_warn.setdefault(key, n)
                     if level == Level.ERROR:
@@ -197,7 +201,7 @@ def _run(job: tuple[str, int]) -> dict:
         finally:
             store.close()
     return {'scenario': scenario, 'seed': seed, 'parts': n + 1, 'first_warn': first_warn, 'first_error': first_error,
-            'crossed': crossed, 'elapsed_s': time.monotonic() - started}
+            'crossed': crossed, 'closest': closest, 'elapsed_s': time.monotonic() - started}
 
 
 def judge(runs: list[dict]) -> tuple[list[dict], list[str]]:
@@ -210,7 +214,8 @@ def judge(runs: list[dict]) -> tuple[list[dict], list[str]]:
             lead = cross - warn if warn is not None and cross is not None else None
             row = {'scenario': run['scenario'], 'seed': run['seed'], 'indicator': key, 'parts': run['parts'],
                    'first_warn': warn, 'first_error': error, 'true_crossing': cross, 'lead_parts': lead,
-                   'lead_hours': None if lead is None else lead * CYCLE_S / 3600.0}
+                   'lead_hours': None if lead is None else lead * CYCLE_S / 3600.0,
+                   'fewest_parts_predicted': run['closest'].get(key)}
             rows.append(row)
             where = f'{run["scenario"]} seed {run["seed"]} {key}'
             if run['scenario'] == 'healthy':
@@ -227,17 +232,21 @@ def report(rows: list[dict], elapsed_s: float) -> str:
     def show(value: object) -> str:
         return '–' if value is None else f'{value:.2f}' if isinstance(value, float) else str(value)
     lines = ['| scenario | seed | indicator | parts run | first WARN | true crossing | first ERROR | lead parts '
-             '(hours) |', '|---|---|---|---|---|---|---|---|']
+             '(hours) | fewest parts to the limit predicted |', '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         lines.append(f'| {r["scenario"]} | {r["seed"]} | {r["indicator"]} | {r["parts"]} | {show(r["first_warn"])} | '
                      f'{show(r["true_crossing"])} | {show(r["first_error"])} | {show(r["lead_parts"])} '
-                     f'({show(r["lead_hours"])}) |')
+                     f'({show(r["lead_hours"])}) | {show(r["fewest_parts_predicted"])} |')
     leads = [r['lead_parts'] for r in rows if r['scenario'] != 'healthy' and r['lead_parts'] is not None]
     healthy = [r for r in rows if r['scenario'] == 'healthy']
+    margins = [r['fewest_parts_predicted'] for r in healthy if r['fewest_parts_predicted'] is not None]
+    closest = f'{min(margins):.0f}' if margins else 'none'
+    horizons = '/'.join(sorted({f'{i.warn_horizon:g}' for i in INDICATORS}))
     lines.append(f'\nShortest lead {min(leads) if leads else "–"} parts (target ≥ {MIN_LEAD_PARTS}); false alarms '
                  f'in healthy runs: {sum(r["first_warn"] is not None for r in healthy)} of {len(healthy)} '
-                 f'indicator runs × {HEALTHY_PARTS} parts. {len(rows)} rows in {elapsed_s:.0f} s with {WORKERS} '
-                 'workers.')
+                 f'indicator runs × {HEALTHY_PARTS} parts; the fewest parts to a limit that a healthy prediction '
+                 f'gave: {closest} (warn horizon {horizons} parts). {len(rows)} rows in {elapsed_s:.0f} s with '
+                 f'{WORKERS} workers.')
     return '\n'.join(lines)
 
 
