@@ -215,7 +215,7 @@ def judge(runs: list[dict]) -> tuple[list[dict], list[str]]:
             row = {'scenario': run['scenario'], 'seed': run['seed'], 'indicator': key, 'parts': run['parts'],
                    'first_warn': warn, 'first_error': error, 'true_crossing': cross, 'lead_parts': lead,
                    'lead_hours': None if lead is None else lead * CYCLE_S / 3600.0,
-                   'fewest_parts_predicted': run['closest'].get(key)}
+                   'fewest_parts_predicted': run['closest'].get(key) if run['scenario'] == 'healthy' else None}
             rows.append(row)
             where = f'{run["scenario"]} seed {run["seed"]} {key}'
             if run['scenario'] == 'healthy':
@@ -232,7 +232,7 @@ def report(rows: list[dict], elapsed_s: float) -> str:
     def show(value: object) -> str:
         return '–' if value is None else f'{value:.2f}' if isinstance(value, float) else str(value)
     lines = ['| scenario | seed | indicator | parts run | first WARN | true crossing | first ERROR | lead parts '
-             '(hours) | fewest parts to the limit predicted |', '|---|---|---|---|---|---|---|---|---|']
+             '(hours) | healthy: fewest parts to the limit predicted |', '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         lines.append(f'| {r["scenario"]} | {r["seed"]} | {r["indicator"]} | {r["parts"]} | {show(r["first_warn"])} | '
                      f'{show(r["true_crossing"])} | {show(r["first_error"])} | {show(r["lead_parts"])} '

@@ -25,29 +25,28 @@ class ConditionMonitor:
                 raise ValueError(f'indicator {indicator.key} is declared twice')
             self.indicators[indicator.key] = indicator
 
-    def _indicator(self, asset: str, name: str) -> Indicator:
-        key = f'{asset}/{name}'
+    def _declared(self, key: str) -> Indicator:
         if key not in self.indicators:
             raise ConditionStoreError(f'unknown indicator {key!r}; declared: {", ".join(self.indicators) or "none"}')
         return self.indicators[key]
 
     def record(self, asset: str, name: str, seq: int, t_s: float, value: float) -> Prediction:
-        indicator = self._indicator(asset, name)
+        indicator = self._declared(f'{asset}/{name}')
         self.store.record(asset, name, seq, t_s, value)
         return self.predict(indicator.key)
 
     def reset(self, asset: str, name: str, seq: int, t_s: float, note: str) -> None:
-        self._indicator(asset, name)
+        self._declared(f'{asset}/{name}')
         self.store.reset(asset, name, seq, t_s, note)
 
     def predict(self, key: str) -> Prediction:
-        indicator = self._indicator(*key.split('/', 1)) if '/' in key else self._indicator(key, '')
+        indicator = self._declared(key)
         return predict(indicator, self.store.history(indicator.asset, indicator.name, last=indicator.window))
 
     def predictions(self) -> list[Prediction]:
         return [self.predict(key) for key in self.indicators]
 
     def next_seq(self, asset: str, name: str) -> int:
-        self._indicator(asset, name)
+        self._declared(f'{asset}/{name}')
         last = self.store.last_seq(asset, name)
         return 0 if last is None else last + 1
