@@ -14,6 +14,11 @@ CRC is pymodbus' own (`FramerRTU.compute_CRC`).
 
 The motor model ramps the output frequency toward the setpoint (or to zero when stopped or tripped) at a
 fixed acceleration. It is evaluated from the clock on every access, so `belt_speed_m_s` is always current.
+It also gives the output current and the motor temperature a drive reports (`motor_current_a`,
+`motor_temperature_c`): the current follows the load torque (the belt's own load, plus `extra_load_pu` that a
+simulation sets, e.g. a bearing whose friction rises), the winding warms with the current squared through a
+first-order thermal lag. The speed holds whatever the load (slip compensation). These two are readable from
+Python only: the served register map stays the one of `conveyor_vfd`.
 """
 from __future__ import annotations
 
@@ -55,6 +60,20 @@ MAX_ADU_BYTES = 256
 MIN_ADU_BYTES = 4  # unit, function, CRC
 FRAME_GAP_S = 3.5 * 11 / 19200  # 3.5 characters of 11 bits at 19 200 baud: 2.0 ms of silence ends a frame
 
+# Electrical and thermal model of the belt motor (a 0.37 kW four-pole motor on a V/f drive).
+RATED_CURRENT_A = 2.0
+MAGNETIZING_CURRENT_A = 1.0
+RATED_TORQUE_CURRENT_A = math.sqrt(RATED_CURRENT_A**2 - MAGNETIZING_CURRENT_A**2)
+BELT_LOAD_PU = 0.4  # load torque of the healthy belt at any speed, per unit of rated torque
+AMBIENT_C = 25.0
+RATED_RISE_K = 60.0  # winding temperature rise at rated current, steady state
+THERMAL_TAU_S = 900.0
+
+
+def running_current_a(extra_load_pu: float) -> float:
+    """Output current of the running motor under the belt's load plus `extra_load_pu` (magnetizing ⊥ torque)."""
+    return math.hypot(MAGNETIZING_CURRENT_A, RATED_TORQUE_CURRENT_A * (BELT_LOAD_PU + extra_load_pu))
+
 
 class VfdMotor:
     """Drive logic and motor ramp, without any I/O (the emulator calls it under its lock)."""
@@ -70,10 +89,26 @@ class VfdMotor:
         self.setpoint_counts = 0
         self.frequency_hz = 0.0
         self.fault_code = VfdFaultCode.NONE
+        self.extra_load_pu = 0.0
+        self.temperature_c = AMBIENT_C
+
+    def set_extra_load(self, load_pu: float) -> None:
+        """Add load torque (per unit of rated; negative: a lighter belt) from now on, as a worn bearing does."""
+        if not (math.isfinite(load_pu) and -BELT_LOAD_PU <= load_pu <= 2.0):
+            raise ValueError(f'extra load must be a number of per unit of rated torque in [{-BELT_LOAD_PU}, 2], '
+                             f'got {load_pu!r}')
+        self.extra_load_pu = load_pu
+
+    def current_a(self) -> float:
+        """Output current: magnetizing plus torque-producing current while the output is on; 0 when off."""
+        return running_current_a(self.extra_load_pu) if self.frequency_hz > 0.0 else 0.0
 
     def advance(self) -> None:
         now = self._clock()
         dt, self._last_s = max(0.0, now - self._last_s), now
+        # The winding heats with the current of the interval's start (exact solution of the first-order lag).
+        steady_c = AMBIENT_C + RATED_RISE_K * (self.current_a() / RATED_CURRENT_A) ** 2
+        self.temperature_c = steady_c + (self.temperature_c - steady_c) * math.exp(-dt / THERMAL_TAU_S)
         target = self.setpoint_counts * FREQUENCY_STEP_HZ if self.run and not self.fault_code else 0.0
         step = self.ramp_hz_s * dt
         if abs(target - self.frequency_hz) <= step:
@@ -199,6 +234,24 @@ class VfdEmulator:
     def fault_code(self) -> VfdFaultCode:
         with self._lock:
             return VfdFaultCode(self._motor.fault_code)
+
+    @property
+    def motor_current_a(self) -> float:
+        with self._lock:
+            self._motor.advance()
+            return self._motor.current_a()
+
+    @property
+    def motor_temperature_c(self) -> float:
+        with self._lock:
+            self._motor.advance()
+            return self._motor.temperature_c
+
+    def set_extra_load(self, load_pu: float) -> None:
+        """Load the belt motor with extra torque (see `VfdMotor.set_extra_load`); the speed holds."""
+        with self._lock:
+            self._motor.advance()
+            self._motor.set_extra_load(load_pu)
 
     def inject_fault(self, code: VfdFaultCode) -> None:
         """Trip the drive as the real one does on overcurrent etc.: output off, belt ramps to a stop."""
