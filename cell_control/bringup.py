@@ -76,9 +76,10 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     sim: `mujoco` runs the embedded simulation, `gazebo` expects Gazebo (started by gazebo.launch.py) to
     offer the same interface, `none` runs against hardware. ros_tools: robot_state_publisher (and rviz2 when
     asked) are available; without them the simulation publishes the robot description itself. recipe: the
-    part type welded (config/recipes/<recipe>.yaml); its seam sets the simulation's seam and the adjuster's
-    seam length and mode. parts: how many parts the simulated fleet brings. seam_file: a seam CSV welded
-    instead of the recipe's seam (another part's gaps and deviations), as long as the recipe's seam program.
+    part type welded (config/recipes/<recipe>.yaml); its seams are the simulated part's seams, and it sets
+    the adjuster's mode (the coordinator gives the adjuster each seam's length as it starts the seam). parts:
+    how many parts the simulated fleet brings. seam_file: a seam CSV welded instead of the seam of a one-seam
+    recipe (another part's gaps and deviations), as long as its seam program.
     opcua: the plant gateway (OPC UA server for MES and SCADA, docs/opcua.md) runs beside the coordinator and
     reads the coordinator's ledger and weld records.
     """
@@ -91,9 +92,12 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     except RecipeError as error:
         raise BringupError(f'recipe: {error}') from None
     seam = part_type.seams[0]
-    seam_path, seam_length_mm = seam.seam_file, seam.length_mm
+    seam_length_mm = seam.length_mm
     if seam_file is not None:
-        seam_path, seam_length_mm = Path(seam_file).resolve(), _seam_length_mm(seam_file, seam.program.length_mm)
+        if len(part_type.seams) != 1:
+            raise BringupError(f'seam: a seam file replaces the seam of a one-seam recipe; {part_type.id} has '
+                               f'{len(part_type.seams)}')
+        seam_length_mm = _seam_length_mm(seam_file, seam.program.length_mm)
     parameters = load_node_parameters(params_file or default_params_file())
     for node, values in (overrides or {}).items():
         parameters.setdefault(node, {}).update(values)
@@ -110,9 +114,7 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     if sim == 'mujoco':
         # The simulation is the clock: it steps on its own time and must not listen to its own /clock.
         nodes.append(node('cell_sim', publish_robot_description=not ros_tools, use_sim_time=False,
-                          seam_file=str(seam_path),
-                          seam_start_in_part=list(seam.program.points_m[0]),
-                          seam_end_in_part=list(seam.program.points_m[-1])))
+                          recipe=part_type.id, seam_file=str(Path(seam_file).resolve()) if seam_file else ''))
     if sim == 'none':
         nodes.append(node('seam_sensor'))
     nodes.append(node('conveyor_driver', emulate=sim != 'none'))

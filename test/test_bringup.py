@@ -25,9 +25,8 @@ def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
     assert sim.parameters['use_sim_time'] is False   # it publishes /clock
     assert sim.parameters['publish_robot_description'] is True   # nobody else publishes it here
     assert sim.parameters['part_pool'] == 4                        # from config/cell_params.yaml
-    # The recipe's seam is the simulated part's seam and the adjuster's seam length.
-    assert sim.parameters['seam_file'].endswith('bracket_seam_a.csv')
-    assert sim.parameters['seam_start_in_part'] == [-0.25, 0.0, 0.08]
+    # The recipe's seams are the simulated part's seams; its seam's length the adjuster's.
+    assert sim.parameters['recipe'] == 'bracket' and sim.parameters['seam_file'] == ''
     assert nodes['weld_adjuster'].parameters['seam_length_mm'] == pytest.approx(500.0)
     assert nodes['conveyor_driver'].parameters['emulate'] is True   # the VFD emulator on a pty
     assert nodes['fleet_sim'].parameters['parts'] == 5
@@ -136,6 +135,16 @@ def test_a_seam_file_the_recipe_cannot_weld_is_refused(tmp_path, text, message):
     seam.write_text(text)
     with pytest.raises(BringupError, match=re.escape(message)):
         describe_cell('mujoco', ros_tools=False, seam_file=seam)
+
+
+def test_a_recipe_with_several_seams_puts_them_all_on_the_simulated_part(tmp_path):
+    nodes = {n.name: n for n in describe_cell('mujoco', ros_tools=False, recipe='frame_rail')}
+    assert nodes['cell_sim'].parameters['recipe'] == 'frame_rail'
+    assert nodes['coordinator'].parameters['recipe'] == 'frame_rail'
+    seam = tmp_path / 'seam.csv'
+    seam.write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0,0,0\n560,0,0,0\n')
+    with pytest.raises(BringupError, match='a seam file replaces the seam of a one-seam recipe; frame_rail has 2'):
+        describe_cell('mujoco', ros_tools=False, recipe='frame_rail', seam_file=seam)
 
 
 def test_launch_file_maps_the_description():

@@ -539,7 +539,6 @@ def test_a_recipe_change_applies_only_to_an_idle_or_stopped_cell_with_no_part_wa
 
 
 @pytest.mark.parametrize('recipe_id, reason', [
-    ('frame_rail', 'recipe frame_rail has 2 seams; this cell welds one seam per part'),   # issue 10
     ('no_such_recipe', "no recipe 'no_such_recipe'"),
     ('../../etc/passwd', "recipe id '../../etc/passwd' is not a recipe name"),
     ('broken', r"broken\.yaml: \(recipe\): 'weld' is a required property"),
@@ -651,3 +650,13 @@ def test_part_verdict_from_its_seams():
     assert part_verdict([('a', 'dry_run'), ('b', 'dry_run')], ('a', 'b'))[0] == 'dry_run'
     assert part_verdict([('a', 'dry_run'), ('b', 'rework')], ('a', 'b')) == (
         'rework', 'weld quality outside limits on b')
+
+
+def test_a_recipe_change_to_several_seams_welds_them_all_from_then_on(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.coord.recipe_id = 'bracket'
+    assert cell.coord.change_recipe('frame_rail').id == 'frame_rail'
+    assert cell.coord.seam_ids == ('seam_a', 'seam_b')
+    _at_first_seam(cell)
+    cell.ev(E.WELD_DONE, flag=True)
+    assert [a.seam for a in cell.ev(E.ARM_AT_GOAL) if a.kind is A.START_WELD] == ['seam_b']

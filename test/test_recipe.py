@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cell_control.cell.recipe import RecipeError, load_recipe, load_recipes, recipes_dir
+from cell_control.cell.recipe import RecipeError, load_recipe, load_recipes, recipe_path, recipes_dir, weldable
 from cell_control.motion.kinematics import default_config_dir
 from cell_control.weld.adjuster import MODES
 from cell_control.motion.weld_path import base_pose_from_layout, part_pose_at_station, plan_weld
@@ -34,6 +34,7 @@ def test_shipped_recipes_fit_the_layout_part_and_every_seam_is_weldable():
             weld = plan_weld(seam.program, part_pose_at_station(LAYOUT), base_pose_from_layout(LAYOUT),
                              recipe.weld.travel_speed_mm_s, HOME)
             assert weld.seam_s_mm[-1] == pytest.approx(seam.program.length_mm)
+        assert weldable(recipe) is recipe
 
 
 def test_schema_adjuster_modes_are_the_adjusters():
@@ -124,3 +125,12 @@ def test_duplicate_recipe_ids_and_empty_directory_are_refused(recipe_copy, tmp_p
         load_recipes(tmp_path)
     with pytest.raises(RecipeError, match='no recipes'):
         load_recipes(tmp_path / 'empty')
+
+
+def test_a_recipe_the_arm_cannot_weld_at_the_station_is_not_weldable(monkeypatch):
+    import cell_control.cell.recipe as recipes
+    layout = recipes.load_layout()
+    far = {**layout, 'station': {**layout['station'], 'x': 3.0}}   # the station moved out of the arm's reach
+    monkeypatch.setattr(recipes, 'load_layout', lambda: far)
+    with pytest.raises(RecipeError, match='recipe bracket: the arm cannot weld seam seam_a at the station'):
+        recipes.weldable(load_recipe(recipe_path('bracket')))

@@ -151,9 +151,7 @@ def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
     belt.publish(Float64(data=0.0))
 
 
-@pytest.mark.parametrize('sim', [(f'seam_file:={SEAMS / "straight_tight.csv"}',
-                                  'seam_start_in_part:=[-0.15, 0.0, 0.08]', 'seam_end_in_part:=[0.15, 0.0, 0.08]')],
-                         indirect=True)
+@pytest.mark.parametrize('sim', [('recipe:=bracket',)], indirect=True)
 def test_seam_stream_arrives_at_500_hz_of_simulated_time(sim):
     _, probe = sim
     features = Latest(probe, PointCloud2, '/seam/features', SEAM_STREAM, keep=True)
@@ -168,13 +166,17 @@ def test_seam_stream_arrives_at_500_hz_of_simulated_time(sim):
     assert all(msg.header.frame_id == 'seam_sensor' for msg in features.all[-10:])
 
 
-@pytest.mark.parametrize('param, message', [
-    ('real_time_factor:=-5.0', 'real_time_factor out of range'),
-    ('seam_file:=/nonexistent/seam.csv', 'cannot read seam file'),
-    ('initial_arm_positions:=[0.0, 1.0]', 'initial_arm_positions needs 6 values'),
-    (f'seam_file:={SEAMS / "straight_tight.csv"}', 'is 300 mm long but its start and end points'),
+@pytest.mark.parametrize('params, message', [
+    (('real_time_factor:=-5.0',), 'real_time_factor out of range'),
+    (('recipe:=bracket', 'seam_file:=/nonexistent/seam.csv'), 'cannot read seam file'),
+    (('initial_arm_positions:=[0.0, 1.0]',), 'initial_arm_positions needs 6 values'),
+    (('recipe:=bracket', f'seam_file:={SEAMS / "straight_tight.csv"}'), 'is 300 mm long but its start and end points'),
+    ((f'seam_file:={SEAMS / "straight_tight.csv"}',), 'seam_file replaces the seam of a recipe: set recipe too'),
+    (('recipe:=no_such_recipe',), "no recipe 'no_such_recipe'"),
+    (('recipe:=frame_rail', f'seam_file:={SEAMS / "straight_tight.csv"}'),
+     'a seam file replaces the seam of a one-seam recipe; frame_rail has 2'),
 ])
-def test_bad_parameters_stop_the_simulation_with_a_reason(node_processes, param, message):
-    result = node_processes.run('cell_sim', sim_command(param), timeout_s=60)
+def test_bad_parameters_stop_the_simulation_with_a_reason(node_processes, params, message):
+    result = node_processes.run('cell_sim', sim_command(*params), timeout_s=60)
     assert result.returncode == 1
     assert message in result.stdout + result.stderr

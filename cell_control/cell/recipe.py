@@ -10,7 +10,7 @@ limits. A bad recipe is refused as a whole with a `RecipeError` naming the file 
 Public API:
     load_recipe(path) -> Recipe
     recipe_path(recipe_id) -> Path                        config/recipes/<id>.yaml; an id never leaves that folder
-    weldable(recipe) -> Recipe                            the recipe, if this cell can weld it (one seam per part)
+    weldable(recipe) -> Recipe                            the recipe, if the arm can weld every seam of it
     load_recipes(directory=None) -> dict[str, Recipe]      every *.yaml in config/recipes, by id
     Recipe, SeamRecipe, PartDimensions, WeldParameters, WeldLimits, RecipeError
 """
@@ -28,8 +28,10 @@ import yaml
 
 from cell_control.cell.finite import field_path, non_finite_field
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
-from cell_control.motion.kinematics import default_config_dir
-from cell_control.motion.weld_path import SeamProgram
+from cell_control.cell.description import load_layout
+from cell_control.motion.kinematics import default_config_dir, load_kinematics
+from cell_control.motion.weld_path import (PLANNED_WELD_SPEED_MM_S, PathError, SeamProgram, base_pose_from_layout,
+                                           part_pose_at_station, plan_weld)
 
 SEAM_LENGTH_TOLERANCE_MM = 1.0
 TOP_FACE_TOLERANCE_M = 0.001
@@ -99,10 +101,21 @@ def recipe_path(recipe_id: str) -> Path:
 
 
 def weldable(recipe: Recipe) -> Recipe:
-    """Return `recipe` if this cell can weld it, else raise RecipeError: the cell welds one seam per part."""
-    if len(recipe.seams) != 1:
-        raise RecipeError(f'recipe {recipe.id} has {len(recipe.seams)} seams; this cell welds one seam per part '
-                          '(the simulation places one seam on the part)')
+    """Return `recipe` if the arm can weld every seam of it on a part at the station, else raise RecipeError.
+
+    Each seam's weld path is planned as the coordinator plans it (from the home pose, at the top travel speed):
+    a seam out of reach, through a singularity or needing a joint jump is refused before a part comes in.
+    """
+    layout = load_layout()
+    arm = load_kinematics()
+    part, base = part_pose_at_station(layout), base_pose_from_layout(layout)
+    home = layout['arm']['home_joint_positions']
+    for seam in recipe.seams:
+        try:
+            plan_weld(seam.program, part, base, PLANNED_WELD_SPEED_MM_S, home, arm)
+        except PathError as error:
+            raise RecipeError(f'recipe {recipe.id}: the arm cannot weld seam {seam.id} at the station: '
+                              f'{error}') from None
     return recipe
 
 

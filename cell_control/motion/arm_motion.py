@@ -23,11 +23,11 @@ import numpy as np
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryPoint
 from cell_control.cell.recipe import SeamRecipe
 from cell_control.motion.kinematics import UrKinematics
-from cell_control.motion.weld_path import (PathError, WeldMotionSettings, WeldTrajectory, air_move,
-                                           base_pose_from_layout, joint_move, part_pose_at_station, plan_weld)
+from cell_control.motion.weld_path import (PLANNED_WELD_SPEED_MM_S, PathError, WeldMotionSettings, WeldTrajectory,
+                                           air_move, base_pose_from_layout, joint_move, part_pose_at_station,
+                                           plan_weld)
 
 TARGETS = ('seam_start', 'weld_path', 'home')
-PLANNED_WELD_SPEED_MM_S = 25.0   # DESIGN §6 top travel speed: speed scaling can only slow a trajectory down
 AIR_CLEARANCE_M = 0.15           # height above the part's top face of the cross move between two seams
 NEAR_PART_M = 0.10               # a TCP this close above the part (and over it) starts a seam move in the air
 

@@ -273,6 +273,7 @@ def joint_move(q_start: Sequence[float], q_target: Sequence[float], limits: Join
 
 
 # ------------------------------------------------------------------ weld trajectory
+PLANNED_WELD_SPEED_MM_S = 25.0   # DESIGN §6 top travel speed: speed scaling can only slow a trajectory down
 DERIVATIVE_STEP_MM = 0.001   # path step of the joint velocities' difference quotient
 
 

@@ -28,7 +28,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from cell_control.cell.description import expand_xacro, home_positions, load_layout
 from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
-from cell_control.weld.seam_profile import load_seam_csv
+from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, descriptor, diagnostic_array,
@@ -36,7 +36,8 @@ from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuar
 from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.commands import command_problem
-from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
+from cell_control.sim.mujoco_cell import CellSimulation
+from cell_control.sim.virtual_sensors import recipe_placements
 from cell_control.sim.interface import AGV_NAMES
 from cell_control.sim.lockstep import WeldLockstep
 
@@ -58,10 +59,11 @@ class CellSimNode(Node):
         cell = build_cell_model(cell_urdf, {agv: expand_xacro('agv', name=agv) for agv in AGV_NAMES},
                                 expand_xacro('part'), self._layout, self._arm_joints, p['part_pool'])
         self.sim = CellSimulation(cell, self._layout, p['initial_arm_positions'])
-        if p['seam_file']:
-            self.sim.seam_placement = SeamPlacement(
-                load_seam_csv(p['seam_file']), tuple(p['seam_start_in_part']), tuple(p['seam_end_in_part']),
-                p['power_drift'], p['dropout_rate'], p['outlier_rate'], p['seed'])
+        if p['recipe']:
+            recipe = load_recipe(Path(p['recipe']) if p['recipe'].endswith('.yaml') else recipe_path(p['recipe']))
+            self.sim.seam_placements = recipe_placements(
+                recipe, Path(p['seam_file']) if p['seam_file'] else None, p['power_drift'], p['dropout_rate'],
+                p['outlier_rate'], p['seed'])
         self._lock = threading.Lock()
         self._lockstep = WeldLockstep(p['weld_lockstep_lead_s'], p['weld_lockstep_patience_s'])
         self._answers = threading.Condition()
@@ -140,9 +142,10 @@ class CellSimNode(Node):
             'Publish /robot_description latched (off when robot_state_publisher does it).'))
         declare('render_path', '', descriptor('PNG file that the ~/render service writes a picture of the cell '
                                               'to; empty: <tmp>/cell_control_cell.png.'))
-        declare('seam_file', '', descriptor('Seam CSV of the part welded at the station; empty: no seam.'))
-        declare('seam_start_in_part', [-0.3, 0.0, 0.08], descriptor('Seam start in the part frame, m.'))
-        declare('seam_end_in_part', [0.3, 0.0, 0.08], descriptor('Seam end in the part frame, m.'))
+        declare('recipe', '', descriptor('Recipe (id in config/recipes or a .yaml file) of the part type: every '
+                                         'seam of it lies on each part; empty: parts without seams.'))
+        declare('seam_file', '', descriptor('Seam CSV welded instead of the recipe\'s seam (one-seam recipes: '
+                                            'another part\'s gaps and deviations); empty: the recipe\'s.'))
         declare('power_drift', 0.0, descriptor('Relative error of the real arc power (unknown to control).',
                                                -0.5, 0.5))
         declare('dropout_rate', 0.0, descriptor('Probability that a sensor sample is invalid.', 0.0, 1.0))
@@ -156,12 +159,13 @@ class CellSimNode(Node):
         values = {name: self.get_parameter(name).value for name in (
             'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'part_pool', 'initial_arm_positions',
             'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s',
-            'publish_robot_description', 'seam_file', 'seam_start_in_part', 'seam_end_in_part', 'power_drift',
+            'publish_robot_description', 'recipe', 'seam_file', 'power_drift',
             'dropout_rate', 'outlier_rate', 'seed')}
-        for name in ('initial_arm_positions', 'seam_start_in_part', 'seam_end_in_part'):
-            values[name] = [float(v) for v in values[name]]
+        values['initial_arm_positions'] = [float(v) for v in values['initial_arm_positions']]
         if len(values['initial_arm_positions']) != 6:
             raise ValueError('initial_arm_positions needs 6 values, one per arm joint')
+        if values['seam_file'] and not values['recipe']:
+            raise ValueError('seam_file replaces the seam of a recipe: set recipe too')
         return values
 
     # ----- commands in ----------------------------------------------------------------------------------

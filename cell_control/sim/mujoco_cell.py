@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S
+from cell_control.motion.weld_path import PLANNED_WELD_SPEED_MM_S
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
 from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_measurement import SeamMeasurement

@@ -28,14 +28,16 @@ import math
 import random
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Hashable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from cell_control.cell.recipe import Recipe
 from cell_control.motion.kinematics import UrKinematics
 from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_measurement import LOOKAHEAD_VALID, SeamMeasurement
-from cell_control.weld.seam_profile import SeamProfile
+from cell_control.weld.seam_profile import SeamProfile, load_seam_csv
 from cell_control.sim.weld_process import (GAP_NOISE_MM, LATERAL_NOISE_MM, LOOKAHEAD_MM, NOMINAL_CORRECTION_MM,
                                            NOMINAL_FORCE_N, SAMPLE_STEPS, STEP_S, WeldProcess)
 
@@ -239,6 +241,27 @@ class SeamPlacement:
         if abs(length_mm - self.seam.length_mm) > 1.0:
             raise ValueError(f'seam {self.seam.name} is {self.seam.length_mm:g} mm long but its start and end '
                              f'points on the part are {length_mm:.1f} mm apart')
+
+
+def recipe_placements(recipe: Recipe, seam_file: Path | None = None, power_drift: float = 0.0,
+                      dropout_rate: float = 0.0, outlier_rate: float = 0.0, seed: int = 0) -> list[SeamPlacement]:
+    """Place every seam of a recipe on the part, in the recipe's order; seam k's process is seeded `seed + k`.
+
+    `seam_file` welds another seam file instead of the seam of a one-seam recipe (another part's gaps and
+    deviations). The simulated seam runs straight from the program's first point to its last, so a polyline
+    program is refused; ValueError names the seam.
+    """
+    if seam_file is not None and len(recipe.seams) != 1:
+        raise ValueError(f'a seam file replaces the seam of a one-seam recipe; {recipe.id} has {len(recipe.seams)}')
+    placements = []
+    for k, seam in enumerate(recipe.seams):
+        if len(seam.program.points_m) != 2:
+            raise ValueError(f'seam {seam.id} of {recipe.id}: the simulation places straight seams, its program '
+                             f'has {len(seam.program.points_m)} points')
+        profile = load_seam_csv(seam_file if seam_file is not None else seam.seam_file)
+        placements.append(SeamPlacement(profile, seam.program.points_m[0], seam.program.points_m[-1], power_drift,
+                                        dropout_rate, outlier_rate, seed + k))
+    return placements
 
 
 def seam_in_world(placement: SeamPlacement, part_pose: Pose) -> tuple[np.ndarray, np.ndarray]:
