@@ -4,7 +4,8 @@ import math
 import pytest
 
 from cell_control.logistics.docking import DockWatch
-from cell_control.cell.kpi import PartOutcome, StationLegs, critical_path_s, production_kpis, trapezoid_time_s
+from cell_control.cell.kpi import (
+    PartOutcome, StationLegs, critical_path_s, production_kpis, trapezoid_time_s, welds_by_part)
 from cell_control.weld.trace import WeldTrace
 
 LAYOUT = {'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}}}
@@ -70,3 +71,15 @@ def test_a_clock_that_goes_back_expires_a_docked_agv_a_full_timeout_after_the_ju
     watch.clock_restarted(2.0)              # without it the odometry would stay fresh until 100.5 s
     assert watch.expire(now_s=2.5, timeout_s=0.5) == []
     assert watch.expire(now_s=2.6, timeout_s=0.5) == [('inbound', 'agv_1')]
+
+
+def test_weld_results_are_given_to_their_parts_seam_by_seam():
+    def weld(seam_index, quality):
+        return {'seam_index': seam_index, 'quality_pct': quality}
+    # P1 both seams, P2 interrupted in its first seam, P3 both seams
+    results = [weld(0, 100.0), weld(1, 99.0), weld(0, 40.0), weld(0, 100.0), weld(1, 100.0)]
+    grouped = welds_by_part(['P1', 'P2', 'P3'], results)
+    qualities = [[w['quality_pct'] for w in grouped[p]] for p in ('P1', 'P2', 'P3')]
+    assert qualities == [[100.0, 99.0], [40.0], [100.0, 100.0]]
+    assert welds_by_part(['P1', 'P2'], [{'quality_pct': 1.0}, {'quality_pct': 2.0}]) == {
+        'P1': [{'quality_pct': 1.0}], 'P2': [{'quality_pct': 2.0}]}   # one seam per part, no index

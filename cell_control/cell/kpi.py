@@ -78,3 +78,22 @@ def production_kpis(parts: list[PartOutcome], run_s: float, fault_s: float, crit
         'throughput_parts_per_h': round(3600.0 * len(left) / span, 1) if left and span > 0 else 0.0,
         'availability_pct': round(100.0 * (1.0 - fault_s / run_s), 1) if run_s > 0 else math.nan,
     }
+
+
+def welds_by_part(welded_order: list[str], results: list[dict]) -> dict[str, list[dict]]:
+    """Give each part the simulation's weld results of its seams, in the order the parts were welded.
+
+    A result with `seam_index` 0 (or at most the previous one's) begins the next part's welds, so a part whose
+    weld was interrupted before its last seam keeps only the seams it got; results without an index are one
+    per part.
+    """
+    grouped: dict[str, list[dict]] = {}
+    part_index, previous = -1, None
+    for result in results:
+        index = result.get('seam_index')
+        if index is None or previous is None or index <= previous:
+            part_index += 1
+        previous = index
+        if part_index < len(welded_order):
+            grouped.setdefault(welded_order[part_index], []).append(result)
+    return grouped

@@ -15,7 +15,7 @@ from cell_control.logistics.agv_navigation import Pose2D, docking_route
 from cell_control.logistics.fleet import FleetConfig
 from cell_control.cell.description import home_positions, load_layout
 from cell_control.cell.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, production_kpis
-from cell_control.cell.kpi import trapezoid_time_s
+from cell_control.cell.kpi import trapezoid_time_s, welds_by_part
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.weld.seam_profile import load_seam_csv
@@ -120,7 +120,11 @@ class DemoRun:
         outcomes = [PartOutcome(p.part_id, announced.get(p.part_id, math.nan), left.get(p.part_id),
                                 p.verdict or '') for p in parts]
         weld_results = self.weld_results
-        quality = {part: result.get('quality_pct') for part, result in zip(welded_order, weld_results)}
+        welds = welds_by_part(welded_order, weld_results)
+        # a part is as good as its worst seam; every seam's own figure is beside it
+        quality = {part: min(w.get('quality_pct', 0.0) for w in seams) for part, seams in welds.items()}
+        per_seam = {part: {w.get('seam', str(w.get('seam_index'))): w.get('quality_pct') for w in seams}
+                    for part, seams in welds.items()}
         report = {
             'parts_requested': self.parts,
             'parts_delivered': counts.delivered,
@@ -129,6 +133,7 @@ class DemoRun:
             'parts_lost': self.parts - counts.delivered - counts.rejected - counts.in_cell,
             'ledger_invariant_holds': counts.announced == counts.delivered + counts.in_cell + counts.rejected,
             'weld_quality_pct': quality,
+            'weld_quality_per_seam_pct': per_seam,
             'weld_results': weld_results,
         }
         report.update(production_kpis(outcomes, self.run_s, self.fault_s, cycle_lower_bound_s(recipe_id)))
