@@ -5,7 +5,7 @@ import pytest
 
 from cell_control.drivers.conveyor_vfd import CW_RUN, REG_CONTROL_WORD, ConveyorVfd
 from cell_control.drivers.vfd_emulator import (AMBIENT_C, VfdEmulator, VfdMotor, output_power_w,
-                                              running_current_a)
+                                               running_current_a)
 from cell_control.sim.degradation import (AgvBattery, BearingWear, CellWear, ChargerFade, ContactTipWear,
                                           DegradationConfig, JointFrictionRise, JointModel, PartVariation)
 from cell_control.testing import wait_for

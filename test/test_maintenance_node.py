@@ -109,4 +109,3 @@ def test_end_to_end_the_drive_current_over_modbus_becomes_a_part_reading_and_ene
     part = cell.energy['parts'][0]
     assert part['part'] == 'P-1' and part['by_source_wh']['conveyor'] > 0.0
     assert part['by_state_wh']['moving'] > 0.0 and part['by_state_wh']['welding'] == 0.0
-
