@@ -13,6 +13,7 @@ NODES = {
     'fleet_sim': 'cell_control.nodes.fleet_sim:main',
     'conveyor_driver': 'cell_control.nodes.conveyor_driver:main',
     'plant_gateway': 'cell_control.nodes.plant_gateway:main',
+    'maintenance': 'cell_control.nodes.maintenance:main',
 }
 
 setup(

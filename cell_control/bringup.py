@@ -125,6 +125,7 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     if opcua:
         nodes.append(node('plant_gateway', recipe=part_type.id,
                           **{k: v for k, v in coordinator.parameters.items() if k in ('ledger_path', 'records_path')}))
+    nodes.append(node('maintenance'))   # condition trends and energy per part, on every route
     if sim != 'none':
         nodes.append(node('fleet_sim', parts=parts))
     if rviz:

@@ -19,7 +19,7 @@ SETUP_SCRIPTS = set(re.findall(r"'(\w+)': 'cell_control\.nodes\.", (REPO / 'setu
 
 def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
     nodes = {n.name: n for n in describe_cell('mujoco', ros_tools=False, recipe='bracket', parts=5)}
-    assert list(nodes) == ['cell_sim', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'fleet_sim']
+    assert list(nodes) == ['cell_sim', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'maintenance', 'fleet_sim']
     sim = nodes.pop('cell_sim')
     assert all(n.parameters['use_sim_time'] is True for n in nodes.values())
     assert sim.parameters['use_sim_time'] is False   # it publishes /clock
@@ -44,6 +44,7 @@ def test_hardware_and_gazebo_bringups():
     hardware = describe_cell('none', ros_tools=True)
     names = [n.name for n in hardware]
     assert 'cell_sim' not in names and 'fleet_sim' not in names and 'seam_sensor' in names
+    assert 'maintenance' in names and 'maintenance' in [n.name for n in describe_cell('gazebo', ros_tools=True)]
     assert all(n.parameters['use_sim_time'] is False for n in hardware)
     assert {n.name: n for n in hardware}['conveyor_driver'].parameters['emulate'] is False
     gazebo = describe_cell('gazebo', ros_tools=True)

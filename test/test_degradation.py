@@ -4,7 +4,8 @@ import math
 import pytest
 
 from cell_control.drivers.conveyor_vfd import CW_RUN, REG_CONTROL_WORD, ConveyorVfd
-from cell_control.drivers.vfd_emulator import AMBIENT_C, VfdEmulator, VfdMotor, running_current_a
+from cell_control.drivers.vfd_emulator import (AMBIENT_C, VfdEmulator, VfdMotor, output_power_w,
+                                               running_current_a)
 from cell_control.sim.degradation import (AgvBattery, BearingWear, CellWear, ChargerFade, ContactTipWear,
                                           DegradationConfig, JointFrictionRise, JointModel, PartVariation)
 from cell_control.testing import wait_for
@@ -104,13 +105,18 @@ def test_motor_current_and_temperature_follow_the_extra_load_while_the_speed_hol
         motor.set_extra_load(math.nan)
 
 
-def test_emulator_extra_load_leaves_the_modbus_side_unchanged():
+def test_emulator_extra_load_shows_in_the_current_and_power_registers_while_the_speed_holds():
     with VfdEmulator(max_speed_m_s=0.5, acceleration_m_s2=2.0) as emulator:
         with ConveyorVfd(emulator.port, 1, 19200, 2.0, max_speed_m_s=0.5) as vfd:
             vfd.set_speed(0.3)
             wait_for(lambda: vfd.read_status().at_speed, 10.0, 'at speed')
-            before = emulator.motor_current_a
+            healthy = vfd.read_status()
+            assert healthy.motor_current_a == pytest.approx(running_current_a(0.0), abs=0.01)
+            assert healthy.motor_temperature_c >= AMBIENT_C and healthy.output_power_w > 0.0
             emulator.set_extra_load(0.4)
             status = vfd.read_status()
             assert status.at_speed and status.belt_speed_m_s == pytest.approx(0.3, abs=0.01)
-            assert emulator.motor_current_a > before and emulator.motor_temperature_c >= AMBIENT_C
+            assert status.motor_current_a == pytest.approx(running_current_a(0.4), abs=0.01)
+            assert status.output_power_w == pytest.approx(round(output_power_w(30.0, running_current_a(0.4))), abs=1)
+            assert status.output_power_w > healthy.output_power_w
+            assert emulator.motor_current_a > healthy.motor_current_a

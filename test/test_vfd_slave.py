@@ -22,10 +22,11 @@ from pymodbus.framer import FramerRTU
 from cell_control.drivers.conveyor_vfd import (
     CW_RUN, REG_CONTROL_WORD, REG_SPEED_SETPOINT, REGISTER_COUNT, ConveyorVfd, VfdFaultCode,
 )
-from cell_control.drivers.vfd_emulator import VfdEmulator
+from cell_control.drivers.vfd_emulator import AMBIENT_C, VfdEmulator
 from conftest import REPO
 
 UNIT = 1
+STOPPED = [0, 0, 1, 0, 0, 0, round(AMBIENT_C * 10), 0]  # READY, no current, ambient 25.0 °C, no power
 REPLY_TIMEOUT_S = 5.0  # a pty under load has been seen to hold bytes back 0.9 s
 LINE_SILENCE_S = 0.05  # well above the 3.5-character gap that ends an RTU frame (2 ms at 19 200 baud)
 
@@ -135,7 +136,7 @@ def mbpoll_read(port: str, start: int = 0, count: int = REGISTER_COUNT) -> list[
 def test_refused_multi_register_write_changes_nothing(emulator, values, error):
     result = mbpoll(emulator.port, '-t', '4', '-r', '0', emulator.port, *values)
     assert result.returncode != 0 and error in result.stderr
-    assert mbpoll_read(emulator.port) == [0, 0, 1, 0, 0]
+    assert mbpoll_read(emulator.port) == STOPPED
     assert emulator.belt_speed_m_s == 0.0
 
 
@@ -164,7 +165,7 @@ def test_accepted_multi_register_write_is_echoed_and_acted_on(emulator):
 def test_unsupported_functions_get_illegal_function_and_change_nothing(emulator, args):
     result = mbpoll(emulator.port, *(arg.format(port=emulator.port) for arg in args))
     assert result.returncode != 0 and 'Illegal function' in result.stderr
-    assert mbpoll_read(emulator.port) == [0, 0, 1, 0, 0]
+    assert mbpoll_read(emulator.port) == STOPPED
     assert emulator.belt_speed_m_s == 0.0
 
 
@@ -182,19 +183,19 @@ def test_unknown_function_code_gets_illegal_function(link):
     (read_request(0, 126), exception_reply(3, 3)),
     (adu(UNIT, struct.pack('>BHHB', 16, 0, 0, 0)), exception_reply(16, 3)),           # zero registers
     (adu(UNIT, struct.pack('>BHHB2H', 16, 0, 2, 2, 1, 1000)[:8]), exception_reply(16, 3)),  # 2 regs, 2 bytes
-    (read_request(0, 6), exception_reply(3, 2)),    # past the last register
-    (read_request(5, 1), exception_reply(3, 2)),
-    (write_single(5, 0), exception_reply(6, 2)),
+    (read_request(0, 9), exception_reply(3, 2)),    # past the last register
+    (read_request(8, 1), exception_reply(3, 2)),
+    (write_single(5, 0), exception_reply(6, 2)),    # motor current: read-only
     (write_single(REG_SPEED_SETPOINT, 5001), exception_reply(6, 3)),
 ], ids=['read 0', 'read 65535', 'read 126', 'write 0', 'byte count not 2N', 'read past the map',
-        'read from 5', 'write to 5', 'setpoint above 50 Hz'])
+        'read from 8', 'write to 5', 'setpoint above 50 Hz'])
 def test_illegal_quantity_or_address_gets_a_well_formed_exception(link, frame, reply):
     assert link.request(frame) == reply
-    assert registers(link) == [0, 0, 1, 0, 0]
+    assert registers(link) == STOPPED
 
 
 def test_mbpoll_reads_the_register_map(emulator):
-    assert mbpoll_read(emulator.port) == [0, 0, 1, 0, 0]
+    assert mbpoll_read(emulator.port) == STOPPED
     assert mbpoll_read(emulator.port, 1, 1) == [0]
 
 
@@ -205,9 +206,9 @@ def test_other_unit_addresses_get_no_reply_and_change_nothing(emulator, link):
     for unit in (2, 247, 255):
         link.send(write_multiple(0, [CW_RUN, 1000], unit=unit))
         assert link.request(read_request(0, 2)) == registers_reply([0, 0])
-    result = mbpoll(emulator.port, '-t', '4', '-r', '0', '-c', '5', emulator.port, unit=2)
+    result = mbpoll(emulator.port, '-t', '4', '-r', '0', '-c', str(REGISTER_COUNT), emulator.port, unit=2)
     assert result.returncode != 0 and 'timed out' in result.stderr
-    assert mbpoll_read(emulator.port) == [0, 0, 1, 0, 0]
+    assert mbpoll_read(emulator.port) == STOPPED
 
 
 def test_other_unit_address_times_out_the_pymodbus_client(emulator):
@@ -216,7 +217,7 @@ def test_other_unit_address_times_out_the_pymodbus_client(emulator):
     try:
         with pytest.raises(ModbusException):
             client.read_holding_registers(0, count=REGISTER_COUNT, device_id=3)
-        assert client.read_holding_registers(0, count=REGISTER_COUNT, device_id=UNIT).registers == [0, 0, 1, 0, 0]
+        assert client.read_holding_registers(0, count=REGISTER_COUNT, device_id=UNIT).registers == STOPPED
     finally:
         client.close()
 
@@ -250,14 +251,14 @@ MALFORMED = {
 @pytest.mark.parametrize('name', MALFORMED)
 def test_malformed_frame_followed_at_once_by_a_request_gets_only_that_reply(link, name):
     link.send(MALFORMED[name] + read_request(0, REGISTER_COUNT))
-    assert link.reply() == registers_reply([0, 0, 1, 0, 0])
+    assert link.reply() == registers_reply(STOPPED)
 
 
 @pytest.mark.parametrize('name', MALFORMED)
 def test_malformed_frame_then_silence_loses_no_request(emulator, link, name):
     link.send(MALFORMED[name])
     time.sleep(LINE_SILENCE_S)  # the line is quiet: the slave must give up on the frame, not wait on
-    assert mbpoll_read(emulator.port) == [0, 0, 1, 0, 0]
+    assert mbpoll_read(emulator.port) == STOPPED
     with ConveyorVfd(emulator.port, UNIT, 19200, 3.0, max_speed_m_s=0.5) as vfd:
         for _ in range(3):
             assert vfd.read_status().ready

@@ -37,7 +37,8 @@ from cell_control.cell.description import load_layout
 from cell_control.drivers.conveyor_vfd import CW_RUN, REG_CONTROL_WORD, REG_STATUS_WORD, SW_AT_SPEED, speed_to_counts
 from cell_control.drivers.vfd_emulator import VfdMotor, running_current_a
 from cell_control.logistics.agv_navigation import Pose2D, docking_route
-from cell_control.maintenance import ConditionMonitor, ConditionStore, Indicator, Level
+from cell_control.maintenance import ConditionMonitor, ConditionStore, Level
+from cell_control.maintenance.cell_readings import CELL_INDICATORS
 from cell_control.sim.degradation import (AgvBattery, BearingWear, CellWear, ChargerFade, ContactTipWear,
                                           DegradationConfig, JointFrictionRise)
 from cell_control.sim.weld_loop import run_weld_eval
@@ -59,15 +60,7 @@ AGV_DOCKED_S = 10.0
 SOC_NOISE_PCT = 0.3
 WORKERS = 2
 
-INDICATORS = (
-    Indicator('weld_power', 'drift_estimate', '1', limit=-0.25, direction='below', warn_horizon=40),
-    Indicator('conveyor', 'motor_current', 'A', limit=1.55, direction='above', warn_horizon=40),
-    Indicator('arm', 'elbow_effort_rms', 'N.m', limit=7.0, direction='above', warn_horizon=40),
-    Indicator('agv_1', 'soc_at_dispatch', '%', limit=30.0, direction='below', warn_horizon=40, window=30,
-              min_samples=10),
-    Indicator('agv_2', 'soc_at_dispatch', '%', limit=30.0, direction='below', warn_horizon=40, window=30,
-              min_samples=10),
-)
+INDICATORS = CELL_INDICATORS
 SCENARIOS: dict[str, tuple[DegradationConfig, tuple[str, ...]]] = {  # name: (degradations, assets simulated)
     'contact_tip': (DegradationConfig(contact_tip=ContactTipWear()), ('weld_power',)),
     'conveyor_bearing': (DegradationConfig(conveyor_bearing=BearingWear()), ('conveyor',)),

@@ -79,6 +79,7 @@ def _run(args: argparse.Namespace, domain: int) -> int:
             'cell_sim': {'real_time_factor': args.rtf, 'render_path': str(Path(data) / 'cell.png')},
             'coordinator': {'ledger_path': str(Path(data) / 'ledger.sqlite'),
                             'records_path': str(Path(data) / 'records.sqlite')},
+            'maintenance': {'store_path': str(Path(data) / 'condition.sqlite')},
         }
         say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
             (lambda text: print(text, flush=True))

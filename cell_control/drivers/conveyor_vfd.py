@@ -11,6 +11,9 @@ registers (read with function 3, written with 6 or 16), one 16-bit word each:
 | 2       | status word      | r      | bit 0 READY, bit 1 RUNNING, bit 2 AT_SPEED, bit 3 FAULT       |
 | 3       | output frequency | r      | actual output frequency, 0.01 Hz                              |
 | 4       | fault code       | r      | `VfdFaultCode`, 0 when healthy                                |
+| 5       | motor current    | r      | output current, 0.01 A                                        |
+| 6       | motor temperature| r      | motor winding temperature, 0.1 °C                             |
+| 7       | output power     | r      | active power delivered to the motor, W                        |
 
 Belt speed and frequency are proportional: the belt runs at the layout's `conveyor.max_speed` (m/s) at the
 rated 50 Hz, so frequency_hz = speed_m_s × 50 / max_speed_m_s.
@@ -31,7 +34,10 @@ REG_SPEED_SETPOINT = 1
 REG_STATUS_WORD = 2
 REG_OUTPUT_FREQUENCY = 3
 REG_FAULT_CODE = 4
-REGISTER_COUNT = 5
+REG_MOTOR_CURRENT = 5
+REG_MOTOR_TEMPERATURE = 6
+REG_OUTPUT_POWER = 7
+REGISTER_COUNT = 8
 
 CW_RUN = 0x0001
 CW_FAULT_RESET = 0x0080
@@ -43,6 +49,8 @@ SW_FAULT = 0x0008
 
 RATED_FREQUENCY_HZ = 50.0
 FREQUENCY_STEP_HZ = 0.01  # one count of the setpoint and output frequency registers
+CURRENT_STEP_A = 0.01  # one count of the motor current register
+TEMPERATURE_STEP_C = 0.1  # one count of the motor temperature register
 MAX_FREQUENCY_COUNTS = round(RATED_FREQUENCY_HZ / FREQUENCY_STEP_HZ)
 
 
@@ -89,6 +97,9 @@ class VfdStatus:
     setpoint_m_s: float
     belt_speed_m_s: float
     output_frequency_hz: float
+    motor_current_a: float
+    motor_temperature_c: float
+    output_power_w: float
 
     @property
     def fault_name(self) -> str:
@@ -187,6 +198,9 @@ class ConveyorVfd:
             setpoint_m_s=counts_to_speed(regs[REG_SPEED_SETPOINT], self.max_speed_m_s),
             belt_speed_m_s=counts_to_speed(regs[REG_OUTPUT_FREQUENCY], self.max_speed_m_s),
             output_frequency_hz=regs[REG_OUTPUT_FREQUENCY] * FREQUENCY_STEP_HZ,
+            motor_current_a=regs[REG_MOTOR_CURRENT] * CURRENT_STEP_A,
+            motor_temperature_c=regs[REG_MOTOR_TEMPERATURE] * TEMPERATURE_STEP_C,
+            output_power_w=float(regs[REG_OUTPUT_POWER]),
         )
 
     def _command(self, what: str, call) -> None:

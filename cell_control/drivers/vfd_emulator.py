@@ -17,8 +17,10 @@ fixed acceleration. It is evaluated from the clock on every access, so `belt_spe
 It also gives the output current and the motor temperature a drive reports (`motor_current_a`,
 `motor_temperature_c`): the current follows the load torque (the belt's own load, plus `extra_load_pu` that a
 simulation sets, e.g. a bearing whose friction rises), the winding warms with the current squared through a
-first-order thermal lag. The speed holds whatever the load (slip compensation). These two are readable from
-Python only: the served register map stays the one of `conveyor_vfd`.
+first-order thermal lag. The speed holds whatever the load (slip compensation). The drive reports them in
+its read-only registers 5 and 6, with the active power it delivers in register 7 (`output_power_w`: a V/f
+drive, the voltage proportional to the frequency up to the rated voltage at 50 Hz, times the
+torque-producing current).
 """
 from __future__ import annotations
 
@@ -40,9 +42,10 @@ from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerRTU
 
 from cell_control.drivers.conveyor_vfd import (
-    CW_FAULT_RESET, CW_RUN, FREQUENCY_STEP_HZ, MAX_FREQUENCY_COUNTS, RATED_FREQUENCY_HZ, REG_CONTROL_WORD,
-    REG_FAULT_CODE, REG_OUTPUT_FREQUENCY, REG_SPEED_SETPOINT, REG_STATUS_WORD, REGISTER_COUNT, SW_AT_SPEED,
-    SW_FAULT, SW_READY, SW_RUNNING, VfdFaultCode, check_max_speed,
+    CURRENT_STEP_A, CW_FAULT_RESET, CW_RUN, FREQUENCY_STEP_HZ, MAX_FREQUENCY_COUNTS, RATED_FREQUENCY_HZ,
+    REG_CONTROL_WORD, REG_FAULT_CODE, REG_MOTOR_CURRENT, REG_MOTOR_TEMPERATURE, REG_OUTPUT_FREQUENCY,
+    REG_OUTPUT_POWER, REG_SPEED_SETPOINT, REG_STATUS_WORD, REGISTER_COUNT, SW_AT_SPEED, SW_FAULT, SW_READY,
+    SW_RUNNING, TEMPERATURE_STEP_C, VfdFaultCode, check_max_speed,
 )
 
 AT_SPEED_TOLERANCE_HZ = 0.5
@@ -62,6 +65,7 @@ FRAME_GAP_S = 3.5 * 11 / 19200  # 3.5 characters of 11 bits at 19 200 baud: 2.0 
 
 # Electrical and thermal model of the belt motor (a 0.37 kW four-pole motor on a V/f drive).
 RATED_CURRENT_A = 2.0
+RATED_VOLTAGE_V = 230.0  # line-to-line at 50 Hz; a V/f drive scales it with the frequency
 MAGNETIZING_CURRENT_A = 1.0
 RATED_TORQUE_CURRENT_A = math.sqrt(RATED_CURRENT_A**2 - MAGNETIZING_CURRENT_A**2)
 BELT_LOAD_PU = 0.4  # load torque of the healthy belt at any speed, per unit of rated torque
@@ -73,6 +77,12 @@ THERMAL_TAU_S = 900.0
 def running_current_a(extra_load_pu: float) -> float:
     """Output current of the running motor under the belt's load plus `extra_load_pu` (magnetizing ⊥ torque)."""
     return math.hypot(MAGNETIZING_CURRENT_A, RATED_TORQUE_CURRENT_A * (BELT_LOAD_PU + extra_load_pu))
+
+
+def output_power_w(frequency_hz: float, current_a: float) -> float:
+    """Active power into the motor: √3 · V(f) · torque-producing current (the magnetizing part is reactive)."""
+    torque_a = math.sqrt(max(0.0, current_a**2 - MAGNETIZING_CURRENT_A**2))
+    return math.sqrt(3.0) * RATED_VOLTAGE_V * min(1.0, frequency_hz / RATED_FREQUENCY_HZ) * torque_a
 
 
 class VfdMotor:
@@ -143,6 +153,10 @@ class VfdMotor:
         regs[REG_SPEED_SETPOINT] = self.setpoint_counts
         regs[REG_OUTPUT_FREQUENCY] = round(self.frequency_hz / FREQUENCY_STEP_HZ)
         regs[REG_FAULT_CODE] = int(self.fault_code)
+        current_a = self.current_a()
+        regs[REG_MOTOR_CURRENT] = round(current_a / CURRENT_STEP_A)
+        regs[REG_MOTOR_TEMPERATURE] = max(0, round(self.temperature_c / TEMPERATURE_STEP_C))
+        regs[REG_OUTPUT_POWER] = round(output_power_w(self.frequency_hz, current_a))
         status = SW_READY if not self.fault_code else SW_FAULT
         if self.run:
             status |= SW_RUNNING

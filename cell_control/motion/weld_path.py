@@ -411,7 +411,7 @@ def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np
         program.length_mm)
     seed = np.asarray(q_seed, dtype=float)
     try:
-        branches = arm.inverse(samples[0].pose, tool, reference=seed)
+        branches = arm.inverse(samples[0].pose, tool, reference=seed.tolist())
     except UnreachablePose as error:
         raise PathError(samples[0].where, str(error)) from None
     branches.sort(key=lambda q: float(np.sum((q - seed) ** 2)))
@@ -479,7 +479,7 @@ def air_move(arm: UrKinematics, q_start: Sequence[float], q_goal: Sequence[float
     above_goal = arm.forward(q_goal, tool)
     above_goal[2, 3] = air_z_m
     try:
-        q_above = arm.nearest_solution(above_goal, q_goal, tool)
+        q_above = arm.nearest_solution(above_goal, q_goal, tool).tolist()
     except (UnreachablePose, SingularityError) as error:
         raise PathError('above the next approach point', str(error)) from None
     down = vertical_move(arm, q_above, float(arm.forward(q_goal, tool)[2, 3]), settings, 'descent to the approach')

@@ -64,6 +64,7 @@ class CellSimNode(Node):
             self.sim.seam_placements = recipe_placements(
                 recipe, Path(p['seam_file']) if p['seam_file'] else None, p['power_drift'], p['dropout_rate'],
                 p['outlier_rate'], p['seed'])
+        self.sim.wear_contact_tip(p['contact_tip_drift_per_weld'])
         self._lock = threading.Lock()
         self._lockstep = WeldLockstep(p['weld_lockstep_lead_s'], p['weld_lockstep_patience_s'])
         self._answers = threading.Condition()
@@ -151,6 +152,9 @@ class CellSimNode(Node):
         declare('dropout_rate', 0.0, descriptor('Probability that a sensor sample is invalid.', 0.0, 1.0))
         declare('outlier_rate', 0.0, descriptor('Probability of a gap outlier in a valid sample.', 0.0, 1.0))
         declare('seed', 0, descriptor('Seed of the sensor noise.', 0, 2**31 - 1, True))
+        declare('contact_tip_drift_per_weld', 0.0, descriptor(
+            'Degradation (off at 0): a wearing contact tip moves the power drift by this much with every weld.',
+            -0.05, 0.05))
         declare('weld_lockstep_lead_s', 0.01, descriptor(
             'During a weld the simulation leads the last seam sample the adjuster answered by at most this much '
             'simulated time, in s (it waits for a slow adjuster instead of running ahead).', 0.002, 1.0))
@@ -160,7 +164,7 @@ class CellSimNode(Node):
             'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'part_pool', 'initial_arm_positions',
             'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s',
             'publish_robot_description', 'recipe', 'seam_file', 'power_drift',
-            'dropout_rate', 'outlier_rate', 'seed')}
+            'dropout_rate', 'outlier_rate', 'seed', 'contact_tip_drift_per_weld')}
         values['initial_arm_positions'] = [float(v) for v in values['initial_arm_positions']]
         if len(values['initial_arm_positions']) != 6:
             raise ValueError('initial_arm_positions needs 6 values, one per arm joint')

@@ -1,7 +1,10 @@
 """`conveyor_driver`: the conveyor VFD (Modbus RTU) and jam detection behind ROS topics and a service.
 
 In: `/conveyor/speed_command` (Float64, m/s), `/conveyor/photo_eye/{eye}` (Bool, True while blocked).
-Out: `/conveyor/fault` (String, latched, empty when clear), `/diagnostics`, and with `emulate:=true`
+Out: `/conveyor/fault` (String, latched, empty when clear), `/diagnostics`, at every poll the drive's own
+readings (sensor-data QoS) `/conveyor/motor_current` (Float64, A), `/conveyor/motor_temperature`
+(sensor_msgs/Temperature, °C) and `/conveyor/power` (Float64, W, active power into the motor), and with
+`emulate:=true`
 `/conveyor/belt_speed` (Float64, m/s) from the emulated motor, which the simulated cell drives its belt
 with, so the simulation's belt only moves through a real Modbus link.
 Service: `/conveyor/reset_fault` (Trigger) clears a latched fault and resets the drive; it never restarts
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from sensor_msgs.msg import Temperature
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
@@ -22,7 +26,7 @@ from cell_control.logistics.conveyor_tracker import ConveyorTracker, load_convey
 from cell_control.cell.description import layout_path, load_layout
 from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
 from cell_control.drivers.vfd_emulator import VfdEmulator
-from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
+from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, descriptor, diagnostic_array,
                                        diagnostic_status, on_clock_back)
 from cell_control.nodes.node_main import run_node
 
@@ -55,6 +59,9 @@ class ConveyorDriver(Node):
             'Run the VFD emulator in this process on a pty; publish its belt speed on /conveyor/belt_speed.'))
         self.declare_parameter('emulator_acceleration_m_s2', load_layout()['conveyor']['acceleration'], descriptor(
             'Belt acceleration of the emulated drive in m/s^2.', 0.01, 10.0))
+        self.declare_parameter('emulator_bearing_wear_pu_per_h', 0.0, descriptor(
+            'Degradation of the emulated drive (off at 0): a belt bearing whose friction adds this much load '
+            'torque (per unit of rated) per hour of belt running, so the motor current and power rise.', 0.0, 10.0))
         param = self.get_parameter
 
         layout_file = Path(param('layout_file').value or layout_path())
@@ -88,7 +95,13 @@ class ConveyorDriver(Node):
         self._status: VfdStatus | None = None
         self._eye_blocked = {eye: False for eye, _ in self.layout.eyes}
 
+        self._bearing_wear_pu_per_h = param('emulator_bearing_wear_pu_per_h').value
+        self._running_s = 0.0   # belt running time, for the emulated bearing's wear
         self._fault_pub = self.create_publisher(String, '/conveyor/fault', LATCHED)
+        self._current_pub = self.create_publisher(Float64, '/conveyor/motor_current', SENSOR_DATA)
+        self._temperature_pub = self.create_publisher(Temperature, '/conveyor/motor_temperature', SENSOR_DATA)
+        self._power_pub = self.create_publisher(Float64, '/conveyor/power', SENSOR_DATA)
+        self._poll_period_s = param('poll_period_s').value
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self.create_subscription(Float64, '/conveyor/speed_command', self._on_speed_command, RELIABLE)
@@ -146,6 +159,7 @@ class ConveyorDriver(Node):
                                           throttle_duration_sec=1.0)
             return
         self._link.answered()
+        self._publish_drive_readings(self._status)
         if self._status.fault:
             self._latch_fault(
                 f'VFD tripped: fault code {self._status.fault_code} ({self._status.fault_name})')
@@ -153,6 +167,18 @@ class ConveyorDriver(Node):
         self.tracker.set_belt_speed(now, self._commanded_m_s if moving else 0.0)
         for jam in self.tracker.check(now):
             self._latch_fault(jam.message)
+
+    def _publish_drive_readings(self, status: VfdStatus) -> None:
+        """Publish what the drive measures; wear the emulated bearing by the time the belt ran."""
+        stamp = self.get_clock().now().to_msg()
+        self._current_pub.publish(Float64(data=status.motor_current_a))
+        temperature = Temperature(temperature=status.motor_temperature_c)
+        temperature.header.stamp, temperature.header.frame_id = stamp, 'conveyor_motor'
+        self._temperature_pub.publish(temperature)
+        self._power_pub.publish(Float64(data=status.output_power_w))
+        if self._emulator is not None and self._bearing_wear_pu_per_h > 0.0 and status.running:
+            self._running_s += self._poll_period_s
+            self._emulator.set_extra_load(min(2.0, self._bearing_wear_pu_per_h * self._running_s / 3600.0))
 
     def _latch_fault(self, reason: str) -> None:
         """Stop the belt and hold the first fault until reset_fault; later ones are only logged."""
@@ -201,7 +227,9 @@ class ConveyorDriver(Node):
         if vfd is not None:
             values |= {'belt_speed_m_s': f'{vfd.belt_speed_m_s:.3f}', 'output_frequency_hz':
                        f'{vfd.output_frequency_hz:.2f}', 'vfd_fault_code': vfd.fault_code,
-                       'at_speed': vfd.at_speed}
+                       'at_speed': vfd.at_speed, 'motor_current_a': f'{vfd.motor_current_a:.2f}',
+                       'motor_temperature_c': f'{vfd.motor_temperature_c:.1f}',
+                       'output_power_w': f'{vfd.output_power_w:.0f}'}
         status = diagnostic_status(STATUS_NAME, self.port, level, message, values)
         self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
 

@@ -13,6 +13,9 @@ Interface (std_msgs/String unless noted, reliable, depth 10):
   /<agv>/load_present (Bool, transient local) in; /<agv>/load_part and /<agv>/unload_part (Trigger) called
   /fleet/status            out  JSON {"loaded", "delivered_to_sink", "agvs": {...}}, transient local, on change
   /diagnostics (DiagnosticArray) out at 1 Hz: each AGV's task, part and pose, and the counts
+  /<agv>/battery_state (sensor_msgs/BatteryState) out at 1 Hz: the simulated battery (sim.degradation), drained
+                           by the distance driven and the on-board load, charged when parked at home; `current`
+                           is the mean of the last odometry interval, negative while discharging (REP 145 style)
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
+from sensor_msgs.msg import BatteryState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
@@ -36,9 +40,12 @@ from cell_control.logistics.handoff import HandoffError, decode_result, encode_r
 from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
                                        diagnostic_status, log, on_clock_back, pose_values, yaw_of)
 from cell_control.nodes.node_main import run_node
+from cell_control.sim.degradation import AgvBattery, BatteryGauge, CellWear, ChargerFade, DegradationConfig
 
 TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
 DIAGNOSTICS_PERIOD_S = 1.0
+BATTERY_PERIOD_S = 1.0
+BATTERY_VOLTAGE_V = 48.0
 
 
 class FleetSimNode(Node):
@@ -69,6 +76,14 @@ class FleetSimNode(Node):
             self.create_subscription(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), LATCHED)
         self.create_timer(TICK_PERIOD_S, self._tick)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._batteries = {agv: BatteryGauge(AgvBattery(self._battery['capacity_wh'], soc_pct=self._battery['soc']),
+                                             (layout['agv']['home'][agv]['x'], layout['agv']['home'][agv]['y']))
+                           for agv in agvs}
+        fade = self._battery['fade']
+        self._wear = CellWear(DegradationConfig(agv_charger=ChargerFade(fade) if fade > 0.0 else None))
+        self._battery_pubs = {agv: self.create_publisher(BatteryState, f'/{agv}/battery_state', RELIABLE)
+                              for agv in agvs}
+        self.create_timer(BATTERY_PERIOD_S, self._publish_batteries)
         self._clock_back = on_clock_back(self, self._clock_restarted)
         self._publish_status()
 
@@ -100,6 +115,14 @@ class FleetSimNode(Node):
         declare('drive_timeout_s', 120.0, descriptor('A route not driven within this is planned again, s.',
                                                      1.0, 3600.0))
         declare('odometry_timeout_s', 0.5, descriptor('Odometry older than this stops the AGV, s.', 0.05, 10.0))
+        declare('battery_capacity_wh', 1000.0, descriptor('Simulated AGV battery capacity, Wh.', 10.0, 1.0e5))
+        declare('battery_initial_soc_pct', 100.0, descriptor('State of charge of each AGV at start, %.', 0.0, 100.0))
+        declare('charger_fade_per_part', 0.0, descriptor(
+            'Degradation (off at 0): the home charger delivers this share less of its power per part delivered '
+            'to the sink (worn charging contacts).', 0.0, 1.0))
+        self._battery = {'capacity_wh': self.get_parameter('battery_capacity_wh').value,
+                         'soc': self.get_parameter('battery_initial_soc_pct').value,
+                         'fade': self.get_parameter('charger_fade_per_part').value}
         value = {name: self.get_parameter(name).value for name in (
             'inbound_agv', 'outbound_agv', 'parts', 'prefix', 'run_id', 'deck_speed', 'retry_backoff_s',
             'inbound_enabled', 'answer_timeout_s', 'service_timeout_s', 'load_present_timeout_s', 'deck_clear_s',
@@ -122,6 +145,9 @@ class FleetSimNode(Node):
         if not self._inputs.finite(f'/{agv}/odom', {'pose.pose': pose_values(p)}):
             return
         pose = Pose2D(p.position.x, p.position.y, yaw_of(p.orientation))
+        with self._lock:
+            self._batteries[agv].update(pose.x, pose.y, self._now(),
+                                        self._wear.charger_share(self.fleet.delivered_to_sink))
         self._run(lambda now: self.fleet.on_odometry(agv, pose, now))
 
     def _on_load(self, agv: str, msg: Bool) -> None:
@@ -220,6 +246,21 @@ class FleetSimNode(Node):
                 {'parts': self.fleet.config.parts, 'loaded': self.fleet.loaded,
                  'delivered_to_sink': self.fleet.delivered_to_sink}))
         self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), *statuses))
+
+    def _publish_batteries(self) -> None:
+        for agv, gauge in self._batteries.items():
+            with self._lock:
+                battery, power_w, charging = gauge.battery, gauge.power_w, gauge.charging
+                msg = BatteryState(voltage=BATTERY_VOLTAGE_V, current=-power_w / BATTERY_VOLTAGE_V,
+                                   percentage=battery.soc_pct / 100.0, present=True,
+                                   capacity=battery.capacity_wh / BATTERY_VOLTAGE_V,
+                                   design_capacity=battery.capacity_wh / BATTERY_VOLTAGE_V,
+                                   charge=battery.soc_pct / 100.0 * battery.capacity_wh / BATTERY_VOLTAGE_V)
+            msg.header.stamp, msg.header.frame_id = self.get_clock().now().to_msg(), f'{agv}/base_link'
+            msg.power_supply_status = (BatteryState.POWER_SUPPLY_STATUS_CHARGING if charging
+                                       else BatteryState.POWER_SUPPLY_STATUS_DISCHARGING)
+            msg.power_supply_technology = BatteryState.POWER_SUPPLY_TECHNOLOGY_LIFE
+            self._battery_pubs[agv].publish(msg)
 
     def close(self) -> None:
         """Leave the AGVs stopped and their decks off."""

@@ -9,6 +9,8 @@ with header.stamp = the sample's own stamp, so the loop latency can be read from
 /weld/adjuster_fault (String, latched): '' when clear, else the fault name: the core's (SEAM_LOST) or
 SENSOR_STALE when no sample arrived for `stale_timeout_s`; then the last setpoint is held and republished
 (stamped with the node's clock, as it answers no sample) until samples return.
+/weld/drift_estimate (Float64, reliable): at each ~/stop, the adjuster's estimate of the power drift δ at the
+end of the weld (the maintenance node trends it: a wearing contact tip shows as a drift that grows).
 /diagnostics at 1 Hz. Services: `~/start` (Trigger) begins a weld with a fresh adjuster built from the
 parameters as they are then (mode, gains, seam_length_mm); `~/stop` ends it. Outside a weld samples are
 counted and ignored, and nothing is published.
@@ -26,7 +28,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import String
+from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from cell_control.weld.adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
@@ -41,6 +43,7 @@ SPEED_TOPIC = '/weld/travel_speed'
 FORCE_TOPIC = '/weld/contact_force'
 CORRECTION_TOPIC = '/weld/lateral_correction'
 FAULT_TOPIC = '/weld/adjuster_fault'
+DRIFT_TOPIC = '/weld/drift_estimate'
 TCP_FRAME = 'weld_tcp'
 DIAGNOSTICS_PERIOD_S = 1.0
 WATCHDOG_PERIOD_S = 0.01  # how often the sensor's silence is checked (and a held setpoint republished)
@@ -93,6 +96,7 @@ class WeldAdjusterNode(Node):
         self._force_pub = self.create_publisher(WrenchStamped, FORCE_TOPIC, RELIABLE)
         self._correction_pub = self.create_publisher(Vector3Stamped, CORRECTION_TOPIC, RELIABLE)
         self._fault_pub = self.create_publisher(String, FAULT_TOPIC, LATCHED)
+        self._drift_pub = self.create_publisher(Float64, DRIFT_TOPIC, RELIABLE)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
 
@@ -104,6 +108,7 @@ class WeldAdjusterNode(Node):
         self._counts = dict.fromkeys(('samples', 'refused_malformed', 'refused_age', 'refused_order',
                                       'ignored', 'stale_events'), 0)
         self._compute_ns: list[int] = []
+        self._samples_at_start = 0
 
         self.create_subscription(PointCloud2, FEATURES_TOPIC, self._on_features, FEATURES_QOS)
         self.create_service(Trigger, '~/start', self._on_start)
@@ -150,6 +155,7 @@ class WeldAdjusterNode(Node):
                                       lead_in_mm=self.get_parameter('lead_in_mm').value)
         self._setpoint = self._adjuster.initial_setpoint()
         self._start_s = now_s
+        self._samples_at_start = self._counts['samples']
         self._silence = SilenceWatch(now_s)
         self._watchdog_timer.reset()
         self._set_fault('')
@@ -172,6 +178,8 @@ class WeldAdjusterNode(Node):
             response.success, response.message = True, 'no weld was active'
             return response
         tool_s_mm = self._setpoint.tool_s_mm if self._setpoint else 0.0
+        if self._setpoint is not None and self._counts['samples'] > self._samples_at_start:   # it estimated
+            self._drift_pub.publish(Float64(data=self._setpoint.drift_estimate))
         self._adjuster = None
         self._silence = None
         self._watchdog_timer.cancel()

@@ -14,6 +14,7 @@ Public API:
         .joint_effort_rms(part) / .true_joint_effort_rms(part)   (JointModel: friction + inertia, fixed motion)
     JointModel, JointFriction                 RMS effort of one arm joint over a fixed quintic motion
     AgvBattery(capacity_wh, ...)              state of charge: drains with distance and time, charges at home
+    BatteryGauge(battery, home_xy)            the battery driven by odometry updates; mean power of the last one
 
 Every draw comes from a stream named after the seed, the asset and the part, so switching one degradation on
 never changes the noise of another, and a part's draws do not depend on which parts ran before it.
@@ -251,3 +252,32 @@ class AgvBattery:
         _check(self, 'charger_share', charger_share, 0.0, 1.0)
         net_wh = (self.charge_w * charger_share - self.hotel_w) * duration_s / 3600.0
         self.soc_pct = min(100.0, max(0.0, self.soc_pct + 100.0 * net_wh / self.capacity_wh))
+
+
+class BatteryGauge:
+    """An AGV's battery driven by its odometry: it drains while the AGV is away or moving, charges parked at home.
+
+    `power_w` is the mean power out of the battery over the last update (negative while charging).
+    """
+
+    def __init__(self, battery: AgvBattery, home_xy: tuple[float, float], home_radius_m: float = 0.05) -> None:
+        self.battery = battery
+        self.home_xy = home_xy
+        self.home_radius_m = home_radius_m
+        self.charging = False
+        self.power_w = 0.0
+        self._last: tuple[float, float, float] | None = None   # x, y, time of the previous update
+
+    def update(self, x: float, y: float, now_s: float, charger_share: float = 1.0) -> None:
+        last, self._last = self._last, (x, y, now_s)
+        if last is None or now_s <= last[2]:
+            return
+        dt = now_s - last[2]
+        distance = math.hypot(x - last[0], y - last[1])
+        before_wh = self.battery.soc_pct / 100.0 * self.battery.capacity_wh
+        self.charging = distance < 1e-4 and math.hypot(x - self.home_xy[0], y - self.home_xy[1]) <= self.home_radius_m
+        if self.charging:
+            self.battery.rest_at_home(dt, charger_share)
+        else:
+            self.battery.drive(distance, dt)
+        self.power_w = (before_wh - self.battery.soc_pct / 100.0 * self.battery.capacity_wh) * 3600.0 / dt

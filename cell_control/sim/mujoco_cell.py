@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from cell_control.cell.energy import arc_energy_j
 from cell_control.motion.weld_path import PLANNED_WELD_SPEED_MM_S
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
 from cell_control.weld.process_model import LIMITS
@@ -330,6 +331,10 @@ class CellSimulation:
         """The number of the seam welded last, in the part type's order."""
         return None if self._arc.part is None else self._arc.part[1]
 
+    def wear_contact_tip(self, drift_per_weld: float) -> None:
+        """Let the arc's power drift move by `drift_per_weld` with every weld (a wearing contact tip)."""
+        self._arc.drift_per_weld = drift_per_weld
+
     def _step_weld(self) -> None:
         """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
         arc = self._arc
@@ -361,6 +366,7 @@ class CellSimulation:
             'part': f'part_{self.weld_part}', 'seam': weld.seam.name, 'seam_index': self.weld_seam,
             'end_time_s': round(self.time_s, 3),
             'seam_length_mm': weld.seam.length_mm, 'welded_mm': round(weld.s_mm, 2),
+            'arc_time_s': round(weld.t_s, 3), 'arc_energy_j': round(arc_energy_j(weld.t_s, weld.power_drift), 1),
             'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()}})
 
     def _sensor_tick(self, sample: SeamMeasurement | None) -> None:

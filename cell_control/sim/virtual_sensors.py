@@ -340,6 +340,8 @@ class WeldArc:
         self._origin_mm = 0.0
         self._force_n, self._correction_mm = NOMINAL_FORCE_N, NOMINAL_CORRECTION_MM
         self._s_before: dict[Hashable, float] = {}   # TCP seam position per part, one step ago (arc on, no weld)
+        self.drift_per_weld = 0.0   # contact-tip wear (issue 13): each weld's power drift moves by this much
+        self.welds = 0
 
     def travelled(self) -> None:
         """Forget where the TCP was: the arc is off, so the next strike measures travel afresh."""
@@ -355,8 +357,10 @@ class WeldArc:
         for part, placement, (s_mm, distance_m) in views:
             self._s_before[part] = s_mm
             if on_tick and 0.0 <= s_mm <= SEAM_CAPTURE_MM and distance_m * 1000.0 <= SEAM_CAPTURE_MM:
-                self.process = WeldProcess(placement.seam, placement.power_drift, placement.dropout_rate,
-                                           placement.outlier_rate, placement.seed)
+                drift = max(-0.9, placement.power_drift + self.drift_per_weld * self.welds)
+                self.process = WeldProcess(placement.seam, drift, placement.dropout_rate, placement.outlier_rate,
+                                           placement.seed)
+                self.welds += 1
                 self._origin_mm = previous.get(part, s_mm)
                 self._force_n, self._correction_mm = NOMINAL_FORCE_N, NOMINAL_CORRECTION_MM
                 self.part = part

@@ -92,6 +92,7 @@ class WeldProcess:
             raise ValueError(f'seam {seam.name} is {seam.length_mm:g} mm long; the metrics count only the '
                              f'part after {COUNT_FROM_MM:g} mm')
         self.seam = seam
+        self.power_drift = power_drift
         self._heat_per_time = EFFICIENCY * RECIPE_POWER_W * (1.0 + power_drift)
         self._dropout_rate = dropout_rate
         self._outlier_rate = outlier_rate

@@ -1,0 +1,130 @@
+"""Energy per part (issue 13, point 4): what each consumer of the cell used, per part and per cell state; no rclpy.
+
+Public API:
+    SOURCES = ('arc', 'conveyor', 'arm', 'agv');  STATES = ('welding', 'moving', 'waiting', 'idle')
+    cell_state_of(snapshot) -> state     the coordinator's /cell/state snapshot (JSON dict) as an energy state
+    arc_energy_j(arc_time_s, power_drift, recipe_power_w)   the source's electrical energy of one weld
+    arm_power_w(efforts, velocities)     Σ |τ·q̇| over the joints (the drives take power in both directions)
+    EnergyMeter(max_gap_s)
+        .set_state(state, now_s)         from now on energy counts to this state
+        .power(source, watts, now_s)     a power reading; the interval since the source's last reading counts
+                                         at that reading's power (zero-order hold), never across a gap longer
+                                         than max_gap_s (a silent stream adds nothing)
+        .energy(source, joules)          a lump of energy measured whole (one weld's arc)
+        .part_done(part_id) -> dict      everything since the previous part is this part's share
+        .summary() -> dict               totals by source and by state, each part, the mean per part (Wh)
+
+States: 'idle' while the cell does not run (stopped, fault, waiting for a start); while it runs 'welding' in
+the welding stage, 'moving' while the belt runs or the arm travels to or from the seam, else 'waiting' (for a
+part, the clamp or an AGV). A part's share is all the energy from the previous part's delivery to its own, so
+the parts' shares add up to the total since the first part began.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from cell_control.weld.process_model import RECIPE_POWER_W
+
+SOURCES = ('arc', 'conveyor', 'arm', 'agv')
+STATES = ('welding', 'moving', 'waiting', 'idle')
+MOVING_STAGES = ('feeding', 'approach', 'retract', 'releasing')
+J_PER_WH = 3600.0
+
+
+def cell_state_of(snapshot: Mapping[str, object]) -> str:
+    """Return the energy state of a coordinator snapshot ('state', 'stage', 'belt_running' as it publishes them)."""
+    if snapshot.get('state') != 'running':
+        return 'idle'
+    stage = snapshot.get('stage')
+    if stage == 'welding':
+        return 'welding'
+    if stage in MOVING_STAGES or str(snapshot.get('belt_running')) == 'True':
+        return 'moving'
+    return 'waiting'
+
+
+def arc_energy_j(arc_time_s: float, power_drift: float = 0.0, recipe_power_w: float = RECIPE_POWER_W) -> float:
+    """Electrical energy the power source gave one weld: P·(1+δ) for the arc time (DESIGN §6)."""
+    if not (math.isfinite(arc_time_s) and arc_time_s >= 0.0):
+        raise ValueError(f'arc_time_s must be a finite number ≥ 0, got {arc_time_s!r}')
+    if not (math.isfinite(power_drift) and power_drift > -1.0):
+        raise ValueError(f'power_drift must be a finite number > -1, got {power_drift!r}')
+    return recipe_power_w * (1.0 + power_drift) * arc_time_s
+
+
+def arm_power_w(efforts: Sequence[float], velocities: Sequence[float]) -> float:
+    """Mechanical power of the arm's drives, Σ |τ_i·q̇_i| in W (no regeneration is credited)."""
+    if len(efforts) != len(velocities):
+        raise ValueError(f'arm power needs one effort per velocity, got {len(efforts)} and {len(velocities)}')
+    return float(sum(abs(tau * qd) for tau, qd in zip(efforts, velocities)))
+
+
+def _zero() -> dict[str, dict[str, float]]:
+    return {state: dict.fromkeys(SOURCES, 0.0) for state in STATES}
+
+
+class EnergyMeter:
+    def __init__(self, max_gap_s: float = 1.0) -> None:
+        if not (math.isfinite(max_gap_s) and max_gap_s > 0.0):
+            raise ValueError(f'max_gap_s must be a positive number of seconds, got {max_gap_s!r}')
+        self.max_gap_s = max_gap_s
+        self.state = 'idle'
+        self._last: dict[str, tuple[float, float, str]] = {}   # source: (time, watts, state) of its last reading
+        self._total = _zero()
+        self._part = _zero()
+        self.parts: list[dict] = []
+
+    def set_state(self, state: str, now_s: float) -> None:
+        if state not in STATES:
+            raise ValueError(f'energy state must be one of {STATES}, got {state!r}')
+        for source, (_, watts, _) in list(self._last.items()):   # the interval so far counts to the old state
+            self.power(source, watts, now_s)
+        self.state = state
+        self._last = {source: (t, watts, state) for source, (t, watts, _) in self._last.items()}
+
+    def _add(self, source: str, state: str, joules: float) -> None:
+        self._total[state][source] += joules
+        self._part[state][source] += joules
+
+    def power(self, source: str, watts: float, now_s: float) -> None:
+        if source not in SOURCES:
+            raise ValueError(f'energy source must be one of {SOURCES}, got {source!r}')
+        if not (math.isfinite(watts) and watts >= 0.0):
+            raise ValueError(f'{source} power must be a finite number of W ≥ 0, got {watts!r}')
+        last = self._last.get(source)
+        if last is not None:
+            dt = now_s - last[0]
+            if 0.0 < dt <= self.max_gap_s:
+                self._add(source, last[2], last[1] * dt)
+        self._last[source] = (now_s, watts, self.state)
+
+    def energy(self, source: str, joules: float) -> None:
+        if source not in SOURCES:
+            raise ValueError(f'energy source must be one of {SOURCES}, got {source!r}')
+        if not (math.isfinite(joules) and joules >= 0.0):
+            raise ValueError(f'{source} energy must be a finite number of J ≥ 0, got {joules!r}')
+        self._add(source, self.state, joules)
+
+    def part_done(self, part_id: str) -> dict:
+        part = _breakdown(self._part)
+        part['part'] = part_id
+        self.parts.append(part)
+        self._part = _zero()
+        return part
+
+    def summary(self) -> dict:
+        result = _breakdown(self._total)
+        done = [p['total_wh'] for p in self.parts]
+        result['parts'] = list(self.parts)
+        result['mean_per_part_wh'] = round(sum(done) / len(done), 3) if done else None
+        return result
+
+
+def _breakdown(joules: dict[str, dict[str, float]]) -> dict:
+    """Wh by source, by state, by state and source, and the total."""
+    by_source = {s: round(sum(joules[state][s] for state in STATES) / J_PER_WH, 4) for s in SOURCES}
+    by_state = {state: round(sum(joules[state].values()) / J_PER_WH, 4) for state in STATES}
+    return {'total_wh': round(sum(by_source.values()), 4), 'by_source_wh': by_source, 'by_state_wh': by_state,
+            'by_state_source_wh': {state: {s: round(joules[state][s] / J_PER_WH, 4) for s in SOURCES}
+                                   for state in STATES}}

@@ -1,0 +1,80 @@
+"""Energy per part and per state, the cell's per-part condition readings and the odometry-driven battery."""
+import math
+
+import pytest
+
+from cell_control.cell.energy import EnergyMeter, arc_energy_j, arm_power_w, cell_state_of
+from cell_control.maintenance.cell_readings import PartReadings
+from cell_control.sim.degradation import AgvBattery, BatteryGauge
+
+
+def test_cell_states_from_the_coordinator_snapshot():
+    assert cell_state_of({'state': 'stopped', 'stage': 'welding'}) == 'idle'
+    assert cell_state_of({'state': 'running', 'stage': 'welding'}) == 'welding'
+    assert cell_state_of({'state': 'running', 'stage': 'approach'}) == 'moving'
+    assert cell_state_of({'state': 'running', 'stage': 'empty', 'belt_running': 'True'}) == 'moving'
+    assert cell_state_of({'state': 'running', 'stage': 'clamping', 'belt_running': 'False'}) == 'waiting'
+
+
+def test_arc_and_arm_power():
+    assert arc_energy_j(10.0) == pytest.approx(20000.0)
+    assert arc_energy_j(10.0, -0.1) == pytest.approx(18000.0)
+    assert arm_power_w([2.0, -3.0], [1.0, 1.0]) == pytest.approx(5.0)   # no regeneration credited
+    for bad in (lambda: arc_energy_j(-1.0), lambda: arc_energy_j(1.0, math.nan), lambda: arm_power_w([1.0], [])):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_meter_counts_each_interval_to_its_state_and_part_and_skips_gaps():
+    meter = EnergyMeter(max_gap_s=1.0)
+    meter.set_state('moving', 0.0)
+    for t in (0.0, 0.5, 1.0):
+        meter.power('conveyor', 360.0, t)          # 360 W for 1 s = 0.1 Wh while moving
+    meter.set_state('welding', 1.0)
+    meter.energy('arc', 3600.0)                    # 1 Wh
+    meter.power('conveyor', 0.0, 1.5)              # 0.05 Wh more at 360 W, counted to welding
+    meter.power('conveyor', 360.0, 5.0)            # after a 3.5 s gap: nothing
+    part = meter.part_done('P-1')
+    assert part['by_state_source_wh']['moving']['conveyor'] == pytest.approx(0.1)
+    assert part['by_state_source_wh']['welding'] == {'arc': 1.0, 'conveyor': 0.05, 'arm': 0.0, 'agv': 0.0}
+    assert part['total_wh'] == pytest.approx(1.15)
+    meter.power('conveyor', 360.0, 5.5)
+    meter.part_done('P-2')
+    summary = meter.summary()
+    assert [p['part'] for p in summary['parts']] == ['P-1', 'P-2']
+    assert summary['total_wh'] == pytest.approx(1.2) and summary['mean_per_part_wh'] == pytest.approx(0.6)
+    for bad in (lambda: meter.power('laser', 1.0, 6.0), lambda: meter.power('arm', -1.0, 6.0),
+                lambda: meter.set_state('sleeping', 6.0), lambda: meter.energy('arc', math.inf)):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_part_readings_take_the_running_current_the_moving_elbow_and_the_soc_at_dispatch():
+    readings = PartReadings('elbow_joint')
+    readings.drift_estimate(-0.02)
+    readings.drift_estimate(-0.03)
+    for amps in (0.0, 1.2, 1.3, 1.25):
+        readings.conveyor_current(amps)
+    readings.joint_state(['shoulder', 'elbow_joint'], [9.0, 3.0], [0.0, 0.5])
+    readings.joint_state(['shoulder', 'elbow_joint'], [9.0, 100.0], [0.0, 0.0])   # still: not counted
+    readings.joint_state(['shoulder', 'elbow_joint'], [9.0, 4.0], [0.0, -0.5])
+    assert readings.part_done() == [('weld_power', 'drift_estimate', -0.03), ('conveyor', 'motor_current', 1.25),
+                                    ('arm', 'elbow_effort_rms', pytest.approx(math.sqrt(12.5)))]
+    assert readings.part_done() == []
+    assert readings.battery('agv_1', 90.0, True) is None
+    assert readings.battery('agv_1', 91.0, True) is None
+    assert readings.battery('agv_1', 91.5, False) == 91.5     # leaves the charger
+    assert readings.battery('agv_1', 91.0, False) is None
+
+
+def test_battery_gauge_drains_away_from_home_and_charges_parked_there():
+    gauge = BatteryGauge(AgvBattery(capacity_wh=1000.0, traction_wh_per_m=0.6, hotel_w=60.0, charge_w=400.0,
+                                    soc_pct=50.0), (0.0, 0.0))
+    gauge.update(0.0, 0.0, 0.0)
+    gauge.update(1.0, 0.0, 1.0)                       # 1 m in 1 s: 0.6 Wh + 60 W for 1 s
+    assert not gauge.charging and gauge.power_w == pytest.approx(0.6 * 3600 + 60.0)
+    gauge.update(0.0, 0.0, 2.0)
+    gauge.update(0.0, 0.0, 3.0)                       # parked at home: charges at 400 W less the 60 W load
+    assert gauge.charging and gauge.power_w == pytest.approx(-340.0)
+    gauge.update(0.0, 0.0, 4.0, charger_share=0.5)
+    assert gauge.power_w == pytest.approx(-140.0)
