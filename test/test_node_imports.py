@@ -1,6 +1,8 @@
 """Nodes that also run on hardware, and the demo's client side, load neither MuJoCo nor `cell_control.sim`.
 
-Each module is imported in a fresh interpreter, so what another test imported cannot hide a dependency.
+The sim-agnostic nodes of every simulation route (the simulated fleet runs against Gazebo too) may use the pure
+models of `cell_control.sim` but never MuJoCo. Each module is imported in a fresh interpreter, so what another
+test imported cannot hide a dependency.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import pytest
 
 HARDWARE_MODULES = ('cell_control.nodes.coordinator', 'cell_control.nodes.weld_adjuster',
                     'cell_control.nodes.conveyor_driver', 'cell_control.nodes.seam_sensor',
-                    'cell_control.nodes.fleet_sim', 'cell_control.cli.demo_run')
+                    'cell_control.nodes.maintenance', 'cell_control.cli.demo_run')
+SIM_AGNOSTIC_MODULES = ('cell_control.nodes.fleet_sim',)
 CHECK = ('import importlib, json, sys; importlib.import_module(sys.argv[1]); '
          'print(json.dumps(sorted(m for m in sys.modules if m == "mujoco" or m.startswith(("mujoco.", '
          '"cell_control.sim")))))')
@@ -27,6 +30,13 @@ def simulation_modules(module: str) -> list[str]:
 @pytest.mark.parametrize('module', HARDWARE_MODULES)
 def test_hardware_module_loads_no_simulation(module: str) -> None:
     assert simulation_modules(module) == [], f'{module} imports the simulation'
+
+
+@pytest.mark.parametrize('module', SIM_AGNOSTIC_MODULES)
+def test_sim_agnostic_module_loads_no_mujoco(module: str) -> None:
+    loaded = simulation_modules(module)
+    assert not [m for m in loaded if m == 'mujoco' or m.startswith('mujoco.')], f'{module} loads MuJoCo: {loaded}'
+    assert 'cell_control.sim.mujoco_cell' not in loaded
 
 
 def test_the_check_sees_the_simulation() -> None:
