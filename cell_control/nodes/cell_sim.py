@@ -18,7 +18,7 @@ from pathlib import Path
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist, TwistStamped, WrenchStamped
+from geometry_msgs.msg import Quaternion, Twist, TwistStamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -40,12 +40,13 @@ from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.commands import command_problem
 from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
-from cell_control.sim.interface import AGV_NAMES
+from cell_control.sim.interface import AGV_NAMES, POSE_RATE_HZ, WORLD_FRAME, part_name
 from cell_control.sim.lockstep import WeldLockstep
 
 CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands and sensor
 JOINT_STATE_PERIOD_S = 0.01
 ODOMETRY_PERIOD_S = 0.02
+POSES_PERIOD_S = 1.0 / POSE_RATE_HZ
 MARKER_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
 
@@ -87,6 +88,7 @@ class CellSimNode(Node):
         self._wrench_pub = self.create_publisher(WrenchStamped, '/weld_tool/wrench', SENSOR_DATA)
         self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', SENSOR_DATA)
         self._odom_pubs = {agv: self.create_publisher(Odometry, f'/{agv}/odom', RELIABLE) for agv in AGV_NAMES}
+        self._poses_pub = self.create_publisher(Odometry, '/sim/poses', RELIABLE)
         self._marker_pub = self.create_publisher(MarkerArray, '/cell/markers', LATCHED)
         self._weld_result_pub = self.create_publisher(String, '/sim/weld_result', LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
@@ -112,7 +114,7 @@ class CellSimNode(Node):
             self.create_service(Trigger, f'/{agv}/load_part', lambda q, r, a=agv: self._load_part(a, r))
             self.create_service(Trigger, f'/{agv}/unload_part', lambda q, r, a=agv: self._unload_part(a, r))
 
-        self._next = {'clock': 0.0, 'joints': 0.0, 'odom': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
+        self._next = {'clock': 0.0, 'joints': 0.0, 'odom': 0.0, 'poses': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
         self.stats: dict[str, float] = {}
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -352,6 +354,8 @@ class CellSimNode(Node):
             self._publish_joints(header_stamp)
         if self._due('odom', now, ODOMETRY_PERIOD_S):
             self._publish_odometry(header_stamp)
+        if self._due('poses', now, POSES_PERIOD_S):
+            self._publish_poses(header_stamp)
         while self.sim.weld_results:
             self._weld_result_pub.publish(String(data=json.dumps(self.sim.weld_results.pop(0))))
         if self._due('markers', now, MARKER_PERIOD_S):
@@ -384,6 +388,21 @@ class CellSimNode(Node):
             msg.pose.pose.orientation = planar_orientation(state.yaw)
             msg.twist.twist.linear.x, msg.twist.twist.angular.z = state.linear_m_s, state.angular_rad_s
             self._odom_pubs[agv].publish(msg)
+
+    def _publish_poses(self, header_stamp: Time) -> None:
+        """Publish the world pose of every AGV and pool part on /sim/poses, one message per model (the contract)."""
+        poses = [(agv, (state.x, state.y, 0.0), planar_orientation(state.yaw))
+                 for agv, state in ((agv, self.sim.agv_state(agv)) for agv in AGV_NAMES)]
+        for index, body in enumerate(self.sim.cell.part_bodies):
+            w, x, y, z = (float(v) for v in self.sim.data.xquat[body])
+            poses.append((part_name(index + 1), tuple(float(v) for v in self.sim.data.xpos[body]),
+                          Quaternion(x=x, y=y, z=z, w=w)))
+        for name, position, orientation in poses:
+            msg = Odometry()
+            msg.header.stamp, msg.header.frame_id, msg.child_frame_id = header_stamp, WORLD_FRAME, name
+            msg.pose.pose.position.x, msg.pose.pose.position.y, msg.pose.pose.position.z = position
+            msg.pose.pose.orientation = orientation
+            self._poses_pub.publish(msg)
 
     def _markers(self, header_stamp: Time) -> MarkerArray:
         layout = self._layout
