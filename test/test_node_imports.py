@@ -29,6 +29,13 @@ def test_hardware_module_loads_no_simulation(module: str) -> None:
     assert simulation_modules(module) == [], f'{module} imports the simulation'
 
 
+def test_the_sensor_node_loads_no_mujoco() -> None:
+    """`cell_sensors` runs beside Gazebo too: it computes from poses, with `cell_control.sim` but not MuJoCo."""
+    loaded = simulation_modules('cell_control.nodes.cell_sensors')
+    assert 'cell_control.sim.virtual_sensors' in loaded
+    assert not [m for m in loaded if m == 'mujoco' or m.startswith('mujoco.')], 'cell_sensors imports MuJoCo'
+
+
 def test_the_check_sees_the_simulation() -> None:
     """The check can fail: the simulation node itself does load MuJoCo."""
     loaded = simulation_modules('cell_control.nodes.cell_sim')

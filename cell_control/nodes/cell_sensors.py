@@ -52,10 +52,10 @@ class CellSensorsNode(Node):
         self._poses: dict[str, Pose] = {}
         self._poses_s: float | None = None
         self._last: dict[str, bool] = {}
-        self._publishers = {f'eye/{eye}': self.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', LATCHED)
+        self._switch_pubs = {f'eye/{eye}': self.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', LATCHED)
                             for eye in self._layout['photo_eyes']}
-        self._publishers['clamp'] = self.create_publisher(Bool, '/station/clamp_closed', LATCHED)
-        self._publishers.update({f'load/{agv}': self.create_publisher(Bool, f'/{agv}/load_present', LATCHED)
+        self._switch_pubs['clamp'] = self.create_publisher(Bool, '/station/clamp_closed', LATCHED)
+        self._switch_pubs.update({f'load/{agv}': self.create_publisher(Bool, f'/{agv}/load_present', LATCHED)
                                  for agv in self._switches.agvs})
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics)
@@ -123,7 +123,7 @@ class CellSensorsNode(Node):
         switches = self._switches.read(self._now_s(), self._poses)
         for name, state in switches.items():
             if heartbeat or self._last.get(name) != state:
-                self._publishers[name].publish(Bool(data=state))
+                self._switch_pubs[name].publish(Bool(data=state))
         self._last = switches
 
     def _publish_diagnostics(self) -> None:
