@@ -52,11 +52,10 @@ class CellSensorsNode(Node):
         self._poses: dict[str, Pose] = {}
         self._poses_s: float | None = None
         self._last: dict[str, bool] = {}
-        self._switch_pubs = {f'eye/{eye}': self.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', LATCHED)
-                            for eye in self._layout['photo_eyes']}
-        self._switch_pubs['clamp'] = self.create_publisher(Bool, '/station/clamp_closed', LATCHED)
-        self._switch_pubs.update({f'load/{agv}': self.create_publisher(Bool, f'/{agv}/load_present', LATCHED)
-                                 for agv in self._switches.agvs})
+        topics = {f'eye/{eye}': f'/conveyor/photo_eye/{eye}' for eye in self._layout['photo_eyes']}
+        topics['clamp'] = '/station/clamp_closed'
+        topics.update({f'load/{agv}': f'/{agv}/load_present' for agv in self._switches.agvs})
+        self._switch_pubs = {name: self.create_publisher(Bool, topic, LATCHED) for name, topic in topics.items()}
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics)
         if TFMessage is not None:
