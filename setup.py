@@ -7,6 +7,7 @@ package_name = 'cell_control'
 
 NODES = {
     'cell_sim': 'cell_control.nodes.cell_sim:main',
+    'cell_sensors': 'cell_control.nodes.cell_sensors:main',
     'seam_sensor': 'cell_control.nodes.seam_sensor:main',
     'weld_adjuster': 'cell_control.nodes.weld_adjuster:main',
     'coordinator': 'cell_control.nodes.coordinator:main',

@@ -74,13 +74,15 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     """Return the nodes of the cell.
 
     sim: `mujoco` runs the embedded simulation, `gazebo` expects Gazebo (started by gazebo.launch.py) to
-    offer the same interface, `none` runs against hardware. ros_tools: robot_state_publisher (and rviz2 when
-    asked) are available; without them the simulation publishes the robot description itself. recipe: the
-    part type welded (config/recipes/<recipe>.yaml); its seams are the simulated part's seams, and it sets
-    the adjuster's mode (the coordinator gives the adjuster each seam's length as it starts the seam). parts:
-    how many parts the simulated fleet brings. seam_file: a seam CSV welded instead of the seam of a one-seam
-    recipe (another part's gaps and deviations), as long as its seam program.
-    opcua: the plant gateway (OPC UA server for MES and SCADA, docs/opcua.md) runs beside the coordinator and
+    offer the same interface (docs/simulation_contract.md), `none` runs against hardware. Both simulations
+    run `cell_sensors`, which computes the photo-eyes, clamp end switch and deck loads from `/sim/poses`.
+    ros_tools: robot_state_publisher (and rviz2 when asked) are available; without them the simulation
+    publishes the robot description itself. recipe: the part type welded (config/recipes/<recipe>.yaml); its
+    seams are the simulated part's seams, and it sets the adjuster's mode (the coordinator gives the adjuster
+    each seam's length as it starts the seam). parts: how many parts the simulated fleet brings. seam_file: a
+    seam CSV welded instead of the seam of a one-seam recipe (another part's gaps and deviations), as long as
+    its seam program. opcua: the plant gateway (OPC UA server for MES and SCADA, docs/opcua.md) runs beside
+    the coordinator and
     reads the coordinator's ledger and weld records.
     """
     if sim not in SIM_CHOICES:
@@ -117,6 +119,8 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
                           recipe=part_type.id, seam_file=str(Path(seam_file).resolve()) if seam_file else ''))
     if sim == 'none':
         nodes.append(node('seam_sensor'))
+    else:   # the switch signals no simulator has a stock sensor for, from the contract's poses (real devices: none)
+        nodes.append(node('cell_sensors'))
     nodes.append(node('conveyor_driver', emulate=sim != 'none'))
     nodes.append(node('weld_adjuster', seam_length_mm=seam_length_mm, mode=part_type.weld.adjuster_mode,
                       lead_in_mm=WeldMotionSettings().lead_in_at_speed_mm))

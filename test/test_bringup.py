@@ -19,7 +19,8 @@ SETUP_SCRIPTS = set(re.findall(r"'(\w+)': 'cell_control\.nodes\.", (REPO / 'setu
 
 def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
     nodes = {n.name: n for n in describe_cell('mujoco', ros_tools=False, recipe='bracket', parts=5)}
-    assert list(nodes) == ['cell_sim', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'maintenance', 'fleet_sim']
+    assert list(nodes) == ['cell_sim', 'cell_sensors', 'conveyor_driver', 'weld_adjuster', 'coordinator',
+                           'maintenance', 'fleet_sim']
     sim = nodes.pop('cell_sim')
     assert all(n.parameters['use_sim_time'] is True for n in nodes.values())
     assert sim.parameters['use_sim_time'] is False   # it publishes /clock
@@ -45,14 +46,19 @@ def test_hardware_and_gazebo_bringups():
     names = [n.name for n in hardware]
     assert 'cell_sim' not in names and 'fleet_sim' not in names and 'seam_sensor' in names
     assert 'maintenance' in names and 'maintenance' in [n.name for n in describe_cell('gazebo', ros_tools=True)]
+    assert 'cell_sensors' not in names   # the real photo-eyes, clamp switch and deck sensors report themselves
     assert all(n.parameters['use_sim_time'] is False for n in hardware)
     assert {n.name: n for n in hardware}['conveyor_driver'].parameters['emulate'] is False
     gazebo = describe_cell('gazebo', ros_tools=True)
     assert [n.name for n in gazebo if n.package == 'robot_state_publisher'] == []   # gazebo.launch.py has one
+    # Gazebo has no stock sensor for the switches: the same sensor node as with MuJoCo, on sim time.
+    assert [n.name for n in gazebo] == ['cell_sensors', 'conveyor_driver', 'weld_adjuster', 'coordinator',
+                                        'fleet_sim']
+    assert all(n.parameters['use_sim_time'] is True for n in gazebo)
 
 
 def test_every_package_node_in_the_description_is_a_console_script():
-    for sim in ('mujoco', 'none'):
+    for sim in ('mujoco', 'gazebo', 'none'):
         for node in describe_cell(sim, ros_tools=True):
             if node.package == 'cell_control':
                 assert node.executable in SETUP_SCRIPTS

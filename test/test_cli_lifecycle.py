@@ -13,7 +13,7 @@ from cell_control.runner import find_executable
 from cell_control.testing import Latest, NodeProcesses, RosProbe, wait_for
 
 pytestmark = pytest.mark.integration
-CELL_NODES = {'cell_sim', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'fleet_sim'}
+CELL_NODES = {'cell_sim', 'cell_sensors', 'conveyor_driver', 'weld_adjuster', 'coordinator', 'fleet_sim'}
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 60.0
 
@@ -59,7 +59,7 @@ def stop_with(signum: int, args: list[str], tmp_path: Path, probe: RosProbe, nod
     command = node_processes.start('cell-control', [
         'env', '-i', '-C', str(tmp_path), f'PATH={os.environ["PATH"]}', f'HOME={home}', f'TMPDIR={temp}',
         find_executable('cell-control'), *args, '--domain-id', str(node_processes.domain_id)])
-    wait_for(lambda: CELL_NODES <= set(probe.node.get_node_names()), START_TIMEOUT_S, 'the five cell nodes')
+    wait_for(lambda: CELL_NODES <= set(probe.node.get_node_names()), START_TIMEOUT_S, 'the six cell nodes')
     wait_for(ready, START_TIMEOUT_S, 'the cell to be ready')
     children = descendants(command.pid)
     assert len(children) >= len(CELL_NODES)

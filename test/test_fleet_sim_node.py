@@ -26,8 +26,9 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 
 @pytest.fixture
 def cell(request, node_processes, probe):
-    """cell_sim and fleet_sim on the test's own domain (fleet_sim parameters: the param), and the probe node."""
+    """cell_sim, its sensor node and fleet_sim on one domain (fleet_sim parameters: the param), and the probe node."""
     node_processes.start_node('cell_sim', 'real_time_factor:=5.0')
+    node_processes.start_node('cell_sensors', 'use_sim_time:=true')   # photo-eyes and load_present
     node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', *request.param)   # part ids P-T-<n>
     yield probe
     node_processes.close()

@@ -15,7 +15,7 @@ import pytest
 HARDWARE_MODULES = ('cell_control.nodes.coordinator', 'cell_control.nodes.weld_adjuster',
                     'cell_control.nodes.conveyor_driver', 'cell_control.nodes.seam_sensor',
                     'cell_control.nodes.maintenance', 'cell_control.cli.demo_run')
-SIM_AGNOSTIC_MODULES = ('cell_control.nodes.fleet_sim',)
+SIM_AGNOSTIC_MODULES = ('cell_control.nodes.fleet_sim', 'cell_control.nodes.cell_sensors')
 CHECK = ('import importlib, json, sys; importlib.import_module(sys.argv[1]); '
          'print(json.dumps(sorted(m for m in sys.modules if m == "mujoco" or m.startswith(("mujoco.", '
          '"cell_control.sim")))))')
@@ -37,6 +37,13 @@ def test_sim_agnostic_module_loads_no_mujoco(module: str) -> None:
     loaded = simulation_modules(module)
     assert not [m for m in loaded if m == 'mujoco' or m.startswith('mujoco.')], f'{module} loads MuJoCo: {loaded}'
     assert 'cell_control.sim.mujoco_cell' not in loaded
+
+
+def test_the_sensor_node_loads_no_mujoco() -> None:
+    """`cell_sensors` runs beside Gazebo too: it computes from poses, with `cell_control.sim` but not MuJoCo."""
+    loaded = simulation_modules('cell_control.nodes.cell_sensors')
+    assert 'cell_control.sim.virtual_sensors' in loaded
+    assert not [m for m in loaded if m == 'mujoco' or m.startswith('mujoco.')], 'cell_sensors imports MuJoCo'
 
 
 def test_the_check_sees_the_simulation() -> None:

@@ -27,6 +27,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from cell_control.motion.kinematics import load_kinematics  # noqa: E402
+from cell_control.nodes.common import SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE  # noqa: E402
 from cell_control.nodes.seam_cloud import seam_to_cloud  # noqa: E402
 from cell_control.testing import (NodeProcesses, RosDomain, RosProbe, call_service, wait_for,  # noqa: E402
                                   wait_for_service)
@@ -125,7 +126,7 @@ def devices(tmp_path_factory):
         with RosProbe(domain.id) as probe:
             graph = Graph(probe)
             for msg_type, topic in ((Float64, '/conveyor/belt_speed'), (String, '/conveyor/fault'),
-                                    (Float64, '/arm_controller/speed_scaling'),
+                                    (SPEED_SCALING_TYPE, SPEED_SCALING_TOPIC), (Float64, '/weld_tool/cross_slide'),
                                     (JointTrajectory, '/arm_controller/joint_trajectory'),
                                     (TwistStamped, '/weld/travel_speed'), (WrenchStamped, '/weld/contact_force'),
                                     (Vector3Stamped, '/weld/lateral_correction')):
@@ -216,9 +217,10 @@ def test_weld_adjuster_drops_a_non_finite_reading_and_takes_a_dropout(devices) -
     assert values['dropped_non_finite'] == '1', 'the dropout was not counted as non-finite'
     assert not answered(bad), 'a setpoint answered the sample with a NaN gap'
     published = [graph.received(topic) for topic in ('/weld/travel_speed', '/weld/contact_force',
-                                                     '/weld/lateral_correction')]
+                                                     '/weld/lateral_correction', '/weld_tool/cross_slide')]
     assert all(math.isfinite(v) for v in [m.twist.linear.x for m in published[0]] +
-               [m.wrench.force.z for m in published[1]] + [m.vector.y for m in published[2]])
+               [m.wrench.force.z for m in published[1]] + [m.vector.y for m in published[2]] +
+               [m.data for m in published[3]])
     client = wait_for_service(graph.node, '/weld_adjuster/stop', Trigger, WAIT_S)
     assert call_service(client, Trigger.Request(), WAIT_S).success
     processes.check_running('after a non-finite seam sample')
@@ -239,7 +241,7 @@ def test_coordinator_and_fleet_drop_non_finite_odometry_joints_and_speed(devices
                 'the fleet to take a finite odometry')
     state_before = wait_for(lambda: graph.received('/cell/state'), WAIT_S, 'the cell state')[-1].data
     commands_before = {topic: len(graph.received(topic)) for topic in (
-        '/arm_controller/speed_scaling', '/arm_controller/joint_trajectory')}
+        SPEED_SCALING_TOPIC, '/arm_controller/joint_trajectory')}
 
     graph.publish(f'/{AGV}/odom', odometry(math.nan))
     graph.publish(f'/{AGV}/odom', odometry(1.0, yaw_z=math.inf))

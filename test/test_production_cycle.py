@@ -31,6 +31,8 @@ from std_msgs.msg import Bool, Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
+from cell_control.nodes.common import SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE, speed_scaling_factor  # noqa: E402
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]   # a whole cell at 1x real time
 RTF = 1.0   # the whole cell needs about 1.6 of the 2 cores at 2x; at 1x a loaded machine still keeps up
 HOME = home_positions()
@@ -58,8 +60,8 @@ class Cell:
         node = self.node
         node.create_subscription(String, '/cell/state', self._on_state, LATCHED)
         node.create_subscription(Bool, '/weld_tool/arc_on', lambda m: self.arc.append(m.data), RELIABLE)
-        node.create_subscription(Float64, '/arm_controller/speed_scaling', lambda m: self.scaling.append(m.data),
-                                 RELIABLE)
+        node.create_subscription(SPEED_SCALING_TYPE, SPEED_SCALING_TOPIC,
+                                 lambda m: self.scaling.append(speed_scaling_factor(m)), RELIABLE)
         node.create_subscription(JointTrajectory, '/arm_controller/joint_trajectory', self.trajectories.append,
                                  RELIABLE)
         node.create_subscription(String, '/handoff/result', lambda m: self.results.append(json.loads(m.data)),

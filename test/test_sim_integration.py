@@ -105,10 +105,13 @@ def test_trajectory_reaches_goal_and_bad_trajectories_are_refused(sim):
 
 
 def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
-    _, probe = sim
+    """The switches come from the sensor node on the simulation's /sim/poses, subscribed volatile as the cell does."""
+    processes, probe = sim
+    processes.start_node('cell_sensors', 'use_sim_time:=true')
     layout = load_layout()
     odometry = Latest(probe, Odometry, '/agv_1/odom', RELIABLE)
-    station_eye = Latest(probe, Bool, '/conveyor/photo_eye/station', LATCHED)
+    station_eye = Latest(probe, Bool, '/conveyor/photo_eye/station', RELIABLE)
+    load_present = Latest(probe, Bool, '/agv_1/load_present', RELIABLE)
     cmd_vel = probe.node.create_publisher(Twist, '/agv_1/cmd_vel', RELIABLE)
     deck = probe.node.create_publisher(Float64, '/agv_1/deck_speed', RELIABLE)
     belt = probe.node.create_publisher(Float64, '/conveyor/belt_speed', RELIABLE)
@@ -118,6 +121,7 @@ def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
     future = load.call_async(Trigger.Request())
     wait_for(future.done, 30, 'the part to be loaded on agv_1')
     assert future.result().success, future.result().message
+    wait_for(lambda: load_present.msg is not None and load_present.msg.data, 30, 'the deck sensor to see the part')
     assert station_eye.msg is not None and not station_eye.msg.data
 
     dock = layout['docks']['inbound']

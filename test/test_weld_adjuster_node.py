@@ -19,7 +19,7 @@ from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
+from std_msgs.msg import Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement  # noqa: E402
@@ -54,9 +54,12 @@ class AdjusterProbe:
         self.faults: list[str] = []
         self.diagnostics: list[dict[str, str]] = []
         self.inputs: list[dict[str, str]] = []   # the node's `inputs` status: messages dropped as non-finite
+        self.corrections: list[float] = []       # /weld/lateral_correction and /weld_tool/cross_slide (m), in
+        self.slides: list[float] = []            # order of arrival
         for topic, kind in (('/weld/travel_speed', TwistStamped), ('/weld/contact_force', WrenchStamped),
                             ('/weld/lateral_correction', Vector3Stamped)):
             node.create_subscription(kind, topic, lambda msg, topic=topic: self._on_part(topic, msg), 10)
+        node.create_subscription(Float64, '/weld_tool/cross_slide', self._on_slide, 10)
         node.create_subscription(String, '/weld/adjuster_fault', self._on_fault, LATCHED)
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.features = node.create_publisher(PointCloud2, '/seam/features', qos_profile_sensor_data)
@@ -65,11 +68,17 @@ class AdjusterProbe:
     def _on_part(self, topic: str, msg: object) -> None:
         key = _key(msg.header.stamp)
         with self.cond:
+            if topic == '/weld/lateral_correction':
+                self.corrections.append(msg.vector.y)
             parts = self.parts.setdefault(key, {})
             parts[topic] = msg
             if len(parts) == 3:
                 self.order.append(key)
                 self.cond.notify_all()
+
+    def _on_slide(self, msg: Float64) -> None:
+        with self.cond:
+            self.slides.append(msg.data)
 
     def _on_fault(self, msg: String) -> None:
         with self.cond:
@@ -203,6 +212,10 @@ def test_closed_loop_over_dds_refusals_and_stale_sensor(node_processes, probe) -
     assert answered and (not foreign or 'SENSOR_STALE' in probe.faults), 'a setpoint with a foreign stamp'
     assert answered == sorted(answered)
     last_sample_key = sent[-1]
+    # The weld tool's cross-slide is commanded to every correction, in metres (the simulation contract's input).
+    with probe.cond:
+        assert probe.cond.wait_for(lambda: len(probe.slides) >= len(probe.corrections), TIMEOUT_S / 3)
+        assert probe.slides[:len(probe.corrections)] == probe.corrections
 
     # Refused: a cloud with a field missing and a sample older than max_sample_age_s; dropped and counted apart:
     # a non-finite valid reading.

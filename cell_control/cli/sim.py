@@ -40,7 +40,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument('--seam', type=Path, metavar='FILE.csv',
                         help="seam CSV welded instead of the recipe's, as long as the recipe's seam program")
     parser.add_argument('--sim-only', action='store_true',
-                        help='run only the simulation node (its whole cell and every sensor), not the controllers')
+                        help='run only the simulation and its sensor node (the whole cell and every sensor), '
+                             'not the controllers')
     parser.add_argument('--parts', type=int, default=3, help='parts the simulated fleet brings (default 3)')
     parser.add_argument('--domain-id', type=domain_id, metavar='N',
                         help='ROS domain to run on (default: ROS_DOMAIN_ID, else 0)')
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> int:
         print(f'cell-control sim: {error}', file=sys.stderr)
         return 2
     if args.sim_only:
-        nodes = [n for n in nodes if n.name == 'cell_sim']
+        nodes = [n for n in nodes if n.name in ('cell_sim', 'cell_sensors')]
     os.environ.update(ros_environment(domain))
     with NodeProcesses(nodes) as processes:
         if args.start:

@@ -1,12 +1,17 @@
 """`cell_sensors`: the cell's switch signals that no stock simulator sensor gives, from world poses.
 
 Photo-eyes, the clamp's end switch and the AGV decks' load sensors are computed by `sim.virtual_sensors` from
-`/sim/poses` (tf2_msgs/TFMessage of world poses, child_frame_id = model name `part_<i>` or `<agv>`) and the
-clamp command, so MuJoCo and Gazebo give the same signals (docs/simulation_contract.md §4). They are published
-as the coordinator and fleet subscribe to them: reliable, transient local, on change and at 10 Hz. The node
-also publishes the static `world → <agv>/odom` transforms from the AGVs' home poses in the layout, where gz
-DiffDrive odometry starts. The clamp switch runs on the node's clock (sim time), evaluated on every pose
+`/sim/poses` (nav_msgs/Odometry, one message per model: header.frame_id `world`, child_frame_id the model name
+`part_<i>` or `<agv>`, the world pose of the model's root; the latest pose per model is kept) and the clamp
+command `/station/clamp`, so MuJoCo and Gazebo give the same signals (docs/simulation_contract.md §4). They
+are published reliable and transient local, on change and at 10 Hz. The clamp switch runs on the node's
+clock (sim time) with the layout's `station.clamp_time`, as MuJoCo's clamp does, evaluated on every pose
 message, every clamp command and every heartbeat.
+
+The static `world → <agv>/odom` transforms (the AGVs' home poses in the layout, where gz DiffDrive odometry
+starts) are published on /tf_static only where tf2_msgs imports: it has no PyPI wheel, so in the pip
+environment the node runs without them (it says so in its log and diagnostics); on a full ROS 2 install
+RViz gets them. No node of the cell reads them: the coordinator and fleet take the home poses from the layout.
 """
 from __future__ import annotations
 
@@ -14,17 +19,26 @@ import sys
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TransformStamped
+from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from std_msgs.msg import Bool
-from tf2_msgs.msg import TFMessage
 
 from cell_control.cell.description import load_layout
-from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, diagnostic_array,
-                                       diagnostic_status, on_clock_back, planar_orientation)
+from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, diagnostic_array, diagnostic_status,
+                                       on_clock_back, planar_orientation, sensor_data)
 from cell_control.nodes.node_main import run_node
+from cell_control.sim.interface import WORLD_FRAME
 from cell_control.sim.virtual_sensors import CellSwitches, Pose, pose_from_tf
 
+try:
+    from tf2_msgs.msg import TFMessage
+except ImportError:   # no PyPI wheel: the pip environment has no tf2 (DESIGN §2); a full ROS 2 install has it
+    TFMessage = None
+
 POSES_TOPIC = '/sim/poses'
+# Best effort takes poses from a reliable (ros_gz_bridge, MuJoCo) or a best-effort publisher alike. Every model
+# publishes once per period, in a burst: the queue holds a burst of the largest pool and the AGVs.
+POSES_QOS = sensor_data(depth=64)
 SWITCH_HEARTBEAT_PERIOD_S = 0.1         # photo-eyes, clamp switch, deck load sensors: on change and at 10 Hz
 DIAGNOSTICS_PERIOD_S = 1.0
 POSES_STALE_S = 0.5                     # sim time without /sim/poses after which the signals are reported stale
@@ -38,17 +52,18 @@ class CellSensorsNode(Node):
         self._poses: dict[str, Pose] = {}
         self._poses_s: float | None = None
         self._last: dict[str, bool] = {}
-        self._publishers = {f'eye/{eye}': self.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', LATCHED)
-                            for eye in self._layout['photo_eyes']}
-        self._publishers['clamp'] = self.create_publisher(Bool, '/station/clamp_closed', LATCHED)
-        self._publishers.update({f'load/{agv}': self.create_publisher(Bool, f'/{agv}/load_present', LATCHED)
-                                 for agv in self._switches.agvs})
+        topics = {f'eye/{eye}': f'/conveyor/photo_eye/{eye}' for eye in self._layout['photo_eyes']}
+        topics['clamp'] = '/station/clamp_closed'
+        topics.update({f'load/{agv}': f'/{agv}/load_present' for agv in self._switches.agvs})
+        self._switch_pubs = {name: self.create_publisher(Bool, topic, LATCHED) for name, topic in topics.items()}
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics)
-        self._static_tf = self.create_publisher(TFMessage, '/tf_static', LATCHED)
-        self._publish_odom_frames()
-        # Best effort takes poses from a reliable or a best-effort publisher alike (ros_gz_bridge or MuJoCo).
-        self.create_subscription(TFMessage, POSES_TOPIC, self._on_poses, SENSOR_DATA)
+        if TFMessage is not None:
+            self._static_tf = self.create_publisher(TFMessage, '/tf_static', LATCHED)
+            self._publish_odom_frames()
+        else:
+            self.get_logger().info('tf2_msgs is not installed: no world -> <agv>/odom transforms on /tf_static')
+        self.create_subscription(Odometry, POSES_TOPIC, self._on_pose, POSES_QOS)
         self.create_subscription(Bool, '/station/clamp', self._on_clamp, RELIABLE)
         self.create_timer(SWITCH_HEARTBEAT_PERIOD_S, lambda: self._update(heartbeat=True))
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
@@ -63,7 +78,7 @@ class CellSensorsNode(Node):
         for agv, home in self._layout['agv']['home'].items():
             transform = TransformStamped()
             transform.header.stamp = self.get_clock().now().to_msg()
-            transform.header.frame_id, transform.child_frame_id = 'world', f'{agv}/odom'
+            transform.header.frame_id, transform.child_frame_id = WORLD_FRAME, f'{agv}/odom'
             transform.transform.translation.x, transform.transform.translation.y = float(home['x']), float(home['y'])
             transform.transform.rotation = planar_orientation(float(home['yaw']))
             transforms.append(transform)
@@ -74,21 +89,25 @@ class CellSensorsNode(Node):
         self._switches = CellSwitches(self._layout)
         self._poses, self._poses_s, self._last = {}, None, {}
 
-    def _on_poses(self, msg: TFMessage) -> None:
-        values = {f'transforms[{i}]': [t.transform.translation.x, t.transform.translation.y,
-                                       t.transform.translation.z, t.transform.rotation.x, t.transform.rotation.y,
-                                       t.transform.rotation.z, t.transform.rotation.w]
-                  for i, t in enumerate(msg.transforms)}
+    def _on_pose(self, msg: Odometry) -> None:
+        """Keep the model's latest pose: a model keeps its last pose until a message brings a new one."""
+        name, pose = msg.child_frame_id, msg.pose.pose
+        if msg.header.frame_id != WORLD_FRAME:
+            self.get_logger().warning(f'dropped the pose of {name} on {POSES_TOPIC}: frame '
+                                      f'{msg.header.frame_id!r}, not {WORLD_FRAME!r}', throttle_duration_sec=1.0)
+            return
+        p, q = pose.position, pose.orientation
+        values = {'pose.pose.position.x': p.x, 'pose.pose.position.y': p.y, 'pose.pose.position.z': p.z,
+                  'pose.pose.orientation.x': q.x, 'pose.pose.orientation.y': q.y, 'pose.pose.orientation.z': q.z,
+                  'pose.pose.orientation.w': q.w}
         if not self._inputs.finite(POSES_TOPIC, values):
             return
-        for t in msg.transforms:   # by name: a body keeps its last pose until a message brings a new one
-            translation, rotation = t.transform.translation, t.transform.rotation
-            try:
-                self._poses[t.child_frame_id] = pose_from_tf((translation.x, translation.y, translation.z),
-                                                             (rotation.x, rotation.y, rotation.z, rotation.w))
-            except ValueError as error:
-                self.get_logger().warning(f'dropped the pose of {t.child_frame_id} on {POSES_TOPIC}: {error}',
-                                          throttle_duration_sec=1.0)
+        try:
+            self._poses[name] = pose_from_tf((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
+        except ValueError as error:
+            self.get_logger().warning(f'dropped the pose of {name} on {POSES_TOPIC}: {error}',
+                                      throttle_duration_sec=1.0)
+            return
         self._poses_s = self._now_s()
         self._update()
 
@@ -103,7 +122,7 @@ class CellSensorsNode(Node):
         switches = self._switches.read(self._now_s(), self._poses)
         for name, state in switches.items():
             if heartbeat or self._last.get(name) != state:
-                self._publishers[name].publish(Bool(data=state))
+                self._switch_pubs[name].publish(Bool(data=state))
         self._last = switches
 
     def _publish_diagnostics(self) -> None:
@@ -119,6 +138,7 @@ class CellSensorsNode(Node):
         else:
             level, message = 'OK', 'computing the switch signals'
         values = {'poses_age_s': 'never' if age_s is None else f'{age_s:.3f}',
+                  'odom_frames': 'on /tf_static' if TFMessage is not None else 'not published (no tf2_msgs)',
                   'parts_seen': sum(1 for name in self._poses if name.startswith(CellSwitches.PART_PREFIX)),
                   **{name: state for name, state in self._last.items()}}
         status = diagnostic_status(f'{self.get_name()}: switches', 'virtual', level, message, values)

@@ -1,8 +1,10 @@
 """`cell_sim`: the MuJoCo simulation of the cell behind the same ROS interface as Gazebo + gz_ros2_control.
 
 The simulation runs in its own thread in fixed steps and publishes `/clock`; every other node of the cell
-runs with `use_sim_time`. Messages are converted to plain values here, once; the physics and the devices
-live in `cell_control.sim`.
+runs with `use_sim_time`. The photo-eyes, the clamp end switch and the deck load sensors are not published here:
+as in Gazebo, the sensor node (`cell_sensors`) computes them from `/sim/poses` (docs/simulation_contract.md §4);
+the clamp model inside the simulation (which moves the gripped part) uses the same `station.clamp_time`.
+Messages are converted to plain values here, once; the physics and the devices live in `cell_control.sim`.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist, TwistStamped, Vector3Stamped, WrenchStamped
+from geometry_msgs.msg import Quaternion, Twist, TwistStamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -31,20 +33,21 @@ from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, val
 from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
-from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, planar_orientation, stamp_to_msg, to_seconds)
+from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE,
+                                       InputGuard, descriptor, diagnostic_array, diagnostic_status, planar_orientation,
+                                       speed_scaling_factor, stamp_to_msg, to_seconds)
 from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.commands import command_problem
 from cell_control.sim.mujoco_cell import CellSimulation
 from cell_control.sim.virtual_sensors import recipe_placements
-from cell_control.sim.interface import AGV_NAMES
+from cell_control.sim.interface import AGV_NAMES, POSE_RATE_HZ, WORLD_FRAME, part_name
 from cell_control.sim.lockstep import WeldLockstep
 
 CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands and sensor
 JOINT_STATE_PERIOD_S = 0.01
 ODOMETRY_PERIOD_S = 0.02
-SWITCH_HEARTBEAT_PERIOD_S = 0.1         # photo-eyes, clamp switch, deck load sensors: on change and at 10 Hz
+POSES_PERIOD_S = 1.0 / POSE_RATE_HZ
 MARKER_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
 
@@ -87,12 +90,9 @@ class CellSimNode(Node):
         self._joint_pub = self.create_publisher(JointState, '/joint_states', RELIABLE)
         self._wrench_pub = self.create_publisher(WrenchStamped, '/weld_tool/wrench', SENSOR_DATA)
         self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', SENSOR_DATA)
-        self._eye_pubs = {eye: self.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', LATCHED)
-                          for eye in self._layout['photo_eyes']}
         self._odom_pubs = {agv: self.create_publisher(Odometry, f'/{agv}/odom', RELIABLE) for agv in AGV_NAMES}
+        self._poses_pub = self.create_publisher(Odometry, '/sim/poses', RELIABLE)
         self._marker_pub = self.create_publisher(MarkerArray, '/cell/markers', LATCHED)
-        self._clamp_pub = self.create_publisher(Bool, '/station/clamp_closed', LATCHED)
-        self._load_pubs = {agv: self.create_publisher(Bool, f'/{agv}/load_present', LATCHED) for agv in AGV_NAMES}
         self._weld_result_pub = self.create_publisher(String, '/sim/weld_result', LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
@@ -102,25 +102,22 @@ class CellSimNode(Node):
 
         self.create_subscription(JointTrajectoryMsg, '/arm_controller/joint_trajectory', self._on_trajectory,
                                  RELIABLE)
-        self.create_subscription(Float64, '/arm_controller/speed_scaling', self._on_speed_scaling, RELIABLE)
+        # Latched, as the joint trajectory controller subscribes it: a volatile publisher fails here as there.
+        self.create_subscription(SPEED_SCALING_TYPE, SPEED_SCALING_TOPIC, self._on_speed_scaling, LATCHED)
         self.create_subscription(Float64, '/conveyor/belt_speed', self._on_belt_speed, RELIABLE)
         self.create_subscription(Bool, '/conveyor/station_stop', self._on_station_stop, RELIABLE)
         self.create_subscription(Bool, '/station/clamp', self._on_clamp, RELIABLE)
         self.create_subscription(Bool, '/weld_tool/arc_on', self._on_arc, RELIABLE)
         self.create_subscription(TwistStamped, '/weld/travel_speed', self._on_travel_speed, RELIABLE)
         self.create_subscription(WrenchStamped, '/weld/contact_force', self._on_contact_force, RELIABLE)
-        self.create_subscription(Vector3Stamped, '/weld/lateral_correction', self._on_correction, RELIABLE)
+        self.create_subscription(Float64, '/weld_tool/cross_slide', self._on_cross_slide, RELIABLE)
         for agv in AGV_NAMES:
             self.create_subscription(Twist, f'/{agv}/cmd_vel', lambda m, a=agv: self._on_cmd_vel(a, m), RELIABLE)
             self.create_subscription(Float64, f'/{agv}/deck_speed', lambda m, a=agv: self._on_deck(a, m), RELIABLE)
             self.create_service(Trigger, f'/{agv}/load_part', lambda q, r, a=agv: self._load_part(a, r))
             self.create_service(Trigger, f'/{agv}/unload_part', lambda q, r, a=agv: self._unload_part(a, r))
 
-        self._switch_pubs = {f'eye/{eye}': pub for eye, pub in self._eye_pubs.items()}
-        self._switch_pubs['clamp'] = self._clamp_pub
-        self._switch_pubs.update({f'load/{agv}': pub for agv, pub in self._load_pubs.items()})
-        self._last_switches: dict[str, bool] = {}
-        self._next = {'clock': 0.0, 'joints': 0.0, 'odom': 0.0, 'switches': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
+        self._next = {'clock': 0.0, 'joints': 0.0, 'odom': 0.0, 'poses': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
         self.stats: dict[str, float] = {}
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -203,9 +200,10 @@ class CellSimNode(Node):
         with self._lock:
             self.sim.start_trajectory(trajectory)
 
-    def _on_speed_scaling(self, msg: Float64) -> None:
-        if self._accepted('/arm_controller/speed_scaling', {'data': msg.data}, low=0.0, high=1.0):
-            self.sim.speed_scaling = msg.data
+    def _on_speed_scaling(self, msg: SPEED_SCALING_TYPE) -> None:
+        factor = speed_scaling_factor(msg)
+        if self._accepted(SPEED_SCALING_TOPIC, {'factor': factor}, low=0.0, high=1.0):
+            self.sim.speed_scaling = factor
 
     def _on_belt_speed(self, msg: Float64) -> None:
         limit = self._layout['conveyor']['max_speed']
@@ -235,9 +233,10 @@ class CellSimNode(Node):
         if self._accepted('/weld/contact_force', {'wrench.force.z': msg.wrench.force.z}):
             self.sim.weld_controls.force_n = msg.wrench.force.z
 
-    def _on_correction(self, msg: Vector3Stamped) -> None:
-        correction_mm = msg.vector.y * 1000.0
-        if self._accepted('/weld/lateral_correction', {'vector.y': correction_mm}):
+    def _on_cross_slide(self, msg: Float64) -> None:
+        """Take the cross-slide's position set-point (m): the weld process's lateral correction u."""
+        correction_mm = msg.data * 1000.0
+        if self._accepted('/weld_tool/cross_slide', {'data': correction_mm}):
             self.sim.weld_controls.correction_mm = correction_mm
 
     def _on_cmd_vel(self, agv: str, msg: Twist) -> None:
@@ -363,13 +362,8 @@ class CellSimNode(Node):
             self._publish_joints(header_stamp)
         if self._due('odom', now, ODOMETRY_PERIOD_S):
             self._publish_odometry(header_stamp)
-        switches = {f'eye/{eye}': state for eye, state in self.sim.photo_eyes().items()}
-        switches['clamp'] = self.sim.clamp_closed
-        switches.update({f'load/{agv}': self.sim.load_present(agv) for agv in AGV_NAMES})
-        if switches != self._last_switches or self._due('switches', now, SWITCH_HEARTBEAT_PERIOD_S):
-            for name, state in switches.items():
-                self._switch_pubs[name].publish(Bool(data=state))
-            self._last_switches = switches
+        if self._due('poses', now, POSES_PERIOD_S):
+            self._publish_poses(header_stamp)
         while self.sim.weld_results:
             self._weld_result_pub.publish(String(data=json.dumps(self.sim.weld_results.pop(0))))
         if self._due('markers', now, MARKER_PERIOD_S):
@@ -402,6 +396,21 @@ class CellSimNode(Node):
             msg.pose.pose.orientation = planar_orientation(state.yaw)
             msg.twist.twist.linear.x, msg.twist.twist.angular.z = state.linear_m_s, state.angular_rad_s
             self._odom_pubs[agv].publish(msg)
+
+    def _publish_poses(self, header_stamp: Time) -> None:
+        """Publish the world pose of every AGV and pool part on /sim/poses, one message per model (the contract)."""
+        poses = [(agv, (state.x, state.y, 0.0), planar_orientation(state.yaw))
+                 for agv, state in ((agv, self.sim.agv_state(agv)) for agv in AGV_NAMES)]
+        for index, body in enumerate(self.sim.cell.part_bodies):
+            w, x, y, z = (float(v) for v in self.sim.data.xquat[body])
+            poses.append((part_name(index + 1), tuple(float(v) for v in self.sim.data.xpos[body]),
+                          Quaternion(x=x, y=y, z=z, w=w)))
+        for name, position, orientation in poses:
+            msg = Odometry()
+            msg.header.stamp, msg.header.frame_id, msg.child_frame_id = header_stamp, WORLD_FRAME, name
+            msg.pose.pose.position.x, msg.pose.pose.position.y, msg.pose.pose.position.z = position
+            msg.pose.pose.orientation = orientation
+            self._poses_pub.publish(msg)
 
     def _markers(self, header_stamp: Time) -> MarkerArray:
         layout = self._layout

@@ -1,7 +1,7 @@
 """The small ROS helpers every node of the cell shares, once.
 
-QoS profiles (DESIGN §5 for the choices), parameter descriptors, diagnostics messages, stamps and yaw, and the
-guard that drops messages carrying a NaN or infinity.
+QoS profiles (DESIGN §5 for the choices), parameter descriptors, diagnostics messages, stamps and yaw, the
+arm's speed-scaling message, and the guard that drops messages carrying a NaN or infinity.
 """
 from __future__ import annotations
 
@@ -18,14 +18,25 @@ from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import Float64
 
 from cell_control.cell.finite import NonFiniteDrops, non_finite_field
 from cell_control.logistics.agv_navigation import yaw_from_quaternion
+
+try:
+    from control_msgs.msg import SpeedScalingFactor
+except ImportError:   # control_msgs has no PyPI wheel (DESIGN §2): the pip environment speaks std_msgs/Float64
+    SpeedScalingFactor = None
 
 SENSOR_DATA = qos_profile_sensor_data    # high-rate sensor streams: best effort, volatile, depth 5
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)           # commands and state
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,            # state a late joiner needs
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# The joint trajectory controller's speed-scaling input (ros2_controllers jazzy >= 4.39, docs/simulation_contract.md):
+# control_msgs/SpeedScalingFactor, subscribed RELIABLE TRANSIENT_LOCAL, so its publisher latches. Where control_msgs
+# is not installed both ends use std_msgs/Float64 on the same topic (the UR driver's convention).
+SPEED_SCALING_TOPIC = '/arm_controller/speed_scaling_input'
+SPEED_SCALING_TYPE = SpeedScalingFactor if SpeedScalingFactor is not None else Float64
 DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': DiagnosticStatus.ERROR}
 _NANOSECONDS = 1_000_000_000
 
@@ -34,6 +45,16 @@ def sensor_data(depth: int) -> QoSProfile:
     """Return the sensor-data profile with a deeper queue (a consumer that must catch up after a stall)."""
     return QoSProfile(depth=depth, reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability,
                       history=SENSOR_DATA.history)
+
+
+def speed_scaling_msg(factor: float) -> SpeedScalingFactor | Float64:
+    """Return the speed-scaling message of `factor` (0..1) in SPEED_SCALING_TYPE."""
+    return SpeedScalingFactor(factor=factor) if SpeedScalingFactor is not None else Float64(data=factor)
+
+
+def speed_scaling_factor(msg: SpeedScalingFactor | Float64) -> float:
+    """Return the factor of a speed-scaling message of SPEED_SCALING_TYPE."""
+    return msg.factor if SpeedScalingFactor is not None else msg.data
 
 
 def descriptor(text: str, low: float | None = None, high: float | None = None, integer: bool = False,

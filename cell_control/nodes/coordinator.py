@@ -4,15 +4,18 @@ Messages become `Event`s here, once; the core decides and returns `Action`s, whi
 commands to the devices. The node also plans and supervises the arm's moves (`motion.arm_motion`), turns the
 weld adjuster's travel speed into the arm's speed scaling during the weld, and writes the weld records.
 
-Interface (all reliable; latched = transient local):
+Interface (all reliable; latched = transient local; subscriptions to what a simulator or the sensor node
+publishes are volatile, so a ros_gz_bridge publisher matches them: docs/simulation_contract.md §1):
   in   /cell/estop Bool (latched)            e-stop input from the safety controller: the cell reacts to it
        /handoff/announce String (part id)    /handoff/request String (JSON, logistics.handoff)
        /agv_N/odom, /agv_N/deck_speed, /agv_N/load_present     docked / rollers / part on deck, per dock
-       /conveyor/photo_eye/{infeed,station}, /station/clamp_closed, /joint_states, /conveyor/fault
+       /conveyor/photo_eye/{infeed,station}, /station/clamp_closed (heartbeat 10 Hz), /joint_states,
+       /conveyor/fault (latched)
        /weld/travel_speed, /weld/contact_force, /weld/lateral_correction, /weld/adjuster_fault, /seam/features
        /cell/recipe_request String (latched): a recipe id an engineer chose (plant_gateway)
   out  /conveyor/speed_command, /conveyor/station_stop, /station/clamp, /arm_controller/joint_trajectory,
-       /arm_controller/speed_scaling, /weld_tool/arc_on, /handoff/result, /handoff/pickup_request,
+       /arm_controller/speed_scaling_input (latched; nodes.common.SPEED_SCALING_TYPE), /weld_tool/arc_on,
+       /handoff/result, /handoff/pickup_request,
        /cell/state (latched JSON snapshot, with the active `recipe`), /diagnostics,
        /cell/recipe_result String (latched): "recipe <id> applied" or "recipe change to '<id>' refused: <why>"
   srv  /cell/{start,stop,pause,resume,reset,acknowledge} (std_srvs/Trigger); parameter `mode` switches
@@ -52,9 +55,9 @@ from cell_control.motion.kinematics import load_kinematics
 from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
-from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, duration_to_msg, log, on_clock_back, pose_values,
-                                       to_seconds, yaw_of)
+from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE,
+                                       InputGuard, descriptor, diagnostic_array, diagnostic_status, duration_to_msg,
+                                       log, on_clock_back, pose_values, speed_scaling_msg, to_seconds, yaw_of)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -95,7 +98,7 @@ class CoordinatorNode(Node):
         self._gate_pub = pub(Bool, '/conveyor/station_stop', RELIABLE)
         self._clamp_pub = pub(Bool, '/station/clamp', RELIABLE)
         self._trajectory_pub = pub(JointTrajectoryMsg, '/arm_controller/joint_trajectory', RELIABLE)
-        self._scaling_pub = pub(Float64, '/arm_controller/speed_scaling', RELIABLE)
+        self._scaling_pub = pub(SPEED_SCALING_TYPE, SPEED_SCALING_TOPIC, LATCHED)
         self._arc_pub = pub(Bool, '/weld_tool/arc_on', RELIABLE)
         self._result_pub = pub(String, '/handoff/result', RELIABLE)
         self._pickup_pub = pub(String, '/handoff/pickup_request', RELIABLE)
@@ -116,10 +119,10 @@ class CoordinatorNode(Node):
         for agv in agv_names(self._layout):
             sub(Odometry, f'/{agv}/odom', lambda m, a=agv: self._on_odom(a, m), RELIABLE)
             sub(Float64, f'/{agv}/deck_speed', lambda m, a=agv: self._on_deck(a, m), RELIABLE)
-            sub(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), LATCHED)
-        sub(Bool, '/conveyor/photo_eye/infeed', self._on_infeed, LATCHED)
-        sub(Bool, '/conveyor/photo_eye/station', self._on_station_eye, LATCHED)
-        sub(Bool, '/station/clamp_closed', self._on_clamp, LATCHED)
+            sub(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), RELIABLE)
+        sub(Bool, '/conveyor/photo_eye/infeed', self._on_infeed, RELIABLE)
+        sub(Bool, '/conveyor/photo_eye/station', self._on_station_eye, RELIABLE)
+        sub(Bool, '/station/clamp_closed', self._on_clamp, RELIABLE)
         sub(String, '/conveyor/fault', self._on_conveyor_fault, LATCHED)
         sub(String, '/weld/adjuster_fault', self._on_adjuster_fault, LATCHED)
         sub(JointState, '/joint_states', self._on_joint_states, RELIABLE)
@@ -487,7 +490,7 @@ class CoordinatorNode(Node):
     def _set_scaling(self, scaling: float) -> None:
         if scaling != self._scaling:
             self._scaling = scaling
-            self._scaling_pub.publish(Float64(data=scaling))
+            self._scaling_pub.publish(speed_scaling_msg(scaling))
 
     def _diagnose(self, level: str, message: str) -> None:
         log(self.get_logger(), level, message)

@@ -73,7 +73,8 @@ class FleetSimNode(Node):
         self.create_subscription(String, '/handoff/pickup_request', self._on_pickup, RELIABLE)
         for agv in agvs:
             self.create_subscription(Odometry, f'/{agv}/odom', lambda m, a=agv: self._on_odometry(a, m), RELIABLE)
-            self.create_subscription(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), LATCHED)
+            # Volatile: load_present comes from the sensor node on change and at 10 Hz (simulation contract).
+            self.create_subscription(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), RELIABLE)
         self.create_timer(TICK_PERIOD_S, self._tick)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._batteries = {agv: BatteryGauge(AgvBattery(self._battery['capacity_wh'], soc_pct=self._battery['soc']),

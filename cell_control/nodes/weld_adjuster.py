@@ -6,6 +6,11 @@ with header.stamp = the sample's own stamp, so the loop latency can be read from
     /weld/travel_speed        TwistStamped    twist.linear.x in m/s
     /weld/contact_force       WrenchStamped   wrench.force.z in N
     /weld/lateral_correction  Vector3Stamped  vector.y in m
+and the same correction as the weld tool's cross-slide position set-point (the simulation contract's input, a
+position in m, unstamped as gz JointPositionController takes it; docs/simulation_contract.md):
+    /weld_tool/cross_slide    Float64         m
+The slide command is published here, not by the coordinator: it is the 500 Hz loop's output, one per sample,
+and a hop through the 10 Hz sequencer would only add latency.
 /weld/adjuster_fault (String, latched): '' when clear, else the fault name: the core's (SEAM_LOST) or
 SENSOR_STALE when no sample arrived for `stale_timeout_s`; then the last setpoint is held and republished
 (stamped with the node's clock, as it answers no sample) until samples return.
@@ -42,6 +47,7 @@ FEATURES_TOPIC = '/seam/features'
 SPEED_TOPIC = '/weld/travel_speed'
 FORCE_TOPIC = '/weld/contact_force'
 CORRECTION_TOPIC = '/weld/lateral_correction'
+CROSS_SLIDE_TOPIC = '/weld_tool/cross_slide'
 FAULT_TOPIC = '/weld/adjuster_fault'
 DRIFT_TOPIC = '/weld/drift_estimate'
 TCP_FRAME = 'weld_tcp'
@@ -95,6 +101,7 @@ class WeldAdjusterNode(Node):
         self._speed_pub = self.create_publisher(TwistStamped, SPEED_TOPIC, RELIABLE)
         self._force_pub = self.create_publisher(WrenchStamped, FORCE_TOPIC, RELIABLE)
         self._correction_pub = self.create_publisher(Vector3Stamped, CORRECTION_TOPIC, RELIABLE)
+        self._cross_slide_pub = self.create_publisher(Float64, CROSS_SLIDE_TOPIC, RELIABLE)
         self._fault_pub = self.create_publisher(String, FAULT_TOPIC, LATCHED)
         self._drift_pub = self.create_publisher(Float64, DRIFT_TOPIC, RELIABLE)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
@@ -243,6 +250,7 @@ class WeldAdjusterNode(Node):
         self._speed_pub.publish(speed)
         self._force_pub.publish(force)
         self._correction_pub.publish(correction)
+        self._cross_slide_pub.publish(Float64(data=correction.vector.y))
 
     def _set_fault(self, fault: str) -> None:
         if fault != self._fault:

@@ -1,0 +1,99 @@
+"""The sensor node over DDS: switch signals from /sim/poses as a VOLATILE bridge publisher sends them.
+
+The test plays the simulator: it publishes /clock and one nav_msgs/Odometry per model on /sim/poses (RELIABLE
+VOLATILE, as ros_gz_bridge does) and the clamp command, and reads what `cell_sensors` publishes.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from cell_control.cell.description import load_layout
+from cell_control.testing import Latest, SimulatedClock, wait_for
+
+rclpy = pytest.importorskip('rclpy')
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from std_msgs.msg import Bool  # noqa: E402
+
+from cell_control.nodes.common import LATCHED, RELIABLE, SENSOR_DATA, to_seconds  # noqa: E402
+
+pytestmark = pytest.mark.integration
+LAYOUT = load_layout()
+TIMEOUT_S = 30.0
+CLOCK_LAG_S = 0.1   # the node's clock may trail the probe's view of /clock by a few of its 10 ms steps
+
+
+def pose(name: str, x: float, y: float, z: float, frame: str = 'world') -> Odometry:
+    msg = Odometry()
+    msg.header.frame_id, msg.child_frame_id = frame, name
+    msg.pose.pose.position.x, msg.pose.pose.position.y, msg.pose.pose.position.z = x, y, z
+    msg.pose.pose.orientation.w = 1.0
+    return msg
+
+
+def test_switches_follow_the_poses_and_the_clamp_closes_after_its_time(node_processes, probe) -> None:
+    home = {agv: LAYOUT['agv']['home'][agv] for agv in ('agv_1', 'agv_2')}
+    on_deck = pose('part_1', home['agv_1']['x'], home['agv_1']['y'], LAYOUT['agv']['deck_top_z'])
+    at_station = pose('part_2', LAYOUT['station']['x'], 0.0, LAYOUT['conveyor']['belt_top_z'])
+    models = [pose(agv, h['x'], h['y'], 0.0) for agv, h in home.items()] + [on_deck, at_station]
+    # What the coordinator and fleet do: volatile subscriptions (the values come on change and at 10 Hz).
+    signals = {topic: Latest(probe, Bool, topic, RELIABLE) for topic in (
+        '/agv_1/load_present', '/agv_2/load_present', '/conveyor/photo_eye/infeed', '/conveyor/photo_eye/station',
+        '/station/clamp_closed')}
+    clamp_closed = Latest(probe, Bool, '/station/clamp_closed', RELIABLE, keep=True)
+    diagnostics = Latest(probe, DiagnosticArray, '/diagnostics', RELIABLE, keep=True)
+    poses = probe.node.create_publisher(Odometry, '/sim/poses', RELIABLE)   # ros_gz_bridge: RELIABLE VOLATILE
+    clamp = probe.node.create_publisher(Bool, '/station/clamp', RELIABLE)
+    clock = Latest(probe, Clock, '/clock', SENSOR_DATA)
+
+    def sim_s() -> float:
+        return to_seconds(clock.msg.clock)
+    with SimulatedClock(probe):
+        node_processes.start_node('cell_sensors', 'use_sim_time:=true')
+        wait_for(lambda: clock.msg is not None, TIMEOUT_S, '/clock')
+
+        def publish_poses() -> None:
+            for msg in models:
+                msg.header.stamp = clock.msg.clock
+                poses.publish(msg)
+
+        def state(topic: str) -> bool | None:
+            msg = signals[topic].msg
+            return None if msg is None else msg.data
+        expected = {'/agv_1/load_present': True, '/agv_2/load_present': False, '/conveyor/photo_eye/infeed': False,
+                    '/conveyor/photo_eye/station': True, '/station/clamp_closed': False}
+        wait_for(lambda: (publish_poses(), {t: state(t) for t in expected} == expected)[1], TIMEOUT_S,
+                 f'the switches {expected} from the poses', poll_s=0.05)
+        # A late joiner with a latched subscription gets the value at once (no pose is published meanwhile).
+        latched = Latest(probe, Bool, '/conveyor/photo_eye/station', LATCHED)
+        wait_for(lambda: latched.msg is not None and latched.msg.data, TIMEOUT_S, 'the latched station eye')
+
+        # A pose in another frame and a non-finite pose are dropped: the part stays on the deck.
+        models[2] = pose('part_1', 0.0, 0.0, 0.0, frame='agv_1/odom')
+        publish_poses()
+        models[2] = pose('part_1', math.nan, 0.0, 0.0)
+        wait_for(lambda: (publish_poses(), any(s.name == 'cell_sensors: inputs' and s.level == s.WARN
+                                               for m in list(diagnostics.all) for s in m.status))[1],
+                 TIMEOUT_S, 'the non-finite pose reported on /diagnostics', poll_s=0.05)
+        assert state('/agv_1/load_present') is True
+
+        # The clamp's end switch answers the command clamp_time (sim time) after the node took it.
+        commanded_s = sim_s()
+        wait_for(lambda: (clamp.publish(Bool(data=True)), state('/station/clamp_closed'))[1], TIMEOUT_S,
+                 'the clamp switch to close', poll_s=0.05)
+        assert sim_s() - commanded_s >= LAYOUT['station']['clamp_time'] - CLOCK_LAG_S
+        assert [m.data for m in clamp_closed.all][-1] is True
+
+        # The part leaves the deck: load_present drops.
+        models[2] = pose('part_1', 0.0, 6.0, 0.0)
+        wait_for(lambda: (publish_poses(), state('/agv_1/load_present') is False)[1], TIMEOUT_S,
+                 'load_present to drop when the part leaves the deck', poll_s=0.05)
+    status = next(s for m in reversed(list(diagnostics.all)) for s in m.status if s.name == 'cell_sensors: switches')
+    values = {kv.key: kv.value for kv in status.values}
+    assert values['odom_frames'] in ('on /tf_static', 'not published (no tf2_msgs)')
+    assert values['parts_seen'] == '2'
+    output = node_processes.tail('cell_sensors')
+    assert 'Traceback' not in output and "frame 'agv_1/odom', not 'world'" in output
