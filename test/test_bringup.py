@@ -24,7 +24,7 @@ def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
     assert all(n.parameters['use_sim_time'] is True for n in nodes.values())
     assert sim.parameters['use_sim_time'] is False   # it publishes /clock
     assert sim.parameters['publish_robot_description'] is True   # nobody else publishes it here
-    assert sim.parameters['part_pool'] == 4                        # from config/cell_params.yaml
+    assert sim.parameters['parts_in_pool'] == 4                       # from config/cell_params.yaml
     # The recipe's seam is the simulated part's seam and the adjuster's seam length.
     assert sim.parameters['seam_file'].endswith('bracket_seam_a.csv')
     assert sim.parameters['seam_start_in_part'] == [-0.25, 0.0, 0.08]
