@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import cast
 
 from cell_control.sim.interface import parking_pose
 from cell_control.sim.virtual_sensors import DeckLoad, Planar
@@ -59,4 +60,4 @@ class PartPool:
         pose = self._agv_poses.get(agv)
         if pose is None:
             return None
-        return self._deck_load.part_on_deck(pose, {i: self._parts[i] for i in sorted(self._parts)})
+        return cast('int | None', self._deck_load.part_on_deck(pose, {i: self._parts[i] for i in sorted(self._parts)}))

@@ -287,8 +287,9 @@ class CellSimNode(Node):
             moved = self.sim.clear_jam()
         self._sensor_silent = False
         response.success = True
+        names = ', '.join(part_name(i + 1) for i in moved)
         response.message = 'injected faults cleared' + (
-            f'; parts piled up behind the jam pulled back: {", ".join(part_name(i + 1) for i in moved)}' if moved else '')
+            f'; parts piled up behind the jam pulled back: {names}' if moved else '')
         return response
 
     def _render(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

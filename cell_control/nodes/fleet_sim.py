@@ -164,10 +164,10 @@ class FleetSimNode(Node):
             now = self._now()
             commands = step(now)
             for command in commands:
-                self._execute(command, now)
+                self._execute(command)
         self._publish_status()
 
-    def _execute(self, command: Command, now: float) -> None:
+    def _execute(self, command: Command) -> None:
         kind = command.kind
         if kind is CommandKind.TWIST:
             twist = Twist()

@@ -6,10 +6,10 @@ world answers their actions as the devices would, on simulated time: a belt that
 it runs and is not jammed) past the station gate and eye, a clamp, an arm and a weld with delays, two AGVs
 as unicycles (`sim.agv_kinematics`) whose docking is judged from odometry (`logistics.docking`) and whose
 deck rollers hand parts over, a source and a sink that load and park the simulator's part pool as
-`/world/load_part` and `/world/park_part` do (the fleet sees the pool on world poses). It runs the part cycle about a thousand times faster than
-real time, so the coordinator, ledger, handoff and record store can be checked where only logic matters: at
-every write point of a crash (test/test_crash_points.py) and over a thousand parts with faults
-(`bench.soak`).
+`/world/load_part` and `/world/park_part` do (the fleet sees the pool on world poses). It runs the part cycle
+about a thousand times faster than real time, so the coordinator, ledger, handoff and record store can be
+checked where only logic matters: at every write point of a crash (test/test_crash_points.py) and over a
+thousand parts with faults (`bench.soak`).
 
 Faults (`FaultPlan`) are injected in given states: an e-stop in every station stage and in the cell states
 an operator passes through, a conveyor jam reported by the conveyor driver while the belt moves a part,

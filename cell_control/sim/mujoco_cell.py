@@ -194,7 +194,7 @@ class CellSimulation:
         (x, y, z, w) of its model frame (a part's bottom centre, an AGV's base_footprint)."""
         bodies = {part_name(i + 1): body for i, body in enumerate(self.cell.part_bodies)}
         bodies.update(self._agv_bodies)
-        poses = {}
+        poses: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
         for name, body in bodies.items():
             w, x, y, z = (float(v) for v in self.data.xquat[body])
             poses[name] = tuple(float(v) for v in self.data.xpos[body]), (x, y, z, w)
