@@ -190,8 +190,11 @@ class CellSimulation:
         mujoco.mj_forward(self.model, self.data)
 
     def world_poses(self) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
-        """Return what /sim/poses carries: each pool part's and AGV's model name -> world position and quaternion
-        (x, y, z, w) of its model frame (a part's bottom centre, an AGV's base_footprint)."""
+        """Return what /sim/poses carries: model name -> world position and quaternion (x, y, z, w).
+
+        One entry per pool part and AGV, the pose of its model frame (a part's bottom centre, an AGV's
+        base_footprint).
+        """
         bodies = {part_name(i + 1): body for i, body in enumerate(self.cell.part_bodies)}
         bodies.update(self._agv_bodies)
         poses: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
