@@ -11,6 +11,7 @@ from cell_control.logistics.fleet import AgvTask, Command, CommandKind, Fleet, F
 from cell_control.logistics.handoff import HandoffKind, HandoffResult, HandoffStatus, HandoffStep
 from cell_control.sim.agv_kinematics import integrate
 from cell_control.sim.interface import DEFAULT_PARTS_IN_POOL, parking_pose
+from cell_control.sim.part_pool import PartPool
 
 LAYOUT = load_layout()
 HOMES = {name: Pose2D(**LAYOUT['agv']['home'][name]) for name in ('agv_1', 'agv_2')}
@@ -23,7 +24,7 @@ class World:
     a fleet tick every 5th. Loads and parks happen only when a test does them (`put_on_deck`, `park`)."""
 
     def __init__(self, **config) -> None:
-        self.fleet = Fleet(FleetConfig(**config), LAYOUT)
+        self.fleet = Fleet(FleetConfig(**config), LAYOUT, PartPool(LAYOUT))
         self.now = 0.0
         self.poses = dict(HOMES)
         self.twists = {name: (0.0, 0.0) for name in self.poses}
@@ -334,7 +335,7 @@ def test_bad_settings_are_refused_by_name(settings, message):
 
 def test_an_agv_missing_from_the_layout_is_refused():
     with pytest.raises(FleetError, match='agv_9'):
-        Fleet(FleetConfig(outbound_agv='agv_9'), LAYOUT)
+        Fleet(FleetConfig(outbound_agv='agv_9'), LAYOUT, PartPool(LAYOUT))
 
 
 def test_part_ids_are_unique_across_runs_and_a_run_id_is_a_word():

@@ -2,7 +2,7 @@
 import math
 
 from cell_control.cell.description import load_layout
-from cell_control.logistics.part_pool import SLOT_TOLERANCE_M, PartPool, pool_index
+from cell_control.sim.part_pool import SLOT_TOLERANCE_M, PartPool, pool_index
 from cell_control.sim.interface import load_pose, parking_pose
 
 LAYOUT = load_layout()

@@ -6,7 +6,7 @@ for a pickup, rolls the part onto its deck at the outbound dock and takes it to 
 a handoff request (logistics.handoff) sent through a `HandoffClient`, which resends the same id while the cell is
 silent; a FAILED transfer is retried with a new id after a back-off, with the AGV staying where it is.
 
-Parts come from the simulator's part pool (logistics.part_pool, docs/simulation_contract.md §5): the source
+Parts come from the simulator's part pool (docs/simulation_contract.md §5, judged by `sim.part_pool`): the source
 loads a free pool part onto the inbound deck (`/world/load_part`), confirmed by the deck's load sensor; the sink
 parks the part found on the outbound deck back at its slot (`/world/park_part`), confirmed by its world pose.
 
@@ -22,12 +22,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
+from typing import Protocol
 
 from cell_control.logistics.agv_navigation import (DriveLimits, Pose2D, docking_route, drive_command, home_pose,
                                                    odom_to_world)
 from cell_control.logistics.handoff import (ClientActionKind, HandoffClient, HandoffKind, HandoffRequest,
                                             HandoffResult, HandoffStatus)
-from cell_control.logistics.part_pool import PartPool
 
 
 class FleetError(ValueError):
@@ -134,6 +134,18 @@ class FleetConfig:
                 raise FleetError(f'{name} must be >= 1, got {getattr(self, name)!r}')
 
 
+class PartPoolView(Protocol):
+    """What the fleet asks of the simulator's part pool (`sim.part_pool.PartPool` answers it from world poses)."""
+
+    def update(self, model: str, x: float, y: float, z: float, yaw: float) -> None: ...
+
+    def free(self) -> list[int]: ...
+
+    def at_slot(self, index: int) -> bool: ...
+
+    def on_deck(self, agv: str) -> int | None: ...
+
+
 @dataclass
 class _PoolMove:
     """A load or park published for pool part `index`, waiting for its confirmation until `deadline_s`."""
@@ -152,7 +164,7 @@ class AgvController:
     home: Pose2D
     dock: Pose2D
     config: FleetConfig
-    pool: PartPool
+    pool: PartPoolView
     limits: DriveLimits = field(default_factory=DriveLimits)
 
     def __post_init__(self) -> None:
@@ -493,7 +505,7 @@ class AgvController:
 class Fleet:
     """Both AGVs: dispatches inputs to them and counts parts handed to the cell and delivered to the sink."""
 
-    def __init__(self, config: FleetConfig, layout: dict) -> None:
+    def __init__(self, config: FleetConfig, layout: dict, pool: PartPoolView) -> None:
         docks = layout['docks']
         try:
             homes = {name: home_pose(layout, name) for name in (config.inbound_agv, config.outbound_agv)}
@@ -506,7 +518,7 @@ class Fleet:
         def pose(entry: dict) -> Pose2D:
             return Pose2D(float(entry['x']), float(entry['y']), float(entry['yaw']))
         self.config = config
-        self.pool = PartPool(layout)
+        self.pool = pool
         self.inbound = AgvController(config.inbound_agv, AgvRole.INBOUND, homes[config.inbound_agv],
                                      pose(docks['inbound']), config, self.pool)
         self.inbound.queue = part_ids(config)

@@ -37,6 +37,7 @@ from cell_control.logistics.handoff import HandoffError, decode_result, encode_r
 from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
                                        diagnostic_status, log, on_clock_back, pose_values, yaw_of)
 from cell_control.nodes.node_main import run_node
+from cell_control.sim.part_pool import PartPool
 
 TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -46,7 +47,7 @@ class FleetSimNode(Node):
     def __init__(self) -> None:
         super().__init__('fleet_sim')
         layout = load_layout()
-        self.fleet = Fleet(self._declare_parameters(layout), layout)
+        self.fleet = Fleet(self._declare_parameters(layout), layout, PartPool(layout))
         ids = part_ids(self.fleet.config)
         if ids:   # new ids every run: a cell whose ledger holds parts of earlier runs resumes those separately
             self.get_logger().info(f'run {self.fleet.config.run_id or "(none)"}: {len(ids)} new part(s) '

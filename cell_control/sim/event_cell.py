@@ -49,6 +49,7 @@ from cell_control.logistics.fleet import CommandKind, Fleet, FleetConfig
 from cell_control.logistics.handoff import HandoffResult, HandoffServer, HandoffStatus, HandoffStep
 from cell_control.sim.agv_kinematics import integrate
 from cell_control.sim.interface import DEFAULT_PARTS_IN_POOL, parking_pose
+from cell_control.sim.part_pool import PartPool
 from cell_control.weld.recorder import WeldRecorder
 from cell_control.weld.records import WeldRecordStore
 
@@ -320,7 +321,8 @@ class EventCell:
         present = list(self.belt) + carried[:1]   # the pool parts that are these parts (more if the ledger says so)
         self.pool = {i: present[i - 1] if i <= len(present) else ''
                      for i in range(1, max(DEFAULT_PARTS_IN_POOL, len(present)) + 1)}
-        self.fleet = Fleet(FleetConfig(INBOUND_AGV, OUTBOUND_AGV, parts=len(waiting)), self.layout)
+        self.fleet = Fleet(FleetConfig(INBOUND_AGV, OUTBOUND_AGV, parts=len(waiting)), self.layout,
+                           PartPool(self.layout))
         self.fleet.inbound.queue = waiting
         self._fleet(self.fleet.on_load_present(INBOUND_AGV, bool(carried), self.now_s))
         self._act(self.coordinator.restore(self.now_s))

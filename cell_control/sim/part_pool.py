@@ -1,5 +1,7 @@
 """The simulator's part pool as the fleet sees it on `/sim/poses`: which parts are free, which lies on a deck.
 
+Pure (no MuJoCo): the fleet of either simulator uses it (`logistics.fleet.PartPoolView`).
+
 The pool (docs/simulation_contract.md §5) is `P` parts `part_1` … `part_P` that rest at their parking slots
 (`interface.parking_pose`) until `/world/load_part` puts one on the source deck, and go back with
 `/world/park_part`. Nothing answers those topics, so the fleet judges them from world poses: a part is free
