@@ -25,7 +25,7 @@ def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
     assert all(n.parameters['use_sim_time'] is True for n in nodes.values())
     assert sim.parameters['use_sim_time'] is False   # it publishes /clock
     assert sim.parameters['publish_robot_description'] is True   # nobody else publishes it here
-    assert sim.parameters['part_pool'] == 4                        # from config/cell_params.yaml
+    assert sim.parameters['parts_in_pool'] == 4                       # from config/cell_params.yaml
     # The recipe's seams are the simulated part's seams; its seam's length the adjuster's.
     assert sim.parameters['recipe'] == 'bracket' and sim.parameters['seam_file'] == ''
     assert nodes['weld_adjuster'].parameters['seam_length_mm'] == pytest.approx(500.0)

@@ -8,7 +8,10 @@ from cell_control.cell.kpi import (
     PartOutcome, StationLegs, critical_path_s, production_kpis, trapezoid_time_s, welds_by_part)
 from cell_control.weld.trace import WeldTrace
 
-LAYOUT = {'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}}}
+LAYOUT = {'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}},
+          'agv': {'home': {'agv_1': {'x': -4.5, 'y': 2.0, 'yaw': math.pi / 2}}}}
+# agv_1's odometry starts at its home, turned a quarter: the inbound dock (-2.45, 0, 0) is at odom (-2.0, -2.05, -pi/2)
+AT_DOCK = (-2.0, -2.05, -math.pi / 2)
 
 
 def test_trapezoid_time_triangle_and_cruise():
@@ -34,10 +37,12 @@ def test_kpis_use_departure_intervals_and_the_slowest_resource():
 
 def test_dock_watch_needs_pose_alignment_and_stillness_and_expires_stale_odometry():
     watch = DockWatch(LAYOUT, 0.03, 0.05)
-    assert watch.update('agv_1', -2.45, 0.0, 0.0, 0.5, 1.0) == []          # still moving
-    assert watch.update('agv_1', -2.45, 0.0, 0.2, 0.0, 1.1) == []          # turned
-    assert watch.update('agv_1', -2.44, 0.01, 0.01, 0.0, 1.2) == [('inbound', True)]
-    assert watch.update('agv_1', -2.44, 0.01, 0.01, 0.0, 1.3) == []        # no change, no event
+    x, y, yaw = AT_DOCK
+    assert watch.update('agv_1', x, y, yaw, 0.5, 1.0) == []                # still moving
+    assert watch.update('agv_1', x, y, yaw + 0.2, 0.0, 1.1) == []          # turned
+    assert watch.update('agv_1', -2.45, 0.0, 0.0, 0.0, 1.15) == []         # the dock's world pose is not odometry
+    assert watch.update('agv_1', x - 0.01, y + 0.01, yaw + 0.01, 0.0, 1.2) == [('inbound', True)]
+    assert watch.update('agv_1', x - 0.01, y + 0.01, yaw + 0.01, 0.0, 1.3) == []   # no change, no event
     assert watch.dock_of('agv_1') == 'inbound'
     assert watch.expire(now_s=1.5, timeout_s=0.5) == []
     assert watch.expire(now_s=2.0, timeout_s=0.5) == [('inbound', 'agv_1')]
@@ -67,7 +72,7 @@ def test_weld_trace_matches_messages_by_stamp_and_integrates_position():
 
 def test_a_clock_that_goes_back_expires_a_docked_agv_a_full_timeout_after_the_jump():
     watch = DockWatch(LAYOUT, 0.03, 0.05)
-    assert watch.update('agv_1', -2.45, 0.0, 0.0, 0.0, 100.0) == [('inbound', True)]
+    assert watch.update('agv_1', *AT_DOCK, 0.0, 100.0) == [('inbound', True)]
     watch.clock_restarted(2.0)              # without it the odometry would stay fresh until 100.5 s
     assert watch.expire(now_s=2.5, timeout_s=0.5) == []
     assert watch.expire(now_s=2.6, timeout_s=0.5) == [('inbound', 'agv_1')]

@@ -11,6 +11,7 @@ from cell_control.motion.trajectory import TrajectoryPoint, validate_trajectory
 from cell_control.weld.seam_profile import load_seam_csv
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.sim.cell_scene import build_cell_model
+from cell_control.sim.interface import load_pose, parking_pose
 from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
 
 HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
@@ -48,8 +49,38 @@ def test_arm_tracks_a_smooth_trajectory_within_1_mrad_rms(sim, cell_model):
     assert max(abs(a - b - c) for a, b, c in zip(sim.arm_state()[0], HOME, amplitude)) < 1e-4
 
 
+def load_next(sim) -> int:
+    """Load the first pool part not yet in the cell onto the source deck."""
+    index = len(sim.parts_in_cell())
+    sim.load_part(index)
+    return index
+
+
+def test_the_pool_rests_on_the_floor_at_its_slots_and_loads_onto_the_source_deck_and_parks_back(sim):
+    def at(index, pose, z):
+        position, rotation = sim.part_pose(index)
+        return position == pytest.approx([pose.x, pose.y, z], abs=2e-3) and rotation[2, 2] == pytest.approx(1.0)
+    sim.step(500)
+    poses = sim.world_poses()
+    assert sorted(poses) == ['agv_1', 'agv_2', 'part_1', 'part_2']     # Gazebo's model names, 1-based
+    assert all(at(i, parking_pose(i + 1), 0.0) for i in (0, 1)), 'resting on the floor, not floating'
+    assert poses['part_2'][0] == pytest.approx((parking_pose(2).x, parking_pose(2).y, 0.0), abs=2e-3)
+    home = sim.layout['agv']['home']['agv_1']
+    assert poses['agv_1'][0][:2] == pytest.approx((home['x'], home['y'])) and poses['agv_1'][1][3] == \
+        pytest.approx(1.0)
+    assert sim.parts_in_cell() == [] and not sim.load_present('agv_1')
+    sim.load_part(1)
+    sim.step(500)
+    deck = load_pose(sim.layout)
+    assert at(1, deck, sim.layout['agv']['deck_top_z']), 'settled on the deck of the AGV at the source'
+    assert sim.parts_in_cell() == [1] and sim.load_present('agv_1') and not sim.load_present('agv_2')
+    sim.park_part(1)
+    sim.step(500)
+    assert at(1, parking_pose(2), 0.0) and sim.parts_in_cell() == [] and not sim.load_present('agv_1')
+
+
 def test_a_part_rides_the_agv_deck_onto_the_belt_and_stops_at_the_gate(sim):
-    index = sim.load_part_on_agv('agv_1')
+    index = load_next(sim)
     assert sim.load_present('agv_1') is True
     dock = sim.layout['docks']['inbound']
     sim.data.qpos[sim.cell.agv_qpos['agv_1']] = [dock['x'], dock['y'], dock['yaw']]
@@ -67,7 +98,7 @@ def test_a_part_rides_the_agv_deck_onto_the_belt_and_stops_at_the_gate(sim):
 
 
 def test_the_clamp_centres_the_part_and_the_gate_cannot_lift_a_part(sim):
-    index = sim.load_part_on_agv('agv_1')
+    index = load_next(sim)
     q = sim.cell.part_qpos[index]
     sim.data.qpos[q:q + 3] = [0.02, 0.03, 0.751]
     sim.set_clamp(True)
@@ -95,7 +126,7 @@ def test_seam_sensor_streams_500_hz_and_strikes_the_arc_on_the_seam(sim, tmp_pat
 
 
 def _put_on_belt(sim, x: float, clamp: bool = False) -> int:
-    index = sim.load_part_on_agv('agv_1')
+    index = load_next(sim)
     q = sim.cell.part_qpos[index]
     sim.data.qpos[q:q + 3] = [x, 0.0, sim.layout['conveyor']['belt_top_z'] + 0.001]
     sim.set_clamp(clamp)

@@ -5,30 +5,46 @@ import math
 
 import pytest
 
-from cell_control.logistics.agv_navigation import Pose2D
+from cell_control.cell.description import load_layout
+from cell_control.logistics.agv_navigation import Pose2D, world_to_odom
 from cell_control.logistics.fleet import AgvTask, Command, CommandKind, Fleet, FleetConfig, FleetError
 from cell_control.logistics.handoff import HandoffKind, HandoffResult, HandoffStatus, HandoffStep
 from cell_control.sim.agv_kinematics import integrate
+from cell_control.sim.interface import DEFAULT_PARTS_IN_POOL, parking_pose
+from cell_control.sim.part_pool import PartPool
 
-LAYOUT = {
-    'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}},
-    'agv': {'home': {'agv_1': {'x': -4.5, 'y': 2.0, 'yaw': 0.0}, 'agv_2': {'x': 4.5, 'y': 2.0, 'yaw': 0.0}}},
-}
+LAYOUT = load_layout()
+HOMES = {name: Pose2D(**LAYOUT['agv']['home'][name]) for name in ('agv_1', 'agv_2')}
 DT_S = 0.02          # odometry period
 TICK_EVERY = 5       # the node's 10 Hz timer
 
 
 class World:
-    """Both AGVs as unicycles that follow the last twist; odometry every step, a fleet tick every 5th."""
+    """Both AGVs as unicycles that follow the last twist and the part pool; odometry and world poses every step,
+    a fleet tick every 5th. Loads and parks happen only when a test does them (`put_on_deck`, `park`)."""
 
     def __init__(self, **config) -> None:
-        self.fleet = Fleet(FleetConfig(**config), LAYOUT)
+        self.fleet = Fleet(FleetConfig(**config), LAYOUT, PartPool(LAYOUT))
         self.now = 0.0
-        self.poses = {name: Pose2D(**LAYOUT['agv']['home'][name]) for name in ('agv_1', 'agv_2')}
+        self.poses = dict(HOMES)
         self.twists = {name: (0.0, 0.0) for name in self.poses}
         self.odometry = {name: True for name in self.poses}
+        self.parts = {i: (parking_pose(i).x, parking_pose(i).y, 0.0) for i in range(1, DEFAULT_PARTS_IN_POOL + 1)}
+        self.carried: dict[int, str] = {}     # pool part -> the AGV whose deck it lies on
         self.log: list[Command] = []
         self._steps = 0
+
+    def put_on_deck(self, index: int, agv: str) -> None:
+        """Put pool part `index` on `agv`'s deck, and let its load sensor say so."""
+        self.carried[index] = agv
+        self.feed(self.fleet.on_load_present(agv, True, self.now))
+
+    def park(self, index: int) -> None:
+        """Put pool part `index` back at its slot."""
+        agv = self.carried.pop(index, None)
+        self.parts[index] = (parking_pose(index).x, parking_pose(index).y, 0.0)
+        if agv is not None:
+            self.feed(self.fleet.on_load_present(agv, False, self.now))
 
     def feed(self, commands: list[Command]) -> list[Command]:
         for command in commands:
@@ -44,7 +60,12 @@ class World:
             linear, angular = self.twists[name]
             self.poses[name] = integrate(pose, linear, angular, DT_S)
             if self.odometry[name]:
-                self.feed(self.fleet.on_odometry(name, self.poses[name], self.now))
+                self.feed(self.fleet.on_odometry(name, world_to_odom(HOMES[name], self.poses[name]), self.now))
+            self.fleet.on_world_pose(name, self.poses[name].x, self.poses[name].y, 0.0, self.poses[name].yaw)
+        for index, agv in self.carried.items():
+            self.parts[index] = (self.poses[agv].x, self.poses[agv].y, LAYOUT['agv']['deck_top_z'])
+        for index, (x, y, z) in self.parts.items():
+            self.fleet.on_world_pose(f'part_{index}', x, y, z, 0.0)
         if self._steps % TICK_EVERY == 0:
             self.feed(self.fleet.tick(self.now))
 
@@ -70,11 +91,24 @@ def at(pose: Pose2D, target: dict, tolerance_m: float = 0.02, yaw_tolerance: flo
 
 
 def load(world: World) -> None:
-    """Run until the source's loader is called, and answer it."""
-    world.run_until(lambda: world.since(0, CommandKind.CALL_SERVICE), 1.0, 'the load_part call')
-    call = world.last(CommandKind.CALL_SERVICE, 'agv_1')
-    assert call.service == 'load_part'
-    world.feed(world.fleet.on_service_reply('agv_1', call.call_id, True, 'part_0 loaded', world.now))
+    """Run until the fleet loads a pool part, and put it on the source deck as the simulator does."""
+    world.run_until(lambda: world.since(0, CommandKind.LOAD_PART), 1.0, 'the load of a pool part')
+    command = world.last(CommandKind.LOAD_PART, 'agv_1')
+    assert command.pool_index == 1, 'the lowest free part of the pool'
+    world.put_on_deck(command.pool_index, 'agv_1')
+
+
+def sink(world: World, part: str) -> None:
+    """Run until agv_2 parks the pool part on its deck at the sink; park it and see the delivery confirmed."""
+    agv = world.fleet.outbound
+    world.run_until(lambda: agv.task is AgvTask.UNLOADING, 60, 'agv_2 at the sink')
+    assert at(world.poses['agv_2'], LAYOUT['agv']['home']['agv_2'])
+    command = world.last(CommandKind.PARK_PART, 'agv_2')
+    assert command.pool_index == 2 and world.carried[2] == 'agv_2', 'the part lying on its deck'
+    world.park(command.pool_index)
+    assert agv.task is AgvTask.UNLOADING, 'confirmed by the part seen at its slot, not by the command'
+    world.run_until(lambda: agv.task is AgvTask.IDLE, 0.5, 'the park seen on the world poses')
+    assert world.fleet.delivered_to_sink == 1 and agv.completed == [part]
 
 
 def test_inbound_cycle_docks_runs_the_rollers_and_returns_to_the_source():
@@ -172,15 +206,10 @@ def test_outbound_cycle_pickup_dock_pull_in_and_sink():
     for _ in range(20):
         world.step()
     assert agv.task is AgvTask.PULL_IN and world.last(CommandKind.DECK, 'agv_2').speed > 0
-    world.feed(world.fleet.on_load_present('agv_2', True, world.now))
+    world.parts[2] = (2.45, 0.0, LAYOUT['conveyor']['belt_top_z'])   # pool part 2 reached the end of the belt
+    world.put_on_deck(2, 'agv_2')
     assert agv.task is AgvTask.RETURNING and agv.deck_speed == 0.0
-    world.run_until(lambda: agv.task is AgvTask.UNLOADING, 60, 'agv_2 at the sink')
-    assert at(world.poses['agv_2'], LAYOUT['agv']['home']['agv_2'])
-    call = world.last(CommandKind.CALL_SERVICE, 'agv_2')
-    assert call.service == 'unload_part'
-    world.feed(world.fleet.on_load_present('agv_2', False, world.now))
-    world.feed(world.fleet.on_service_reply('agv_2', call.call_id, True, 'part_0 unloaded', world.now))
-    assert agv.task is AgvTask.IDLE and world.fleet.delivered_to_sink == 1
+    sink(world, 'P-1')
     assert world.fleet.status()['delivered_to_sink'] == 1
 
 
@@ -221,15 +250,64 @@ def test_stale_odometry_stops_the_agv_and_fresh_odometry_resumes():
     world.run_until(lambda: agv.task is AgvTask.DOCKED, 60, 'agv_1 docked after odometry came back')
 
 
-def test_service_timeout_and_refusal_are_retried_after_the_back_off():
-    world = World(parts=1, service_timeout_s=1.0, retry_backoff_s=0.5)
-    world.run_until(lambda: world.since(0, CommandKind.CALL_SERVICE), 1.0, 'the first call')
-    world.run_until(lambda: len(world.since(0, CommandKind.CALL_SERVICE)) == 2, 2.0, 'a call after the timeout')
-    first, second = world.since(0, CommandKind.CALL_SERVICE)
-    assert world.fleet.on_service_reply('agv_1', first.call_id, True, 'late', world.now) == []
-    world.feed(world.fleet.on_service_reply('agv_1', second.call_id, False, 'pool empty', world.now))
-    assert 'pool empty' in world.fleet.inbound.warning
-    world.run_until(lambda: len(world.since(0, CommandKind.CALL_SERVICE)) == 3, 1.0, 'a call after the refusal')
+def test_a_load_the_deck_never_sees_and_an_empty_pool_are_retried_after_the_back_off():
+    world = World(parts=1, pool_timeout_s=1.0, retry_backoff_s=0.5)
+    agv = world.fleet.inbound
+    world.run_until(lambda: world.since(0, CommandKind.LOAD_PART), 1.0, 'the first load')
+    world.run_until(lambda: 'not on the deck' in agv.warning, 1.5, 'the load timeout')
+    assert agv.warning == 'part_1 not on the deck within 1 s of the load' and agv.task is AgvTask.LOADING
+    for index in world.parts:                    # every pool part is somewhere in the cell
+        world.parts[index] = (0.0, 0.0, LAYOUT['conveyor']['belt_top_z'])
+    world.run_until(lambda: 'no part of the pool' in agv.warning, 1.0, 'the retry finding no free part')
+    assert [c.pool_index for c in world.since(0, CommandKind.LOAD_PART)] == [1]
+    world.park(3)
+    world.run_until(lambda: len(world.since(0, CommandKind.LOAD_PART)) == 2, 1.0, 'a load after the back-off')
+    assert world.last(CommandKind.LOAD_PART, 'agv_1').pool_index == 3, 'the one free part'
+    world.put_on_deck(3, 'agv_1')
+    assert agv.task is AgvTask.TO_DOCK and agv.warning == ''
+    assert [c.request.request_id for c in world.since(0, CommandKind.SEND_REQUEST)] == ['P-1-load']
+
+
+def test_a_part_already_on_the_source_deck_is_taken_without_a_load():
+    world = World(parts=1)
+    world.put_on_deck(4, 'agv_1')                 # e.g. left there by a run that was stopped
+    world.run_until(lambda: world.since(0, CommandKind.SEND_REQUEST), 1.0, 'the request for it')
+    assert not world.since(0, CommandKind.LOAD_PART)
+
+
+def outbound_at_the_sink(world: World, lose_part: bool = False) -> None:
+    """Take P-1 from the outbound dock to the sink, its pool part 2 on the deck (or taken off on the way)."""
+    agv = world.fleet.outbound
+    world.step()
+    world.feed(world.fleet.on_pickup_request('P-1', world.now))
+    world.answer('P-1-unload', HandoffStatus.ACKNOWLEDGED, HandoffStep.AWAIT_DOCKED)
+    world.run_until(lambda: agv.task is AgvTask.DOCKED, 60, 'agv_2 docked')
+    world.answer('P-1-unload', HandoffStatus.SUCCESS, HandoffStep.DONE)
+    world.put_on_deck(2, 'agv_2')
+    if lose_part:
+        world.park(2)
+    world.run_until(lambda: agv.task is AgvTask.UNLOADING, 60, 'agv_2 at the sink')
+
+
+def test_a_park_not_seen_at_the_slot_is_retried_then_the_part_is_given_up():
+    world = World(parts=0, pool_timeout_s=1.0, retry_backoff_s=0.5, park_attempts=2)
+    agv = world.fleet.outbound
+    outbound_at_the_sink(world)
+    world.run_until(lambda: len(world.since(0, CommandKind.PARK_PART)) == 2, 3.0, 'a park after the timeout')
+    assert [c.pool_index for c in world.since(0, CommandKind.PARK_PART)] == [2, 2]
+    assert agv.warning == 'part_2 not at its parking slot within 1 s of the park'
+    world.run_until(lambda: agv.task is AgvTask.IDLE, 1.5, 'the part given up')
+    assert agv.completed == [] and agv.part is None
+    assert any(c.level == 'error' and 'P-1 given up at the sink after 2 attempts' in c.text for c in world.log)
+
+
+def test_an_empty_deck_at_the_sink_is_a_failed_park():
+    world = World(parts=0, retry_backoff_s=0.5, park_attempts=2)
+    agv = world.fleet.outbound
+    outbound_at_the_sink(world, lose_part=True)
+    world.run_until(lambda: agv.task is AgvTask.IDLE, 1.5, 'the part given up')
+    assert not world.since(0, CommandKind.PARK_PART)
+    assert agv.warning == 'no part of the pool lies on the deck' and agv.completed == []
 
 
 def test_inbound_disabled_requests_but_never_leaves_the_source():
@@ -257,7 +335,7 @@ def test_bad_settings_are_refused_by_name(settings, message):
 
 def test_an_agv_missing_from_the_layout_is_refused():
     with pytest.raises(FleetError, match='agv_9'):
-        Fleet(FleetConfig(outbound_agv='agv_9'), LAYOUT)
+        Fleet(FleetConfig(outbound_agv='agv_9'), LAYOUT, PartPool(LAYOUT))
 
 
 def test_part_ids_are_unique_across_runs_and_a_run_id_is_a_word():
@@ -306,7 +384,5 @@ def test_a_clock_that_goes_back_during_the_pull_in_still_takes_the_part_to_the_s
     world.run_until(lambda: world.now >= 1.9, 1.0, 'most of the load sensor timeout')
     assert agv.task is AgvTask.PULL_IN, 'the pull-in waits its full timeout from the jump'
     world.run_until(lambda: agv.task is AgvTask.RETURNING, 0.5, 'the load sensor timeout after the jump')
-    world.run_until(lambda: agv.task is AgvTask.UNLOADING, 60, 'agv_2 at the sink')
-    call = world.last(CommandKind.CALL_SERVICE, 'agv_2')
-    world.feed(world.fleet.on_service_reply('agv_2', call.call_id, True, 'P-1 at the sink', world.now))
-    assert world.fleet.delivered_to_sink == 1 and agv.completed == ['P-1']
+    world.carried[2] = 'agv_2'                    # the part is on the deck: only its sensor missed it
+    sink(world, 'P-1')

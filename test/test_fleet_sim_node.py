@@ -13,9 +13,11 @@ from cell_control.testing import Latest, wait_for
 rclpy = pytest.importorskip('rclpy')
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from std_msgs.msg import Bool, Float64, String  # noqa: E402
+from std_msgs.msg import Bool, Float64, String, UInt32  # noqa: E402
 
 from cell_control.cell.description import load_layout  # noqa: E402
+from cell_control.logistics.agv_navigation import Pose2D, home_pose, odom_to_world  # noqa: E402
+from cell_control.sim.interface import parking_pose  # noqa: E402
 from cell_control.logistics.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
                                             encode_result)
 
@@ -65,8 +67,28 @@ class CellSide:
 
 
 def pose_of(msg: Odometry) -> tuple[float, float, float]:
+    """Return the world pose of an AGV from its /<agv>/odom message (frame <agv>/odom, from its home pose)."""
+    agv = msg.header.frame_id.split('/')[0]
+    assert (msg.header.frame_id, msg.child_frame_id) == (f'{agv}/odom', f'{agv}/base_footprint')
     p = msg.pose.pose
-    return p.position.x, p.position.y, 2.0 * math.atan2(p.orientation.z, p.orientation.w)
+    odom = Pose2D(p.position.x, p.position.y, 2.0 * math.atan2(p.orientation.z, p.orientation.w))
+    world = odom_to_world(home_pose(load_layout(), agv), odom)
+    return world.x, world.y, world.yaw
+
+
+class WorldPoses:
+    """The latest /sim/poses message per model."""
+
+    def __init__(self, probe) -> None:
+        self.latest: dict[str, Odometry] = {}
+        probe.node.create_subscription(Odometry, '/sim/poses', lambda m: self.latest.__setitem__(m.child_frame_id, m),
+                                       RELIABLE)
+
+    def at_slot(self, index: int) -> bool:
+        msg = self.latest.get(f'part_{index}')
+        slot = parking_pose(index)
+        return msg is not None and math.dist((msg.pose.pose.position.x, msg.pose.pose.position.y,
+                                              msg.pose.pose.position.z), (slot.x, slot.y, slot.z)) < 0.01
 
 
 @pytest.mark.parametrize('cell', [('parts:=1',)], indirect=True)
@@ -148,6 +170,9 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     sink = layout['agv']['home']['agv_2']
     cell_side = CellSide(probe)
     odometry = {agv: Latest(probe, Odometry, f'/{agv}/odom', RELIABLE) for agv in ('agv_1', 'agv_2')}
+    loads = Latest(probe, UInt32, '/world/load_part', RELIABLE, keep=True)
+    parks = Latest(probe, UInt32, '/world/park_part', RELIABLE, keep=True)
+    poses = WorldPoses(probe)
     deck = {agv: Latest(probe, Float64, f'/{agv}/deck_speed', RELIABLE) for agv in ('agv_1', 'agv_2')}
     load_present = Latest(probe, Bool, '/agv_2/load_present', LATCHED)
     infeed = Latest(probe, Bool, '/conveyor/photo_eye/infeed', LATCHED)
@@ -163,6 +188,9 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
 
     # The inbound side, briefly: the part goes onto the belt (the station gate stays down).
     wait_for(lambda: cell_side.server.active('inbound') is not None, 60, 'the load request')
+    assert {m.data for m in loads.all} <= {1}, 'the lowest free pool part (if the probe saw the load)'
+    wait_for(lambda: poses.at_slot(2) and 'part_1' in poses.latest and not poses.at_slot(1), 10,
+             'part_1 gone from its slot, part_2 still there')
     wait_for(lambda: docked_at(odometry['agv_1'], inbound), 60, 'agv_1 docked')
     cell_side.do(cell_side.server.agv_docked, 'inbound', 'agv_1', True)
     cell_side.do(cell_side.server.begin_transfer, 'inbound')
@@ -195,6 +223,8 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     x, y, _ = pose_of(odometry['agv_2'].msg)
     assert math.hypot(x - sink['x'], y - sink['y']) < 0.05
     wait_for(lambda: load_present.msg is not None and not load_present.msg.data, 10, 'the deck emptied at the sink')
+    assert [m.data for m in parks.all] == [1], 'the part on the deck, parked once'
+    wait_for(lambda: poses.at_slot(1), 5, 'part_1 back at its parking slot')
     assert [r.request_id for r in cell_side.requests if r.kind.value == 'unload_from_cell'] \
         == ['P-T-1-unload'] * len([r for r in cell_side.requests if r.kind.value == 'unload_from_cell'])
     assert json.loads(status.msg.data)['agvs']['agv_2']['task'] == 'idle'

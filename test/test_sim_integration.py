@@ -16,12 +16,14 @@ from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,  # noqa:
                        qos_profile_sensor_data)
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import JointState, PointCloud2  # noqa: E402
-from std_msgs.msg import Bool, Float64, String  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
+from std_msgs.msg import Bool, Float64, String, UInt32  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from cell_control.logistics.agv_navigation import Pose2D, docking_route, drive_command  # noqa: E402
+from cell_control.logistics.agv_navigation import (Pose2D, docking_route, drive_command, home_pose,  # noqa: E402
+                                                   odom_to_world)
+from cell_control.sim.interface import (AGV_NAMES, POSE_RATE_HZ, WORLD_FRAME, load_pose,  # noqa: E402
+                                        parking_pose)
 from cell_control.cell.description import load_layout  # noqa: E402
 from cell_control.nodes.seam_cloud import cloud_to_seam  # noqa: E402
 
@@ -116,20 +118,20 @@ def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
     deck = probe.node.create_publisher(Float64, '/agv_1/deck_speed', RELIABLE)
     belt = probe.node.create_publisher(Float64, '/conveyor/belt_speed', RELIABLE)
     gate = probe.node.create_publisher(Bool, '/conveyor/station_stop', RELIABLE)
-    load = probe.node.create_client(Trigger, '/agv_1/load_part')
-    wait_for(lambda: load.service_is_ready() and odometry.msg is not None, 60, 'the simulation')
-    future = load.call_async(Trigger.Request())
-    wait_for(future.done, 30, 'the part to be loaded on agv_1')
-    assert future.result().success, future.result().message
-    wait_for(lambda: load_present.msg is not None and load_present.msg.data, 30, 'the deck sensor to see the part')
+    load = probe.node.create_publisher(UInt32, '/world/load_part', RELIABLE)
+    wait_for(lambda: odometry.msg is not None and load.get_subscription_count() > 0, 60, 'the simulation')
+    load.publish(UInt32(data=2))
+    wait_for(lambda: load_present.msg is not None and load_present.msg.data, 30, 'part_2 on agv_1\'s deck')
     assert station_eye.msg is not None and not station_eye.msg.data
 
     dock = layout['docks']['inbound']
     dock_pose = Pose2D(dock['x'], dock['y'], dock['yaw'])
+    home = home_pose(layout, 'agv_1')
 
-    def pose() -> Pose2D:
+    def pose() -> Pose2D:   # /agv_1/odom starts at the home pose
         p = odometry.msg.pose.pose
-        return Pose2D(p.position.x, p.position.y, 2.0 * math.atan2(p.orientation.z, p.orientation.w))
+        return odom_to_world(home, Pose2D(p.position.x, p.position.y,
+                                          2.0 * math.atan2(p.orientation.z, p.orientation.w)))
     route = docking_route(pose(), dock_pose)
     progress = {'waypoint': 0}
 
@@ -153,6 +155,57 @@ def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
         return bool(station_eye.msg and station_eye.msg.data)
     wait_for(transfer, 120, 'the part to reach the station photo-eye')
     belt.publish(Float64(data=0.0))
+
+
+def test_world_poses_odometry_frames_and_the_part_pool_hold_the_contract(sim):
+    """/sim/poses and /<agv>/odom as Gazebo gives them; /world/load_part and /world/park_part move pool parts."""
+    _, probe = sim
+    layout = load_layout()
+    poses: dict[str, list[Odometry]] = {}
+    probe.node.create_subscription(Odometry, '/sim/poses', lambda m: poses.setdefault(m.child_frame_id, []).append(m),
+                                   RELIABLE)
+    odometry = {agv: Latest(probe, Odometry, f'/{agv}/odom', RELIABLE) for agv in AGV_NAMES}
+    models = {'part_1', 'part_2', 'part_3', 'part_4', *AGV_NAMES}   # parts_in_pool 4 (config/cell_params.yaml)
+    wait_for(lambda: set(poses) >= models and all(len(poses[m]) >= 3 for m in models)
+             and all(o.msg is not None for o in odometry.values()), 60, 'world poses and odometry')
+    assert set(poses) == models
+
+    def latest(model: str) -> tuple[float, float, float]:
+        p = poses[model][-1].pose.pose.position
+        return p.x, p.y, p.z
+    for model in models:
+        first, second = poses[model][-2:]
+        assert (first.header.frame_id, first.child_frame_id) == (WORLD_FRAME, model)
+        stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in (first, second)]
+        assert stamps[1] - stamps[0] == pytest.approx(1.0 / POSE_RATE_HZ, abs=1e-6), f'{model}: one per period'
+    for index in range(1, 5):
+        slot = parking_pose(index)
+        assert latest(f'part_{index}') == pytest.approx((slot.x, slot.y, 0.0), abs=3e-3), 'resting at its slot'
+    for agv in AGV_NAMES:
+        msg = odometry[agv].msg
+        assert (msg.header.frame_id, msg.child_frame_id) == (f'{agv}/odom', f'{agv}/base_footprint')
+        p = msg.pose.pose
+        assert (p.position.x, p.position.y, p.orientation.z) == pytest.approx((0.0, 0.0, 0.0), abs=1e-6), \
+            'odometry starts at the home pose'
+        home = layout['agv']['home'][agv]
+        assert latest(agv)[:2] == pytest.approx((home['x'], home['y']), abs=1e-6)
+    for info in probe.node.get_publishers_info_by_topic('/sim/poses'):
+        qos = info.qos_profile
+        assert (qos.reliability, qos.durability) == (ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE)
+
+    load = probe.node.create_publisher(UInt32, '/world/load_part', RELIABLE)
+    park = probe.node.create_publisher(UInt32, '/world/park_part', RELIABLE)
+    wait_for(lambda: load.get_subscription_count() > 0 and park.get_subscription_count() > 0, 30, 'the pool topics')
+    deck = load_pose(layout)
+    load.publish(UInt32(data=3))
+    load.publish(UInt32(data=9))                    # no such part: nothing moves
+    wait_for(lambda: latest('part_3') == pytest.approx((deck.x, deck.y, layout['agv']['deck_top_z']), abs=3e-3),
+             30, 'part_3 resting on the source deck')
+    park.publish(UInt32(data=3))
+    wait_for(lambda: latest('part_3') == pytest.approx((parking_pose(3).x, parking_pose(3).y, 0.0), abs=3e-3),
+             30, 'part_3 back at its slot')
+    for index in (1, 2, 4):
+        assert latest(f'part_{index}')[:2] == pytest.approx((parking_pose(index).x, parking_pose(index).y), abs=3e-3)
 
 
 @pytest.mark.parametrize('sim', [('recipe:=bracket',)], indirect=True)

@@ -277,7 +277,8 @@ def test_virtual_eyes_deck_and_clamp_equal_mujocos_through_a_scene(cell_model):
             check(before)
 
     check(sim.time_s)
-    carried = sim.load_part_on_agv('agv_1')
+    carried = 0
+    sim.load_part(carried)                    # onto agv_1's deck at its home pose
     check(sim.time_s)
     sim.set_agv_twist('agv_1', 0.3, 0.4)      # drive and turn with the part on the deck
     run(400)
@@ -286,8 +287,8 @@ def test_virtual_eyes_deck_and_clamp_equal_mujocos_through_a_scene(cell_model):
         sim.set_deck_speed('agv_1', 0.3)
         run(100)
     # A second part onto the belt under the infeed eye; the belt carries it past the station eye to the gate.
-    sim.load_part_on_agv('agv_2')
-    other = next(i for i in sim.parts_in_cell() if i != carried)
+    other = 1
+    sim.load_part(other)
     q = sim.cell.part_qpos[other]
     sim.data.qpos[q:q + 7] = [LAYOUT['photo_eyes']['infeed'] - 0.3, 0.04, BELT_Z + 0.001, 1.0, 0.0, 0.0, 0.0]
     mujoco.mj_forward(sim.model, sim.data)
@@ -310,7 +311,8 @@ def test_the_seam_sensor_from_joint_states_streams_what_mujoco_streams(cell_mode
     kinematics = load_kinematics()
     chain = ToolChain.from_urdf(expand_xacro('cell', sim_backend='mujoco'), LAYOUT, kinematics)
     sim = CellSimulation(cell_model, LAYOUT, HOME)
-    index = sim.load_part_on_agv('agv_1')
+    index = 0
+    sim.load_part(index)
     q = sim.cell.part_qpos[index]
     sim.data.qpos[q:q + 3] = [LAYOUT['station']['x'] + 0.01, 0.01, BELT_Z + 0.001]
     seam = tmp_path / 'seam.csv'

@@ -36,6 +36,32 @@ def wrap_angle(angle: float) -> float:
     return math.atan2(math.sin(angle), math.cos(angle))
 
 
+def home_pose(layout: dict, agv: str) -> Pose2D:
+    """Return an AGV's home pose (`agv.home.<agv>` of the layout): where it is spawned and its odometry starts."""
+    homes = layout['agv']['home']
+    if agv not in homes:
+        raise ValueError(f'AGV {agv!r} has no home pose in the layout (known: {", ".join(homes)})')
+    home = homes[agv]
+    return Pose2D(float(home['x']), float(home['y']), float(home['yaw']))
+
+
+def odom_to_world(home: Pose2D, odom: Pose2D) -> Pose2D:
+    """Return the world pose of an AGV whose `<agv>/odom` pose is `odom` (the frame starts at its home pose).
+
+    The one conversion every consumer of `/<agv>/odom` uses (gz DiffDrive's odometry starts at 0, 0, 0 at the
+    spawn pose, docs/simulation_contract.md §2.1).
+    """
+    c, s = math.cos(home.yaw), math.sin(home.yaw)
+    return Pose2D(home.x + c * odom.x - s * odom.y, home.y + s * odom.x + c * odom.y, wrap_angle(home.yaw + odom.yaw))
+
+
+def world_to_odom(home: Pose2D, world: Pose2D) -> Pose2D:
+    """Return the `<agv>/odom` pose of an AGV at world pose `world`: the inverse of `odom_to_world`."""
+    dx, dy = world.x - home.x, world.y - home.y
+    c, s = math.cos(home.yaw), math.sin(home.yaw)
+    return Pose2D(c * dx + s * dy, -s * dx + c * dy, wrap_angle(world.yaw - home.yaw))
+
+
 def docking_route(current: Pose2D, dock: Pose2D, approach_m: float = 1.2) -> list[Pose2D]:
     """Waypoints from anywhere to a dock: a pre-dock point behind it on its axis, then the dock itself.
 

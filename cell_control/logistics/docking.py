@@ -1,5 +1,8 @@
 """Which AGV stands docked at which dock, judged from odometry: at the dock pose, aligned and still.
 
+Odometry is in `<agv>/odom` (it starts at the AGV's home pose, as gz DiffDrive gives it); the watch takes it to
+the world frame of the docks with `agv_navigation.odom_to_world` and the home poses of the layout.
+
 A docked AGV whose odometry stops arriving is no longer trusted to be docked: the interlock that lets the
 belt push a part toward it must fail safe.
 """
@@ -7,12 +10,15 @@ from __future__ import annotations
 
 import math
 
+from cell_control.logistics.agv_navigation import Pose2D, home_pose, odom_to_world
+
 STILL_SPEED = 0.01   # |v| + |ω| below this counts as standing still
 
 
 class DockWatch:
     def __init__(self, layout: dict, position_tolerance_m: float, yaw_tolerance_rad: float) -> None:
         self._docks = {name: (d['x'], d['y'], d['yaw']) for name, d in layout['docks'].items()}
+        self._homes = {agv: home_pose(layout, agv) for agv in layout['agv']['home']}
         self._position_tolerance_m = position_tolerance_m
         self._yaw_tolerance_rad = yaw_tolerance_rad
         self._docked: dict[str, str] = {}        # agv -> dock
@@ -23,10 +29,12 @@ class DockWatch:
 
     def update(self, agv: str, x: float, y: float, yaw: float, speed: float, now_s: float
                ) -> list[tuple[str, bool]]:
-        """Return the changes (dock, docked) caused by this odometry reading of `agv`."""
+        """Return the changes (dock, docked) caused by this odometry reading of `agv` (pose in `<agv>/odom`)."""
         self._last_seen[agv] = now_s
         here = ''
-        if all(math.isfinite(v) for v in (x, y, yaw, speed)) and speed < STILL_SPEED:
+        if all(math.isfinite(v) for v in (x, y, yaw, speed)) and speed < STILL_SPEED and agv in self._homes:
+            world = odom_to_world(self._homes[agv], Pose2D(x, y, yaw))
+            x, y, yaw = world.x, world.y, world.yaw
             for name, (dock_x, dock_y, dock_yaw) in self._docks.items():
                 yaw_error = abs(math.atan2(math.sin(yaw - dock_yaw), math.cos(yaw - dock_yaw)))
                 if math.hypot(x - dock_x, y - dock_y) <= self._position_tolerance_m \

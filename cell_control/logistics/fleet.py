@@ -6,9 +6,14 @@ for a pickup, rolls the part onto its deck at the outbound dock and takes it to 
 a handoff request (logistics.handoff) sent through a `HandoffClient`, which resends the same id while the cell is
 silent; a FAILED transfer is retried with a new id after a back-off, with the AGV staying where it is.
 
-The node feeds in odometry, handoff results, pickup requests, load sensor readings, service replies and
-timer ticks, and executes the returned `Command`s (twist, deck speed, announce, request, service call,
-log). Every wait here has a timeout that ends in a logged reason.
+Parts come from the simulator's part pool (docs/simulation_contract.md §5, judged by `sim.part_pool`): the source
+loads a free pool part onto the inbound deck (`/world/load_part`), confirmed by the deck's load sensor; the sink
+parks the part found on the outbound deck back at its slot (`/world/park_part`), confirmed by its world pose.
+
+The node feeds in odometry (in `<agv>/odom`, which starts at the AGV's home pose), world poses of `/sim/poses`,
+handoff results, pickup requests, load sensor readings and timer ticks, and executes the returned `Command`s
+(twist, deck speed, announce, request, load or park a pool part, log). Every wait here has a timeout that ends
+in a logged reason.
 """
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
+from typing import Protocol
 
-from cell_control.logistics.agv_navigation import DriveLimits, Pose2D, docking_route, drive_command
+from cell_control.logistics.agv_navigation import (DriveLimits, Pose2D, docking_route, drive_command, home_pose,
+                                                   odom_to_world)
 from cell_control.logistics.handoff import (ClientActionKind, HandoffClient, HandoffKind, HandoffRequest,
                                             HandoffResult, HandoffStatus)
 
@@ -34,7 +41,7 @@ class AgvRole(str, Enum):
 
 class AgvTask(str, Enum):
     IDLE = 'idle'              # at home, nothing to do (outbound: waiting for a pickup request)
-    LOADING = 'loading'        # the source's loader is putting a part on the deck
+    LOADING = 'loading'        # a free pool part is being put on the deck at the source
     TO_DOCK = 'to_dock'        # request sent, driving to the dock (or held at the source)
     DOCKED = 'docked'          # at the dock, waiting for the cell to ask for the rollers
     TRANSFER = 'transfer'      # deck rollers running, the cell watches the part move
@@ -42,7 +49,7 @@ class AgvTask(str, Enum):
     BACKOFF = 'backoff'        # the last request FAILED; a new one goes out after the back-off
     PULL_IN = 'pull_in'        # outbound, after SUCCESS: rollers run until the load sensor sees the part
     RETURNING = 'returning'    # leaving the dock along its axis, then driving home
-    UNLOADING = 'unloading'    # the sink's unloader is taking the part off the deck
+    UNLOADING = 'unloading'    # at the sink: the part on the deck is parked back in the pool
     DONE = 'done'              # inbound: every part delivered to the cell
 
 
@@ -51,7 +58,8 @@ class CommandKind(str, Enum):
     DECK = 'deck'                  # publish speed on <agv>/deck_speed (sent every tick: the sim zeroes old ones)
     ANNOUNCE = 'announce'          # publish part_id on /handoff/announce
     SEND_REQUEST = 'send_request'  # publish request on /handoff/request
-    CALL_SERVICE = 'call_service'  # call /<agv>/<service>; reply with on_service_reply(call_id, ...)
+    LOAD_PART = 'load_part'        # publish pool_index on /world/load_part (onto the source deck)
+    PARK_PART = 'park_part'        # publish pool_index on /world/park_part (back to its parking slot)
     LOG = 'log'                    # log text at level ('info', 'warn', 'error')
 
 
@@ -64,8 +72,7 @@ class Command:
     speed: float = 0.0
     part_id: str = ''
     request: HandoffRequest | None = None
-    service: str = ''
-    call_id: int = 0
+    pool_index: int = 0
     level: str = 'info'
     text: str = ''
 
@@ -94,16 +101,16 @@ class FleetConfig:
     prefix: str = 'P'                 # part ids are <prefix>-<run_id>-<n>, n from 1 (<prefix>-<n> without a run)
     run_id: str = ''                  # makes part ids unique across runs on one ledger (`run_id_of`)
     deck_speed_m_s: float = 0.3
-    retry_backoff_s: float = 2.0      # after a FAILED handoff or a failed service call
+    retry_backoff_s: float = 2.0      # after a FAILED handoff or a failed load or park
     inbound_enabled: bool = True      # False: the inbound AGV loads, announces and requests, but never drives
     odometry_timeout_s: float = 0.5   # older odometry stops the AGV
     answer_timeout_s: float = 2.0     # HandoffClient: resend the same id after this much silence
     max_attempts: int = 5             # HandoffClient: silent sends before FAILED locally
-    service_timeout_s: float = 5.0    # a load/unload service reply must come within this
+    pool_timeout_s: float = 5.0       # a load must show on the deck, a park at the slot, within this
     load_present_timeout_s: float = 10.0   # outbound: the part must be centred on the deck within this
     deck_clear_s: float = 1.5         # inbound: rollers keep running this long after SUCCESS
     drive_timeout_s: float = 120.0    # a route must be driven within this, else it is planned again
-    unload_attempts: int = 3          # failed unload calls before the part is given up at the sink
+    park_attempts: int = 3            # failed parks before the part is given up at the sink
 
     def __post_init__(self) -> None:
         if not self.inbound_agv or not self.outbound_agv or self.inbound_agv == self.outbound_agv:
@@ -116,21 +123,35 @@ class FleetConfig:
         if not RUN_ID.match(self.run_id):
             raise FleetError(f'run_id must be letters, digits and _ (or empty), got {self.run_id!r}')
         for name in ('deck_speed_m_s', 'retry_backoff_s', 'odometry_timeout_s', 'answer_timeout_s',
-                     'service_timeout_s', 'load_present_timeout_s', 'drive_timeout_s'):
+                     'pool_timeout_s', 'load_present_timeout_s', 'drive_timeout_s'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise FleetError(f'{name} must be a positive finite number, got {value!r}')
         if not (math.isfinite(self.deck_clear_s) and self.deck_clear_s >= 0):
             raise FleetError(f'deck_clear_s must be >= 0, got {self.deck_clear_s!r}')
-        for name in ('max_attempts', 'unload_attempts'):
+        for name in ('max_attempts', 'park_attempts'):
             if getattr(self, name) < 1:
                 raise FleetError(f'{name} must be >= 1, got {getattr(self, name)!r}')
 
 
+class PartPoolView(Protocol):
+    """What the fleet asks of the simulator's part pool (`sim.part_pool.PartPool` answers it from world poses)."""
+
+    def update(self, model: str, x: float, y: float, z: float, yaw: float) -> None: ...
+
+    def free(self) -> list[int]: ...
+
+    def at_slot(self, index: int) -> bool: ...
+
+    def on_deck(self, agv: str) -> int | None: ...
+
+
 @dataclass
-class _Call:
-    call_id: int
-    service: str
+class _PoolMove:
+    """A load or park published for pool part `index`, waiting for its confirmation until `deadline_s`."""
+
+    verb: str            # 'load' | 'park'
+    index: int
     deadline_s: float
 
 
@@ -143,6 +164,7 @@ class AgvController:
     home: Pose2D
     dock: Pose2D
     config: FleetConfig
+    pool: PartPoolView
     limits: DriveLimits = field(default_factory=DriveLimits)
 
     def __post_init__(self) -> None:
@@ -167,9 +189,8 @@ class AgvController:
         self._answered = False
         self._retry_at_s = math.inf
         self._deadline_s = math.inf
-        self._call: _Call | None = None
-        self._call_failures = 0
-        self._next_call_id = 1
+        self._move: _PoolMove | None = None
+        self._move_failures = 0
 
     # ----- inputs -----------------------------------------------------------------------------------------
     def request_pickup(self, part: str, now_s: float) -> list[Command]:
@@ -201,6 +222,8 @@ class AgvController:
     def on_load_present(self, present: bool, now_s: float) -> list[Command]:
         """Take the deck's load sensor: a centred part stops the outbound rollers, never pulled off the end."""
         self.load_present = present
+        if present and self.task is AgvTask.LOADING and self._move is not None:
+            return self._loaded(now_s, f'part_{self._move.index}')
         if present and self.task is AgvTask.PULL_IN:
             return self._pulled_in(now_s, '')
         if present and self._holds_part():
@@ -235,21 +258,17 @@ class AgvController:
                 commands += self._finished(action.result, now_s)
         return commands
 
-    def on_service_reply(self, call_id: int, success: bool, message: str, now_s: float) -> list[Command]:
-        """Take a load/unload reply; one for a call already timed out is ignored."""
-        call = self._call
-        if call is None or call.call_id != call_id:
-            return []
-        self._call = None
-        if not success:
-            return self._call_failed(call.service, f'{call.service} refused: {message}', now_s)
-        self._call_failures = 0
-        if call.service == 'load_part':
-            return [self._log('info', f'{self.part} loaded at the source ({message})')] + self._send_request(now_s)
+    def _loaded(self, now_s: float, what: str) -> list[Command]:
+        self._move, self._move_failures, self.warning = None, 0, ''
+        return [self._log('info', f'{self.part} loaded at the source ({what})')] + self._send_request(now_s)
+
+    def _parked(self, now_s: float) -> list[Command]:
+        assert self._move is not None
+        index, self._move, self._move_failures = self._move.index, None, 0
         self.completed.append(self.part or '')
         done = self.part
         self.part, self.task, self.warning = None, AgvTask.IDLE, ''
-        return [self._log('info', f'{done} delivered to the sink ({message})')] + self._maybe_start(now_s)
+        return [self._log('info', f'{done} delivered to the sink (part_{index} parked)')] + self._maybe_start(now_s)
 
     def tick(self, now_s: float) -> list[Command]:
         """Timer work: stale odometry, timeouts, resends, back-off, deck keep-alive, the next job."""
@@ -272,10 +291,14 @@ class AgvController:
                 commands.append(Command(CommandKind.SEND_REQUEST, self.name, request=action.request))
             elif action.kind is ClientActionKind.FINISHED and action.result is not None:
                 commands += self._finished(action.result, now_s)
-        if self._call is not None and now_s >= self._call.deadline_s:
-            service, self._call = self._call.service, None
-            commands += self._call_failed(service, f'no reply from {service} within '
-                                          f'{self.config.service_timeout_s:g} s', now_s)
+        move = self._move
+        if move is not None and move.verb == 'park' and self.pool.at_slot(move.index):
+            commands += self._parked(now_s)
+        elif move is not None and now_s >= move.deadline_s:
+            self._move = None
+            seen = 'on the deck' if move.verb == 'load' else 'at its parking slot'
+            commands += self._move_failed(f'part_{move.index} not {seen} within {self.config.pool_timeout_s:g} s '
+                                          f'of the {move.verb}', now_s)
         if now_s >= self._retry_at_s:
             self._retry_at_s = math.inf
             commands += self._retry(now_s)
@@ -293,7 +316,7 @@ class AgvController:
     def clock_restarted(self, now_s: float) -> None:
         """Restart every wait in full from `now_s` after the clock went back (a restarted simulation).
 
-        Odometry age, the drive, the back-off, a service call, the pull-in or deck clearing and the handoff
+        Odometry age, the drive, the back-off, a load or park, the pull-in or deck clearing and the handoff
         client's resends all count again from `now_s`: none fires at once, none waits for the old clock.
         """
         config = self.config
@@ -302,8 +325,8 @@ class AgvController:
         self._route_started_s = now_s
         if math.isfinite(self._retry_at_s):
             self._retry_at_s = now_s + config.retry_backoff_s
-        if self._call is not None:
-            self._call.deadline_s = now_s + config.service_timeout_s
+        if self._move is not None:
+            self._move.deadline_s = now_s + config.pool_timeout_s
         if self.task is AgvTask.PULL_IN:
             self._deadline_s = now_s + config.load_present_timeout_s
         elif self.task is AgvTask.CLEARING:
@@ -335,7 +358,7 @@ class AgvController:
         self.part, self._attempt = self.queue.pop(0), 0
         if self.role is AgvRole.INBOUND:
             self.task = AgvTask.LOADING
-            return self._call_service('load_part', now_s)
+            return self._load(now_s)
         return self._send_request(now_s)
 
     def _send_request(self, now_s: float) -> list[Command]:
@@ -392,9 +415,9 @@ class AgvController:
         if self.task is AgvTask.BACKOFF:
             return self._send_request(now_s)
         if self.task is AgvTask.LOADING:
-            return self._call_service('load_part', now_s)
+            return self._load(now_s)
         if self.task is AgvTask.UNLOADING:
-            return self._call_service('unload_part', now_s)
+            return self._park(now_s)
         return []
 
     def _pulled_in(self, now_s: float, problem: str) -> list[Command]:
@@ -422,7 +445,7 @@ class AgvController:
         if self.task is AgvTask.RETURNING:
             if self.role is AgvRole.OUTBOUND and self.part is not None:
                 self.task = AgvTask.UNLOADING
-                return commands + self._call_service('unload_part', now_s)
+                return commands + self._park(now_s)
             self.task = AgvTask.IDLE
         return commands + self._maybe_start(now_s)
 
@@ -440,20 +463,33 @@ class AgvController:
         return [self._log('info', f'driving to the {self.role.value} dock' if target == 'dock' else
                           'driving home')]
 
-    def _call_service(self, service: str, now_s: float) -> list[Command]:
-        call_id, self._next_call_id = self._next_call_id, self._next_call_id + 1
-        self._call = _Call(call_id, service, now_s + self.config.service_timeout_s)
-        return [Command(CommandKind.CALL_SERVICE, self.name, service=service, call_id=call_id)]
+    def _load(self, now_s: float) -> list[Command]:
+        """Load the lowest free pool part onto the deck at the source (a part already on it is taken as loaded)."""
+        if self.load_present:
+            return self._loaded(now_s, 'a part already lay on the deck')
+        free = self.pool.free()
+        if not free:
+            return self._move_failed('no part of the pool rests at its parking slot', now_s)
+        self._move = _PoolMove('load', free[0], now_s + self.config.pool_timeout_s)
+        return [Command(CommandKind.LOAD_PART, self.name, pool_index=free[0])]
 
-    def _call_failed(self, service: str, reason: str, now_s: float) -> list[Command]:
-        self._call_failures += 1
+    def _park(self, now_s: float) -> list[Command]:
+        """Park the pool part lying on the deck back at its slot: the sink takes it out of the cell."""
+        index = self.pool.on_deck(self.name)
+        if index is None:
+            return self._move_failed('no part of the pool lies on the deck', now_s)
+        self._move = _PoolMove('park', index, now_s + self.config.pool_timeout_s)
+        return [Command(CommandKind.PARK_PART, self.name, pool_index=index)]
+
+    def _move_failed(self, reason: str, now_s: float) -> list[Command]:
+        self._move_failures += 1
         self.warning = reason
-        if service == 'unload_part' and self._call_failures >= self.config.unload_attempts:
-            part, self.part, self.task, self._call_failures = self.part, None, AgvTask.IDLE, 0
+        if self.task is AgvTask.UNLOADING and self._move_failures >= self.config.park_attempts:
+            part, self.part, self.task, self._move_failures = self.part, None, AgvTask.IDLE, 0
             return [self._log('error', f'{reason}; {part} given up at the sink after '
-                              f'{self.config.unload_attempts} attempts')] + self._maybe_start(now_s)
+                              f'{self.config.park_attempts} attempts')] + self._maybe_start(now_s)
         self._retry_at_s = now_s + self.config.retry_backoff_s
-        return [self._log('warn', f'{reason}; calling again in {self.config.retry_backoff_s:g} s')]
+        return [self._log('warn', f'{reason}; trying again in {self.config.retry_backoff_s:g} s')]
 
     def _deck_direction(self) -> float:
         """+x of the deck: pushes a part off the front at the inbound dock, pulls one on at the outbound."""
@@ -469,11 +505,12 @@ class AgvController:
 class Fleet:
     """Both AGVs: dispatches inputs to them and counts parts handed to the cell and delivered to the sink."""
 
-    def __init__(self, config: FleetConfig, layout: dict) -> None:
-        homes, docks = layout['agv']['home'], layout['docks']
-        for name in (config.inbound_agv, config.outbound_agv):
-            if name not in homes:
-                raise FleetError(f'AGV {name!r} has no home pose in the layout (known: {", ".join(homes)})')
+    def __init__(self, config: FleetConfig, layout: dict, pool: PartPoolView) -> None:
+        docks = layout['docks']
+        try:
+            homes = {name: home_pose(layout, name) for name in (config.inbound_agv, config.outbound_agv)}
+        except ValueError as error:
+            raise FleetError(str(error)) from None
         for dock in ('inbound', 'outbound'):
             if dock not in docks:
                 raise FleetError(f'the layout has no {dock!r} dock')
@@ -481,26 +518,28 @@ class Fleet:
         def pose(entry: dict) -> Pose2D:
             return Pose2D(float(entry['x']), float(entry['y']), float(entry['yaw']))
         self.config = config
-        self.inbound = AgvController(config.inbound_agv, AgvRole.INBOUND, pose(homes[config.inbound_agv]),
-                                     pose(docks['inbound']), config)
+        self.pool = pool
+        self.inbound = AgvController(config.inbound_agv, AgvRole.INBOUND, homes[config.inbound_agv],
+                                     pose(docks['inbound']), config, self.pool)
         self.inbound.queue = part_ids(config)
-        self.outbound = AgvController(config.outbound_agv, AgvRole.OUTBOUND, pose(homes[config.outbound_agv]),
-                                      pose(docks['outbound']), config)
+        self.outbound = AgvController(config.outbound_agv, AgvRole.OUTBOUND, homes[config.outbound_agv],
+                                      pose(docks['outbound']), config, self.pool)
         self.agvs = {c.name: c for c in (self.inbound, self.outbound)}
 
-    def on_odometry(self, agv: str, pose: Pose2D, now_s: float) -> list[Command]:
-        """Feed odometry to its AGV; a non-finite pose is dropped with a warning."""
+    def on_odometry(self, agv: str, odom: Pose2D, now_s: float) -> list[Command]:
+        """Feed odometry (`<agv>/odom`, from the home pose) to its AGV in the world frame; non-finite is dropped."""
         if agv not in self.agvs:
             return []
-        if not all(math.isfinite(v) for v in (pose.x, pose.y, pose.yaw)):
+        if not all(math.isfinite(v) for v in (odom.x, odom.y, odom.yaw)):
             return [Command(CommandKind.LOG, agv, level='warn', text=f'{agv}: non-finite odometry dropped')]
-        return self.agvs[agv].on_odometry(pose, now_s)
+        return self.agvs[agv].on_odometry(odom_to_world(self.agvs[agv].home, odom), now_s)
+
+    def on_world_pose(self, model: str, x: float, y: float, z: float, yaw: float) -> None:
+        """Take one model's world pose of /sim/poses (pool parts and AGVs; loads and parks are judged on them)."""
+        self.pool.update(model, x, y, z, yaw)
 
     def on_load_present(self, agv: str, present: bool, now_s: float) -> list[Command]:
         return self.agvs[agv].on_load_present(present, now_s) if agv in self.agvs else []
-
-    def on_service_reply(self, agv: str, call_id: int, success: bool, message: str, now_s: float) -> list[Command]:
-        return self.agvs[agv].on_service_reply(call_id, success, message, now_s) if agv in self.agvs else []
 
     def on_result(self, result: HandoffResult, now_s: float) -> list[Command]:
         return [c for agv in self.agvs.values() for c in agv.on_result(result, now_s)]

@@ -18,17 +18,18 @@ from pathlib import Path
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Quaternion, Twist, TwistStamped, WrenchStamped
+from geometry_msgs.msg import Twist, TwistStamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, PointCloud2
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, Float64, String, UInt32
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from visualization_msgs.msg import Marker, MarkerArray
 
 from cell_control.cell.description import expand_xacro, home_positions, load_layout
+from cell_control.logistics.agv_navigation import Pose2D, home_pose, world_to_odom
 from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
 from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.motion.kinematics import load_kinematics
@@ -41,13 +42,13 @@ from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.commands import command_problem
 from cell_control.sim.mujoco_cell import CellSimulation
 from cell_control.sim.virtual_sensors import recipe_placements
-from cell_control.sim.interface import AGV_NAMES, POSE_RATE_HZ, WORLD_FRAME, part_name
+from cell_control.sim.interface import AGV_NAMES, DEFAULT_PARTS_IN_POOL, POSE_RATE_HZ, WORLD_FRAME, part_name
 from cell_control.sim.lockstep import WeldLockstep
 
 CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands and sensor
 JOINT_STATE_PERIOD_S = 0.01
-ODOMETRY_PERIOD_S = 0.02
-POSES_PERIOD_S = 1.0 / POSE_RATE_HZ
+ODOMETRY_PERIOD_S = 0.02                # /<agv>/odom, 50 Hz as gz DiffDrive
+POSES_PERIOD_S = 1.0 / POSE_RATE_HZ     # /sim/poses, per model
 MARKER_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
 
@@ -60,7 +61,7 @@ class CellSimNode(Node):
         self._arm_joints = list(load_kinematics().joint_names)
         cell_urdf = expand_xacro('cell', sim_backend='mujoco')
         cell = build_cell_model(cell_urdf, {agv: expand_xacro('agv', name=agv) for agv in AGV_NAMES},
-                                expand_xacro('part'), self._layout, self._arm_joints, p['part_pool'])
+                                expand_xacro('part'), self._layout, self._arm_joints, p['parts_in_pool'])
         self.sim = CellSimulation(cell, self._layout, p['initial_arm_positions'])
         if p['recipe']:
             recipe = load_recipe(Path(p['recipe']) if p['recipe'].endswith('.yaml') else recipe_path(p['recipe']))
@@ -91,6 +92,7 @@ class CellSimNode(Node):
         self._wrench_pub = self.create_publisher(WrenchStamped, '/weld_tool/wrench', SENSOR_DATA)
         self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', SENSOR_DATA)
         self._odom_pubs = {agv: self.create_publisher(Odometry, f'/{agv}/odom', RELIABLE) for agv in AGV_NAMES}
+        self._homes = {agv: home_pose(self._layout, agv) for agv in AGV_NAMES}
         self._poses_pub = self.create_publisher(Odometry, '/sim/poses', RELIABLE)
         self._marker_pub = self.create_publisher(MarkerArray, '/cell/markers', LATCHED)
         self._weld_result_pub = self.create_publisher(String, '/sim/weld_result', LATCHED)
@@ -114,8 +116,10 @@ class CellSimNode(Node):
         for agv in AGV_NAMES:
             self.create_subscription(Twist, f'/{agv}/cmd_vel', lambda m, a=agv: self._on_cmd_vel(a, m), RELIABLE)
             self.create_subscription(Float64, f'/{agv}/deck_speed', lambda m, a=agv: self._on_deck(a, m), RELIABLE)
-            self.create_service(Trigger, f'/{agv}/load_part', lambda q, r, a=agv: self._load_part(a, r))
-            self.create_service(Trigger, f'/{agv}/unload_part', lambda q, r, a=agv: self._unload_part(a, r))
+        self.create_subscription(UInt32, '/world/load_part', lambda m: self._move_part('/world/load_part', m),
+                                 RELIABLE)
+        self.create_subscription(UInt32, '/world/park_part', lambda m: self._move_part('/world/park_part', m),
+                                 RELIABLE)
 
         self._next = {'clock': 0.0, 'joints': 0.0, 'odom': 0.0, 'poses': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
         self.stats: dict[str, float] = {}
@@ -133,7 +137,9 @@ class CellSimNode(Node):
         declare('report_json', False, descriptor('Print one JSON line with the run statistics at the end.'))
         declare('clock_period_s', 0.01, descriptor(
             'Simulated time between /clock messages: every node on sim time receives each one.', 0.002, 0.1))
-        declare('part_pool', 4, descriptor('Parts the world can put on AGVs at the source.', 1, 16, True))
+        declare('parts_in_pool', DEFAULT_PARTS_IN_POOL, descriptor(
+            'Parts of the pool, part_1 ... part_N at their parking slots, moved by /world/load_part and '
+            '/world/park_part (as the Gazebo launch argument).', 1, 16, True))
         declare('initial_arm_positions', home_positions(self._layout), descriptor(
             'Arm joint positions at start, rad; default: the home pose of the layout.'))
         declare('publish_robot_description', True, descriptor(
@@ -158,7 +164,7 @@ class CellSimNode(Node):
         declare('weld_lockstep_patience_s', 1.0, descriptor(
             'Wall seconds the simulation waits for the adjuster before it runs on without it.', 0.01, 60.0))
         values = {name: self.get_parameter(name).value for name in (
-            'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'part_pool', 'initial_arm_positions',
+            'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'parts_in_pool', 'initial_arm_positions',
             'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s',
             'publish_robot_description', 'recipe', 'seam_file', 'power_drift',
             'dropout_rate', 'outlier_rate', 'seed', 'contact_tip_drift_per_weld')}
@@ -260,11 +266,17 @@ class CellSimNode(Node):
         response.success, response.message = True, f'part_{index} {done}'
         return response
 
-    def _load_part(self, agv: str, response: Trigger.Response) -> Trigger.Response:
-        return self._world_action(lambda: self.sim.load_part_on_agv(agv), f'loaded on {agv}', response)
-
-    def _unload_part(self, agv: str, response: Trigger.Response) -> Trigger.Response:
-        return self._world_action(lambda: self.sim.unload_part_from_agv(agv), f'unloaded from {agv}', response)
+    def _move_part(self, topic: str, msg: UInt32) -> None:
+        """Load pool part `data` (1-based) onto the source deck or park it at its slot; an unknown one moves none."""
+        pool = len(self.sim.cell.part_bodies)
+        if not 1 <= msg.data <= pool:
+            self.get_logger().warning(f'{topic}: no pool part {msg.data} (the pool is part_1 ... part_{pool})')
+            return
+        with self._lock:
+            if topic == '/world/load_part':
+                self.sim.load_part(msg.data - 1)
+            else:
+                self.sim.park_part(msg.data - 1)
 
     def _jam_belt(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         return self._world_action(self.sim.jam_belt, 'jammed on the belt', response)
@@ -279,8 +291,9 @@ class CellSimNode(Node):
             moved = self.sim.clear_jam()
         self._sensor_silent = False
         response.success = True
+        names = ', '.join(part_name(i + 1) for i in moved)
         response.message = 'injected faults cleared' + (
-            f'; parts piled up behind the jam pulled back: {", ".join(f"part_{i}" for i in moved)}' if moved else '')
+            f'; parts piled up behind the jam pulled back: {names}' if moved else '')
         return response
 
     def _render(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -387,29 +400,28 @@ class CellSimNode(Node):
         self._wrench_pub.publish(wrench)
 
     def _publish_odometry(self, header_stamp: Time) -> None:
+        """Publish wheel odometry as gz DiffDrive does: in `<agv>/odom`, which starts at the AGV's home pose."""
         for agv in AGV_NAMES:
             state = self.sim.agv_state(agv)
+            odom = world_to_odom(self._homes[agv], Pose2D(state.x, state.y, state.yaw))
             msg = Odometry()
-            msg.header.stamp, msg.header.frame_id = header_stamp, 'world'
-            msg.child_frame_id = f'{agv}/base_link'
-            msg.pose.pose.position.x, msg.pose.pose.position.y = state.x, state.y
-            msg.pose.pose.orientation = planar_orientation(state.yaw)
+            msg.header.stamp, msg.header.frame_id = header_stamp, f'{agv}/odom'
+            msg.child_frame_id = f'{agv}/base_footprint'
+            msg.pose.pose.position.x, msg.pose.pose.position.y = odom.x, odom.y
+            msg.pose.pose.orientation = planar_orientation(odom.yaw)
             msg.twist.twist.linear.x, msg.twist.twist.angular.z = state.linear_m_s, state.angular_rad_s
             self._odom_pubs[agv].publish(msg)
 
     def _publish_poses(self, header_stamp: Time) -> None:
-        """Publish the world pose of every AGV and pool part on /sim/poses, one message per model (the contract)."""
-        poses = [(agv, (state.x, state.y, 0.0), planar_orientation(state.yaw))
-                 for agv, state in ((agv, self.sim.agv_state(agv)) for agv in AGV_NAMES)]
-        for index, body in enumerate(self.sim.cell.part_bodies):
-            w, x, y, z = (float(v) for v in self.sim.data.xquat[body])
-            poses.append((part_name(index + 1), tuple(float(v) for v in self.sim.data.xpos[body]),
-                          Quaternion(x=x, y=y, z=z, w=w)))
-        for name, position, orientation in poses:
+        """Publish /sim/poses as Gazebo's OdometryPublishers do: one message per pool part and AGV, in `world`."""
+        with self._lock:
+            poses = self.sim.world_poses()
+        for model, (position, quaternion) in poses.items():
             msg = Odometry()
-            msg.header.stamp, msg.header.frame_id, msg.child_frame_id = header_stamp, WORLD_FRAME, name
-            msg.pose.pose.position.x, msg.pose.pose.position.y, msg.pose.pose.position.z = position
-            msg.pose.pose.orientation = orientation
+            msg.header.stamp, msg.header.frame_id, msg.child_frame_id = header_stamp, WORLD_FRAME, model
+            p, q = msg.pose.pose.position, msg.pose.pose.orientation
+            p.x, p.y, p.z = position
+            q.x, q.y, q.z, q.w = quaternion
             self._poses_pub.publish(msg)
 
     def _markers(self, header_stamp: Time) -> MarkerArray:

@@ -1,6 +1,6 @@
 """`fleet_sim`: the AGV fleet of the simulated cell, a thin ROS shell around `logistics.fleet.Fleet`.
 
-ROS messages become plain values here and the plan's commands become messages and service calls; what each
+ROS messages become plain values here and the plan's commands become messages; what each
 AGV does next is decided in logistics.fleet (tested without ROS). All timing comes from the node clock, so the
 node runs on simulated time with `use_sim_time:=true`.
 
@@ -9,8 +9,10 @@ Interface (std_msgs/String unless noted, reliable, depth 10):
   /handoff/request         out  logistics.handoff.encode_request JSON
   /handoff/result          in   logistics.handoff.encode_result JSON
   /handoff/pickup_request  in   part id: send the outbound AGV to the outbound dock for it
-  /<agv>/cmd_vel (Twist) and /<agv>/deck_speed (Float64) out; /<agv>/odom (Odometry) and
-  /<agv>/load_present (Bool, transient local) in; /<agv>/load_part and /<agv>/unload_part (Trigger) called
+  /<agv>/cmd_vel (Twist) and /<agv>/deck_speed (Float64) out; /<agv>/odom (Odometry, in <agv>/odom from the
+  home pose) and /<agv>/load_present (Bool, transient local) in
+  /world/load_part, /world/park_part (UInt32)  out  pool part to load onto the source deck / park at its slot
+  /sim/poses (Odometry, world pose per model)   in   which pool parts are free and which lies on a deck
   /fleet/status            out  JSON {"loaded", "delivered_to_sink", "agvs": {...}}, transient local, on change
   /diagnostics (DiagnosticArray) out at 1 Hz: each AGV's task, part and pose, and the counts
   /<agv>/battery_state (sensor_msgs/BatteryState) out at 1 Hz: the simulated battery (sim.degradation), drained
@@ -30,8 +32,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import BatteryState
-from std_msgs.msg import Bool, Float64, String
-from std_srvs.srv import Trigger
+from std_msgs.msg import Bool, Float64, String, UInt32
 
 from cell_control.logistics.agv_navigation import Pose2D
 from cell_control.cell.description import load_layout
@@ -41,6 +42,7 @@ from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor
                                        diagnostic_status, log, on_clock_back, pose_values, yaw_of)
 from cell_control.nodes.node_main import run_node
 from cell_control.sim.degradation import AgvBattery, BatteryGauge, CellWear, ChargerFade, DegradationConfig
+from cell_control.sim.part_pool import PartPool
 
 TICK_PERIOD_S = 0.1          # plan timer: timeouts, resends and the deck keep-alive (the sim zeroes after 0.5 s)
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -52,7 +54,7 @@ class FleetSimNode(Node):
     def __init__(self) -> None:
         super().__init__('fleet_sim')
         layout = load_layout()
-        self.fleet = Fleet(self._declare_parameters(layout), layout)
+        self.fleet = Fleet(self._declare_parameters(layout), layout, PartPool(layout))
         ids = part_ids(self.fleet.config)
         if ids:   # new ids every run: a cell whose ledger holds parts of earlier runs resumes those separately
             self.get_logger().info(f'run {self.fleet.config.run_id or "(none)"}: {len(ids)} new part(s) '
@@ -67,8 +69,9 @@ class FleetSimNode(Node):
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self._cmd_pubs = {agv: self.create_publisher(Twist, f'/{agv}/cmd_vel', RELIABLE) for agv in agvs}
         self._deck_pubs = {agv: self.create_publisher(Float64, f'/{agv}/deck_speed', RELIABLE) for agv in agvs}
-        self._trigger_clients = {(agv, service): self.create_client(Trigger, f'/{agv}/{service}')
-                                 for agv in agvs for service in ('load_part', 'unload_part')}
+        self._pool_pubs = {kind: self.create_publisher(UInt32, topic, RELIABLE) for kind, topic in (
+            (CommandKind.LOAD_PART, '/world/load_part'), (CommandKind.PARK_PART, '/world/park_part'))}
+        self.create_subscription(Odometry, '/sim/poses', self._on_world_pose, RELIABLE)
         self.create_subscription(String, '/handoff/result', self._on_result, RELIABLE)
         self.create_subscription(String, '/handoff/pickup_request', self._on_pickup, RELIABLE)
         for agv in agvs:
@@ -77,9 +80,9 @@ class FleetSimNode(Node):
             self.create_subscription(Bool, f'/{agv}/load_present', lambda m, a=agv: self._on_load(a, m), RELIABLE)
         self.create_timer(TICK_PERIOD_S, self._tick)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        # /<agv>/odom starts at the AGV's home pose (the contract's odometry frame): home is its origin
         self._batteries = {agv: BatteryGauge(AgvBattery(self._battery['capacity_wh'], soc_pct=self._battery['soc']),
-                                             (layout['agv']['home'][agv]['x'], layout['agv']['home'][agv]['y']))
-                           for agv in agvs}
+                                             (0.0, 0.0)) for agv in agvs}
         fade = self._battery['fade']
         self._wear = CellWear(DegradationConfig(agv_charger=ChargerFade(fade) if fade > 0.0 else None))
         self._battery_pubs = {agv: self.create_publisher(BatteryState, f'/{agv}/battery_state', RELIABLE)
@@ -101,14 +104,14 @@ class FleetSimNode(Node):
         declare('deck_speed', layout['agv']['deck_speed'], descriptor(
             'Deck roller surface speed during a transfer, m/s.', 0.05, 0.5))
         declare('retry_backoff_s', 2.0, descriptor(
-            'Wait after a FAILED handoff or a failed service call before trying again (new request id), s.',
+            'Wait after a FAILED handoff or a failed load or park before trying again (new request id), s.',
             0.1, 600.0))
         declare('inbound_enabled', True, descriptor(
             'False: the inbound AGV loads, announces and requests, but never leaves the source.'))
         declare('answer_timeout_s', 2.0, descriptor('Resend the same request id after this much silence, s.',
                                                     0.1, 60.0))
-        declare('service_timeout_s', 5.0, descriptor('A load/unload service must reply within this, s.',
-                                                     0.1, 120.0))
+        declare('pool_timeout_s', 5.0, descriptor(
+            'A load must show on the deck load sensor, a park put the part at its slot, within this, s.', 0.1, 120.0))
         declare('load_present_timeout_s', 10.0, descriptor(
             'Outbound: the part must be centred on the deck within this after SUCCESS, s.', 0.1, 120.0))
         declare('deck_clear_s', 1.5, descriptor(
@@ -126,14 +129,14 @@ class FleetSimNode(Node):
                          'fade': self.get_parameter('charger_fade_per_part').value}
         value = {name: self.get_parameter(name).value for name in (
             'inbound_agv', 'outbound_agv', 'parts', 'prefix', 'run_id', 'deck_speed', 'retry_backoff_s',
-            'inbound_enabled', 'answer_timeout_s', 'service_timeout_s', 'load_present_timeout_s', 'deck_clear_s',
+            'inbound_enabled', 'answer_timeout_s', 'pool_timeout_s', 'load_present_timeout_s', 'deck_clear_s',
             'drive_timeout_s', 'odometry_timeout_s')}
         return FleetConfig(
             inbound_agv=value['inbound_agv'], outbound_agv=value['outbound_agv'], parts=value['parts'],
             prefix=value['prefix'], run_id=run_id_of(value['run_id'], datetime.now(timezone.utc), secrets.token_hex(2)),
             deck_speed_m_s=value['deck_speed'], retry_backoff_s=value['retry_backoff_s'],
             inbound_enabled=value['inbound_enabled'], answer_timeout_s=value['answer_timeout_s'],
-            service_timeout_s=value['service_timeout_s'], load_present_timeout_s=value['load_present_timeout_s'],
+            pool_timeout_s=value['pool_timeout_s'], load_present_timeout_s=value['load_present_timeout_s'],
             deck_clear_s=value['deck_clear_s'], drive_timeout_s=value['drive_timeout_s'],
             odometry_timeout_s=value['odometry_timeout_s'])
 
@@ -150,6 +153,13 @@ class FleetSimNode(Node):
             self._batteries[agv].update(pose.x, pose.y, self._now(),
                                         self._wear.charger_share(self.fleet.delivered_to_sink))
         self._run(lambda now: self.fleet.on_odometry(agv, pose, now))
+
+    def _on_world_pose(self, msg: Odometry) -> None:
+        """Keep the latest world pose per model (the plan judges loads and parks on them at its next tick)."""
+        p = msg.pose.pose
+        with self._lock:
+            self.fleet.on_world_pose(msg.child_frame_id, p.position.x, p.position.y, p.position.z,
+                                     yaw_of(p.orientation))
 
     def _on_load(self, agv: str, msg: Bool) -> None:
         self._run(lambda now: self.fleet.on_load_present(agv, bool(msg.data), now))
@@ -176,24 +186,16 @@ class FleetSimNode(Node):
         with self._lock:
             self.fleet.clock_restarted(now_s)
 
-    def _on_reply(self, agv: str, call_id: int, future) -> None:
-        try:
-            response = future.result()
-            success, message = bool(response.success), response.message
-        except Exception as error:   # a failed call is a refusal with its reason, never an exception here
-            success, message = False, f'call failed: {error!r}'
-        self._run(lambda now: self.fleet.on_service_reply(agv, call_id, success, message, now))
-
     # ----- outputs ----------------------------------------------------------------------------------------
     def _run(self, step) -> None:
         with self._lock:
             now = self._now()
             commands = step(now)
             for command in commands:
-                self._execute(command, now)
+                self._execute(command)
         self._publish_status()
 
-    def _execute(self, command: Command, now: float) -> None:
+    def _execute(self, command: Command) -> None:
         kind = command.kind
         if kind is CommandKind.TWIST:
             twist = Twist()
@@ -205,22 +207,10 @@ class FleetSimNode(Node):
             self._announce_pub.publish(String(data=command.part_id))
         elif kind is CommandKind.SEND_REQUEST and command.request is not None:
             self._request_pub.publish(String(data=encode_request(command.request)))
-        elif kind is CommandKind.CALL_SERVICE:
-            self._call(command, now)
+        elif kind in (CommandKind.LOAD_PART, CommandKind.PARK_PART):
+            self._pool_pubs[kind].publish(UInt32(data=command.pool_index))
         elif kind is CommandKind.LOG:
             log(self.get_logger(), command.level, command.text)
-
-    def _call(self, command: Command, now: float) -> None:
-        """Call without blocking: the plan's own deadline covers a reply that never comes."""
-        client = self._trigger_clients[(command.agv, command.service)]
-        if not client.service_is_ready():
-            reply = self.fleet.on_service_reply(command.agv, command.call_id, False,
-                                                f'service /{command.agv}/{command.service} not available', now)
-            for follow_up in reply:
-                self._execute(follow_up, now)
-            return
-        future = client.call_async(Trigger.Request())
-        future.add_done_callback(lambda f, a=command.agv, c=command.call_id: self._on_reply(a, c, f))
 
     def _publish_status(self) -> None:
         with self._lock:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from cell_control.sim.interface import parking_pose, part_name
+
 ARM_SERVO_KP = 4000.0          # N·m/rad
 ARM_SERVO_KV = 120.0           # N·m·s/rad, acts on (reference velocity − velocity): velocity feed-forward
 ARM_JOINT_ARMATURE = 0.2       # kg·m², reflected rotor inertia of a harmonic-drive joint
@@ -19,8 +21,6 @@ CROSS_SLIDE_KV = 300.0         # N·s/m
 PART_GEOM_GROUP = 3            # photo-eyes see only parts
 PART_FRICTION = (1.0, 0.005, 0.0001)
 CARRIER_FRICTION = (1.2, 0.005, 0.0001)   # belt and roller decks: they carry parts by friction
-PARKING_Y = 6.0                # parts of the pool wait off-stage, in a row along x at this y ...
-PARKING_Z = 0.5                # ... floating (gravity compensated) so that they cost no contacts
 
 
 @dataclass
@@ -47,7 +47,7 @@ class CellModel:
     agv_dof: dict[str, np.ndarray] = field(default_factory=dict)
     deck_qpos: dict[str, int] = field(default_factory=dict)
     deck_dof: dict[str, int] = field(default_factory=dict)
-    part_bodies: list[int] = field(default_factory=list)
+    part_bodies: list[int] = field(default_factory=list)   # index i: pool part part_<i + 1>
     part_qpos: list[int] = field(default_factory=list)
     part_dof: list[int] = field(default_factory=list)
     tcp_body: int = -1
@@ -88,7 +88,7 @@ def _body(spec: mujoco.MjSpec, name: str) -> mujoco.MjsBody:
 
 
 def build_cell_model(cell_urdf: str, agv_urdfs: dict[str, str], part_urdf: str, layout: dict,
-                     arm_joints: list[str], part_pool: int, timestep_s: float = 0.001) -> CellModel:
+                     arm_joints: list[str], parts_in_pool: int, timestep_s: float = 0.001) -> CellModel:
     spec = mujoco.MjSpec.from_string(cell_urdf)
     spec.option.timestep = timestep_s
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
@@ -129,10 +129,13 @@ def build_cell_model(cell_urdf: str, agv_urdfs: dict[str, str], part_urdf: str, 
         _set_contacts(base, NO_CONTACT)
         _set_contacts(_body(spec, f'{name}/deck'), SURFACE_CONTACT, CARRIER_FRICTION)
 
-    for index in range(part_pool):
-        frame = spec.worldbody.add_frame(pos=[index * 1.0, PARKING_Y, PARKING_Z])
-        part = frame.attach_body(_root_body(mujoco.MjSpec.from_string(part_urdf)), f'part_{index}/', '')
-        part.add_freejoint(name=f'part_{index}/free')
+    # The pool: part_1 ... part_P (Gazebo's model names), each resting on the floor at its parking slot.
+    for index in range(parts_in_pool):
+        slot = parking_pose(index + 1)
+        frame = spec.worldbody.add_frame(pos=[slot.x, slot.y, slot.z])
+        name = part_name(index + 1)
+        part = frame.attach_body(_root_body(mujoco.MjSpec.from_string(part_urdf)), f'{name}/', '')
+        part.add_freejoint(name=f'{name}/free')
         _set_contacts(part, PART_CONTACT, PART_FRICTION, PART_GEOM_GROUP)
 
     spec.worldbody.add_geom(name='floor', type=mujoco.mjtGeom.mjGEOM_PLANE, size=[12, 12, 0.1],
@@ -141,11 +144,11 @@ def build_cell_model(cell_urdf: str, agv_urdfs: dict[str, str], part_urdf: str, 
     spec.worldbody.add_light(pos=[0, -1, 6], dir=[0, 0.2, -1], diffuse=[0.8, 0.8, 0.8])
     spec.worldbody.add_camera(name='overview', pos=[1.8, -4.2, 3.0], xyaxes=[0.92, 0.39, 0, -0.2, 0.47, 0.86])
     model = spec.compile()
-    return _index(model, layout, arm_joints, list(agv_urdfs), part_pool)
+    return _index(model, layout, arm_joints, list(agv_urdfs), parts_in_pool)
 
 
 def _index(model: mujoco.MjModel, layout: dict, arm_joints: list[str], agv_names: list[str],
-           part_pool: int) -> CellModel:
+           parts_in_pool: int) -> CellModel:
     def joint(name: str) -> mujoco._structs._MjModelJointViews:
         return model.joint(name)
 
@@ -178,8 +181,8 @@ def _index(model: mujoco.MjModel, layout: dict, arm_joints: list[str], agv_names
         cell.agv_dof[name] = np.array([joint(f'{name}/{axis}').dofadr[0] for axis in ('x', 'y', 'yaw')])
         deck = joint(f'{name}/deck_joint')
         cell.deck_qpos[name], cell.deck_dof[name] = int(deck.qposadr[0]), int(deck.dofadr[0])
-    for index in range(part_pool):
-        free = joint(f'part_{index}/free')
+    for index in range(parts_in_pool):
+        free = joint(f'{part_name(index + 1)}/free')
         cell.part_bodies.append(int(free.bodyid[0]))
         cell.part_qpos.append(int(free.qposadr[0]))
         cell.part_dof.append(int(free.dofadr[0]))

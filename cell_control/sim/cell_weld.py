@@ -51,7 +51,8 @@ class CellWeldRig:
 
     def _clamped_part_cell(self) -> CellSimulation:
         sim = CellSimulation(self.model, self.layout, list(HOME))
-        index = sim.load_part_on_agv('agv_1')
+        index = 0
+        sim.load_part(index)
         q = self.model.part_qpos[index]
         sim.data.qpos[q:q + 3] = [self.layout['station']['x'], 0.0, self.layout['conveyor']['belt_top_z'] + 0.001]
         sim.set_clamp(True)

@@ -5,10 +5,11 @@ No physics and no ROS: the coordinator (`cell.cycle`) and the fleet (`logistics.
 world answers their actions as the devices would, on simulated time: a belt that carries parts (only while
 it runs and is not jammed) past the station gate and eye, a clamp, an arm and a weld with delays, two AGVs
 as unicycles (`sim.agv_kinematics`) whose docking is judged from odometry (`logistics.docking`) and whose
-deck rollers hand parts over, a source and a sink. It runs the part cycle about a thousand times faster than
-real time, so the coordinator, ledger, handoff and record store can be checked where only logic matters: at
-every write point of a crash (test/test_crash_points.py) and over a thousand parts with faults
-(`bench.soak`).
+deck rollers hand parts over, a source and a sink that load and park the simulator's part pool as
+`/world/load_part` and `/world/park_part` do (the fleet sees the pool on world poses). It runs the part cycle
+about a thousand times faster than real time, so the coordinator, ledger, handoff and record store can be
+checked where only logic matters: at every write point of a crash (test/test_crash_points.py) and over a
+thousand parts with faults (`bench.soak`).
 
 Faults (`FaultPlan`) are injected in given states: an e-stop in every station stage and in the cell states
 an operator passes through, a conveyor jam reported by the conveyor driver while the belt moves a part,
@@ -41,12 +42,14 @@ from cell_control.cell.cycle import (MOTION_ACTIONS, MOTION_STOP_ACTIONS, Action
                                      part_verdict)
 from cell_control.cell.description import load_layout
 from cell_control.cell.ledger import TERMINAL_STATES, PartLedger, PartState
-from cell_control.logistics.agv_navigation import Pose2D
+from cell_control.logistics.agv_navigation import Pose2D, home_pose, world_to_odom
 from cell_control.logistics.docking import DockWatch
 from cell_control.logistics.fleet import Command as FleetCommand
 from cell_control.logistics.fleet import CommandKind, Fleet, FleetConfig
 from cell_control.logistics.handoff import HandoffResult, HandoffServer, HandoffStatus, HandoffStep
 from cell_control.sim.agv_kinematics import integrate
+from cell_control.sim.interface import DEFAULT_PARTS_IN_POOL, parking_pose
+from cell_control.sim.part_pool import PartPool
 from cell_control.weld.recorder import WeldRecorder
 from cell_control.weld.records import WeldRecordStore
 
@@ -78,8 +81,8 @@ class DeviceTimes:
     clamp_s: float = 1.0
     arm_s: float = 3.0
     weld_s: float = 12.0
-    load_s: float = 5.0        # the source's loader puts a part on the inbound deck
-    unload_s: float = 5.0      # the sink's unloader takes one off the outbound deck
+    load_s: float = 5.0        # /world/load_part: a pool part lands on the inbound deck
+    unload_s: float = 5.0      # /world/park_part: the part on the outbound deck is back at its slot
     jam_report_s: float = 2.0  # the conveyor driver's jam tracker
     # No part leaving the cell for this long is a stall: the run raises `Stalled` (a coordinator that waits
     # for ever, or a killed one, shows as this).
@@ -237,9 +240,9 @@ class EventCell:
         self.coordinator = CellCoordinator(self.ledger, HandoffServer(), self.recorder, seam_ids=self.seams)
         self.layout = load_layout()
         self.docks = DockWatch(self.layout, DOCK_POSITION_TOLERANCE_M, DOCK_YAW_TOLERANCE_RAD)
-        homes = self.layout['agv']['home']
-        self.agvs = {name: _Agv(Pose2D(float(homes[name]['x']), float(homes[name]['y']), float(homes[name]['yaw'])))
-                     for name in (INBOUND_AGV, OUTBOUND_AGV)}
+        self.homes = {name: home_pose(self.layout, name) for name in (INBOUND_AGV, OUTBOUND_AGV)}
+        self.agvs = {name: _Agv(home) for name, home in self.homes.items()}
+        self.pool: dict[int, str] = {}      # pool index -> the part it is ('' while it rests at its slot)
         self.station_at = self.times.feed_s
         self.clear_at = self.station_at + self.times.release_s
         self.end_at = self.clear_at + self.times.outbound_s
@@ -315,8 +318,13 @@ class EventCell:
         carried = [p for p, s in before.items() if s in (PartState.ANNOUNCED, PartState.ON_INBOUND_AGV)]
         waiting = carried + [p for p in self.parts if p not in before]
         self.agvs[INBOUND_AGV].deck = carried[0] if carried else ''
-        self.fleet = Fleet(FleetConfig(INBOUND_AGV, OUTBOUND_AGV, parts=len(waiting)), self.layout)
+        present = list(self.belt) + carried[:1]   # the pool parts that are these parts (more if the ledger says so)
+        self.pool = {i: present[i - 1] if i <= len(present) else ''
+                     for i in range(1, max(DEFAULT_PARTS_IN_POOL, len(present)) + 1)}
+        self.fleet = Fleet(FleetConfig(INBOUND_AGV, OUTBOUND_AGV, parts=len(waiting)), self.layout,
+                           PartPool(self.layout))
         self.fleet.inbound.queue = waiting
+        self._fleet(self.fleet.on_load_present(INBOUND_AGV, bool(carried), self.now_s))
         self._act(self.coordinator.restore(self.now_s))
         if self.restarted:
             self._check_restore(before, recorded)
@@ -438,23 +446,43 @@ class EventCell:
             elif kind is CommandKind.SEND_REQUEST and command.request is not None:
                 self._no_show(command.request.request_id, agv)
                 self._handle(Event(E.HANDOFF_REQUEST, part_id=command.request.part_id, request=command.request))
-            elif kind is CommandKind.CALL_SERVICE:
-                self._after(self.times.load_s if command.service == 'load_part' else self.times.unload_s,
-                            lambda c=command: self._service(c.agv, c.service, c.call_id))
+            elif kind is CommandKind.LOAD_PART:
+                self._after(self.times.load_s, lambda i=command.pool_index, a=agv: self._load_part(i, a))
+            elif kind is CommandKind.PARK_PART:
+                self._after(self.times.unload_s, lambda i=command.pool_index: self._park_part(i))
 
-    def _service(self, agv: str, service: str, call_id: int) -> None:
-        """Answer the source's loader or the sink's unloader (the part on the deck is the one the AGV handles)."""
-        deck = self.agvs[agv]
-        if service == 'load_part':
-            deck.deck = self.fleet.agvs[agv].part or ''
-            reply = (True, f'{deck.deck} on the deck')
-        elif deck.deck:
-            self.sink.append(deck.deck)
-            reply, deck.deck = (True, f'{deck.deck} at the sink'), ''
-            self._fleet(self.fleet.on_load_present(agv, False, self.now_s))
-        else:
-            reply = (False, 'deck empty')
-        self._fleet(self.fleet.on_service_reply(agv, call_id, *reply, self.now_s))
+    def _load_part(self, index: int, agv: str) -> None:
+        """Put a free pool part on the inbound deck as the part the AGV handles (it stands at the source)."""
+        deck = self.agvs[INBOUND_AGV]
+        if self.pool.get(index) != '' or deck.deck or agv != INBOUND_AGV:
+            return      # not free, or the deck is taken: the fleet sees no load and tries again
+        deck.deck = self.pool[index] = self.fleet.agvs[agv].part or ''
+        self._fleet(self.fleet.on_load_present(agv, True, self.now_s))
+
+    def _park_part(self, index: int) -> None:
+        """Take the pool part off the outbound deck back to its slot: it has left for the sink."""
+        deck = self.agvs[OUTBOUND_AGV]
+        part = self.pool.get(index, '')
+        if not part or part != deck.deck:
+            return
+        self.sink.append(part)
+        deck.deck, self.pool[index] = '', ''
+        self._fleet(self.fleet.on_load_present(OUTBOUND_AGV, False, self.now_s))
+
+    def _world_poses(self) -> None:
+        """Give the fleet /sim/poses: the AGVs, and every pool part at its slot, on a deck or in the cell."""
+        for name, agv in self.agvs.items():
+            self.fleet.on_world_pose(name, agv.pose.x, agv.pose.y, 0.0, agv.pose.yaw)
+        on_deck = {agv.deck: agv.pose for agv in self.agvs.values() if agv.deck}
+        for index, part in self.pool.items():
+            slot = parking_pose(index)
+            if not part:
+                x, y, z = slot.x, slot.y, slot.z
+            elif part in on_deck:
+                x, y, z = on_deck[part].x, on_deck[part].y, self.layout['agv']['deck_top_z']
+            else:   # on the belt: neither at its slot nor on a deck
+                x, y, z = 0.0, 0.0, self.layout['conveyor']['belt_top_z']
+            self.fleet.on_world_pose(f'part_{index}', x, y, z, 0.0)
 
     def _step_agvs(self) -> None:
         for name, agv in self.agvs.items():
@@ -463,11 +491,12 @@ class EventCell:
                 if moving:
                     agv.pose = integrate(agv.pose, *agv.twist, ODOMETRY_S)
                 speed = abs(agv.twist[0]) + abs(agv.twist[1]) if moving else 0.0
-                for dock, docked in self.docks.update(name, agv.pose.x, agv.pose.y, agv.pose.yaw, speed,
-                                                      self.now_s):
+                odom = world_to_odom(self.homes[name], agv.pose)   # /<agv>/odom starts at the home pose
+                for dock, docked in self.docks.update(name, odom.x, odom.y, odom.yaw, speed, self.now_s):
                     self._handle(Event(E.AGV_DOCKED, dock=dock, agv=name, flag=docked))
-                self._fleet(self.fleet.on_odometry(name, agv.pose, self.now_s))
+                self._fleet(self.fleet.on_odometry(name, odom, self.now_s))
                 moving = agv.twist != (0.0, 0.0) and self.now_s >= agv.stuck_until_s
+        self._world_poses()
 
     # ------------------------------------------------------------------ the belt
     def _step_belt(self) -> None:
@@ -479,6 +508,7 @@ class EventCell:
             if inbound.transfer >= self.times.deck_in_s - 1e-9:
                 self.belt[inbound.deck], inbound.deck, inbound.transfer = 0.0, '', 0.0
                 self._handle(Event(E.PART_DETECTED, dock='inbound'))   # the infeed photo-eye
+                self._fleet(self.fleet.on_load_present(INBOUND_AGV, False, self.now_s))
         moves = self.belt_running and not self.jammed
         if moves:
             for part, at in self.belt.items():

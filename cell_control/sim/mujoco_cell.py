@@ -19,7 +19,8 @@ from cell_control.motion.weld_path import PLANNED_WELD_SPEED_MM_S
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
 from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_measurement import SeamMeasurement
-from cell_control.sim.cell_scene import PARKING_Y, PARKING_Z, CellModel
+from cell_control.sim.cell_scene import CellModel
+from cell_control.sim.interface import Pose2D, load_pose, parking_pose, part_name
 from cell_control.sim.virtual_sensors import (ClampSwitch, DeckLoad, PhotoEyes, Planar, SeamPlacement, SeamSensor,
                                               WeldArc, part_at_station, seam_coordinates, seam_in_world, slew)
 from cell_control.sim.weld_process import (NOMINAL_CORRECTION_MM, NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S,
@@ -83,10 +84,11 @@ class CellSimulation:
         for agv in cell.agv_names:   # the planar joints are world x, y and yaw of the AGV
             home = layout['agv']['home'][agv]
             self.data.qpos[cell.agv_qpos[agv]] = [home['x'], home['y'], home['yaw']]
-        self._part_owner: list[str | None] = [None] * len(cell.part_bodies)
-        self._parked_pose = [self.data.qpos[q:q + 7].copy() for q in cell.part_qpos]
+        self._agv_bodies = {agv: self.model.body(f'{agv}/base_footprint').id for agv in cell.agv_names}
+        self._parked = [True] * len(cell.part_bodies)   # at its parking slot, outside the cell
+        self._load_pose = load_pose(layout)
         for index in range(len(cell.part_bodies)):
-            self._park(index)
+            self.park_part(index)
         self.jammed_part: int | None = None   # fault injection: a part snagged on the belt
         self._clamp = ClampSwitch(layout['station']['clamp_time'])
         self._photo_eyes = PhotoEyes(layout)
@@ -166,38 +168,42 @@ class CellSimulation:
         return self.data.xpos[body].copy(), self.data.xmat[body].reshape(3, 3).copy()
 
     def parts_in_cell(self) -> list[int]:
-        return [i for i, owner in enumerate(self._part_owner) if owner is not None]
+        """Return the pool parts not at their parking slots (loaded since they were last parked)."""
+        return [i for i, parked in enumerate(self._parked) if not parked]
 
-    def load_part_on_agv(self, agv: str) -> int:
-        """Put a part from the pool onto an AGV's deck: the source station's loader, done by the world."""
-        free = [i for i, owner in enumerate(self._part_owner) if owner is None]
-        if not free:
-            raise RuntimeError('every part of the simulation pool is in use')
-        if self.part_on_deck(agv) is not None:
-            raise RuntimeError(f'{agv} already carries a part')
-        index = free[0]
-        state = self.agv_state(agv)
-        deck_z = self.layout['agv']['deck_top_z']
-        q = self.cell.part_qpos[index]
-        self.data.qpos[q:q + 3] = [state.x, state.y, deck_z + 0.002]
-        self.data.qpos[q + 3:q + 7] = [math.cos(state.yaw / 2), 0.0, 0.0, math.sin(state.yaw / 2)]
-        self.data.qvel[self.cell.part_dof[index]:self.cell.part_dof[index] + 6] = 0.0
-        self.model.body_gravcomp[self.cell.part_bodies[index]] = 0.0
-        self._part_owner[index] = agv
+    def load_part(self, index: int) -> None:
+        """Put pool part `index` (0-based: model part_<index + 1>) on the deck of an AGV at the source home pose.
+
+        As /world/load_part in Gazebo: a fixed pose (`interface.load_pose`), whether or not an AGV stands there.
+        """
+        self._set_part_pose(index, self._load_pose)
+        self._parked[index] = False
+
+    def park_part(self, index: int) -> None:
+        """Put pool part `index` back at its parking slot, resting on the floor (/world/park_part)."""
+        self._set_part_pose(index, parking_pose(index + 1))
+        self._parked[index] = True
+
+    def _set_part_pose(self, index: int, pose: Pose2D) -> None:
+        q, v = self.cell.part_qpos[index], self.cell.part_dof[index]
+        x, y, z, w = pose.quaternion()
+        self.data.qpos[q:q + 7] = [pose.x, pose.y, pose.z, w, x, y, z]
+        self.data.qvel[v:v + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
-        return index
 
-    def unload_part_from_agv(self, agv: str) -> int:
-        """Take the part off an AGV's deck at the sink and return it to the pool."""
-        index = self.part_on_deck(agv)
-        if index is None:
-            raise RuntimeError(f'{agv} carries no part')
-        self._park(index)
-        mujoco.mj_forward(self.model, self.data)
-        return index
+    def world_poses(self) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+        """Return what /sim/poses carries: model name -> world position and quaternion (x, y, z, w).
 
-    def part_on_deck(self, agv: str) -> int | None:
-        return self._deck_load.part_on_deck(self._agv_planar(agv), self._part_positions())
+        One entry per pool part and AGV, the pose of its model frame (a part's bottom centre, an AGV's
+        base_footprint).
+        """
+        bodies = {part_name(i + 1): body for i, body in enumerate(self.cell.part_bodies)}
+        bodies.update(self._agv_bodies)
+        poses: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
+        for name, body in bodies.items():
+            w, x, y, z = (float(v) for v in self.data.xquat[body])
+            poses[name] = tuple(float(v) for v in self.data.xpos[body]), (x, y, z, w)
+        return poses
 
     def load_present(self, agv: str) -> bool:
         """Read the deck's load sensor: whether a part lies on the deck, near its centre."""
@@ -264,14 +270,6 @@ class CellSimulation:
     def clamp_closed(self) -> bool:
         """Read the clamp's end switch."""
         return self._clamp.closed
-
-    def _park(self, index: int) -> None:
-        q, v = self.cell.part_qpos[index], self.cell.part_dof[index]
-        self.model.body_gravcomp[self.cell.part_bodies[index]] = 1.0
-        self.data.qpos[q:q + 3] = [index * 1.0, PARKING_Y, PARKING_Z]
-        self.data.qpos[q + 3:q + 7] = [1.0, 0.0, 0.0, 0.0]
-        self.data.qvel[v:v + 6] = 0.0
-        self._part_owner[index] = None
 
     # ----- weld tool ------------------------------------------------------------------------------------
     def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
