@@ -14,6 +14,8 @@ Out:
   /diagnostics   one status per indicator, name 'maintenance: <asset>/<indicator>': OK, WARN "limit expected
                  in N parts / H hours", ERROR when crossed; at 1 Hz and at once after each sample
   /cell/energy   String (latched JSON): energy per part, per source and per cell state (cell.energy.summary)
+  /maintenance/state   String (latched JSON): each indicator's declaration and prediction
+                 (ConditionMonitor.state), published when it changes; the demo's KPIs and report read it
   srv ~/reset/<asset> (std_srvs/Trigger): maintenance done on that asset: its indicators' trends start again
 Parameters: store_path, and per indicator `<asset>.<name>.<field>` from Indicator.as_parameters() (limit,
 direction, warn_horizon, window, min_samples, confidence; unit and basis read-only).
@@ -79,6 +81,8 @@ class MaintenanceNode(Node):
 
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._energy_pub = self.create_publisher(String, '/cell/energy', LATCHED)
+        self._state_pub = self.create_publisher(String, '/maintenance/state', LATCHED)
+        self._state_text = ''
         self._inputs = InputGuard(self, self._diagnostics_pub)
         sub = self.create_subscription
         sub(Float64, '/weld/drift_estimate', self._on_drift, RELIABLE)
@@ -227,6 +231,10 @@ class MaintenanceNode(Node):
             self._levels[prediction.key] = prediction.level
         self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(),
                                                        *(self._status(p) for p in predictions)))
+        state = json.dumps(self.monitor.state())
+        if state != self._state_text:
+            self._state_text = state
+            self._state_pub.publish(String(data=state))
 
     def _publish_energy(self) -> None:
         self._energy_pub.publish(String(data=json.dumps(self._energy.summary())))
