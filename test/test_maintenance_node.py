@@ -11,7 +11,7 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from cell_control.drivers.vfd_emulator import running_current_a
-from cell_control.testing import RosProbe, call_service, wait_for, wait_for_service
+from cell_control.testing import Latest, RosProbe, call_service, wait_for, wait_for_service
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +81,16 @@ def test_a_wearing_contact_tip_warns_before_its_limit_then_errors_and_a_reset_st
     assert 'limit crossed' in cell.last(DRIFT).message
     warnings = [s.message for s in cell.statuses[DRIFT] if s.level == DiagnosticStatus.WARN]
     assert warnings and 'parts /' in warnings[0] and 'hours' in warnings[0]
+
+    late = Latest(probe, String, '/maintenance/state', LATCHED)   # a late joiner gets the node's latest state
+
+    def drift_state():
+        entries = json.loads(late.msg.data) if late.msg else []
+        return next((e for e in entries if e['prediction']['key'] == 'weld_power/drift_estimate'
+                     and e['prediction']['level'] == 'ERROR'), None)
+    entry = wait_for(drift_state, WAIT_S, 'the ERROR on the latched /maintenance/state')
+    assert entry['indicator']['min_samples'] == 5 and entry['indicator']['window'] == 20   # the node's parameters
+    assert entry['prediction']['message'] == cell.last(DRIFT).message
 
     client = wait_for_service(probe.node, '/maintenance/reset/weld_power', Trigger, WAIT_S)
     response = call_service(client, Trigger.Request(), WAIT_S)

@@ -86,7 +86,7 @@ def _plot_indicator(ax, indicator: Indicator, history: History) -> None:
                 f'{judged}')
         low = trend.y_center + trend.slope_low * (span - trend.x_center)
         high = trend.y_center + trend.slope_high * (span - trend.x_center)
-        ax.fill_between(span - offset, np.minimum(low, high), np.maximum(low, high), color='tab:purple', alpha=0.15,
+        ax.fill_between(span - offset, np.minimum(low, high), np.maximum(low, high), color='tab:purple', alpha=0.25,
                         linewidth=0, label=f'{indicator.confidence:.0%} slope band')
     elif not len(x):
         ax.text(0.5, 0.5, 'no samples', transform=ax.transAxes, ha='center', va='center', fontsize=8)
@@ -109,7 +109,8 @@ def _plot_energy(ax, parts: Sequence[Mapping], by: str, names: Sequence[str]) ->
     ax.set_ylabel('Wh', fontsize=8)
     ax.tick_params(axis='y', labelsize=7)
     ax.set_title(f'energy per part by {"source" if by == "by_source_wh" else "state"} (Wh)', fontsize=9)
-    ax.legend(fontsize=6, loc='best')
+    ax.set_ylim(0.0, 1.25 * max(bottom.max(), 1e-3))   # room for the legend above the bars
+    ax.legend(fontsize=6, loc='upper center', ncol=len(names))
 
 
 def maintenance_figure(indicators: Sequence[Indicator], histories: Mapping[str, History],
