@@ -52,8 +52,9 @@ class MaintenanceProbe:
         return next((kv.value for kv in status.values if kv.key == key), '') if status else ''
 
     def part_done(self, delivered: int, state: str = 'running') -> None:
+        """Count `delivered` parts as the coordinator does; the next part (P-<delivered + 1>) is at the station."""
         self.state_pub.publish(String(data=json.dumps({'state': state, 'stage': 'releasing', 'delivered': delivered,
-                                                       'rejected': 0, 'station_part': f'P-{delivered}'})))
+                                                       'rejected': 0, 'station_part': f'P-{delivered + 1}'})))
 
 
 def test_a_wearing_contact_tip_warns_before_its_limit_then_errors_and_a_reset_starts_again(node_processes, probe,
@@ -117,5 +118,5 @@ def test_end_to_end_the_drive_current_over_modbus_becomes_a_part_reading_and_ene
     assert float(cell.value(CURRENT, 'value')) == pytest.approx(running_current_a(0.0), abs=0.01)
     wait_for(lambda: len(cell.energy.get('parts', [])) == 1, WAIT_S, 'the part on /cell/energy')
     part = cell.energy['parts'][0]
-    assert part['part'] == 'P-1' and part['by_source_wh']['conveyor'] > 0.0
+    assert part['part'] == 'P-1' and part['by_source_wh']['conveyor'] > 0.0   # the one that left, not P-2 now there
     assert part['by_state_wh']['moving'] > 0.0 and part['by_state_wh']['welding'] == 0.0

@@ -27,6 +27,7 @@ import json
 import math
 import sys
 import time
+from collections import deque
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -76,7 +77,7 @@ class MaintenanceNode(Node):
         self._arm_joints = list(load_kinematics().joint_names)
         self._energy = EnergyMeter(ENERGY_GAP_S)
         self._parts_left: int | None = None
-        self._part_id = ''
+        self._at_station: deque[str] = deque()   # parts seen at the station that have not left, oldest first
         self._levels: dict[str, Level] = {}
 
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
@@ -132,8 +133,8 @@ class MaintenanceNode(Node):
             return
         self._energy.set_state(cell_state_of(snapshot), self._now_s())
         part = snapshot.get('station_part') or ''
-        if part:
-            self._part_id = str(part)
+        if part and str(part) not in self._at_station:
+            self._at_station.append(str(part))
         if self._parts_left is not None and left > self._parts_left:
             self._part_done()
         self._parts_left = left
@@ -197,7 +198,9 @@ class MaintenanceNode(Node):
     def _part_done(self) -> None:
         for asset, name, value in self._readings.part_done():
             self._record(asset, name, value)
-        part = self._energy.part_done(self._part_id or f'part {len(self._energy.parts) + 1}')
+        # parts leave in the order they were at the station; by now the station may hold the next one
+        left = self._at_station.popleft() if self._at_station else ''
+        part = self._energy.part_done(left or f'part {len(self._energy.parts) + 1}')
         self.get_logger().info(f'{part["part"]}: {part["total_wh"]:.2f} Wh')
         self._publish_energy()
 
