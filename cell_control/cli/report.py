@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from cell_control.cell.energy import SOURCES, STATES, energy_kpis  # noqa: E402
 from cell_control.maintenance import ConditionStore, History, Indicator, Level, fit_trend, predict  # noqa: E402
@@ -93,6 +94,8 @@ def _plot_indicator(ax, indicator: Indicator, history: History) -> None:
     ax.set_title(f'{indicator.key}: {prediction.message}', fontsize=8, color=LEVEL_COLOURS[prediction.level])
     ax.set_ylabel(indicator.unit, fontsize=8)
     ax.set_xlabel('sample (part)' if indicator.basis == 'part' else 'hours since the first sample', fontsize=7)
+    if indicator.basis == 'part':
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc='best')
 
@@ -119,7 +122,7 @@ def maintenance_figure(indicators: Sequence[Indicator], histories: Mapping[str, 
     parts = energy_kpis(energy)['energy_per_part_wh'] if energy else []
     rows = math.ceil(len(indicators) / 2) + (1 if parts else 0)
     figure = plt.figure(figsize=(12, 3.0 * max(rows, 1)))
-    grid = figure.add_gridspec(max(rows, 1), 2, hspace=0.7, wspace=0.25)
+    grid = figure.add_gridspec(max(rows, 1), 2, hspace=0.7, wspace=0.25, top=0.93)
     for i, indicator in enumerate(indicators):
         _plot_indicator(figure.add_subplot(grid[i // 2, i % 2]), indicator, histories[indicator.key])
     if parts:
