@@ -177,7 +177,7 @@ class DemoRun:
         return write_production_report(path, [r.record for r in records], picture)
 
     def write_maintenance_report(self, path: Path, store_path: Path) -> bool:
-        """The indicators' trends from the maintenance node's store, and the energy per part, in one PNG.
+        """Draw the indicators' trends from the maintenance node's store, and the energy per part, in one PNG.
 
         The indicators are the node's own (its parameters, from /maintenance/state); False when it sent none
         or there is nothing to show.

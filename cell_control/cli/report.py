@@ -70,7 +70,7 @@ def write_production_report(path: Path, records: list[WeldRecord], picture: Path
 
 
 def _plot_indicator(ax, indicator: Indicator, history: History) -> None:
-    """Samples, the trend the maintenance node judges (its window) with the slope's band, and the limit."""
+    """Plot the samples, the trend the maintenance node judges (its window) with the slope's band, and the limit."""
     prediction = predict(indicator, history)
     x_all = history.seq.astype(float) if indicator.basis == 'part' else history.t_s / 3600.0
     shown = x_all - (x_all[0] if indicator.basis == 'hour' and len(x_all) else 0.0)   # hours from the first
