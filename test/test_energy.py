@@ -1,9 +1,10 @@
 """Energy per part and per state, the cell's per-part condition readings and the odometry-driven battery."""
+import json
 import math
 
 import pytest
 
-from cell_control.cell.energy import EnergyMeter, arc_energy_j, arm_power_w, cell_state_of
+from cell_control.cell.energy import EnergyMeter, arc_energy_j, arm_power_w, cell_state_of, energy_kpis
 from cell_control.maintenance.cell_readings import PartReadings
 from cell_control.sim.degradation import AgvBattery, BatteryGauge
 
@@ -78,3 +79,42 @@ def test_battery_gauge_drains_away_from_home_and_charges_parked_there():
     assert gauge.charging and gauge.power_w == pytest.approx(-340.0)
     gauge.update(0.0, 0.0, 4.0, charger_share=0.5)
     assert gauge.power_w == pytest.approx(-140.0)
+
+
+def test_energy_kpis_are_the_meter_summary_per_part_and_state_plus_what_no_part_took():
+    meter = EnergyMeter(max_gap_s=1.0)
+    meter.set_state('welding', 0.0)
+    meter.energy('arc', 7200.0)                    # 2 Wh
+    meter.part_done('P-1')
+    meter.set_state('waiting', 1.0)
+    meter.power('agv', 3600.0, 1.0)
+    meter.power('agv', 3600.0, 2.0)                # 1 Wh while waiting
+    meter.part_done('P-2')
+    meter.set_state('idle', 2.0)
+    meter.power('conveyor', 1800.0, 2.5)
+    meter.power('conveyor', 0.0, 3.5)              # after the last part: 0.5 Wh idle, no part's
+    kpis = energy_kpis(json.loads(json.dumps(meter.summary())))   # as /cell/energy carries it
+    assert kpis['energy_total_wh'] == pytest.approx(3.5)
+    assert kpis['energy_by_state_wh'] == {'welding': 2.0, 'moving': 0.0, 'waiting': 1.0, 'idle': 0.5}
+    assert kpis['energy_by_source_wh'] == {'arc': 2.0, 'conveyor': 0.5, 'arm': 0.0, 'agv': 1.0}
+    assert kpis['energy_mean_per_part_wh'] == pytest.approx(1.5)
+    assert kpis['energy_after_last_part_wh'] == pytest.approx(0.5)
+    assert [p['part'] for p in kpis['energy_per_part_wh']] == ['P-1', 'P-2']
+    second = kpis['energy_per_part_wh'][1]
+    assert second['total_wh'] == 1.0 and second['by_state_wh']['waiting'] == 1.0
+    assert second['by_source_wh']['agv'] == 1.0
+    assert energy_kpis(EnergyMeter().summary())['energy_mean_per_part_wh'] is None
+
+
+@pytest.mark.parametrize('damage, words', [
+    (lambda s: s.pop('by_state_wh'), "the total has no number for 'by_state_wh'"),
+    (lambda s: s['parts'][0]['by_source_wh'].pop('agv'), "part 1 has no number for 'agv'"),
+    (lambda s: s.update(parts=None), "'parts' must be a list"),
+])
+def test_energy_kpis_refuse_a_summary_that_is_not_the_meters(damage, words):
+    meter = EnergyMeter()
+    meter.part_done('P-1')
+    summary = meter.summary()
+    damage(summary)
+    with pytest.raises(ValueError, match=words):
+        energy_kpis(summary)

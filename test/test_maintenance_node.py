@@ -11,7 +11,7 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from cell_control.drivers.vfd_emulator import running_current_a
-from cell_control.testing import RosProbe, call_service, wait_for, wait_for_service
+from cell_control.testing import Latest, RosProbe, call_service, wait_for, wait_for_service
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,9 @@ class MaintenanceProbe:
         return next((kv.value for kv in status.values if kv.key == key), '') if status else ''
 
     def part_done(self, delivered: int, state: str = 'running') -> None:
+        """Count `delivered` parts as the coordinator does; the next part (P-<delivered + 1>) is at the station."""
         self.state_pub.publish(String(data=json.dumps({'state': state, 'stage': 'releasing', 'delivered': delivered,
-                                                       'rejected': 0, 'station_part': f'P-{delivered}'})))
+                                                       'rejected': 0, 'station_part': f'P-{delivered + 1}'})))
 
 
 def test_a_wearing_contact_tip_warns_before_its_limit_then_errors_and_a_reset_starts_again(node_processes, probe,
@@ -82,6 +83,16 @@ def test_a_wearing_contact_tip_warns_before_its_limit_then_errors_and_a_reset_st
     warnings = [s.message for s in cell.statuses[DRIFT] if s.level == DiagnosticStatus.WARN]
     assert warnings and 'parts /' in warnings[0] and 'hours' in warnings[0]
 
+    late = Latest(probe, String, '/maintenance/state', LATCHED)   # a late joiner gets the node's latest state
+
+    def drift_state():
+        entries = json.loads(late.msg.data) if late.msg else []
+        return next((e for e in entries if e['prediction']['key'] == 'weld_power/drift_estimate'
+                     and e['prediction']['level'] == 'ERROR'), None)
+    entry = wait_for(drift_state, WAIT_S, 'the ERROR on the latched /maintenance/state')
+    assert entry['indicator']['min_samples'] == 5 and entry['indicator']['window'] == 20   # the node's parameters
+    assert entry['prediction']['message'] == cell.last(DRIFT).message
+
     client = wait_for_service(probe.node, '/maintenance/reset/weld_power', Trigger, WAIT_S)
     response = call_service(client, Trigger.Request(), WAIT_S)
     assert response.success and 'drift_estimate' in response.message
@@ -107,5 +118,5 @@ def test_end_to_end_the_drive_current_over_modbus_becomes_a_part_reading_and_ene
     assert float(cell.value(CURRENT, 'value')) == pytest.approx(running_current_a(0.0), abs=0.01)
     wait_for(lambda: len(cell.energy.get('parts', [])) == 1, WAIT_S, 'the part on /cell/energy')
     part = cell.energy['parts'][0]
-    assert part['part'] == 'P-1' and part['by_source_wh']['conveyor'] > 0.0
+    assert part['part'] == 'P-1' and part['by_source_wh']['conveyor'] > 0.0   # the one that left, not P-2 now there
     assert part['by_state_wh']['moving'] > 0.0 and part['by_state_wh']['welding'] == 0.0

@@ -161,6 +161,15 @@ def test_three_parts_end_to_end_in_auto(node_processes, tmp_path):
         assert abs(weld['weld_time_s'] / reference['weld_time_s'] - 1.0) <= 0.02, (weld, reference)
     assert len(report['cycle_s']) == 3 and report['critical_path_s'] > 0
     assert (tmp_path / 'report.png').stat().st_size > 10_000
+    # Energy per part (issue 13, point 4): each part that left by name, its arc energy the weld's, every state
+    # summed; the maintenance node's prediction per indicator, and its page with the energy per part.
+    assert [p['part'] for p in report['energy_per_part_wh']] == list(report['weld_quality_pct'])
+    for part in report['energy_per_part_wh']:
+        assert part['by_source_wh']['arc'] > 0.0 and part['by_state_wh']['welding'] > 0.0
+        assert sum(part['by_state_wh'].values()) == pytest.approx(part['total_wh'], abs=1e-3)
+    assert report['energy_total_wh'] >= sum(p['total_wh'] for p in report['energy_per_part_wh']) - 1e-3
+    assert report['maintenance']['weld_power/drift_estimate']['samples'] == 3
+    assert (tmp_path / 'maintenance.png').stat().st_size > 10_000 and report['maintenance_png']
 
 
 @pytest.mark.parametrize('cell', [(1, {})], indirect=True)

@@ -13,6 +13,7 @@ Public API:
         .energy(source, joules)          a lump of energy measured whole (one weld's arc)
         .part_done(part_id) -> dict      everything since the previous part is this part's share
         .summary() -> dict               totals by source and by state, each part, the mean per part (Wh)
+    energy_kpis(summary) -> dict         a summary (as /cell/energy carries it) shaped as the demo's KPIs
 
 States: 'idle' while the cell does not run (stopped, fault, waiting for a start); while it runs 'welding' in
 the welding stage, 'moving' while the belt runs or the arm travels to or from the seam, else 'waiting' (for a
@@ -128,3 +129,31 @@ def _breakdown(joules: dict[str, dict[str, float]]) -> dict:
     return {'total_wh': round(sum(by_source.values()), 4), 'by_source_wh': by_source, 'by_state_wh': by_state,
             'by_state_source_wh': {state: {s: round(joules[state][s] / J_PER_WH, 4) for s in SOURCES}
                                    for state in STATES}}
+
+
+def energy_kpis(summary: Mapping) -> dict:
+    """Shape an EnergyMeter summary into the demo's KPIs (Wh): totals, then each part by state and by source.
+
+    `energy_after_last_part_wh` is what no part took (the cell after the last departure); a summary without
+    the meter's fields is refused with a ValueError naming the missing one.
+    """
+    def shaped(entry: Mapping, what: str) -> dict:
+        try:
+            return {'total_wh': float(entry['total_wh']),
+                    'by_state_wh': {state: float(entry['by_state_wh'][state]) for state in STATES},
+                    'by_source_wh': {source: float(entry['by_source_wh'][source]) for source in SOURCES}}
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f'energy summary: {what} has no number for {error}') from None
+    total = shaped(summary, 'the total')
+    if not isinstance(summary.get('parts'), list):
+        raise ValueError("energy summary: 'parts' must be a list")
+    parts = [{'part': str(part.get('part', '')), **shaped(part, f'part {i + 1}')}
+             for i, part in enumerate(summary['parts'])]
+    return {
+        'energy_total_wh': total['total_wh'],
+        'energy_by_state_wh': total['by_state_wh'],
+        'energy_by_source_wh': total['by_source_wh'],
+        'energy_mean_per_part_wh': round(sum(p['total_wh'] for p in parts) / len(parts), 3) if parts else None,
+        'energy_after_last_part_wh': round(total['total_wh'] - sum(p['total_wh'] for p in parts), 4),
+        'energy_per_part_wh': parts,
+    }

@@ -97,3 +97,22 @@ def welds_by_part(welded_order: list[str], results: list[dict]) -> dict[str, lis
         if part_index < len(welded_order):
             grouped.setdefault(welded_order[part_index], []).append(result)
     return grouped
+
+
+def maintenance_kpis(state: list[dict]) -> dict[str, dict]:
+    """Shape the maintenance node's state (ConditionMonitor.state) as the demo's KPIs, per indicator.
+
+    Each gets its level, the prediction's message, the fitted value and the predicted parts and hours to the
+    limit (None: no crossing predicted, or too few samples to predict).
+    """
+    kpis = {}
+    for entry in state:
+        try:
+            indicator, prediction = entry['indicator'], entry['prediction']
+            kpis[prediction['key']] = {
+                'level': prediction['level'], 'message': prediction['message'], 'samples': prediction['samples'],
+                'value': prediction['value'], 'unit': indicator['unit'], 'limit': indicator['limit'],
+                'parts_to_limit': prediction['parts_to_limit'], 'hours_to_limit': prediction['hours_to_limit']}
+        except (KeyError, TypeError) as error:
+            raise ValueError(f'maintenance state: an indicator without {error}') from None
+    return kpis

@@ -2,7 +2,9 @@
 
 The whole cell comes up from the bring-up description (simulation, conveyor VFD over Modbus, weld adjuster,
 coordinator, AGV fleet) on a domain of its own; this command only starts the cycle, prints each part's
-progress, and at the end prints the KPIs and writes `out/report.png` (weld plots and a picture of the cell).
+progress, and at the end prints the KPIs (production, energy per part and state, maintenance predictions) and
+writes `out/report.png` (weld plots and a picture of the cell) and `out/maintenance.png` (each condition
+indicator's samples, trend and limit; the energy per part). `--degrade` switches on the simulation's wear.
 """
 from __future__ import annotations
 
@@ -21,6 +23,29 @@ from cell_control.runner import NodeProcesses, ros_environment
 from cell_control.testing import RosDomain
 
 WALL_TIMEOUT_PER_PART_S = 240.0
+# --degrade NAME[=RATE] sets one node parameter (off at 0 by default); the default rates are the maintenance
+# benchmark's (sim/degradation.py) in the node's unit (the bearing's assumes ~10 s of belt running per part).
+DEGRADATIONS = {   # name: (node, parameter, default rate, (low, high) as the node declares it, unit)
+    'contact_tip': ('cell_sim', 'contact_tip_drift_per_weld', -0.0025, (-0.05, 0.05), 'power drift per weld'),
+    'conveyor_bearing': ('conveyor_driver', 'emulator_bearing_wear_pu_per_h', 1.5, (0.0, 10.0),
+                         'extra load torque (per unit of rated) per hour of belt running'),
+    'agv_charger': ('fleet_sim', 'charger_fade_per_part', 0.01, (0.0, 1.0), 'share of charger power lost per part'),
+}
+
+
+def degradation(text: str) -> tuple[str, float]:
+    """Parse a --degrade value, NAME or NAME=RATE, into (name, rate); the refusal names the range."""
+    name, _, rate_text = text.partition('=')
+    if name not in DEGRADATIONS:
+        raise argparse.ArgumentTypeError(f'{name!r} is not one of {", ".join(DEGRADATIONS)}')
+    _, _, default, (low, high), unit = DEGRADATIONS[name]
+    try:
+        rate = float(rate_text) if rate_text else default
+    except ValueError:
+        rate = float('nan')
+    if not low <= rate <= high:
+        raise argparse.ArgumentTypeError(f'{name}: rate {rate_text!r} is not a number in {low:g}..{high:g} ({unit})')
+    return name, rate
 
 
 def build_parser() -> ArgumentParser:
@@ -29,7 +54,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument('--recipe', default='bracket', help='part type, config/recipes/<id>.yaml')
     parser.add_argument('--rtf', type=float, default=2.0, help='real-time factor of the simulation (default 2)')
     parser.add_argument('--json', action='store_true', help='print the KPIs as one JSON object on stdout')
-    parser.add_argument('--out', type=Path, default=Path('out'), help='folder for report.png (default out/)')
+    parser.add_argument('--out', type=Path, default=Path('out'),
+                        help='folder for report.png and maintenance.png (default out/)')
+    parser.add_argument('--degrade', type=degradation, action='append', default=[], metavar='NAME[=RATE]',
+                        help='switch on a degradation (repeatable): ' + '; '.join(
+                            f'{name} (default {d[2]:g} {d[4]})' for name, d in DEGRADATIONS.items()))
     parser.add_argument('--domain-id', type=domain_id, metavar='N',
                         help='ROS_DOMAIN_ID (default: a free one, claimed for the run as the tests claim theirs)')
     parser.add_argument('--opcua', action='store_true',
@@ -81,6 +110,9 @@ def _run(args: argparse.Namespace, domain: int) -> int:
                             'records_path': str(Path(data) / 'records.sqlite')},
             'maintenance': {'store_path': str(Path(data) / 'condition.sqlite')},
         }
+        for name, rate in args.degrade:
+            node, parameter = DEGRADATIONS[name][:2]
+            overrides.setdefault(node, {})[parameter] = rate
         say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
             (lambda text: print(text, flush=True))
         if args.opcua:
@@ -94,6 +126,7 @@ def _run(args: argparse.Namespace, domain: int) -> int:
         try:
             args.out.mkdir(parents=True, exist_ok=True)
             check_writable_file(args.out / 'report.png')
+            check_writable_file(args.out / 'maintenance.png')
         except OSError as error:
             print(f'cell-control demo: --out {args.out}: {error.strerror}', file=sys.stderr)
             return 2
@@ -112,6 +145,8 @@ def _run(args: argparse.Namespace, domain: int) -> int:
         report.update(run.kpis(args.recipe, Path(data) / 'ledger.sqlite'))
         written = run.write_report(args.out / 'report.png', Path(data) / 'records.sqlite')
         report['report_png'] = str(args.out / 'report.png') if written else ''
+        written = run.write_maintenance_report(args.out / 'maintenance.png', Path(data) / 'condition.sqlite')
+        report['maintenance_png'] = str(args.out / 'maintenance.png') if written else ''
     if args.json:
         print(json.dumps(report))
     else:

@@ -14,21 +14,25 @@ from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion
 from cell_control.logistics.agv_navigation import Pose2D, docking_route
 from cell_control.logistics.fleet import FleetConfig
 from cell_control.cell.description import home_positions, load_layout
-from cell_control.cell.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, production_kpis
-from cell_control.cell.kpi import trapezoid_time_s, welds_by_part
+from cell_control.cell.energy import energy_kpis
+from cell_control.cell.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, maintenance_kpis
+from cell_control.cell.kpi import production_kpis, trapezoid_time_s, welds_by_part
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.cell.recipe import load_recipe, recipe_path
+from cell_control.maintenance import ConditionStore, ConditionStoreError, Indicator
+from cell_control.nodes.common import LATCHED
 from cell_control.weld.seam_profile import load_seam_csv
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.weld.records import WeldRecordStore
 from cell_control.runner import NodeProcesses
-from cell_control.testing import CellView, Latest, RosProbe, WaitTimeout
+from cell_control.testing import CellView, Latest, RosProbe, WaitTimeout, wait_for
 from cell_control.weld.process_model import reference_weld_time_s
 
 # Every weld result is kept: a queue of 10, so none is dropped while the probe's thread is busy.
 WELD_RESULTS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SERVICE_TIMEOUT_S = 30.0
+ENERGY_TIMEOUT_S = 10.0   # for the maintenance node's record of the last part, once the cell says it left
 
 
 class DemoRun:
@@ -40,6 +44,8 @@ class DemoRun:
         self.probe = RosProbe(domain_id, 'demo_operator')
         self.cell = CellView(self.probe)
         self._weld_results = Latest(self.probe, String, '/sim/weld_result', WELD_RESULTS, keep=True)
+        self._energy = Latest(self.probe, String, '/cell/energy', LATCHED)
+        self._maintenance = Latest(self.probe, String, '/maintenance/state', LATCHED)
         self.fault_s = 0.0
         self.run_s = 0.0
         self.picture: Path | None = None
@@ -50,6 +56,26 @@ class DemoRun:
     @property
     def weld_results(self) -> list[dict]:
         return [json.loads(msg.data) for msg in list(self._weld_results.all)]
+
+    @property
+    def energy(self) -> dict | None:
+        """The maintenance node's latest energy record (cell.energy summary); None before it came."""
+        msg = self._energy.msg
+        return json.loads(msg.data) if msg is not None else None
+
+    @property
+    def maintenance(self) -> list[dict] | None:
+        """The maintenance node's latest state (each indicator and its prediction); None before it came."""
+        msg = self._maintenance.msg
+        return json.loads(msg.data) if msg is not None else None
+
+    def _wait_for_energy(self, parts_left: int) -> None:
+        """Wait until the energy record counts every part that left (the node counts on the same /cell/state)."""
+        try:
+            wait_for(lambda: self.energy is not None and len(self.energy['parts']) >= parts_left, ENERGY_TIMEOUT_S,
+                     f'the energy of {parts_left} part(s) on /cell/energy')
+        except WaitTimeout as error:
+            self.say(f'  {error}')
 
     def _call(self, service: str) -> tuple[bool, str] | None:
         """Call a Trigger service of the cell; None (and a line saying why) when it did not answer in time."""
@@ -102,6 +128,7 @@ class DemoRun:
                 break
         sim_time_s = self.cell.sim_s()
         self.say(f'  [{sim_time_s:7.1f} s] {ended}')
+        self._wait_for_energy(int(state.get('delivered', 0)) + int(state.get('rejected', 0)))
         if self.picture is None:
             self.picture = self._render()
         return {'ended': ended, 'sim_time_s': round(sim_time_s, 1)}
@@ -137,6 +164,9 @@ class DemoRun:
             'weld_results': weld_results,
         }
         report.update(production_kpis(outcomes, self.run_s, self.fault_s, cycle_lower_bound_s(recipe_id)))
+        energy, maintenance = self.energy, self.maintenance
+        report.update(energy_kpis(energy) if energy is not None else {'energy_total_wh': None})
+        report['maintenance'] = maintenance_kpis(maintenance) if maintenance is not None else {}
         return report
 
     def write_report(self, path: Path, records_path: Path) -> bool:
@@ -145,6 +175,24 @@ class DemoRun:
         records = WeldRecordStore(records_path, create=False).records() if records_path.exists() else []
         picture = self.picture if self.picture and self.picture.is_file() else None
         return write_production_report(path, [r.record for r in records], picture)
+
+    def write_maintenance_report(self, path: Path, store_path: Path) -> bool:
+        """Draw the indicators' trends from the maintenance node's store, and the energy per part, in one PNG.
+
+        The indicators are the node's own (its parameters, from /maintenance/state); False when it sent none
+        or there is nothing to show.
+        """
+        from cell_control.cli.report import write_maintenance_report
+        if self.maintenance is None or not store_path.exists():
+            self.say('  no maintenance page: the maintenance node sent no state or wrote no condition store')
+            return False
+        indicators = [Indicator(**entry['indicator']) for entry in self.maintenance]
+        try:
+            with ConditionStore(store_path) as store:
+                return write_maintenance_report(path, indicators, store, self.energy)
+        except ConditionStoreError as error:
+            self.say(f'  no maintenance page: {error}')
+            return False
 
 
 def cycle_lower_bound_s(recipe_id: str) -> float:

@@ -6,12 +6,16 @@ Public API:
     .reset(asset, name, seq, t_s, note)                   maintenance done: the trend starts again
     .predict(key) -> Prediction;  .predictions() -> list[Prediction] (declaration order)
     .next_seq(asset, name) -> int                         the seq after the stored one (0 for a new indicator)
+    .state() -> list[dict]                                each indicator's fields and its prediction, as JSON
+                                                          values (a non-finite number is None)
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import asdict
 
-from cell_control.maintenance.indicator import Indicator
+from cell_control.maintenance.indicator import Indicator, Level
 from cell_control.maintenance.store import ConditionStore, ConditionStoreError
 from cell_control.maintenance.trend import Prediction, predict
 
@@ -50,3 +54,13 @@ class ConditionMonitor:
         self._declared(f'{asset}/{name}')
         last = self.store.last_seq(asset, name)
         return 0 if last is None else last + 1
+
+    def state(self) -> list[dict]:
+        """Return {'indicator': fields, 'prediction': ...} per indicator in declaration order, JSON-ready."""
+        def plain(value: object) -> object:
+            if isinstance(value, Level):
+                return value.name
+            return None if isinstance(value, float) and not math.isfinite(value) else value
+        return [{'indicator': self.indicators[p.key].as_parameters(),
+                 'prediction': {name: plain(value) for name, value in asdict(p).items()}}
+                for p in self.predictions()]

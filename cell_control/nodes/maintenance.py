@@ -14,6 +14,8 @@ Out:
   /diagnostics   one status per indicator, name 'maintenance: <asset>/<indicator>': OK, WARN "limit expected
                  in N parts / H hours", ERROR when crossed; at 1 Hz and at once after each sample
   /cell/energy   String (latched JSON): energy per part, per source and per cell state (cell.energy.summary)
+  /maintenance/state   String (latched JSON): each indicator's declaration and prediction
+                 (ConditionMonitor.state), published when it changes; the demo's KPIs and report read it
   srv ~/reset/<asset> (std_srvs/Trigger): maintenance done on that asset: its indicators' trends start again
 Parameters: store_path, and per indicator `<asset>.<name>.<field>` from Indicator.as_parameters() (limit,
 direction, warn_horizon, window, min_samples, confidence; unit and basis read-only).
@@ -25,6 +27,7 @@ import json
 import math
 import sys
 import time
+from collections import deque
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -74,11 +77,13 @@ class MaintenanceNode(Node):
         self._arm_joints = list(load_kinematics().joint_names)
         self._energy = EnergyMeter(ENERGY_GAP_S)
         self._parts_left: int | None = None
-        self._part_id = ''
+        self._at_station: deque[str] = deque()   # parts seen at the station that have not left, oldest first
         self._levels: dict[str, Level] = {}
 
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._energy_pub = self.create_publisher(String, '/cell/energy', LATCHED)
+        self._state_pub = self.create_publisher(String, '/maintenance/state', LATCHED)
+        self._state_text = ''
         self._inputs = InputGuard(self, self._diagnostics_pub)
         sub = self.create_subscription
         sub(Float64, '/weld/drift_estimate', self._on_drift, RELIABLE)
@@ -128,8 +133,8 @@ class MaintenanceNode(Node):
             return
         self._energy.set_state(cell_state_of(snapshot), self._now_s())
         part = snapshot.get('station_part') or ''
-        if part:
-            self._part_id = str(part)
+        if part and str(part) not in self._at_station:
+            self._at_station.append(str(part))
         if self._parts_left is not None and left > self._parts_left:
             self._part_done()
         self._parts_left = left
@@ -193,7 +198,9 @@ class MaintenanceNode(Node):
     def _part_done(self) -> None:
         for asset, name, value in self._readings.part_done():
             self._record(asset, name, value)
-        part = self._energy.part_done(self._part_id or f'part {len(self._energy.parts) + 1}')
+        # parts leave in the order they were at the station; by now the station may hold the next one
+        left = self._at_station.popleft() if self._at_station else ''
+        part = self._energy.part_done(left or f'part {len(self._energy.parts) + 1}')
         self.get_logger().info(f'{part["part"]}: {part["total_wh"]:.2f} Wh')
         self._publish_energy()
 
@@ -227,6 +234,10 @@ class MaintenanceNode(Node):
             self._levels[prediction.key] = prediction.level
         self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(),
                                                        *(self._status(p) for p in predictions)))
+        state = json.dumps(self.monitor.state())
+        if state != self._state_text:
+            self._state_text = state
+            self._state_pub.publish(String(data=state))
 
     def _publish_energy(self) -> None:
         self._energy_pub.publish(String(data=json.dumps(self._energy.summary())))
