@@ -53,7 +53,7 @@ def test_hardware_and_gazebo_bringups():
     assert [n.name for n in gazebo if n.package == 'robot_state_publisher'] == []   # gazebo.launch.py has one
     # Gazebo has no stock sensor for the switches: the same sensor node as with MuJoCo, on sim time.
     assert [n.name for n in gazebo] == ['cell_sensors', 'conveyor_driver', 'weld_adjuster', 'coordinator',
-                                        'fleet_sim']
+                                        'maintenance', 'fleet_sim']
     assert all(n.parameters['use_sim_time'] is True for n in gazebo)
 
 

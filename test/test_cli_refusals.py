@@ -76,4 +76,5 @@ def test_weld_eval_and_nodes_work_from_a_plain_shell(tmp_path):
     result = run_plain(tmp_path, 'nodes')
     assert result.returncode == 0, result.stderr
     assert '"cell_sim"' in result.stdout
-    assert '/share/cell_control/config/recipes/bracket_seam_a.csv' in result.stdout   # found the installed files
+    # found the installed files: the recipe, and its seam file whose length the adjuster gets
+    assert '"recipe": "bracket"' in result.stdout and '"seam_length_mm": 500.0' in result.stdout

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from cell_control.cell.energy import EnergyMeter, arc_energy_j, arm_power_w, cell_state_of, energy_kpis
+from cell_control.cell.energy import ArcTimer, EnergyMeter, arc_energy_j, arm_power_w, cell_state_of, energy_kpis
 from cell_control.maintenance.cell_readings import PartReadings
 from cell_control.sim.degradation import AgvBattery, BatteryGauge
 
@@ -118,3 +118,13 @@ def test_energy_kpis_refuse_a_summary_that_is_not_the_meters(damage, words):
     damage(summary)
     with pytest.raises(ValueError, match=words):
         energy_kpis(summary)
+
+
+def test_the_arc_is_timed_from_the_cells_own_arc_command():
+    timer = ArcTimer()
+    assert timer.command(False, 1.0) == 0.0            # off with no burn: nothing
+    assert timer.command(True, 2.0) == 0.0
+    assert timer.command(True, 3.0) == 0.0             # a repeated on keeps the first start
+    assert timer.command(False, 12.5) == pytest.approx(10.5)
+    assert timer.command(False, 13.0) == 0.0
+    assert arc_energy_j(10.5) == pytest.approx(10.5 * 2000.0)

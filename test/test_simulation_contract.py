@@ -43,14 +43,7 @@ EXTERNAL_INPUTS = {
     '/cell/estop': 'the safety controller (hardware in every route; tests publish it)',
     '/cell/recipe_request': 'the plant gateway (opcua:=true) or an engineer choosing a recipe',
 }
-_LOAD = 'fleet_sim calls {service}, which only the MuJoCo node serves'
 PENDING = {
-    **{_LOAD.format(service=f'/{agv}/{action}_part'): 'the part pool: fleet_sim moves parts with /world/load_part '
-       'and /world/park_part (branch of the pool work)' for agv in ('agv_1', 'agv_2') for action in ('load', 'unload')},
-    **{f'MuJoCo serves /{agv}/{action}_part beyond its test hooks': 'the part pool (as above)'
-       for agv in ('agv_1', 'agv_2') for action in ('load', 'unload')},
-    **{f'no node of the Gazebo route publishes the contract input {topic}': 'the part pool (as above)'
-       for topic in ('/world/load_part', '/world/park_part')},
     'weld_adjuster subscribes /seam/features: no node of the Gazebo route publishes it and it is not bridged':
         'the laser seam sensor in the sensor node (issue 9, point 2; sim.virtual_sensors.SeamSensor exists)',
 }

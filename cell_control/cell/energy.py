@@ -54,6 +54,26 @@ def arc_energy_j(arc_time_s: float, power_drift: float = 0.0, recipe_power_w: fl
     return recipe_power_w * (1.0 + power_drift) * arc_time_s
 
 
+class ArcTimer:
+    """Time the arc burns from the cell's own arc command: what a cell knows of its arc energy.
+
+    The power source's real output (P·(1+δ), DESIGN §6) is not on the bus, so the cell counts the programmed
+    power for the time the arc was commanded on (`arc_energy_j` with no drift).
+    """
+
+    def __init__(self) -> None:
+        self._since_s: float | None = None
+
+    def command(self, on: bool, now_s: float) -> float:
+        """Take an arc command at `now_s`; return the seconds of a burn it ends (0 when it ends none)."""
+        if on:
+            if self._since_s is None:
+                self._since_s = now_s
+            return 0.0
+        since, self._since_s = self._since_s, None
+        return max(0.0, now_s - since) if since is not None else 0.0
+
+
 def arm_power_w(efforts: Sequence[float], velocities: Sequence[float]) -> float:
     """Mechanical power of the arm's drives, Σ |τ_i·q̇_i| in W (no regeneration is credited)."""
     if len(efforts) != len(velocities):

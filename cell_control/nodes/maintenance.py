@@ -9,7 +9,7 @@ In (reliable unless noted):
   /conveyor/motor_current, /conveyor/power Float64 (sensor data)   the drive's own readings (conveyor_driver)
   /joint_states JointState                          elbow effort (indicator), Σ|effort × velocity| (arm power)
   /<agv>/battery_state BatteryState                 state of charge at dispatch (indicator), discharge power
-  /sim/weld_result String (latched JSON, simulation only)   each weld's arc energy
+  /weld_tool/arc_on Bool (coordinator)              arc energy: the programmed power for the time it is on
 Out:
   /diagnostics   one status per indicator, name 'maintenance: <asset>/<indicator>': OK, WARN "limit expected
                  in N parts / H hours", ERROR when crossed; at 1 Hz and at once after each sample
@@ -24,7 +24,6 @@ Sample times are wall-clock seconds: the store's hours are real hours whatever t
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections import deque
@@ -34,11 +33,11 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import BatteryState, JointState
-from std_msgs.msg import Float64, String
+from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from cell_control.cell.description import agv_names, load_layout
-from cell_control.cell.energy import EnergyMeter, arm_power_w, cell_state_of
+from cell_control.cell.energy import ArcTimer, EnergyMeter, arc_energy_j, arm_power_w, cell_state_of
 from cell_control.maintenance import ConditionMonitor, ConditionStore, ConditionStoreError, Indicator, Level
 from cell_control.maintenance.cell_readings import CELL_INDICATORS, PartReadings
 from cell_control.maintenance.trend import Prediction
@@ -76,6 +75,7 @@ class MaintenanceNode(Node):
         self._readings = PartReadings(load_kinematics().joint_names[2])
         self._arm_joints = list(load_kinematics().joint_names)
         self._energy = EnergyMeter(ENERGY_GAP_S)
+        self._arc = ArcTimer()
         self._parts_left: int | None = None
         self._at_station: deque[str] = deque()   # parts seen at the station that have not left, oldest first
         self._levels: dict[str, Level] = {}
@@ -90,7 +90,7 @@ class MaintenanceNode(Node):
         sub(Float64, '/conveyor/motor_current', self._on_current, SENSOR_DATA)
         sub(Float64, '/conveyor/power', self._on_conveyor_power, SENSOR_DATA)
         sub(JointState, '/joint_states', self._on_joint_states, RELIABLE)
-        sub(String, '/sim/weld_result', self._on_weld_result, LATCHED)
+        sub(Bool, '/weld_tool/arc_on', self._on_arc, RELIABLE)
         for agv in agv_names(load_layout()):
             sub(BatteryState, f'/{agv}/battery_state', lambda m, a=agv: self._on_battery(a, m), RELIABLE)
         # Last: when a part's readings and its end are ready together, the executor takes the readings first.
@@ -171,14 +171,10 @@ class MaintenanceNode(Node):
         if soc is not None:
             self._record(agv, 'soc_at_dispatch', soc)
 
-    def _on_weld_result(self, msg: String) -> None:
-        try:
-            joules = float(json.loads(msg.data)['arc_energy_j'])
-        except (ValueError, TypeError, KeyError) as error:
-            self.get_logger().warning(f'/sim/weld_result without arc energy: {error!r}', throttle_duration_sec=5.0)
-            return
-        if math.isfinite(joules) and joules >= 0.0:
-            self._energy.energy('arc', joules)
+    def _on_arc(self, msg: Bool) -> None:
+        seconds = self._arc.command(bool(msg.data), self.get_clock().now().nanoseconds * 1e-9)
+        if seconds > 0.0:
+            self._energy.energy('arc', arc_energy_j(seconds))
 
     def _on_reset(self, asset: str, response: Trigger.Response) -> Trigger.Response:
         names = [i.name for i in self.monitor.indicators.values() if i.asset == asset]
