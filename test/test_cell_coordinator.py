@@ -660,3 +660,12 @@ def test_a_recipe_change_to_several_seams_welds_them_all_from_then_on(tmp_path):
     _at_first_seam(cell)
     cell.ev(E.WELD_DONE, flag=True)
     assert [a.seam for a in cell.ev(E.ARM_AT_GOAL) if a.kind is A.START_WELD] == ['seam_b']
+
+
+def test_a_restart_during_a_weld_turns_the_arc_off_first(tmp_path):
+    """The process a restarted coordinator replaces left the arc and the adjuster in the weld."""
+    cell = Cell(tmp_path / 'l.db')
+    _welding(cell)
+    restarted = Cell(tmp_path / 'l.db')
+    restored = [a.kind for a in restarted.log]
+    assert restored[0] is A.STOP_WELD and A.MOVE_ARM not in restored

@@ -26,6 +26,8 @@ from std_msgs.msg import Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
+from cell_control.cell.description import load_layout  # noqa: E402
+from cell_control.logistics.agv_navigation import Pose2D, home_pose, odom_to_world  # noqa: E402
 from cell_control.motion.kinematics import load_kinematics  # noqa: E402
 from cell_control.nodes.common import SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE  # noqa: E402
 from cell_control.nodes.seam_cloud import seam_to_cloud  # noqa: E402
@@ -228,7 +230,7 @@ def test_weld_adjuster_drops_a_non_finite_reading_and_takes_a_dropout(devices) -
 
 def odometry(x: float, yaw_z: float = 0.0) -> Odometry:
     msg = Odometry()
-    msg.header.frame_id = 'world'
+    msg.header.frame_id, msg.child_frame_id = f'{AGV}/odom', f'{AGV}/base_footprint'
     msg.pose.pose.position.x, msg.pose.pose.position.y = x, 0.5
     msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = yaw_z, 1.0
     return msg
@@ -236,8 +238,10 @@ def odometry(x: float, yaw_z: float = 0.0) -> Odometry:
 
 def test_coordinator_and_fleet_drop_non_finite_odometry_joints_and_speed(devices) -> None:
     processes, graph = devices
+    # odometry is in <agv>/odom, which starts at the AGV's home pose; the fleet reports the world pose
+    in_world = odom_to_world(home_pose(load_layout(), AGV), Pose2D(1.234, 0.5, 0.0))
     graph.until(lambda: graph.publish(f'/{AGV}/odom', odometry(1.234)),
-                lambda: graph.statuses.get(f'fleet_sim: {AGV}', {}).get('x') == '1.234',
+                lambda: graph.statuses.get(f'fleet_sim: {AGV}', {}).get('x') == f'{in_world.x:.3f}',
                 'the fleet to take a finite odometry')
     state_before = wait_for(lambda: graph.received('/cell/state'), WAIT_S, 'the cell state')[-1].data
     commands_before = {topic: len(graph.received(topic)) for topic in (

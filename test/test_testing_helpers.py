@@ -78,6 +78,11 @@ def test_processes_do_not_outlive_a_killed_test_runner(tmp_path):
         'time.sleep(120)\n')], stdout=subprocess.PIPE, text=True)
     child = int(runner.stdout.readline())
     os.kill(child, 0)                                  # running
+
+    def set_up() -> bool:   # setpriv arms the death signal, then becomes the command: killed before that, no signal
+        with open(f'/proc/{child}/cmdline', 'rb') as cmdline:
+            return b'setpriv' not in cmdline.read().split(b'\0')[0]
+    wait_for(set_up, 10, 'the child to run its command')
     runner.kill()
     runner.wait(timeout=10)
     runner.stdout.close()

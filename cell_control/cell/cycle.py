@@ -257,6 +257,8 @@ class CellCoordinator:
         for part in at_station:
             stage = Stage.CLAMPING if part.state is PartState.AT_STATION else Stage.RETRACT
             if part.state is PartState.WELDING:
+                # the process this one replaces left the arc and the adjuster in the weld: end it first
+                out.append(Action(ActionKind.STOP_WELD, part.part_id))
                 recorded = self.records.recorded_verdicts(part.part_id)
                 if all(seam in recorded for seam in self.seam_ids):
                     verdict, _ = part_verdict(list(recorded.items()), self.seam_ids)

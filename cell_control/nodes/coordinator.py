@@ -512,6 +512,10 @@ class CoordinatorNode(Node):
 
     def _publish_state(self) -> None:
         self._state_pub.publish(String(data=json.dumps(self._snapshot_values())))
+        # Arc off again with every state beat while no weld runs: sent once, before the tool's subscription matched
+        # (a restarted coordinator turning off the arc its predecessor left on), it would be lost.
+        if not self._weld.arc:
+            self._arc_pub.publish(Bool(data=False))
 
 
 COORDINATOR_TIMEOUTS = tuple(CoordinatorTimeouts.__dataclass_fields__)
