@@ -226,6 +226,8 @@ class CellSimNode(Node):
     def _on_arc(self, msg: Bool) -> None:
         with self._lock:
             self.sim.arc_on = msg.data
+        with self._answers:   # arc off ends the weld loop's lock-step: a wait for the adjuster ends with it
+            self._answers.notify_all()
 
     def _on_travel_speed(self, msg: TwistStamped) -> None:
         speed_mm_s = msg.twist.linear.x * 1000.0
@@ -345,8 +347,8 @@ class CellSimNode(Node):
                 return
             if not lockstep.must_wait(self.sim.time_s):
                 return
-            in_time = self._answers.wait_for(lambda: not lockstep.must_wait(self.sim.time_s) or self._stop.is_set(),
-                                             timeout=lockstep.patience_s)
+            in_time = self._answers.wait_for(lambda: not self.sim.arc_on or not lockstep.must_wait(self.sim.time_s)
+                                             or self._stop.is_set(), timeout=lockstep.patience_s)
             lockstep.waited(in_time)
         if not in_time:
             self.get_logger().warning(f'the weld adjuster answered no seam sample for {lockstep.patience_s:g} s of '

@@ -111,6 +111,7 @@ class CoordinatorNode(Node):
         self._adjuster_parameters = self.create_client(SetParameters, '/weld_adjuster/set_parameters')
         self._conveyor_reset = self.create_client(Trigger, '/conveyor/reset_fault')
         self._adjuster_cleared = False   # see _do_start_weld
+        self._waiting_move: Action | None = None   # an arm move asked for while the joint state was not current
 
         sub = self.create_subscription
         sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
@@ -298,6 +299,9 @@ class CoordinatorNode(Node):
                                                      'velocity': dict(zip(self._joint_names, velocities))}):
             return
         self._joints = (self._now(), positions, velocities)
+        if self._waiting_move is not None:
+            move, self._waiting_move = self._waiting_move, None
+            self._do_move_arm(move)
         if self._motion.goal is not None and self._motion.reached(self._joints[1], self._joints[2]):
             event = self._weld.arrival(self._motion.target, self._recorder.trace)
             self._motion.discard()
@@ -394,7 +398,9 @@ class CoordinatorNode(Node):
 
     def _do_move_arm(self, action: Action) -> None:
         if not fresh(self._joints and self._joints[0], self._now(), self._stream_timeout_s):
-            self._diagnose('ERROR', f'arm move to {action.detail} not sent: no current joint state')
+            # planned from the joints as they are: sent with the next joint state (the stage's timeout still runs)
+            self._diagnose('WARN', f'arm move to {action.detail} waits for a current joint state')
+            self._waiting_move = action
             return
         try:
             trajectory = self._motion.plan(action.detail, self._joints[1], action.seam)
@@ -416,6 +422,7 @@ class CoordinatorNode(Node):
 
     def _do_discard_trajectory(self, action: Action) -> None:
         self._motion.discard()
+        self._waiting_move = None
 
     def _do_start_weld(self, action: Action) -> None:
         self._weld.start(arc=action.detail == 'arc_on')
