@@ -5,7 +5,8 @@ starts `cell-control demo --parts N --rtf X --domain-id D --json` (every node as
 paced at X times real time; 20 is the fastest the demo allows) and plays the safety controller and the operator
 on the same domain: every `--fault-every-s` simulated seconds (give or take half) it injects one fault while the
 cell runs — the e-stop input on /cell/estop (std_msgs/Bool, latched) held for a few seconds, a belt jam through
-the simulation's /sim/jam_belt service, or a silent seam sensor (/sim/silence_seam_sensor) during a weld — and
+the simulation's /sim/jam_belt service while the belt runs (a snag is made by a dragging belt, and one on a still
+belt would show only when it next runs), or a silent seam sensor (/sim/silence_seam_sensor) during a weld — and
 reacts as the coordinator's rules require with the /cell/* std_srvs/Trigger services: release the e-stop, clear
 the simulated fault (/sim/clear_faults), reset, acknowledge, start. It checks each fault's end state
 (/cell/state: estop for the e-stop, fault for a jam or a silent sensor, running again after the operator) and
@@ -36,6 +37,7 @@ from cell_control.testing import CellView, NodeProcesses, RosDomain, RosProbe, W
 
 SERVICE_TIMEOUT_S = 10.0
 STATE_TIMEOUT_S = 60.0     # wall seconds for the cell to show a fault's end state
+BELT_WAIT_S = 300.0        # wall seconds a jam waits for the belt to run before it is not injected
 DEMO_STOP_TIMEOUT_S = 20.0
 POLL_S = 0.1
 KINDS = ('estop', 'jam', 'sensor')
@@ -149,8 +151,27 @@ def _recover(operator: Operator, entry: dict) -> dict:
     return entry
 
 
+def belt_dragging(operator: Operator, timeout_s: float = BELT_WAIT_S) -> bool:
+    """Wait until the running cell runs its belt: a part snags while the belt drags it, not while it stands.
+
+    A jam injected on a still belt shows only once the belt runs again, maybe minutes later, after this soak
+    would have stopped waiting for its fault.
+    """
+    def running() -> bool:
+        state = operator.cell.state()
+        return state.get('state') == 'running' and state.get('belt_running') == 'True'
+    with contextlib.suppress(WaitTimeout):
+        wait_for(running, timeout_s, 'the belt to run')
+        return True
+    return False
+
+
 def inject(operator: Operator, kind: str, rng: random.Random) -> dict:
     """Inject one fault into the running cell, check its end state, and recover; return what happened."""
+    if kind == 'jam' and not belt_dragging(operator):
+        entry = _entry(operator, kind)
+        entry['not_injected'] = f'the belt did not run within {BELT_WAIT_S:g} s'
+        return _recover(operator, entry)
     entry = _entry(operator, kind)
     if kind == 'estop':
         operator.set_estop(True)
