@@ -214,7 +214,7 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     cell_side.do(cell_side.server.begin_transfer, 'outbound')
     wait_for(lambda: bool(deck['agv_2'].msg and deck['agv_2'].msg.data > 0), 20, 'agv_2 rollers')
     cell_side.do(cell_side.server.rollers_running, 'outbound')
-    wait_for(belt_running(lambda: bool(load_present.msg and load_present.msg.data)), 40,
+    wait_for(belt_running(lambda: bool(load_present.msg and load_present.msg.data)), 90,
              'the part on agv_2\'s deck')
     belt.publish(Float64(data=0.0))
     cell_side.do(cell_side.server.part_detected, 'outbound')
