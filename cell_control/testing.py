@@ -80,11 +80,19 @@ class RosDomain:
 
     The lock is `flock` on /tmp/cell_control_ros_domains/<id>.lock: it is per open file, so two claims in
     one process conflict too, and the kernel drops it when the holder dies, so a crashed run frees its id.
+    The free id used longest ago is taken (a claim writes its lock file): the participants of processes just
+    stopped on a domain stay known to discovery until their lease ends, so the next test starts on another.
     """
 
     def __init__(self, lock_dir: Path = DOMAIN_LOCK_DIR) -> None:
         lock_dir.mkdir(parents=True, exist_ok=True)
-        for domain_id in DOMAIN_IDS:
+
+        def last_claimed_ns(domain_id: int) -> int:
+            try:
+                return (lock_dir / f'{domain_id}.lock').stat().st_mtime_ns
+            except FileNotFoundError:
+                return 0
+        for domain_id in sorted(DOMAIN_IDS, key=lambda d: (last_claimed_ns(d), d)):
             fd = os.open(lock_dir / f'{domain_id}.lock', os.O_RDWR | os.O_CREAT, 0o666)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -225,14 +225,19 @@ def test_pickup_requests_are_idempotent_and_queued_while_busy():
     assert world.fleet.outbound.queue == ['P-2']
 
 
-def test_pull_in_without_the_load_sensor_times_out_and_goes_to_the_sink():
-    world = World(parts=0, load_present_timeout_s=1.0)
-    agv = world.fleet.outbound
+def handed_over_at_the_outbound_dock(world: World) -> None:
+    """Ask agv_2 to pick up P-1, let it dock, and report the transfer done (the deck is left to the caller)."""
     world.step()
     world.feed(world.fleet.on_pickup_request('P-1', world.now))
     world.answer('P-1-unload', HandoffStatus.ACKNOWLEDGED, HandoffStep.AWAIT_DOCKED)
-    world.run_until(lambda: agv.task is AgvTask.DOCKED, 60, 'agv_2 docked')
+    world.run_until(lambda: world.fleet.outbound.task is AgvTask.DOCKED, 60, 'agv_2 docked')
     world.answer('P-1-unload', HandoffStatus.SUCCESS, HandoffStep.DONE)
+
+
+def test_pull_in_without_the_load_sensor_times_out_and_goes_to_the_sink():
+    world = World(parts=0, load_present_timeout_s=1.0)
+    agv = world.fleet.outbound
+    handed_over_at_the_outbound_dock(world)
     world.run_until(lambda: agv.task is AgvTask.RETURNING, 1.5, 'the load sensor timeout')
     assert 'not seen on the deck' in agv.warning and agv.deck_speed == 0.0
 
@@ -278,11 +283,7 @@ def test_a_part_already_on_the_source_deck_is_taken_without_a_load():
 def outbound_at_the_sink(world: World, lose_part: bool = False) -> None:
     """Take P-1 from the outbound dock to the sink, its pool part 2 on the deck (or taken off on the way)."""
     agv = world.fleet.outbound
-    world.step()
-    world.feed(world.fleet.on_pickup_request('P-1', world.now))
-    world.answer('P-1-unload', HandoffStatus.ACKNOWLEDGED, HandoffStep.AWAIT_DOCKED)
-    world.run_until(lambda: agv.task is AgvTask.DOCKED, 60, 'agv_2 docked')
-    world.answer('P-1-unload', HandoffStatus.SUCCESS, HandoffStep.DONE)
+    handed_over_at_the_outbound_dock(world)
     world.put_on_deck(2, 'agv_2')
     if lose_part:
         world.park(2)

@@ -21,11 +21,12 @@ from cell_control.sim.interface import parking_pose  # noqa: E402
 from cell_control.logistics.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
                                             encode_result)
 
-pytestmark = [pytest.mark.integration, pytest.mark.skip(reason=(
-    'flaky inside the whole suite since the 2026-12-01 part-pool and sensor-node merges (passes alone; fa'
-    'iled in 2 of 3 fresh-clone runs): a late-matched reader loses the first messages; to fix, not counted'))]
+pytestmark = pytest.mark.integration
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# A photo-eye's edges, every one: at 5x real time a 0.7 m part on a 0.3 m/s belt passes the infeed eye in about half
+# a second of wall time, and a depth-1 reader on a loaded machine can be handed only the falling edge.
+EDGES = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @pytest.fixture
@@ -33,7 +34,10 @@ def cell(request, node_processes, probe):
     """cell_sim, its sensor node and fleet_sim on one domain (fleet_sim parameters: the param), and the probe node."""
     node_processes.start_node('cell_sim', 'real_time_factor:=5.0')
     node_processes.start_node('cell_sensors', 'use_sim_time:=true')   # photo-eyes and load_present
-    node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', *request.param)   # part ids P-T-<n>
+    # Part ids P-T-<n>. Resends 10 s (simulated) apart: the fleet sends at once and gives up an unanswered request
+    # after 5 sends, which at 5x real time would leave this probe's endpoints only 2 s of wall time to be matched.
+    node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', 'answer_timeout_s:=10.0',
+                              *request.param)
     yield probe
     node_processes.close()
     for name in ('cell_sim', 'fleet_sim'):
@@ -79,12 +83,17 @@ def pose_of(msg: Odometry) -> tuple[float, float, float]:
 
 
 class WorldPoses:
-    """The latest /sim/poses message per model."""
+    """The latest /sim/poses message per model.
+
+    Read best effort: at 5x real time the stream is some 1500 messages per wall second, more than this probe's
+    one Python thread takes on a loaded machine, and a reliable reader that falls behind holds up its writer, the
+    simulation (the fleet's own reader is reliable, as the contract has it; the probe only needs the latest).
+    """
 
     def __init__(self, probe) -> None:
         self.latest: dict[str, Odometry] = {}
         probe.node.create_subscription(Odometry, '/sim/poses', lambda m: self.latest.__setitem__(m.child_frame_id, m),
-                                       RELIABLE)
+                                       QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
 
     def at_slot(self, index: int) -> bool:
         msg = self.latest.get(f'part_{index}')
@@ -102,7 +111,7 @@ def test_inbound_agv_delivers_its_part_onto_the_belt_and_goes_back_to_the_source
     odometry = Latest(probe, Odometry, '/agv_1/odom', RELIABLE)
     deck = Latest(probe, Float64, '/agv_1/deck_speed', RELIABLE, keep=True)
     announce = Latest(probe, String, '/handoff/announce', RELIABLE, keep=True)
-    infeed = Latest(probe, Bool, '/conveyor/photo_eye/infeed', LATCHED)
+    infeed = Latest(probe, Bool, '/conveyor/photo_eye/infeed', EDGES, keep=True)
     station = Latest(probe, Bool, '/conveyor/photo_eye/station', LATCHED)
     status = Latest(probe, String, '/fleet/status', LATCHED)
     belt = probe.node.create_publisher(Float64, '/conveyor/belt_speed', RELIABLE)
@@ -110,7 +119,7 @@ def test_inbound_agv_delivers_its_part_onto_the_belt_and_goes_back_to_the_source
 
     wait_for(lambda: cell_side.requests, 60, 'the first handoff request')
     request = cell_side.requests[0]
-    assert request.request_id.startswith('P-T-1-load')   # P-T-1-load-2 if the probe joined late (silent cell)
+    assert request.request_id == 'P-T-1-load'
     assert (request.dock, request.agv, request.part_id) == ('inbound', 'agv_1', 'P-T-1')
     assert 'P-T-1' in [m.data for m in announce.all]
     assert cell_side.results[0].step is HandoffStep.AWAIT_DOCKED
@@ -135,7 +144,7 @@ def test_inbound_agv_delivers_its_part_onto_the_belt_and_goes_back_to_the_source
 
     def part_at_infeed() -> bool:
         belt.publish(Float64(data=0.3))
-        return bool(infeed.msg and infeed.msg.data)
+        return any(m.data for m in infeed.all)
     wait_for(part_at_infeed, 30, 'the part at the infeed photo-eye')
     cell_side.do(cell_side.server.part_detected, 'inbound')
     assert cell_side.results[-1].status is HandoffStatus.SUCCESS
@@ -177,7 +186,7 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     poses = WorldPoses(probe)
     deck = {agv: Latest(probe, Float64, f'/{agv}/deck_speed', RELIABLE) for agv in ('agv_1', 'agv_2')}
     load_present = Latest(probe, Bool, '/agv_2/load_present', LATCHED)
-    infeed = Latest(probe, Bool, '/conveyor/photo_eye/infeed', LATCHED)
+    infeed = Latest(probe, Bool, '/conveyor/photo_eye/infeed', EDGES, keep=True)
     status = Latest(probe, String, '/fleet/status', LATCHED)
     belt = probe.node.create_publisher(Float64, '/conveyor/belt_speed', RELIABLE)
     pickup = probe.node.create_publisher(String, '/handoff/pickup_request', RELIABLE)
@@ -198,7 +207,7 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     cell_side.do(cell_side.server.begin_transfer, 'inbound')
     wait_for(belt_running(lambda: bool(deck['agv_1'].msg and deck['agv_1'].msg.data > 0)), 20, 'agv_1 rollers')
     cell_side.do(cell_side.server.rollers_running, 'inbound')
-    wait_for(belt_running(lambda: bool(infeed.msg and infeed.msg.data)), 30, 'the part at the infeed eye')
+    wait_for(belt_running(lambda: any(m.data for m in infeed.all)), 30, 'the part at the infeed eye')
     cell_side.do(cell_side.server.part_detected, 'inbound')
     wait_for(belt_running(lambda: infeed.msg is not None and not infeed.msg.data), 30, 'the part past the infeed')
     belt.publish(Float64(data=0.0))

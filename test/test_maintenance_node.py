@@ -57,9 +57,27 @@ class MaintenanceProbe:
                                                        'rejected': 0, 'station_part': f'P-{delivered + 1}'})))
 
 
-@pytest.mark.skip(reason=(
-    'flaky inside the whole suite since the 2026-12-01 part-pool and sensor-node merges (passes alone; fa'
-    'iled in 2 of 3 fresh-clone runs): a late-matched reader loses the first messages; to fix, not counted'))
+def first_reading_recorded(cell: MaintenanceProbe) -> int:
+    """Send parts with a drift reading of 0.0 until one is recorded; return how many parts were sent.
+
+    A writer can see the node's reader before that reader has matched the writer, and what it sends meanwhile is
+    lost; a recorded reading shows both topics matched both ways. The wait between tries is long against a record's
+    few milliseconds, so at most rarely a second 0.0 is recorded (the tests read `last_seq`, not a count).
+    """
+    sent = 0
+
+    def recorded() -> bool:
+        nonlocal sent
+        if cell.value(DRIFT, 'last_seq') not in ('', 'None'):   # 'None': nothing recorded yet
+            return True
+        cell.drift_pub.publish(Float64(data=0.0))
+        sent += 1
+        cell.part_done(sent)
+        return False
+    wait_for(recorded, 3 * WAIT_S, 'a first drift reading recorded', poll_s=1.0)
+    return sent
+
+
 def test_a_wearing_contact_tip_warns_before_its_limit_then_errors_and_a_reset_starts_again(node_processes, probe,
                                                                                            tmp_path):
     node_processes.start_node('maintenance', f'store_path:={tmp_path / "condition.sqlite"}',
@@ -68,22 +86,22 @@ def test_a_wearing_contact_tip_warns_before_its_limit_then_errors_and_a_reset_st
     cell = MaintenanceProbe(probe)
     wait_for(lambda: cell.drift_pub.get_subscription_count() >= 1 and cell.state_pub.get_subscription_count() >= 1,
              WAIT_S, 'the maintenance node subscribed')
-    # The count before the first part, sent again until the node shows its indicators: the publisher may see the
-    # node's reader before the reader sees it, and a latched depth-1 topic would then hand over only the next count.
+    # The count before the first part, sent again until the node shows its indicators (the latched count is the
+    # baseline the node counts parts from).
     wait_for(lambda: (cell.part_done(0), cell.last(DRIFT))[1], WAIT_S, 'the drift indicator on /diagnostics',
              poll_s=0.5)
-    levels = []
-    for part in range(40):   # the estimate falls 0.01 per part: the limit -0.25 is crossed at part 25
+    sent = first_reading_recorded(cell)   # the reading of part 0: the estimate falls 0.01 per part from there
+    levels = {}                           # part -> level; the limit -0.25 is crossed at part 25
+    for part in range(int(cell.value(DRIFT, 'last_seq')) + 1, 40):
         cell.drift_pub.publish(Float64(data=-0.01 * part))
-        cell.part_done(part + 1)
+        cell.part_done(sent + part)
         wait_for(lambda: cell.value(DRIFT, 'last_seq') == str(part), WAIT_S, f'part {part} recorded')
-        status = cell.last(DRIFT)
-        levels.append(status.level)
-        if status.level == DiagnosticStatus.ERROR:
+        levels[part] = cell.last(DRIFT).level
+        if levels[part] == DiagnosticStatus.ERROR:
             break
-    first_warn = levels.index(DiagnosticStatus.WARN)
+    first_warn = min(p for p, level in levels.items() if level == DiagnosticStatus.WARN)
     assert 5 <= first_warn < 25 - 5, levels   # warned at least 5 parts before the crossing
-    assert levels[-1] == DiagnosticStatus.ERROR and len(levels) >= 25, levels
+    assert max(levels) >= 25 and levels[max(levels)] == DiagnosticStatus.ERROR, levels
     assert 'limit crossed' in cell.last(DRIFT).message
     warnings = [s.message for s in cell.statuses[DRIFT] if s.level == DiagnosticStatus.WARN]
     assert warnings and 'parts /' in warnings[0] and 'hours' in warnings[0]
@@ -117,7 +135,9 @@ def test_end_to_end_the_drive_current_over_modbus_becomes_a_part_reading_and_ene
     probe.node.create_subscription(Float64, '/conveyor/motor_current', lambda m: currents.append(m.data),
                                    QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
     cell.speed_pub.publish(Float64(data=0.3))
-    wait_for(lambda: sum(a > 1.0 for a in list(currents)) >= 10, WAIT_S, 'the belt running: its current read')
+    # Two seconds of running belt (20 Hz): a node just started may sit out seconds on a loaded machine, and its
+    # energy meter counts no interval longer than ENERGY_GAP_S between two readings it takes.
+    wait_for(lambda: sum(a > 1.0 for a in list(currents)) >= 40, WAIT_S, 'the belt running: its current read')
     cell.part_done(1)
     wait_for(lambda: cell.value(CURRENT, 'samples') == '1', WAIT_S, 'one conveyor reading')
     assert float(cell.value(CURRENT, 'value')) == pytest.approx(running_current_a(0.0), abs=0.01)

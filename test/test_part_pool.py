@@ -16,6 +16,8 @@ def test_pool_index_reads_gazebo_model_names_only():
 def test_a_part_is_free_while_it_rests_at_its_own_slot():
     pool = PartPool(LAYOUT)
     assert pool.free() == []                                   # nothing seen yet: nothing to load
+    pool.update('part_3', parking_pose(3).x, parking_pose(3).y, parking_pose(3).z, 0.0)
+    assert pool.free() == [] and pool.at_slot(3)               # part_1 not seen yet: it may be the lowest free
     for i in (1, 2, 3):
         slot = parking_pose(i)
         pool.update(f'part_{i}', slot.x, slot.y, slot.z, 0.0)

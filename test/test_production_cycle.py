@@ -113,7 +113,8 @@ def cell(request, tmp_path, node_processes, probe):
     parts, overrides = request.param
     settings = {'cell_sim': {'real_time_factor': RTF}, 'fleet_sim': {'run_id': 'T'},   # part ids P-T-<n>
                 'coordinator': {'ledger_path': str(tmp_path / 'ledger.sqlite'),
-                                'records_path': str(tmp_path / 'records.sqlite')}}
+                                'records_path': str(tmp_path / 'records.sqlite')},
+                'maintenance': {'store_path': str(tmp_path / 'condition.sqlite')}}   # not the user's store
     for node, values in overrides.items():
         settings.setdefault(node, {}).update(values)
     nodes = describe_cell('mujoco', ros_tools=False, overrides=settings, parts=parts)

@@ -97,7 +97,8 @@ def contract_violations(node, route: set[str], bridged: dict[str, str]) -> set[s
 def test_the_gazebo_route_needs_only_the_contract(tmp_path, node_processes, probe):
     settings = {'cell_sim': {'real_time_factor': 1.0}, 'fleet_sim': {'run_id': 'T'},
                 'coordinator': {'ledger_path': str(tmp_path / 'ledger.sqlite'),
-                                'records_path': str(tmp_path / 'records.sqlite')}}
+                                'records_path': str(tmp_path / 'records.sqlite')},
+                'maintenance': {'store_path': str(tmp_path / 'condition.sqlite')}}
     mujoco = describe_cell('mujoco', ros_tools=False, overrides=settings, parts=0)
     route = {spec.name for spec in describe_cell('gazebo', ros_tools=False)}
     assert route == {spec.name for spec in mujoco} - {SIMULATOR}, 'the routes differ by more than the simulator'

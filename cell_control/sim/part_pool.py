@@ -54,8 +54,17 @@ class PartPool:
         return all(abs(a - b) <= SLOT_TOLERANCE_M for a, b in zip(position, (slot.x, slot.y, slot.z)))
 
     def free(self) -> list[int]:
-        """Return the pool indices resting at their slots, lowest first."""
-        return sorted(i for i in self._parts if self.at_slot(i))
+        """Return the pool indices resting at their slots, lowest first.
+
+        Only parts below the first index not seen yet count: the pool is numbered from 1 without gaps and its poses
+        come one message per part, so before `part_1` is seen a free `part_3` need not be the lowest free part.
+        """
+        free, index = [], 1
+        while index in self._parts:
+            if self.at_slot(index):
+                free.append(index)
+            index += 1
+        return free
 
     def on_deck(self, agv: str) -> int | None:
         """Return the pool part lying on `agv`'s deck (as its load sensor would see it), or None."""
