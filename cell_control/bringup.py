@@ -17,6 +17,11 @@ from cell_control.cell.recipe import SEAM_LENGTH_TOLERANCE_MM, RecipeError, load
 from cell_control.motion.weld_path import WeldMotionSettings
 from cell_control.weld.seam_profile import SeamFileError, load_seam_csv
 
+# The parameters that set up the station's weld process and seam sensor (sim.seam_station): cell_sim's in MuJoCo,
+# cell_sensors' in the Gazebo route, which takes cell_sim's values so that a scenario means the same on both.
+WELD_PROCESS_PARAMETERS = ('recipe', 'seam_file', 'power_drift', 'dropout_rate', 'outlier_rate', 'seed',
+                           'contact_tip_drift_per_weld')
+
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')
 PACKAGE = 'cell_control'
 
@@ -113,12 +118,15 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     if ros_tools and sim != 'gazebo':   # gazebo.launch.py runs its own, with the gz_ros2_control tags
         nodes.append(node('robot_state_publisher', package='robot_state_publisher',
                           robot_description=expand_xacro('cell', sim_backend=sim)))
+    seams = {'recipe': part_type.id, 'seam_file': str(Path(seam_file).resolve()) if seam_file else ''}
     if sim == 'mujoco':
         # The simulation is the clock: it steps on its own time and must not listen to its own /clock.
-        nodes.append(node('cell_sim', publish_robot_description=not ros_tools, use_sim_time=False,
-                          recipe=part_type.id, seam_file=str(Path(seam_file).resolve()) if seam_file else ''))
+        nodes.append(node('cell_sim', publish_robot_description=not ros_tools, use_sim_time=False, **seams))
     if sim == 'none':
         nodes.append(node('seam_sensor'))
+    elif sim == 'gazebo':   # the switch signals, and the seam sensor and weld process no gz sensor can model,
+        process = {k: v for k, v in parameters.get('cell_sim', {}).items() if k in WELD_PROCESS_PARAMETERS}
+        nodes.append(node('cell_sensors', seam_sensor=True, **{**process, **seams}))   # as cell_sim's
     else:   # the switch signals no simulator has a stock sensor for, from the contract's poses (real devices: none)
         nodes.append(node('cell_sensors'))
     nodes.append(node('conveyor_driver', emulate=sim != 'none'))

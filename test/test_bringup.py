@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cell_control.bringup import BringupError, describe_cell, enclave, load_node_parameters
+from cell_control.bringup import WELD_PROCESS_PARAMETERS, BringupError, describe_cell, enclave, load_node_parameters
 from cell_control.runner import find_executable
 from conftest import REPO
 
@@ -55,6 +55,14 @@ def test_hardware_and_gazebo_bringups():
     assert [n.name for n in gazebo] == ['cell_sensors', 'conveyor_driver', 'weld_adjuster', 'coordinator',
                                         'maintenance', 'fleet_sim']
     assert all(n.parameters['use_sim_time'] is True for n in gazebo)
+    # No gz sensor models a weld: the sensor node runs the seam sensor and weld process with cell_sim's settings.
+    sensors = {n.name: n for n in gazebo}['cell_sensors'].parameters
+    assert sensors['seam_sensor'] is True and sensors['recipe'] == 'bracket' and sensors['seam_file'] == ''
+    mujoco = {n.name: n for n in describe_cell('mujoco', ros_tools=False, overrides={'cell_sim': {'seed': 7}})}
+    gz_seeded = {n.name: n for n in describe_cell('gazebo', overrides={'cell_sim': {'seed': 7}})}['cell_sensors']
+    assert all(gz_seeded.parameters[k] == mujoco['cell_sim'].parameters[k]
+               for k in WELD_PROCESS_PARAMETERS if k in mujoco['cell_sim'].parameters)
+    assert gz_seeded.parameters['seed'] == 7 and 'seam_sensor' not in mujoco['cell_sensors'].parameters
 
 
 def test_every_package_node_in_the_description_is_a_console_script():

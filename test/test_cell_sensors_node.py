@@ -5,6 +5,7 @@ VOLATILE, as ros_gz_bridge does) and the clamp command, and reads what `cell_sen
 """
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -97,3 +98,79 @@ def test_switches_follow_the_poses_and_the_clamp_closes_after_its_time(node_proc
     assert values['parts_seen'] == '2'
     output = node_processes.tail('cell_sensors')
     assert 'Traceback' not in output and "frame 'agv_1/odom', not 'world'" in output
+
+
+def test_in_the_gazebo_route_the_node_streams_the_seam_and_scores_the_weld_from_joint_states(
+        node_processes, probe, tmp_path) -> None:
+    """The test plays gz: 1 kHz /joint_states along a planned weld path, the part's pose, the arc command."""
+    from sensor_msgs.msg import JointState, PointCloud2
+    from std_msgs.msg import String
+
+    from cell_control.cell.recipe import load_recipe, recipe_path
+    from cell_control.motion.arm_motion import ArmMotion
+    from cell_control.motion.kinematics import load_kinematics
+    from cell_control.motion.trajectory import TrajectoryFollower
+    from cell_control.nodes.common import stamp_to_msg
+    from cell_control.nodes.seam_cloud import cloud_to_seam
+    from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    # The bracket with a 60 mm seam in the middle of its centre line: a weld of a few seconds.
+    (tmp_path / 'short.csv').write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0.5,0.1,0\n60,1.0,0.2,0.5\n')
+    bracket = recipe_path('bracket').read_text()
+    short = tmp_path / 'short_bracket.yaml'
+    for old, new in (('bracket_seam_a.csv', 'short.csv'), ('[-0.25, 0.0, 0.08]', '[-0.03, 0.0, 0.08]'),
+                     ('[0.25, 0.0, 0.08]', '[0.03, 0.0, 0.08]')):
+        bracket = bracket.replace(old, new)
+    short.write_text(bracket)
+    node_processes.start_node('cell_sensors', 'seam_sensor:=true', f'recipe:={short}', 'seed:=3')
+    kinematics = load_kinematics()
+    recipe = load_recipe(short)
+    home = LAYOUT['arm']['home_joint_positions']
+    motion = ArmMotion(kinematics, LAYOUT, recipe.seams, home)
+    at_start = motion.plan('seam_start', home).points[-1].positions
+    follower = TrajectoryFollower(6)
+
+    samples = []
+    probe.node.create_subscription(PointCloud2, '/seam/features', lambda m: samples.append(cloud_to_seam(m)),
+                                   QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT))
+    result = Latest(probe, String, '/sim/weld_result', LATCHED)
+    joints = probe.node.create_publisher(JointState, '/joint_states', RELIABLE)
+    poses = probe.node.create_publisher(Odometry, '/sim/poses', RELIABLE)
+    arc = probe.node.create_publisher(Bool, '/weld_tool/arc_on', RELIABLE)
+    part = pose('part_1', LAYOUT['station']['x'], 0.0, LAYOUT['conveyor']['belt_top_z'])
+    wait_for(lambda: joints.get_subscription_count() and poses.get_subscription_count()
+             and arc.get_subscription_count(), TIMEOUT_S, 'the node subscribed')
+    names = list(kinematics.joint_names) + ['tool_cross_slide_joint']
+    step = 0
+
+    def publish(positions) -> None:
+        nonlocal step
+        step += 1
+        msg = JointState(name=names, position=[float(p) for p in positions] + [0.0])
+        msg.header.stamp = stamp_to_msg(100.0 + step * 0.001)
+        joints.publish(msg)
+        if step % 20 == 0:   # the part at the station, at /sim/poses' 50 Hz
+            poses.publish(part)
+
+    # At the seam start, arc off: the sensor previews the seam ahead; first until the node shows it streams.
+    wait_for(lambda: (publish(at_start), any(s.flags & LOOKAHEAD_VALID for s in samples))[1], TIMEOUT_S,
+             'preview samples of the seam at its start', poll_s=0.001)
+    previews = len(samples)
+    follower.start(motion.plan('weld_path', at_start), at_start, [0.0] * 6)
+
+    def weld_ended() -> bool:
+        if result.msg is None:
+            arc.publish(Bool(data=True))   # again until the weld ends: a reader matched late loses the first
+        follower.advance(0.001, 1.0)
+        publish(follower.reference()[0] if follower.reference() else at_start)
+        return result.msg is not None
+    wait_for(weld_ended, 120.0, 'the weld scored on /sim/weld_result', poll_s=0.001)
+    score = json.loads(result.msg.data)
+    assert score['interrupted'] == '' and score['part'] == 'part_1' and score['welded_mm'] >= 60.0
+    assert score['seam'] == 'short' and score['quality_pct'] is not None
+    welding = [s for s in samples[previews:] if s.flags & BEAD_VALID]
+    assert len(welding) > 100, 'no sample behind the torch while welding'
+    assert all(b.stamp_s > a.stamp_s for a, b in zip(samples, samples[1:]))
+    output = node_processes.tail('cell_sensors')
+    assert 'Traceback' not in output

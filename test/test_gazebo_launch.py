@@ -104,3 +104,36 @@ def test_load_part_puts_a_pool_part_on_the_source_deck_and_park_part_returns_it(
     assert poses.near('part_1', other.x, other.y, other.z), 'another pool part moved'
     park.publish(UInt32(data=2))
     wait_for(lambda: poses.near('part_2', slot.x, slot.y, slot.z), MOVE_TIMEOUT_S, 'part_2 back at its slot')
+
+
+def test_a_part_goes_through_the_production_cycle_in_gazebo(gazebo, probe, tmp_path):
+    """The whole cell on the Gazebo route: one part brought, welded (seam sensor and weld process in the sensor
+    node), and taken away; the ledger delivers it with its weld record, the process model scores the weld."""
+    import json
+
+    from std_msgs.msg import String
+
+    from cell_control.bringup import describe_cell
+    from cell_control.cell.ledger import PartLedger, PartState
+    from cell_control.nodes.common import LATCHED
+    from cell_control.testing import CellView
+
+    ledger_path = tmp_path / 'ledger.sqlite'
+    settings = {'fleet_sim': {'run_id': 'G'},
+                'coordinator': {'ledger_path': str(ledger_path), 'records_path': str(tmp_path / 'records.sqlite')},
+                'maintenance': {'store_path': str(tmp_path / 'condition.sqlite')}}
+    for spec in describe_cell('gazebo', ros_tools=False, overrides=settings, parts=1):
+        gazebo.start_spec(spec)
+    cell = CellView(probe)
+    scores = Latest(probe, String, '/sim/weld_result', LATCHED, keep=True)
+    wait_for(lambda: 'state' in cell.state(), START_TIMEOUT_S, 'the coordinator on /cell/state')
+    ok, message = cell.trigger('/cell/start', MOVE_TIMEOUT_S)
+    assert ok, message
+    wait_for(lambda: int(cell.state().get('delivered', 0)) + int(cell.state().get('rejected', 0)) == 1, 900.0,
+             'the part to leave the cell (Gazebo runs at about real time)', poll_s=0.5)
+    assert cell.state()['delivered'] == 1, cell.state()
+    with PartLedger(ledger_path) as ledger:
+        assert {p.part_id: p.state for p in ledger.parts()} == {'P-G-1': PartState.DELIVERED}
+    score = json.loads(scores.all[-1].data)
+    assert score['interrupted'] == '' and score['quality_pct'] >= 95.0, score
+    gazebo.check_running('the production cycle')

@@ -8,6 +8,14 @@ are published reliable and transient local, on change and at 10 Hz. The clamp sw
 clock (sim time) with the layout's `station.clamp_time`, as MuJoCo's clamp does, evaluated on every pose
 message, every clamp command and every heartbeat.
 
+With `seam_sensor` on (the Gazebo route: no stock sensor models a weld; MuJoCo runs them itself) it also runs
+the station's arc, weld process and laser seam sensor (`sim.seam_station`, the code MuJoCo steps): one 1 ms step
+per millisecond of `/joint_states` stamps (gz publishes them every physics step; a gap is bridged by stepping
+through the joint positions in between), the TCP from the arm's forward kinematics and the cross-slide
+(`ToolChain`), the parts from `/sim/poses`, the commands from `/weld_tool/arc_on`, `/weld/contact_force` and
+`/weld_tool/cross_slide`. It publishes `/seam/features` (500 Hz, as `seam_sensor` does from the real sensor) and
+each weld's score on `/sim/weld_result`, with the same process parameters as `cell_sim` (recipe, seed, rates).
+
 The static `world → <agv>/odom` transforms (the AGVs' home poses in the layout, where gz DiffDrive odometry
 starts) are published on /tf_static only where tf2_msgs imports: it has no PyPI wheel, so in the pip
 environment the node runs without them (it says so in its log and diagnostics); on a full ROS 2 install
@@ -15,20 +23,27 @@ RViz gets them. No node of the cell reads them: the coordinator and fleet take t
 """
 from __future__ import annotations
 
+import json
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import TransformStamped
+from geometry_msgs.msg import TransformStamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from std_msgs.msg import Bool
+from sensor_msgs.msg import JointState, PointCloud2
+from std_msgs.msg import Bool, Float64, String
 
-from cell_control.cell.description import load_layout
-from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, diagnostic_array, diagnostic_status,
-                                       on_clock_back, planar_orientation, sensor_data)
+from cell_control.cell.description import expand_xacro, load_layout
+from cell_control.motion.kinematics import load_kinematics
+from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
+                                       diagnostic_status, on_clock_back, planar_orientation, sensor_data, to_seconds)
 from cell_control.nodes.node_main import run_node
+from cell_control.nodes.seam_cloud import seam_to_cloud
+from cell_control.nodes.seam_station_params import configure_station, declare_weld_process
 from cell_control.sim.interface import WORLD_FRAME
-from cell_control.sim.virtual_sensors import CellSwitches, Pose, pose_from_tf
+from cell_control.sim.part_pool import PartPool, pool_index
+from cell_control.sim.seam_station import JointStream, SeamStation
+from cell_control.sim.virtual_sensors import CellSwitches, Pose, ToolChain, pose_from_tf
 
 try:
     from tf2_msgs.msg import TFMessage
@@ -42,6 +57,9 @@ POSES_QOS = sensor_data(depth=64)
 SWITCH_HEARTBEAT_PERIOD_S = 0.1         # photo-eyes, clamp switch, deck load sensors: on change and at 10 Hz
 DIAGNOSTICS_PERIOD_S = 1.0
 POSES_STALE_S = 0.5                     # sim time without /sim/poses after which the signals are reported stale
+CROSS_SLIDE_JOINT = 'tool_cross_slide_joint'
+JOINT_STATES_QOS = sensor_data(depth=50)   # 1 kHz: a burst of 50 ms is taken whole
+MAX_BRIDGED_STEPS = 1000                # a /joint_states gap up to 1 s is stepped through; longer: start afresh
 
 
 class CellSensorsNode(Node):
@@ -65,9 +83,71 @@ class CellSensorsNode(Node):
             self.get_logger().info('tf2_msgs is not installed: no world -> <agv>/odom transforms on /tf_static')
         self.create_subscription(Odometry, POSES_TOPIC, self._on_pose, POSES_QOS)
         self.create_subscription(Bool, '/station/clamp', self._on_clamp, RELIABLE)
+        self.declare_parameter('seam_sensor', False, descriptor(
+            'Run the laser seam sensor and the weld process here, from /joint_states and /sim/poses (the Gazebo '
+            'route; MuJoCo runs them itself).'))
+        self._weld: dict | None = None   # the process parameters while the seam sensor runs here
+        if self.get_parameter('seam_sensor').value:
+            self._start_seam_sensor()
         self.create_timer(SWITCH_HEARTBEAT_PERIOD_S, lambda: self._update(heartbeat=True))
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._clock_back = on_clock_back(self, self._restart)
+
+    # ----- the weld station (seam_sensor) ----------------------------------------------------------------
+    def _start_seam_sensor(self) -> None:
+        self._weld = declare_weld_process(self)
+        kinematics = load_kinematics()
+        self._arm_joints = list(kinematics.joint_names)
+        self._chain = ToolChain.from_urdf(expand_xacro('cell', sim_backend='gazebo'), self._layout, kinematics)
+        self._pool = PartPool(self._layout)
+        self._new_station()
+        self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', sensor_data(depth=5))
+        self._weld_result_pub = self.create_publisher(String, '/sim/weld_result', LATCHED)
+        self.create_subscription(JointState, '/joint_states', self._on_joint_states, JOINT_STATES_QOS)
+        self.create_subscription(Bool, '/weld_tool/arc_on', self._on_arc, RELIABLE)
+        self.create_subscription(WrenchStamped, '/weld/contact_force', self._on_contact_force, RELIABLE)
+        self.create_subscription(Float64, '/weld_tool/cross_slide', self._on_cross_slide, RELIABLE)
+
+    def _new_station(self) -> None:
+        assert self._weld is not None
+        self._station = SeamStation()
+        configure_station(self._station, self._weld)
+        self._stream = JointStream(self._station, self._chain, MAX_BRIDGED_STEPS)
+
+    def _parts_in_cell(self) -> list[str]:
+        """Return the pool parts away from their parking slots, by model name (MuJoCo's parts_in_cell)."""
+        return [name for name in self._poses
+                if (index := pool_index(name)) is not None and not self._pool.at_slot(index)]
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        try:
+            positions = [msg.position[msg.name.index(joint)] for joint in self._arm_joints]
+            slide_m = msg.position[msg.name.index(CROSS_SLIDE_JOINT)]
+        except (ValueError, IndexError):   # not the arm's message (gz may split models), or no positions
+            return
+        if not self._inputs.finite('/joint_states', {'position': positions + [slide_m]}):
+            return
+        self._stream.take(to_seconds(msg.header.stamp), positions, slide_m, self._parts_in_cell,
+                          lambda name: self._poses[name])
+        station = self._station
+        for sample in station.samples:
+            self._seam_pub.publish(seam_to_cloud(sample))
+        station.samples.clear()
+        for result in station.results:
+            self._weld_result_pub.publish(String(data=json.dumps(result)))
+        station.results.clear()
+
+    def _on_arc(self, msg: Bool) -> None:
+        self._station.arc_on = msg.data
+
+    def _on_contact_force(self, msg: WrenchStamped) -> None:
+        if self._inputs.finite('/weld/contact_force', {'wrench.force.z': msg.wrench.force.z}):
+            self._station.controls.force_n = msg.wrench.force.z
+
+    def _on_cross_slide(self, msg: Float64) -> None:
+        """Take the cross-slide's set-point (m): the weld process's lateral correction u (mm)."""
+        if self._inputs.finite('/weld_tool/cross_slide', {'data': msg.data}):
+            self._station.controls.correction_mm = msg.data * 1000.0
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -85,9 +165,12 @@ class CellSensorsNode(Node):
         self._static_tf.publish(TFMessage(transforms=transforms))
 
     def _restart(self, now_s: float) -> None:
-        """Forget the clamp's timer and the poses: they belong to the simulation run before the clock went back."""
+        """Forget the clamp's timer, the poses and any weld: they belong to the run before the clock went back."""
         self._switches = CellSwitches(self._layout)
         self._poses, self._poses_s, self._last = {}, None, {}
+        if self._weld is not None:
+            self._pool = PartPool(self._layout)
+            self._new_station()
 
     def _on_pose(self, msg: Odometry) -> None:
         """Keep the model's latest pose: a model keeps its last pose until a message brings a new one."""
@@ -108,6 +191,8 @@ class CellSensorsNode(Node):
             self.get_logger().warning(f'dropped the pose of {name} on {POSES_TOPIC}: {error}',
                                       throttle_duration_sec=1.0)
             return
+        if self._weld is not None:
+            self._pool.update(name, p.x, p.y, p.z, 0.0)   # the pool judges slots by position alone
         self._poses_s = self._now_s()
         self._update()
 
@@ -141,6 +226,11 @@ class CellSensorsNode(Node):
                   'odom_frames': 'on /tf_static' if TFMessage is not None else 'not published (no tf2_msgs)',
                   'parts_seen': sum(1 for name in self._poses if name.startswith(CellSwitches.PART_PREFIX)),
                   **{name: state for name, state in self._last.items()}}
+        if self._weld is not None:
+            stream, weld = self._stream, self._station.weld
+            values.update({'seam_sensor_steps': stream.steps, 'seam_sensor_steps_bridged': stream.bridged,
+                           'joint_states_ignored': stream.ignored, 'joint_states_restarts': stream.restarts,
+                           'weld_s_mm': f'{weld.s_mm:.1f}' if weld else '-'})
         status = diagnostic_status(f'{self.get_name()}: switches', 'virtual', level, message, values)
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
 

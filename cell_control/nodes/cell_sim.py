@@ -31,7 +31,6 @@ from visualization_msgs.msg import Marker, MarkerArray
 from cell_control.cell.description import expand_xacro, home_positions, load_layout
 from cell_control.logistics.agv_navigation import Pose2D, home_pose, world_to_odom
 from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
-from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE,
@@ -41,8 +40,8 @@ from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.commands import command_problem
 from cell_control.sim.mujoco_cell import CellSimulation
-from cell_control.sim.virtual_sensors import recipe_placements
 from cell_control.sim.interface import AGV_NAMES, DEFAULT_PARTS_IN_POOL, POSE_RATE_HZ, WORLD_FRAME, part_name
+from cell_control.nodes.seam_station_params import configure_station, declare_weld_process
 from cell_control.sim.lockstep import WeldLockstep
 from cell_control.sim.pacing import RealTimePacer
 
@@ -64,12 +63,7 @@ class CellSimNode(Node):
         cell = build_cell_model(cell_urdf, {agv: expand_xacro('agv', name=agv) for agv in AGV_NAMES},
                                 expand_xacro('part'), self._layout, self._arm_joints, p['parts_in_pool'])
         self.sim = CellSimulation(cell, self._layout, p['initial_arm_positions'])
-        if p['recipe']:
-            recipe = load_recipe(Path(p['recipe']) if p['recipe'].endswith('.yaml') else recipe_path(p['recipe']))
-            self.sim.seam_placements = recipe_placements(
-                recipe, Path(p['seam_file']) if p['seam_file'] else None, p['power_drift'], p['dropout_rate'],
-                p['outlier_rate'], p['seed'])
-        self.sim.wear_contact_tip(p['contact_tip_drift_per_weld'])
+        configure_station(self.sim.station, p)
         self._lock = threading.Lock()
         self._lockstep = WeldLockstep(p['weld_lockstep_lead_s'], p['weld_lockstep_patience_s'])
         self._answers = threading.Condition()
@@ -148,18 +142,6 @@ class CellSimNode(Node):
             'Publish /robot_description latched (off when robot_state_publisher does it).'))
         declare('render_path', '', descriptor('PNG file that the ~/render service writes a picture of the cell '
                                               'to; empty: <tmp>/cell_control_cell.png.'))
-        declare('recipe', '', descriptor('Recipe (id in config/recipes or a .yaml file) of the part type: every '
-                                         'seam of it lies on each part; empty: parts without seams.'))
-        declare('seam_file', '', descriptor('Seam CSV welded instead of the recipe\'s seam (one-seam recipes: '
-                                            'another part\'s gaps and deviations); empty: the recipe\'s.'))
-        declare('power_drift', 0.0, descriptor('Relative error of the real arc power (unknown to control).',
-                                               -0.5, 0.5))
-        declare('dropout_rate', 0.0, descriptor('Probability that a sensor sample is invalid.', 0.0, 1.0))
-        declare('outlier_rate', 0.0, descriptor('Probability of a gap outlier in a valid sample.', 0.0, 1.0))
-        declare('seed', 0, descriptor('Seed of the sensor noise.', 0, 2**31 - 1, True))
-        declare('contact_tip_drift_per_weld', 0.0, descriptor(
-            'Degradation (off at 0): a wearing contact tip moves the power drift by this much with every weld.',
-            -0.05, 0.05))
         declare('weld_lockstep_lead_s', 0.01, descriptor(
             'During a weld the simulation leads the last seam sample the adjuster answered by at most this much '
             'simulated time, in s (it waits for a slow adjuster instead of running ahead).', 0.002, 1.0))
@@ -168,14 +150,11 @@ class CellSimNode(Node):
             'Wall seconds the simulation waits for the adjuster before it runs on without it.', 0.01, 60.0))
         values = {name: self.get_parameter(name).value for name in (
             'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'parts_in_pool', 'initial_arm_positions',
-            'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s',
-            'publish_robot_description', 'recipe', 'seam_file', 'power_drift',
-            'dropout_rate', 'outlier_rate', 'seed', 'contact_tip_drift_per_weld')}
+            'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s', 'publish_robot_description')}
+        values.update(declare_weld_process(self))
         values['initial_arm_positions'] = [float(v) for v in values['initial_arm_positions']]
         if len(values['initial_arm_positions']) != 6:
             raise ValueError('initial_arm_positions needs 6 values, one per arm joint')
-        if values['seam_file'] and not values['recipe']:
-            raise ValueError('seam_file replaces the seam of a recipe: set recipe too')
         return values
 
     # ----- commands in ----------------------------------------------------------------------------------

@@ -8,23 +8,21 @@ differential-drive bases, photo-eyes are light barriers (rays) that only parts i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
-from cell_control.cell.energy import arc_energy_j
 from cell_control.motion.weld_path import PLANNED_WELD_SPEED_MM_S
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryFollower
 from cell_control.weld.process_model import LIMITS
 from cell_control.weld.seam_measurement import SeamMeasurement
 from cell_control.sim.cell_scene import CellModel
 from cell_control.sim.interface import Pose2D, load_pose, parking_pose, part_name
-from cell_control.sim.virtual_sensors import (ClampSwitch, DeckLoad, PhotoEyes, Planar, SeamPlacement, SeamSensor,
-                                              WeldArc, part_at_station, seam_coordinates, seam_in_world, slew)
-from cell_control.sim.weld_process import (NOMINAL_CORRECTION_MM, NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S,
-                                           SAMPLE_STEPS, WeldProcess)
+from cell_control.sim.seam_station import SeamStation, WeldControls
+from cell_control.sim.virtual_sensors import (ClampSwitch, DeckLoad, PhotoEyes, Planar, SeamPlacement, part_at_station,
+                                              seam_coordinates, seam_in_world, slew)
+from cell_control.sim.weld_process import SAMPLE_STEPS, WeldProcess
 
 COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
 AGV_LINEAR_ACCEL = 1.0         # m/s²
@@ -37,13 +35,6 @@ CONTACT_TOLERANCE_M = 0.003    # TCP this close to the part surface: the force-c
 # the planned 25 mm/s): its changes (≤ rate × 1 ms per sample) and bunched or late commands reach the TCP as a
 # ramp of at most rate × 1 ms / 2 per step, never as a step.
 SCALING_RATE_PER_S = LIMITS['speed_mm_s'].rate_per_s / SAMPLE_STEPS / PLANNED_WELD_SPEED_MM_S
-
-
-@dataclass
-class WeldControls:
-    speed_mm_s: float = NOMINAL_SPEED_MM_S
-    force_n: float = NOMINAL_FORCE_N
-    correction_mm: float = NOMINAL_CORRECTION_MM
 
 
 @dataclass
@@ -76,7 +67,6 @@ class CellSimulation:
         self._applied_scaling = 1.0       # ... and as applied: ramped in while a trajectory runs
         self.belt_speed_m_s = 0.0
         self.gate_raised = False
-        self.cross_slide_target_m = 0.0
         self._agv_commands = {name: AgvCommand() for name in cell.agv_names}
         self._agv_velocity = {name: [0.0, 0.0] for name in cell.agv_names}
         self._hold_positions = np.array(initial_arm_positions, dtype=float)
@@ -93,13 +83,9 @@ class CellSimulation:
         self._clamp = ClampSwitch(layout['station']['clamp_time'])
         self._photo_eyes = PhotoEyes(layout)
         self._deck_load = DeckLoad(layout)
-        self.weld_results: list[dict] = []
-        self.seam_placements: list[SeamPlacement] = []   # every seam of the part type, in the part frame
-        self.weld_controls = WeldControls()
-        self.arc_on = False
-        self._arc = WeldArc()
-        self.seam_samples: list[SeamMeasurement] = []
-        self._seam_sensor = SeamSensor()
+        self.station = SeamStation()   # arc, weld process and seam sensor: the same code as the Gazebo route's
+        self._part_names = [part_name(i + 1) for i in range(len(cell.part_bodies))]
+        self._part_index = {name: i for i, name in enumerate(self._part_names)}
         mujoco.mj_forward(self.model, self.data)
 
     # ----- time -----------------------------------------------------------------------------------------
@@ -279,6 +265,16 @@ class CellSimulation:
     def cross_slide_position_m(self) -> float:
         return float(self.data.qpos[self.cell.cross_slide_qpos])
 
+    # The station's arc, weld process and seam sensor (sim.seam_station), as this simulation's own attributes.
+    @property
+    def seam_placements(self) -> list[SeamPlacement]:
+        """Every seam of the part type, in the part frame."""
+        return self.station.placements
+
+    @seam_placements.setter
+    def seam_placements(self, placements: list[SeamPlacement]) -> None:
+        self.station.placements = list(placements)
+
     @property
     def seam_placement(self) -> SeamPlacement | None:
         """The part type's first seam (all of them: `seam_placements`)."""
@@ -288,6 +284,47 @@ class CellSimulation:
     def seam_placement(self, placement: SeamPlacement | None) -> None:
         self.seam_placements = [] if placement is None else [placement]
 
+    @property
+    def arc_on(self) -> bool:
+        return self.station.arc_on
+
+    @arc_on.setter
+    def arc_on(self, on: bool) -> None:
+        self.station.arc_on = on
+
+    @property
+    def weld_controls(self) -> WeldControls:
+        return self.station.controls
+
+    @property
+    def cross_slide_target_m(self) -> float:
+        return self.station.cross_slide_target_m
+
+    @cross_slide_target_m.setter
+    def cross_slide_target_m(self, target_m: float) -> None:
+        self.station.cross_slide_target_m = target_m
+
+    @property
+    def weld_results(self) -> list[dict]:
+        return self.station.results
+
+    @property
+    def seam_samples(self) -> list[SeamMeasurement]:
+        return self.station.samples
+
+    @seam_samples.setter
+    def seam_samples(self, samples: list[SeamMeasurement]) -> None:
+        self.station.samples = samples
+
+    @property
+    def weld(self) -> WeldProcess | None:
+        """The weld process while the arc burns on a seam, else None."""
+        return self.station.weld
+
+    def wear_contact_tip(self, drift_per_weld: float) -> None:
+        """Let the arc's power drift move by `drift_per_weld` with every weld (a wearing contact tip)."""
+        self.station.wear_contact_tip(drift_per_weld)
+
     def seam_in_world(self, part: int, seam: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Start point and unit direction of seam number `seam` on `part`, in the world frame."""
         return seam_in_world(self.seam_placements[seam], self.part_pose(part))
@@ -295,12 +332,6 @@ class CellSimulation:
     def seam_coordinates(self, part: int, seam: int = 0) -> tuple[float, float]:
         """TCP position along a seam (mm from its start) and its distance from the seam line (m)."""
         return seam_coordinates(self.tcp_pose()[0], *self.seam_in_world(part, seam))
-
-    def _seam_views(self) -> Iterator[tuple[tuple[int, int], SeamPlacement, tuple[float, float]]]:
-        """Every seam on every part in the cell, keyed (part, seam number), with the TCP's coordinates on it."""
-        for part in self.parts_in_cell():
-            for seam, placement in enumerate(self.seam_placements):
-                yield (part, seam), placement, self.seam_coordinates(part, seam)
 
     def tool_force_n(self) -> float:
         """Contact force along the tool axis: the force-controlled axis presses while touching a part."""
@@ -314,66 +345,11 @@ class CellSimulation:
                 return self.weld_controls.force_n
         return 0.0
 
-    @property
-    def weld(self) -> WeldProcess | None:
-        """The weld process while the arc burns on a seam, else None."""
-        return self._arc.process
-
-    @property
-    def weld_part(self) -> int | None:
-        """The part welded last."""
-        return None if self._arc.part is None else self._arc.part[0]
-
-    @property
-    def weld_seam(self) -> int | None:
-        """The number of the seam welded last, in the part type's order."""
-        return None if self._arc.part is None else self._arc.part[1]
-
-    def wear_contact_tip(self, drift_per_weld: float) -> None:
-        """Let the arc's power drift move by `drift_per_weld` with every weld (a wearing contact tip)."""
-        self._arc.drift_per_weld = drift_per_weld
-
     def _step_weld(self) -> None:
-        """Run the weld process while the arc is on, at the tool's real travel speed along the seam."""
-        arc = self._arc
-        if not self.seam_placements or not self.arc_on:
-            arc.travelled()
-            if arc.process is not None:
-                self._finish_weld('arc off before the seam end')
-            self._sensor_tick(None)
-            return
-        if arc.process is None and not arc.strike(self.time_s, self._seam_views()):
-            self._sensor_tick(None)
-            return
-        assert self.weld_part is not None and self.weld_seam is not None and arc.process is not None
-        controls = self.weld_controls
-        sample = arc.advance(self.seam_coordinates(self.weld_part, self.weld_seam)[0], controls.force_n,
-                             controls.correction_mm)
-        last = arc.process.last
-        self.cross_slide_target_m = (last.correction_mm if last else 0.0) / 1000.0
-        self._sensor_tick(sample)
-        if arc.process.done:
-            self.arc_on = False
-            self._finish_weld('')
-
-    def _finish_weld(self, interrupted: str) -> None:
-        """Keep the process model's true score of the weld (for evaluation: no real cell can measure it)."""
-        weld = self._arc.finish()
-        metrics = weld.metrics()
-        self.weld_results.append({
-            'part': f'part_{self.weld_part}', 'seam': weld.seam.name, 'seam_index': self.weld_seam,
-            'end_time_s': round(self.time_s, 3),
-            'seam_length_mm': weld.seam.length_mm, 'welded_mm': round(weld.s_mm, 2),
-            'arc_time_s': round(weld.t_s, 3), 'arc_energy_j': round(arc_energy_j(weld.t_s, weld.power_drift), 1),
-            'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()}})
-
-    def _sensor_tick(self, sample: SeamMeasurement | None) -> None:
-        """Stream the laser sensor at 500 Hz whether or not a seam is in view (flags 0 when none is)."""
-        reading = self._seam_sensor.tick(self.time_s, sample,
-                                         lambda: ((placement, view) for _, placement, view in self._seam_views()),
-                                         self.cross_slide_position_m())
-        if reading is not None:
-            self.seam_samples.append(reading)
+        """Step the station with this step's TCP; the parts go by their model names (`part_<i>`)."""
+        self.station.step(self.time_s, self.data.xpos[self.cell.tcp_body], self.cross_slide_position_m(),
+                          lambda: [self._part_names[i] for i in self.parts_in_cell()],
+                          lambda name: self.part_pose(self._part_index[name]))
 
     # ----- rendering ------------------------------------------------------------------------------------
     def render_png(self, path: str, width: int = 1280, height: int = 720) -> None:
@@ -463,9 +439,3 @@ class CellSimulation:
             d.qpos[c.deck_qpos[agv]] = 0.0
             deck_fresh = now - command.deck_time_s <= COMMAND_TIMEOUT_S
             d.qvel[c.deck_dof[agv]] = command.deck_m_s if deck_fresh else 0.0
-
-
-def _json_number(value: float | int) -> float | int | None:
-    if isinstance(value, float):
-        return round(value, 4) if math.isfinite(value) else None
-    return value

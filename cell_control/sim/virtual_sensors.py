@@ -419,7 +419,8 @@ class ToolChain:
     def from_urdf(cls, urdf_xml: str, layout: dict, kinematics: UrKinematics, frame: str = 'weld_tcp',
                   flange: str = 'tool0') -> ToolChain:
         """Read the joints from `flange` down to `frame` in the URDF; raise ValueError naming a missing link."""
-        joints = {j.find('child').get('link'): j for j in ElementTree.fromstring(urdf_xml).iter('joint')}
+        # The robot's own joints: <ros2_control> (the Gazebo description) has <joint> elements of its own.
+        joints = {j.find('child').get('link'): j for j in ElementTree.fromstring(urdf_xml).findall('joint')}
         chain: list[tuple[np.ndarray, np.ndarray | None]] = []
         link = frame
         while link != flange:
