@@ -1,4 +1,5 @@
-"""The Gazebo route running: `ros2 launch cell_control gazebo.launch.py` serves the simulation contract.
+"""The Gazebo route running: `gazebo.launch.py` serves the simulation contract, and `cell.launch.py sim:=gazebo`
+runs the production cycle.
 
 Needs ROS 2 Jazzy with Gazebo Harmonic, ros_gz and gz_ros2_control installed, and this package built in the
 ament index; skipped elsewhere (this repository's CI machine has none of them).
@@ -23,9 +24,8 @@ POSE_TOLERANCE_M = 0.02
 GZ_PACKAGES = ('ros_gz_sim', 'ros_gz_bridge', 'gz_ros2_control', 'joint_trajectory_controller', 'cell_control')
 
 
-@pytest.fixture
-def gazebo(node_processes, ros_domain):
-    """Start the Gazebo route headless on the test's ROS domain and its own gz transport partition."""
+def gazebo_installed(node_processes, ros_domain) -> None:
+    """Skip unless the Gazebo route can run; give the test's launches their own gz transport partition."""
     pytest.importorskip('launch_ros')
     packages = pytest.importorskip('ament_index_python.packages')
     for package in GZ_PACKAGES:
@@ -36,6 +36,12 @@ def gazebo(node_processes, ros_domain):
     if shutil.which('ros2') is None:
         pytest.skip('no ros2 command on PATH')
     node_processes.env['GZ_PARTITION'] = f'cell_control_{ros_domain}'   # never meet another test's gz-sim
+
+
+@pytest.fixture
+def gazebo(node_processes, ros_domain):
+    """Start the Gazebo route headless on the test's ROS domain and its own gz transport partition."""
+    gazebo_installed(node_processes, ros_domain)
     node_processes.start('gazebo', ['ros2', 'launch', 'cell_control', 'gazebo.launch.py', 'gui:=false'])
     return node_processes
 
@@ -106,34 +112,42 @@ def test_load_part_puts_a_pool_part_on_the_source_deck_and_park_part_returns_it(
     wait_for(lambda: poses.near('part_2', slot.x, slot.y, slot.z), MOVE_TIMEOUT_S, 'part_2 back at its slot')
 
 
-def test_a_part_goes_through_the_production_cycle_in_gazebo(gazebo, probe, tmp_path):
-    """The whole cell on the Gazebo route: one part brought, welded (seam sensor and weld process in the sensor
-    node), and taken away; the ledger delivers it with its weld record, the process model scores the weld."""
+def test_cell_launch_with_gazebo_runs_the_production_cycle(node_processes, ros_domain, probe, tmp_path):
+    """`ros2 launch cell_control cell.launch.py sim:=gazebo`: the parts brought, welded (seam sensor and weld
+    process in the sensor node) and taken away; the ledger delivers each, the process model scores each weld."""
     import json
 
+    import yaml
     from std_msgs.msg import String
 
-    from cell_control.bringup import describe_cell
+    from cell_control.bringup import default_params_file, describe_cell
     from cell_control.cell.ledger import PartLedger, PartState
     from cell_control.nodes.common import LATCHED
     from cell_control.testing import CellView
 
+    gazebo_installed(node_processes, ros_domain)
     ledger_path = tmp_path / 'ledger.sqlite'
-    settings = {'fleet_sim': {'run_id': 'G'},
-                'coordinator': {'ledger_path': str(ledger_path), 'records_path': str(tmp_path / 'records.sqlite')},
-                'maintenance': {'store_path': str(tmp_path / 'condition.sqlite')}}
-    for spec in describe_cell('gazebo', ros_tools=False, overrides=settings, parts=1):
-        gazebo.start_spec(spec)
+    parameters = yaml.safe_load(default_params_file().read_text())
+    for node, values in {'fleet_sim': {'run_id': 'G'},
+                         'coordinator': {'ledger_path': str(ledger_path), 'records_path': str(tmp_path / 'rec.sqlite')},
+                         'maintenance': {'store_path': str(tmp_path / 'condition.sqlite')}}.items():
+        parameters.setdefault(node, {}).setdefault('ros__parameters', {}).update(values)
+    params_file = tmp_path / 'params.yaml'
+    params_file.write_text(yaml.safe_dump(parameters))
+    parts = {s.name: s for s in describe_cell('gazebo', params_file=params_file)}['fleet_sim'].parameters['parts']
+    node_processes.start('cell', ['ros2', 'launch', 'cell_control', 'cell.launch.py', 'sim:=gazebo', 'gui:=false',
+                                  f'params_file:={params_file}'])
     cell = CellView(probe)
     scores = Latest(probe, String, '/sim/weld_result', LATCHED, keep=True)
     wait_for(lambda: 'state' in cell.state(), START_TIMEOUT_S, 'the coordinator on /cell/state')
     ok, message = cell.trigger('/cell/start', MOVE_TIMEOUT_S)
     assert ok, message
-    wait_for(lambda: int(cell.state().get('delivered', 0)) + int(cell.state().get('rejected', 0)) == 1, 900.0,
-             'the part to leave the cell (Gazebo runs at about real time)', poll_s=0.5)
-    assert cell.state()['delivered'] == 1, cell.state()
+    wait_for(lambda: int(cell.state().get('delivered', 0)) + int(cell.state().get('rejected', 0)) == parts,
+             parts * 300.0, f'the {parts} parts to leave the cell (Gazebo runs at about real time)', poll_s=0.5)
+    assert cell.state()['delivered'] == parts, cell.state()
     with PartLedger(ledger_path) as ledger:
-        assert {p.part_id: p.state for p in ledger.parts()} == {'P-G-1': PartState.DELIVERED}
-    score = json.loads(scores.all[-1].data)
-    assert score['interrupted'] == '' and score['quality_pct'] >= 95.0, score
-    gazebo.check_running('the production cycle')
+        states = {p.part_id: p.state for p in ledger.parts()}
+    assert states == {f'P-G-{i}': PartState.DELIVERED for i in range(1, parts + 1)}
+    welds = [json.loads(m.data) for m in scores.all]
+    assert len(welds) == parts and all(w['interrupted'] == '' and w['quality_pct'] >= 95.0 for w in welds), welds
+    node_processes.check_running('the production cycle')
