@@ -72,7 +72,10 @@ def test_scaling_of_a_new_move() -> None:
     weld.start(arc=True)
     assert weld.scaling_for_move('weld_path') == pytest.approx(16.0 / 25.0)   # no adjuster speed yet
     weld.on_travel_speed(5.0, 1.0)
-    assert weld.scaling_for_move('weld_path') == pytest.approx(0.2)
+    assert weld.scaling_for_move('weld_path') == pytest.approx(0.2)   # planned again within the weld
+    weld.stop()
+    weld.start(arc=True)                                              # the next seam or part
+    assert weld.scaling_for_move('weld_path') == pytest.approx(16.0 / 25.0), 'the last weld\'s speed carried over'
 
 
 def test_adjuster_fault_stops_the_cycle_only_during_a_weld() -> None:

@@ -34,7 +34,13 @@ class WeldSupervisor:
         self._speed: tuple[float, float] | None = None   # (receipt time, mm/s)
 
     def start(self, arc: bool) -> None:
+        """Begin a weld: its path starts at the recipe's speed, as the adjuster's lead-in does.
+
+        Not at the speed the adjuster gave the previous weld; within a weld the last speed is kept, for a path
+        planned again after a pause.
+        """
         self.welding, self.arc = True, arc
+        self._speed = None
 
     def stop(self) -> None:
         self.welding = self.arc = False
