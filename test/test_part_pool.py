@@ -25,7 +25,7 @@ def test_a_part_is_free_while_it_rests_at_its_own_slot():
     slot_1 = parking_pose(1)
     pool.update('part_2', slot_1.x, slot_1.y, slot_1.z, 0.0)   # at another part's slot: not free
     pool.update('part_3', parking_pose(3).x + 2 * SLOT_TOLERANCE_M, parking_pose(3).y, 0.0, 0.0)
-    assert pool.free() == [1]
+    assert pool.free() == [1] and pool.in_cell() == [2, 3]   # in the cell: seen away from their own slots
     pool.update('part_1', slot_1.x, slot_1.y, 0.75, 0.0)       # lifted above its slot
     assert pool.free() == [] and not pool.at_slot(1) and not pool.at_slot(9)
     pool.update('part_1', math.nan, slot_1.y, 0.0, 0.0)        # garbage is ignored: the last pose stands

@@ -40,8 +40,8 @@ from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.nodes.seam_station_params import configure_station, declare_weld_process
-from cell_control.sim.interface import WORLD_FRAME
-from cell_control.sim.part_pool import PartPool, pool_index
+from cell_control.sim.interface import WORLD_FRAME, part_name
+from cell_control.sim.part_pool import PartPool
 from cell_control.sim.seam_station import JointStream, SeamStation
 from cell_control.sim.virtual_sensors import CellSwitches, Pose, ToolChain, pose_from_tf
 
@@ -114,11 +114,6 @@ class CellSensorsNode(Node):
         configure_station(self._station, self._weld)
         self._stream = JointStream(self._station, self._chain, MAX_BRIDGED_STEPS)
 
-    def _parts_in_cell(self) -> list[str]:
-        """Return the pool parts away from their parking slots, by model name (MuJoCo's parts_in_cell)."""
-        return [name for name in self._poses
-                if (index := pool_index(name)) is not None and not self._pool.at_slot(index)]
-
     def _on_joint_states(self, msg: JointState) -> None:
         try:
             positions = [msg.position[msg.name.index(joint)] for joint in self._arm_joints]
@@ -127,8 +122,8 @@ class CellSensorsNode(Node):
             return
         if not self._inputs.finite('/joint_states', {'position': positions + [slide_m]}):
             return
-        self._stream.take(to_seconds(msg.header.stamp), positions, slide_m, self._parts_in_cell,
-                          lambda name: self._poses[name])
+        self._stream.take(to_seconds(msg.header.stamp), positions, slide_m,
+                          lambda: [part_name(i) for i in self._pool.in_cell()], lambda name: self._poses[name])
         station = self._station
         for sample in station.samples:
             self._seam_pub.publish(seam_to_cloud(sample))

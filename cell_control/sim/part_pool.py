@@ -66,6 +66,10 @@ class PartPool:
             index += 1
         return free
 
+    def in_cell(self) -> list[int]:
+        """Return the pool indices seen away from their parking slots (loaded since they were parked), lowest first."""
+        return sorted(i for i in self._parts if not self.at_slot(i))
+
     def on_deck(self, agv: str) -> int | None:
         """Return the pool part lying on `agv`'s deck (as its load sensor would see it), or None."""
         pose = self._agv_poses.get(agv)
