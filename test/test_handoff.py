@@ -228,3 +228,35 @@ def test_client_refuses_bad_settings():
         HandoffClient(answer_timeout_s=0.0)
     with pytest.raises(HandoffError, match='max_attempts'):
         HandoffClient(max_attempts=0)
+
+
+def test_a_new_id_from_the_same_agv_for_the_same_part_supersedes_its_waiting_request():
+    server = HandoffServer(TIMEOUTS)
+    server.agv_docked('outbound', 'agv_2', True, 0.0)
+    assert server.receive(UNLOAD, 1.0).step is HandoffStep.AWAIT_CELL
+    again = HandoffRequest('r2-2', HandoffKind.UNLOAD_FROM_CELL, 'agv_2', 'outbound', 'P0', 5.0)
+    taken = server.receive(again, 5.0)     # the fleet gave r2 up (its answers were lost) and asks anew
+    assert (taken.status, taken.step) == (HandoffStatus.ACKNOWLEDGED, HandoffStep.AWAIT_CELL)
+    assert server.active('outbound') == again and server.dock_ready('outbound')
+    old = server.receive(UNLOAD, 6.0)       # a late resend of the old id gets its final answer
+    assert old.status is HandoffStatus.FAILED and "superseded by request 'r2-2'" in old.reason
+    assert server.tick(5.0 + TIMEOUTS.cell_s - 1.0) == [], 'the new request has its own full step timeout'
+
+
+@pytest.mark.parametrize('agv, part', [('agv_1', 'P0'), ('agv_2', 'P7')])
+def test_another_agv_or_part_does_not_supersede(agv, part):
+    server = HandoffServer(TIMEOUTS)
+    server.receive(UNLOAD, 1.0)
+    other = server.receive(HandoffRequest('r5', HandoffKind.UNLOAD_FROM_CELL, agv, 'outbound', part, 2.0), 2.0)
+    assert other.status is HandoffStatus.FAILED and "busy with request 'r2'" in other.reason
+    assert server.active('outbound') == UNLOAD
+
+
+def test_a_transfer_whose_rollers_may_run_is_not_superseded():
+    server = HandoffServer(TIMEOUTS)
+    server.agv_docked('outbound', 'agv_2', True, 0.0)
+    server.receive(UNLOAD, 1.0)
+    server.begin_transfer('outbound', 2.0)
+    again = HandoffRequest('r2-2', HandoffKind.UNLOAD_FROM_CELL, 'agv_2', 'outbound', 'P0', 3.0)
+    assert server.receive(again, 3.0).status is HandoffStatus.FAILED
+    assert server.step('outbound') is HandoffStep.AWAIT_ROLLERS

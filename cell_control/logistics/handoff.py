@@ -181,6 +181,10 @@ class HandoffServer:
             return self._results[request.request_id]
         self._requests[request.request_id] = request
         busy = self._active.get(request.dock)
+        if not refuse and busy is not None and _supersedes(request, busy):
+            self._finish(busy, HandoffStatus.FAILED, f'superseded by request {request.request_id!r} from '
+                         f'{request.agv}', now_s)
+            busy = None
         if not refuse and busy is not None:
             refuse = f'{request.dock} dock busy with request {busy.request.request_id!r}'
         if refuse:
@@ -296,6 +300,17 @@ class HandoffServer:
         self._results[transfer.request.request_id] = result
         del self._active[transfer.request.dock]
         return result
+
+
+def _supersedes(request: HandoffRequest, busy: _Transfer) -> bool:
+    """Tell whether `request` replaces the transfer holding its dock: the same AGV and part asking again.
+
+    The fleet sends a new id only after giving its last one up (its answers were lost: a stall, a restart
+    of the cell's node); holding the old one would turn the dock away for the whole step timeout. Once the
+    rollers may run, the old transfer is left to end on its own short timeout.
+    """
+    return (_same_but_time(request, busy.request)
+            and busy.step in (HandoffStep.AWAIT_DOCKED, HandoffStep.AWAIT_CELL))
 
 
 def _same_but_time(a: HandoffRequest, b: HandoffRequest) -> bool:
