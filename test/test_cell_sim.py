@@ -105,12 +105,17 @@ def test_the_clamp_centres_the_part_and_the_gate_cannot_lift_a_part(sim):
     sim.step(1000)
     assert sim.clamp_closed
     assert sim.part_pose(index)[0][:2] == pytest.approx([0.0, 0.0], abs=1e-4)
+    assert sim.clamp_reports == [f'clamp closing on part_{index + 1}: +20.0 mm along the belt, +30.0 mm across, '
+                                 '+0.00 deg from the datum']
     sim.set_clamp(False)
     sim.step(600)
     sim.data.qpos[q:q + 3] = [0.4, 0.0, 0.751]     # a part lying over the gate
     sim.gate_raised = True
     sim.step(500)
     assert sim.data.qpos[sim.cell.gate_qpos] < 0.001 and sim.part_pose(index)[0][2] < 0.76
+    sim.set_clamp(True)             # nothing within its reach: the clamp closes on air, and says so
+    sim.step(600)
+    assert sim.clamp_closed and sim.clamp_reports[-1] == 'clamp closed with no part within its reach of the datum'
 
 
 def test_seam_sensor_streams_500_hz_and_strikes_the_arc_on_the_seam(sim, tmp_path):
@@ -152,9 +157,14 @@ def test_clearing_a_jam_pulls_back_the_part_that_piled_up_behind_it(sim):
     gap = sim.part_pose(released)[0][0] - sim.part_pose(behind)[0][0] - length
     assert gap < 0.05   # piled up: the beam cannot see a gap, the gate cannot rise between them
     sim.belt_speed_m_s = 0.0
+    q = sim.cell.part_qpos[behind]   # pushed parts slew: as seen in the whole cell, 6-7 cm across and turned
+    sim.data.qpos[q + 1] += 0.07
+    sim.data.qpos[q + 3:q + 7] = (math.cos(0.05), 0.0, 0.0, math.sin(0.05))
     assert sim.clear_jam() == [behind] and sim.jammed_part is None
     gap = sim.part_pose(released)[0][0] - sim.part_pose(behind)[0][0] - length
     assert gap == pytest.approx(0.3, abs=0.01)
+    position, rotation = sim.part_pose(behind)
+    assert position[1] == pytest.approx(0.0, abs=1e-9) and rotation[0, 0] == pytest.approx(1.0)   # set down square
     sim.belt_speed_m_s = 0.3
     for _ in range(200):   # 20 s at most: the released part leaves, the gate rises behind it
         sim.step(100)
@@ -165,6 +175,9 @@ def test_clearing_a_jam_pulls_back_the_part_that_piled_up_behind_it(sim):
     sim.step(3000)
     assert sim.part_pose(behind)[0][0] == pytest.approx(sim.layout['station']['x'], abs=0.01)
     assert sim.part_pose(released)[0][0] > sim.layout['station']['x'] + length
+    sim.set_clamp(True)
+    sim.step(600)
+    assert sim.clamp_reports[-1].startswith(f'clamp closing on part_{behind + 1}:'), 'within the clamp\'s reach'
 
 
 def test_clearing_a_jam_without_a_pile_up_moves_nothing(sim):

@@ -222,16 +222,34 @@ def test_an_agv_that_never_arrives_fails_the_handoff_with_a_reason_and_the_cell_
     assert states == {'P-T-1': PartState.ON_INBOUND_AGV} and invariant
 
 
-@pytest.mark.parametrize('cell', [(1, {})], indirect=True)
-def test_a_conveyor_jam_stops_the_belt_and_faults_the_cell(cell):
+@pytest.mark.parametrize('cell', [(2, {})], indirect=True)
+def test_a_conveyor_jam_faults_the_cell_and_is_recovered_without_costing_the_next_weld(cell):
+    """A jam in a release (found by the DDS soak): the released part snags and the queued one runs into it.
+
+    The cell faults with the belt stopped; once the operator has cleared the jam by hand, reset, acknowledge
+    and start bring the released part out and the queued one to the station, clamped, and its weld goes on.
+    """
     start(cell)
-    cell.wait_state('the part to be fed to the station', lambda s: s['stage'] == 'feeding')
+    cell.wait_state('part 1 released with part 2 queued behind it',
+                    lambda s: s['stage'] == 'releasing' and s['queued_part'] == 'P-T-2', WALL_S * 1.5)
+    wait_for(lambda: cell.belt_command and cell.belt_command[-1] > 0.0, 60, 'the belt to run the release')
     assert cell.call('/sim/jam_belt').success
     cell.wait_state('a fault', lambda s: s['state'] == 'fault', 120)
     wait_for(lambda: cell.belt_command and cell.belt_command[-1] == 0.0, 30, 'the belt to be stopped')
     states, invariant = cell.ledger()
-    assert states == {'P-T-1': PartState.ON_CONVEYOR} and invariant
+    assert states == {'P-T-1': PartState.ON_OUTBOUND_CONVEYOR, 'P-T-2': PartState.ON_CONVEYOR} and invariant
     assert not cell.call('/cell/start').success      # a fault needs reset and acknowledge first
+    assert cell.call('/sim/clear_faults').success    # the operator frees the snag and undoes the pile-up
+    assert cell.call('/cell/reset').success
+    assert cell.call('/cell/acknowledge').success
+    start(cell)
+    cell.wait_state("part 2's weld", lambda s: s['stage'] == 'welding' and s['station_part'] == 'P-T-2')
+    struck = time.monotonic()   # a part clamped on air faulted 1 s after the strike (SEAM_LOST)
+    cell.wait_state('10 s of welding part 2, or a fault',
+                    lambda s: s['state'] != 'running' or time.monotonic() > struck + 10.0, 60)
+    assert cell.state['state'] == 'running' and cell.state['stage'] == 'welding', cell.state
+    states, invariant = cell.ledger()
+    assert states['P-T-2'] is PartState.WELDING and invariant
 
 
 @pytest.mark.parametrize('cell', [(1, {})], indirect=True)

@@ -362,8 +362,14 @@ class CellSimNode(Node):
             self._publish_odometry(header_stamp)
         if self._due('poses', now, POSES_PERIOD_S):
             self._publish_poses(header_stamp)
+        while self.sim.clamp_reports:
+            self.get_logger().info(self.sim.clamp_reports.pop(0))
         while self.sim.weld_results:
-            self._weld_result_pub.publish(String(data=json.dumps(self.sim.weld_results.pop(0))))
+            result = self.sim.weld_results.pop(0)
+            ended = f", {result['interrupted']}" if result['interrupted'] else ''
+            self.get_logger().info(f"weld of {result['part']} ({result['seam']}): {result['welded_mm']} of "
+                                   f"{result['seam_length_mm']} mm{ended}")
+            self._weld_result_pub.publish(String(data=json.dumps(result)))
         if self._due('markers', now, MARKER_PERIOD_S):
             self._marker_pub.publish(self._markers(header_stamp))
         if self._due('diagnostics', now, DIAGNOSTICS_PERIOD_S):

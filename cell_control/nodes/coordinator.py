@@ -42,8 +42,8 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
 from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion, ArmMotionError
-from cell_control.cell.cycle import (Action, CellCoordinator, Command, CommandRefused, CoordinatorTimeouts, Event,
-                                     EventKind, Mode)
+from cell_control.cell.cycle import (Action, ActionKind, CellCoordinator, Command, CommandRefused, CoordinatorTimeouts,
+                                     Event, EventKind, Mode)
 from cell_control.cell.description import agv_names, home_positions, load_layout
 from cell_control.cell.signals import SwitchEdges, parse_part_id, rollers_running
 from cell_control.cell.weld_supervision import WeldSupervisor, fresh
@@ -62,6 +62,8 @@ from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
 TICK_PERIOD_S = 0.1
+DEVICE_COMMANDS = frozenset({ActionKind.START_BELT, ActionKind.STOP_BELT, ActionKind.RAISE_GATE, ActionKind.LOWER_GATE,
+                             ActionKind.CLAMP, ActionKind.UNCLAMP})   # logged: the cell's device trace
 STATE_PERIOD_S = 1.0
 COMMANDS = {'start': Command.START, 'stop': Command.STOP, 'pause': Command.PAUSE, 'resume': Command.RESUME,
             'reset': Command.RESET, 'acknowledge': Command.ACKNOWLEDGE}
@@ -268,6 +270,7 @@ class CoordinatorNode(Node):
 
     def _on_station_eye(self, msg: Bool) -> None:
         if self._switches.changed('station', msg.data):
+            self.get_logger().info(f'station photo-eye {"blocked" if msg.data else "clear"}')
             self._event(Event(EventKind.STATION_EYE, flag=msg.data))
 
     def _on_clamp(self, msg: Bool) -> None:
@@ -373,6 +376,9 @@ class CoordinatorNode(Node):
     # ----- actions out ----------------------------------------------------------------------------------
     def _act(self, actions: list[Action]) -> None:
         for action in actions:
+            if action.kind in DEVICE_COMMANDS:
+                self.get_logger().info(f'{action.kind.value.replace("_", " ")}'
+                                       + (f' ({action.part_id})' if action.part_id else ''))
             handler = getattr(self, f'_do_{action.kind.value}')
             handler(action)
         if actions:

@@ -81,6 +81,7 @@ class CellSimulation:
             self.park_part(index)
         self.jammed_part: int | None = None   # fault injection: a part snagged on the belt
         self._clamp = ClampSwitch(layout['station']['clamp_time'])
+        self.clamp_reports: list[str] = []    # what each closing clamp gripped, for the node's log
         self._photo_eyes = PhotoEyes(layout)
         self._deck_load = DeckLoad(layout)
         self.station = SeamStation()   # arc, weld process and seam sensor: the same code as the Gazebo route's
@@ -217,11 +218,13 @@ class CellSimulation:
     def clear_jam(self) -> list[int]:
         """Clear an injected jam as an operator does by hand: free the snag, pull back the parts piled up behind.
 
-        Each part that ran into the one in front is pulled back until a gap of `CLEARED_GAP_M` separates them.
-        Parts that touch cannot be told apart by the photo-eyes nor separated by the stop gate; on a real belt
-        the operator clearing the jam undoes the pile-up too. Returns the parts that were moved.
+        Each part that ran into the one in front is pulled back until a gap of `CLEARED_GAP_M` separates them,
+        and set down square in the middle of the belt, as is the part that snagged: pushed parts slew across
+        the belt (no side guides), a part more than the clamp's reach off the centre line would be clamped on
+        air. Parts that touch cannot be told apart by the photo-eyes nor separated by the stop gate; on a real
+        belt the operator clearing the jam undoes the pile-up too. Returns the parts that were moved.
         """
-        self.jammed_part = None
+        snagged, self.jammed_part = self.jammed_part, None
         length = self.layout['part']['length']
         start = self.layout['conveyor']['x_start'] + length / 2
         moved = []
@@ -230,12 +233,14 @@ class CellSimulation:
             x = float(self.part_pose(index)[0][0])
             if front is not None and x > front - length - CLEARED_GAP_M:
                 x = max(start, front - length - CLEARED_GAP_M)
-                q = self.cell.part_qpos[index]
-                self.data.qpos[q] = x
-                self.data.qvel[self.cell.part_dof[index]:self.cell.part_dof[index] + 6] = 0.0
                 moved.append(index)
+            if index in moved or index == snagged:
+                q = self.cell.part_qpos[index]
+                self.data.qpos[q:q + 2] = (x, 0.0)
+                self.data.qpos[q + 3:q + 7] = (1.0, 0.0, 0.0, 0.0)
+                self.data.qvel[self.cell.part_dof[index]:self.cell.part_dof[index] + 6] = 0.0
             front = x
-        if moved:
+        if moved or snagged is not None:
             mujoco.mj_forward(self.model, self.data)
         return moved
 
@@ -366,9 +371,14 @@ class CellSimulation:
         closing jaws push it onto the datum (station x, y = 0, square to the belt) and then hold it still.
         """
         clamp = self._clamp
+        gripped, closed = clamp.part, clamp.closed
         clamp.update(now, lambda: part_at_station(self._part_positions(), self.layout))
         part = clamp.part
+        if part is not None and gripped is None:
+            self.clamp_reports.append(self._grip_report(part))
         if part is None:
+            if clamp.closed and not closed:
+                self.clamp_reports.append('clamp closed with no part within its reach of the datum')
             return
         q, dof = self.cell.part_qpos[part], self.cell.part_dof[part]
         qpos, qvel = self.data.qpos, self.data.qvel
@@ -380,6 +390,13 @@ class CellSimulation:
         yaw = 2.0 * math.atan2(z, w) * (1.0 - fraction)
         qpos[q + 3:q + 7] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
         qvel[dof:dof + 6] = 0.0
+
+    def _grip_report(self, part: int) -> str:
+        """Say where the clamp found `part`: a weld that misses its seam starts here."""
+        position, rotation = self.part_pose(part)
+        yaw = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
+        return (f'clamp closing on {self._part_names[part]}: {1000 * (position[0] - self.layout["station"]["x"]):+.1f} '
+                f'mm along the belt, {1000 * position[1]:+.1f} mm across, {yaw:+.2f} deg from the datum')
 
     def _part_over_gate(self) -> bool:
         """Tell whether a part lies over the pop-up stop: it is force-limited, so it waits until the part passed."""
