@@ -669,3 +669,34 @@ def test_a_restart_during_a_weld_turns_the_arc_off_first(tmp_path):
     restarted = Cell(tmp_path / 'l.db')
     restored = [a.kind for a in restarted.log]
     assert restored[0] is A.STOP_WELD and A.MOVE_ARM not in restored
+
+
+def test_a_part_that_left_the_station_during_a_stop_ends_its_release_and_the_gate_stops_the_next(tmp_path):
+    """Seen in the DDS soak: an e-stop just after the gate went down, the belt coasted the part past the eye.
+
+    The eye's edge came while the cell was stopped; re-entering the release lowered the gate again and the queued
+    part rode through the station, never to be fed.
+    """
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.weld(during=lambda: cell.load('P2'))
+    request = HandoffRequest('out-P1', HandoffKind.UNLOAD_FROM_CELL, 'agv_2', 'outbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)
+    released = cell.ev(E.AGV_DOCKED, dock='outbound', agv='agv_2', flag=True)
+    assert A.LOWER_GATE in cell.kinds(released)
+    stopped = cell.ev(E.ESTOP, flag=True)
+    assert A.STOP_BELT in cell.kinds(stopped)
+    coasting = cell.ev(E.STATION_EYE, flag=False)     # the part coasts past the eye while stopped
+    assert not {A.RAISE_GATE, A.LOWER_GATE, A.START_BELT} & set(cell.kinds(coasting)), 'nothing moves in e-stop'
+    cell.ev(E.ESTOP, flag=False)
+    cell.cmd(Command.RESET)
+    cell.cmd(Command.ACKNOWLEDGE)
+    resumed = cell.cmd(Command.START)
+    kinds = cell.kinds(resumed)
+    assert A.LOWER_GATE not in kinds and A.RAISE_GATE in kinds
+    cell.ev(E.TICK)                                     # the next part's feed starts with the next beat
+    assert cell.coord.snapshot().stage is Stage.FEEDING and cell.coord.snapshot().station_part == 'P2'
+    fed = cell.ev(E.STATION_EYE, flag=True)
+    assert A.CLAMP in cell.kinds(fed) and cell.ledger.state('P2') is PartState.AT_STATION
+    assert cell.ledger.state('P1') is PartState.ON_OUTBOUND_CONVEYOR

@@ -236,6 +236,7 @@ class CellCoordinator:
         self._queued = ''          # part on the infeed side of the belt, waiting for the station
         self._outbound = ''        # part released toward the outbound dock
         self._belt = False
+        self._station_eye: bool | None = None   # the station photo-eye's last level (None: not heard yet)
         self._estop_active = False
         self._step_credit = 0
         self._pending_acks: list[str] = []
@@ -432,6 +433,8 @@ class CellCoordinator:
             out += self._handoff_results(self.handoff.tick(now_s), now_s)
             out += self._check_deadline(now_s)
         else:
+            if kind is EventKind.STATION_EYE:
+                self._station_eye = event.flag
             out += self._station_event(event, now_s)
         return out + self._drive(now_s)
 
@@ -635,10 +638,15 @@ class CellCoordinator:
         if st.stage is Stage.RELEASING:
             self._move(part, PartState.ON_OUTBOUND_CONVEYOR, now_s, 'released toward the outbound AGV')
             self._outbound = part
-            out = [Action(ActionKind.LOWER_GATE, part)]
+            out = []
             if self.handoff.step('outbound') is HandoffStep.AWAIT_CELL:
                 out.append(self._publish(self.handoff.begin_transfer('outbound', now_s)))
-            return out
+            if self._station_eye is False:
+                # Re-entered after a stop in which the belt coasted the part past the eye: the release is done,
+                # and the gate must stop the next part rather than let it through.
+                self._station = _Station()
+                return out + [Action(ActionKind.RAISE_GATE)]
+            return [Action(ActionKind.LOWER_GATE, part)] + out
         seam = self.seam_ids[st.seam] if st.stage is not Stage.RETRACT else ''
         out = [self._arm(part, ARM_TARGET[st.stage], seam)]
         if st.stage is Stage.WELDING:
