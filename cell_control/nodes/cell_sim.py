@@ -9,7 +9,6 @@ Messages are converted to plain values here, once; the physics and the devices l
 from __future__ import annotations
 
 import json
-import math
 import sys
 import tempfile
 import threading
@@ -44,6 +43,7 @@ from cell_control.sim.interface import AGV_NAMES, DEFAULT_PARTS_IN_POOL, POSE_RA
 from cell_control.nodes.seam_station_params import configure_station, declare_weld_process
 from cell_control.sim.lockstep import WeldLockstep
 from cell_control.sim.pacing import RealTimePacer
+from cell_control.sim.virtual_sensors import planar
 
 CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands and sensor
 JOINT_STATE_PERIOD_S = 0.01
@@ -432,9 +432,8 @@ class CellSimNode(Node):
         for index in range(len(self.sim.cell.part_bodies)):
             position, rotation = self.sim.part_pose(index)
             visible = index in self.sim.parts_in_cell()
-            yaw = math.atan2(rotation[1, 0], rotation[0, 0])
             centre = position + rotation[:, 2] * part['height'] / 2
-            box('parts', index, centre, yaw, (part['length'], part['width'], part['height']),
+            box('parts', index, centre, planar(position, rotation).yaw, (part['length'], part['width'], part['height']),
                 (0.8, 0.5, 0.2, 1.0 if visible else 0.0))
         agv = layout['agv']
         for index, name in enumerate(AGV_NAMES):

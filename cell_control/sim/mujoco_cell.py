@@ -21,7 +21,7 @@ from cell_control.sim.cell_scene import CellModel
 from cell_control.sim.interface import Pose2D, load_pose, parking_pose, part_name
 from cell_control.sim.seam_station import SeamStation, WeldControls
 from cell_control.sim.virtual_sensors import (ClampSwitch, DeckLoad, PhotoEyes, Planar, SeamPlacement, part_at_station,
-                                              seam_coordinates, seam_in_world, slew)
+                                              planar, seam_coordinates, seam_in_world, slew)
 from cell_control.sim.weld_process import SAMPLE_STEPS, WeldProcess
 
 COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
@@ -393,10 +393,9 @@ class CellSimulation:
 
     def _grip_report(self, part: int) -> str:
         """Say where the clamp found `part`: a weld that misses its seam starts here."""
-        position, rotation = self.part_pose(part)
-        yaw = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
-        return (f'clamp closing on {self._part_names[part]}: {1000 * (position[0] - self.layout["station"]["x"]):+.1f} '
-                f'mm along the belt, {1000 * position[1]:+.1f} mm across, {yaw:+.2f} deg from the datum')
+        pose = planar(*self.part_pose(part))
+        return (f'clamp closing on {self._part_names[part]}: {1000 * (pose.x - self.layout["station"]["x"]):+.1f} '
+                f'mm along the belt, {1000 * pose.y:+.1f} mm across, {math.degrees(pose.yaw):+.2f} deg from the datum')
 
     def _part_over_gate(self) -> bool:
         """Tell whether a part lies over the pop-up stop: it is force-limited, so it waits until the part passed."""
