@@ -700,3 +700,64 @@ def test_a_part_that_left_the_station_during_a_stop_ends_its_release_and_the_gat
     fed = cell.ev(E.STATION_EYE, flag=True)
     assert A.CLAMP in cell.kinds(fed) and cell.ledger.state('P2') is PartState.AT_STATION
     assert cell.ledger.state('P1') is PartState.ON_OUTBOUND_CONVEYOR
+
+
+def _releasing(cell):
+    """P1 welded and released to a docked outbound AGV, the rollers running: the belt carries it to the deck."""
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.weld()
+    request = HandoffRequest('out-P1', HandoffKind.UNLOAD_FROM_CELL, 'agv_2', 'outbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)
+    released = cell.ev(E.AGV_DOCKED, dock='outbound', agv='agv_2', flag=True)
+    assert A.START_BELT in cell.kinds(released)
+    cell.ev(E.STATION_EYE, flag=False)
+    cell.ev(E.ROLLERS_RUNNING, dock='outbound')
+
+
+def test_a_part_that_never_reaches_the_outbound_deck_on_a_running_belt_is_a_jam(tmp_path):
+    """Seen in the DDS soak: a part snagged past the last photo-eye showed only as handoff timeouts, asked again."""
+    cell = Cell(tmp_path / 'l.db')
+    _releasing(cell)
+    waited = []
+    while cell.coord.state is CellState.RUNNING and cell.t < 100:
+        waited += cell.ev(E.TICK)
+    failed = [a.result for a in waited if a.kind is A.PUBLISH_HANDOFF_RESULT]
+    assert [(r.request_id, r.status) for r in failed] == [('out-P1', HandoffStatus.FAILED)]
+    assert cell.coord.state is CellState.FAULT
+    assert A.STOP_BELT in cell.kinds(waited) and cell.coord.snapshot().belt_running is False
+    reason = next(a.reason for a in waited if a.kind is A.PUBLISH_DIAGNOSTICS and a.detail == 'ERROR')
+    assert 'conveyor jam: part P1 did not reach the outbound deck within 10 s' in reason
+    assert cell.ledger.state('P1') is PartState.ON_OUTBOUND_CONVEYOR   # the fleet's next request takes it
+
+
+def test_a_transfer_wait_the_belt_spent_partly_stopped_fails_the_handoff_without_a_jam(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    _releasing(cell)
+    cell.cmd(Command.PAUSE)
+    for _ in range(4):
+        cell.ev(E.TICK)
+    cell.cmd(Command.RESUME)
+    waited = []
+    while cell.server.step('outbound') is not None and cell.t < 100:
+        waited += cell.ev(E.TICK)
+    failed = [a.result for a in waited if a.kind is A.PUBLISH_HANDOFF_RESULT]
+    assert [(r.request_id, r.status) for r in failed] == [('out-P1', HandoffStatus.FAILED)]
+    assert cell.coord.state is CellState.RUNNING
+
+
+def test_a_part_that_never_reaches_the_belt_from_the_inbound_deck_is_a_jam(tmp_path):
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    request = HandoffRequest('in-P1', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)
+    cell.ev(E.AGV_DOCKED, dock='inbound', agv='agv_1', flag=True)
+    cell.ev(E.ROLLERS_RUNNING, dock='inbound')
+    waited = []
+    while cell.coord.state is CellState.RUNNING and cell.t < 100:
+        waited += cell.ev(E.TICK)
+    assert cell.coord.state is CellState.FAULT
+    reason = next(a.reason for a in waited if a.kind is A.PUBLISH_DIAGNOSTICS and a.detail == 'ERROR')
+    assert 'conveyor jam: part P1 did not reach the belt' in reason
+    assert cell.ledger.state('P1') is PartState.ON_INBOUND_AGV

@@ -236,6 +236,7 @@ class CellCoordinator:
         self._queued = ''          # part on the infeed side of the belt, waiting for the station
         self._outbound = ''        # part released toward the outbound dock
         self._belt = False
+        self._belt_since_s = 0.0   # when the belt last started (meaningful while it runs)
         self._station_eye: bool | None = None   # the station photo-eye's last level (None: not heard yet)
         self._estop_active = False
         self._step_credit = 0
@@ -299,6 +300,7 @@ class CellCoordinator:
         st = self._station
         if st.started:
             st.deadline_s = now_s + getattr(self.timeouts, STAGE_TIMEOUT[st.stage])
+        self._belt_since_s = now_s
         self.handoff.clock_restarted(now_s)
         return [self._diag('WARN', f'clock went back: every wait restarted from {now_s:.3f} s')]
 
@@ -430,7 +432,9 @@ class CellCoordinator:
             if self.state not in (CellState.FAULT, CellState.ESTOP):
                 out += self._fault(now_s, f'conveyor jam: {event.reason}')
         elif kind is EventKind.TICK:
-            out += self._handoff_results(self.handoff.tick(now_s), now_s)
+            timed_out = self.handoff.tick(now_s)
+            out += self._handoff_results(timed_out, now_s)
+            out += self._transfer_jam(timed_out, now_s)
             out += self._check_deadline(now_s)
         else:
             if kind is EventKind.STATION_EYE:
@@ -580,7 +584,7 @@ class CellCoordinator:
                 and self._may_advance() and not self._belt_forbidden() and not self._infeed_blocked():
             self._spend()
             out.append(self._publish(self.handoff.begin_transfer('inbound', now_s)))
-        return out + self._set_belt()
+        return out + self._set_belt(now_s)
 
     def _outbound_ready(self, part_id: str) -> bool:
         request = self.handoff.active('outbound')
@@ -609,7 +613,7 @@ class CellCoordinator:
         """
         return bool(self._outbound) and self._held()
 
-    def _set_belt(self) -> list[Action]:
+    def _set_belt(self, now_s: float) -> list[Action]:
         st = self._station
         moving = (HandoffStep.AWAIT_ROLLERS, HandoffStep.AWAIT_PART)
         wanted = (self.state is CellState.RUNNING and self.mode is not Mode.MANUAL
@@ -619,7 +623,7 @@ class CellCoordinator:
                   and not self._belt_forbidden())
         if wanted == self._belt:
             return []
-        self._belt = wanted
+        self._belt, self._belt_since_s = wanted, now_s
         return [Action(ActionKind.START_BELT if wanted else ActionKind.STOP_BELT)]
 
     def _enter(self, st: _Station, now_s: float) -> list[Action]:
@@ -666,6 +670,24 @@ class CellCoordinator:
             self._station.replan = False
             return Action(ActionKind.REPLAN_FROM_CURRENT_JOINTS, part_id, target, seam=seam)
         return Action(ActionKind.MOVE_ARM, part_id, target, seam=seam)
+
+    def _transfer_jam(self, timed_out: list[HandoffResult], now_s: float) -> list[Action]:
+        """Fault on a transfer whose part never arrived although the belt ran for the whole of its wait.
+
+        Between the belt's last photo-eye and a deck no eye of the conveyor driver looks, so a part snagged
+        there shows only as this timeout. A wait the belt spent partly standing (a stop, a pause) proves
+        nothing: the handoff fails and the fleet asks again, as for any other timeout.
+        """
+        part_s = self.handoff.timeouts.part_s
+        if self.state is not CellState.RUNNING or not self._belt or now_s - self._belt_since_s < part_s:
+            return []
+        for result in timed_out:
+            if result.step is HandoffStep.AWAIT_PART:
+                request = self.handoff.request(result.request_id)
+                where = 'the belt' if request.kind is HandoffKind.LOAD_TO_CELL else 'the outbound deck'
+                return self._fault(now_s, f'conveyor jam: part {request.part_id} did not reach {where} within '
+                                   f'{part_s:g} s of running belt (handoff {result.request_id})')
+        return []
 
     def _check_deadline(self, now_s: float) -> list[Action]:
         st = self._station
