@@ -102,12 +102,19 @@ def test_a_part_at_an_eye_nobody_expects_is_reported():
     assert "'station'" in UnexpectedPart('station', 1.0).message
 
 
-def test_clear_forgets_every_part():
+def test_a_reset_of_a_latched_fault_forgets_every_part_and_one_with_nothing_latched_keeps_them():
+    """Seen in the DDS soak: after an e-stop's reset the parts on the belt were forgotten, their edges unexpected."""
     t = tracker()
     t.set_belt_speed(0.0, 0.5)
     t.eye_edge('infeed', True, 0.0)
-    t.clear()
-    assert t.parts_in_flight == [] and t.check(100.0) == []
+    t.set_belt_speed(1.0, 0.0)            # e-stop: the belt stops, nothing is latched in the driver
+    t.fault_reset('')
+    assert t.parts_in_flight == [(1, 'infeed', 'station')]
+    t.set_belt_speed(50.0, 0.5)
+    assert t.eye_edge('station', True, 52.0) is None   # the same part arrives: expected
+    t.eye_edge('infeed', True, 53.0)
+    t.fault_reset('jam: part 2 did not reach ...')     # a jam cleared by hand: the belt's content is unknown
+    assert t.parts_in_flight == [] and t.parts_held == [] and t.check(200.0) == []
 
 
 @given(speed=st.floats(0.01, 0.5), margin=st.floats(1.0, 3.0), ramp=st.floats(0.0, 5.0))

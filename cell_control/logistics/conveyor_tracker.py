@@ -180,10 +180,17 @@ class ConveyorTracker:
             faults.append(JamFault(leg.part_id, leg.from_eye, leg.to_eye, expected_s, time_s - leg.start_s))
         return faults
 
-    def clear(self) -> None:
-        """Forget every part (after a jam has been cleared by hand, the belt's content is unknown)."""
-        self._legs.clear()
-        self._held.clear()
+    def fault_reset(self, latched_fault: str) -> None:
+        """Take a reset of the driver's fault, `latched_fault` being what was latched ('' for nothing).
+
+        A latched fault was cleared by someone at the belt (a jam freed, parts pulled back): its content is
+        unknown and every part is forgotten. A reset with nothing latched (after an e-stop, which stops the belt
+        but moves no part by hand) keeps following every part; forgetting them would leave their next jam unseen
+        and each of their eye edges an unexpected part.
+        """
+        if latched_fault:
+            self._legs.clear()
+            self._held.clear()
 
     def _start_leg(self, part_id: int, eye: str, already_past_m: float, time_s: float) -> None:
         next_eye = self._names[self._names.index(eye) + 1]

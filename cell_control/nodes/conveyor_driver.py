@@ -204,7 +204,7 @@ class ConveyorDriver(Node):
             return response
         cleared, self._fault = self._fault, ''
         self._commanded_m_s = 0.0
-        self.tracker.clear()
+        self.tracker.fault_reset(cleared)
         self.tracker.set_belt_speed(self._now_s(), 0.0)
         self._fault_pub.publish(String(data=''))
         self._publish_diagnostics()
