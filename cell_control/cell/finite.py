@@ -7,6 +7,7 @@ says what its `/diagnostics` shows about them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from array import array
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ def non_finite_field(value: object, where: tuple[str | int, ...] = ()) -> str | 
         return None if math.isfinite(value) else field_path(where) or '(value)'
     items: Iterable[tuple[str | int, object]]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        items = ((field.name, getattr(value, field.name)) for field in dataclasses.fields(value))
+        items = ((name, getattr(value, name)) for name in _field_names(type(value)))
     elif isinstance(value, Mapping):
         items = value.items()
     elif isinstance(value, (list, tuple, array)):
@@ -39,10 +40,20 @@ def non_finite_field(value: object, where: tuple[str | int, ...] = ()) -> str | 
     else:
         return None
     for key, item in items:
-        found = non_finite_field(item, (*where, key))
-        if found is not None:
-            return found
+        if isinstance(item, float):   # inline: most fields are numbers, and a call per field is what costs
+            if not math.isfinite(item):
+                return field_path((*where, key))
+        elif not isinstance(item, (int, str)):
+            found = non_finite_field(item, (*where, key))
+            if found is not None:
+                return found
     return None
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """Return a dataclass's field names; cached, as the weld loop checks every 500 Hz sample."""
+    return tuple(field.name for field in dataclasses.fields(cls))
 
 
 class NonFiniteDrops:

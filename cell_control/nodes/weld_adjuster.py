@@ -106,6 +106,9 @@ class WeldAdjusterNode(Node):
         self._drift_pub = self.create_publisher(Float64, DRIFT_TOPIC, RELIABLE)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
+        self._setpoint_msgs = (TwistStamped(), WrenchStamped(), Vector3Stamped(), Float64())
+        for msg in self._setpoint_msgs[:3]:
+            msg.header.frame_id = TCP_FRAME
 
         self._adjuster: WeldAdjuster | None = None
         self._setpoint: WeldSetpoint | None = None
@@ -238,19 +241,17 @@ class WeldAdjusterNode(Node):
         self._compute_ns.append(time.perf_counter_ns() - started_ns)
 
     def _publish_setpoint(self, setpoint: WeldSetpoint, stamp: Time) -> None:
-        speed = TwistStamped()
-        speed.header.stamp, speed.header.frame_id = stamp, TCP_FRAME
+        # The messages are made once and filled per sample (publish serializes them at once): building four
+        # messages with their headers cost about a third of the node's time per sample.
+        speed, force, correction, slide = self._setpoint_msgs
+        speed.header.stamp = force.header.stamp = correction.header.stamp = stamp
         speed.twist.linear.x = setpoint.speed_mm_s * 1e-3
-        force = WrenchStamped()
-        force.header.stamp, force.header.frame_id = stamp, TCP_FRAME
         force.wrench.force.z = setpoint.force_n
-        correction = Vector3Stamped()
-        correction.header.stamp, correction.header.frame_id = stamp, TCP_FRAME
-        correction.vector.y = setpoint.correction_mm * 1e-3
+        correction.vector.y = slide.data = setpoint.correction_mm * 1e-3
         self._speed_pub.publish(speed)
         self._force_pub.publish(force)
         self._correction_pub.publish(correction)
-        self._cross_slide_pub.publish(Float64(data=correction.vector.y))
+        self._cross_slide_pub.publish(slide)
 
     def _set_fault(self, fault: str) -> None:
         if fault != self._fault:
