@@ -38,16 +38,62 @@ class WaitTimeout(TimeoutError):
     """A condition that did not become true in time; the message names what was waited for."""
 
 
+CLOCK_STALL_S = 60.0   # wall seconds a simulated clock may stand still before a wait on it gives up
+
+
 def wait_for(condition: Callable[[], T], timeout_s: float, what: str, poll_s: float = 0.02) -> T:
     """Poll `condition` until it returns something truthy and return that; raise WaitTimeout naming `what`."""
-    pause = threading.Event()
     deadline = time.monotonic() + timeout_s
+    return _poll(condition, lambda: f'timed out after {timeout_s} s' if time.monotonic() > deadline else '',
+                 what, poll_s)
+
+
+class SimulatedDeadline:
+    """A time limit on the simulated clock, with a wall-clock limit on that clock standing still.
+
+    A loaded machine runs the cell slower than asked (the simulation waits for controllers that wait for the
+    CPU), so a wait for "this much of the cell's time" is counted in the cell's time. A clock that stands still
+    for `stall_s` of wall time (a dead or hung simulation) ends the wait as well, so every wait stays bounded.
+    Only forward steps count: a clock that is not there yet (0) or goes back (a restarted simulation) adds none.
+    """
+
+    def __init__(self, sim_s: Callable[[], float], budget_s: float, stall_s: float = CLOCK_STALL_S) -> None:
+        self._sim_s = sim_s
+        self.budget_s = budget_s
+        self.stall_s = stall_s
+        self.elapsed_s = 0.0
+        self._last_sim_s = sim_s()
+        self._moved_at = time.monotonic()
+
+    def expired(self) -> str:
+        """Return '' while time is left, else why the limit was reached."""
+        now_s, wall_s = self._sim_s(), time.monotonic()
+        if now_s != self._last_sim_s:
+            if self._last_sim_s > 0.0 and now_s > self._last_sim_s:
+                self.elapsed_s += now_s - self._last_sim_s
+            self._last_sim_s, self._moved_at = now_s, wall_s
+        if self.elapsed_s >= self.budget_s:
+            return f'timed out after {self.budget_s:g} s of simulated time'
+        if wall_s - self._moved_at > self.stall_s:
+            return f'the simulated clock stood still for {self.stall_s:g} s'
+        return ''
+
+
+def wait_for_simulated(condition: Callable[[], T], sim_s: Callable[[], float], budget_s: float, what: str,
+                       poll_s: float = 0.05, stall_s: float = CLOCK_STALL_S) -> T:
+    """Like `wait_for`, with the time limit on the simulated clock read by `sim_s` (see SimulatedDeadline)."""
+    return _poll(condition, SimulatedDeadline(sim_s, budget_s, stall_s).expired, what, poll_s)
+
+
+def _poll(condition: Callable[[], T], expired: Callable[[], str], what: str, poll_s: float) -> T:
+    pause = threading.Event()
     while True:
         value = condition()
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise WaitTimeout(f'timed out after {timeout_s} s waiting for {what}')
+        why = expired()
+        if why:
+            raise WaitTimeout(f'{why} waiting for {what}')
         pause.wait(poll_s)
 
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cell_control.testing import NodeProcesses, RosDomain, WaitTimeout, wait_for
+from cell_control.testing import NodeProcesses, RosDomain, SimulatedDeadline, WaitTimeout, wait_for, wait_for_simulated
 
 # A parent that starts a child which ignores SIGTERM, prints the child's pid, and then ignores SIGTERM itself.
 STUBBORN = r'''
@@ -32,6 +32,23 @@ def test_wait_for_returns_the_value_and_names_what_never_happened():
     assert wait_for(lambda: next(values), 1.0, 'a value', poll_s=0.0) == 'ready'
     with pytest.raises(WaitTimeout, match='timed out after 0.05 s waiting for the impossible'):
         wait_for(lambda: False, 0.05, 'the impossible')
+
+
+def test_a_simulated_deadline_counts_the_cells_time_not_the_wall_clocks():
+    """A loaded machine runs the cell slower: the limit is the cell's time, and only forward steps count."""
+    clock = iter([0.0, 0.0, 50.0, 60.0, 5.0, 25.0, 44.0, 45.0])   # absent, appears, restarts at 5 s
+    deadline = SimulatedDeadline(lambda: next(clock), budget_s=50.0)
+    assert [deadline.expired() for _ in range(6)] == [''] * 6
+    assert deadline.elapsed_s == 10.0 + 20.0 + 19.0   # 0 -> 50 (the clock arriving) and 60 -> 5 add nothing
+    assert deadline.expired() == 'timed out after 50 s of simulated time'
+
+
+def test_a_wait_on_a_clock_that_stands_still_ends_after_the_stall_limit():
+    with pytest.raises(WaitTimeout, match='the simulated clock stood still for 0.2 s waiting for a part'):
+        wait_for_simulated(lambda: False, lambda: 12.0, 1000.0, 'a part', poll_s=0.01, stall_s=0.2)
+    ticks = iter(range(1, 1000))
+    assert wait_for_simulated(lambda: next(ticks) > 50, lambda: 0.0 + next(ticks), 1000.0, 'fifty ticks',
+                              poll_s=0.0, stall_s=0.2)
 
 
 def test_domains_are_exclusive_until_released(tmp_path):

@@ -22,7 +22,7 @@ from cell_control.cli import ArgumentParser, check_writable_file, domain_id
 from cell_control.runner import NodeProcesses, ros_environment
 from cell_control.testing import RosDomain
 
-WALL_TIMEOUT_PER_PART_S = 240.0
+SIM_LIMIT_PER_PART_S = 240.0   # the cell's time a part may take, bring-up excluded
 # --degrade NAME[=RATE] sets one node parameter (off at 0 by default); the default rates are the maintenance
 # benchmark's (sim/degradation.py) in the node's unit (the bearing's assumes ~10 s of belt running per part).
 DEGRADATIONS = {   # name: (node, parameter, default rate, (low, high) as the node declares it, unit)
@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace, domain: int) -> int:
         run = DemoRun(domain, args.parts, say)
         try:
             with NodeProcesses(nodes) as processes:
-                report = run.run(processes, WALL_TIMEOUT_PER_PART_S * args.parts)
+                report = run.run(processes, SIM_LIMIT_PER_PART_S * args.parts)
         finally:
             run.close()
         report.update(run.kpis(args.recipe, Path(data) / 'ledger.sqlite'))
