@@ -32,6 +32,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from cell_control.nodes.common import SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE, speed_scaling_factor  # noqa: E402
+from cell_control.nodes.weld_adjuster import DRIFT_TOPIC  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]   # a whole cell at 1x real time
 RTF = 1.0   # the whole cell needs about 1.6 of the 2 cores at 2x; at 1x a loaded machine still keeps up
@@ -59,6 +60,7 @@ class Cell:
         self.results: list[dict] = []
         self.joints: JointState | None = None
         self.belt_command: list[float] = []
+        self.drift_estimates: list[float] = []   # the adjuster publishes one as each weld is stopped
         node = self.node
         node.create_subscription(String, '/cell/state', self._on_state, LATCHED)
         node.create_subscription(Bool, '/weld_tool/arc_on', lambda m: self.arc.append(m.data), RELIABLE)
@@ -72,6 +74,7 @@ class Cell:
         node.create_subscription(JointState, '/joint_states', self._on_joints, qos_profile_sensor_data)
         node.create_subscription(Float64, '/conveyor/speed_command', lambda m: self.belt_command.append(m.data),
                                  RELIABLE)
+        node.create_subscription(Float64, DRIFT_TOPIC, lambda m: self.drift_estimates.append(m.data), RELIABLE)
         self.estop = node.create_publisher(Bool, '/cell/estop', LATCHED)
         self.view = CellView(probe)
 
@@ -288,10 +291,13 @@ def test_the_coordinator_killed_mid_weld_restarts_from_the_ledger(cell):
     cell.processes.kill('coordinator')
     cell.state.clear()
     published = cell.state_messages
+    assert not cell.drift_estimates   # the killed process never stopped its weld
     cell.start('coordinator')
     # Its state heartbeat runs on the simulation's clock: a few beats mean it has /clock (and the joints with
     # it); started before that, it would judge its waits from time 0.
     cell.wait('the restarted coordinator on the simulated clock', lambda: cell.state_messages >= published + 3, 120)
+    # The adjuster still ran the killed process's weld: the new one ends it before anything else.
+    cell.wait('the restarted coordinator to stop the weld left in the adjuster', lambda: cell.drift_estimates, 60)
     states, invariant = cell.ledger()
     assert states['P-T-1'] is PartState.REWORK and invariant    # an interrupted weld is never passed as good
     if cell.state['state'] == 'await_ack':

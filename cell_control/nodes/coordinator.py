@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sys
+from time import monotonic
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -33,6 +34,7 @@ from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState, PointCloud2
@@ -65,6 +67,8 @@ TICK_PERIOD_S = 0.1
 DEVICE_COMMANDS = frozenset({ActionKind.START_BELT, ActionKind.STOP_BELT, ActionKind.RAISE_GATE, ActionKind.LOWER_GATE,
                              ActionKind.CLAMP, ActionKind.UNCLAMP})   # logged: the cell's device trace
 STATE_PERIOD_S = 1.0
+PREDECESSOR_STOP_POLL_S = 0.2
+PREDECESSOR_STOP_TIMEOUT_S = 30.0   # wall seconds for /weld_adjuster/stop to be discovered after a restart
 COMMANDS = {'start': Command.START, 'stop': Command.STOP, 'pause': Command.PAUSE, 'resume': Command.RESUME,
             'reset': Command.RESET, 'acknowledge': Command.ACKNOWLEDGE}
 
@@ -471,12 +475,37 @@ class CoordinatorNode(Node):
             self._arc_pub.publish(Bool(data=False))
             self._adjuster_stop.call_async(Trigger.Request()).add_done_callback(
                 lambda future: self._check_reply('weld_adjuster stop', future))
+        elif not self._adjuster_cleared:
+            self._stop_predecessor_weld()
         self._arc_pub.publish(Bool(data=False))
         self._weld.stop()
         self._set_scaling(1.0)
         if self._features is not None:
             self.destroy_subscription(self._features)
             self._features = None
+
+    def _stop_predecessor_weld(self) -> None:
+        """End the weld a killed predecessor left in the adjuster, once its stop service is discovered.
+
+        Restored at start-up, before discovery: a request sent then would be lost and the adjuster would go on
+        with the old weld until the seam ran out. The wait is on the wall clock (discovery is), and bounded.
+        """
+        deadline_s = monotonic() + PREDECESSOR_STOP_TIMEOUT_S
+
+        def attempt() -> None:
+            if self._adjuster_cleared:   # a new weld's start ended it first (_do_start_weld)
+                timer.cancel()
+            elif self._adjuster_stop.service_is_ready():
+                timer.cancel()
+                self._adjuster_cleared = True
+                self._adjuster_stop.call_async(Trigger.Request()).add_done_callback(
+                    lambda future: self._check_reply('weld_adjuster stop (weld left by the previous process)',
+                                                     future))
+            elif monotonic() > deadline_s:
+                timer.cancel()
+                self._diagnose('WARN', 'the weld left by the previous process is not ended: /weld_adjuster/stop '
+                               f'not available within {PREDECESSOR_STOP_TIMEOUT_S:g} s')
+        timer = self.create_timer(PREDECESSOR_STOP_POLL_S, attempt, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _check_reply(self, what: str, future) -> None:
         result = future.result()
