@@ -25,6 +25,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement  # noqa: E402
 from cell_control.weld.seam_profile import SeamProfile  # noqa: E402
 from cell_control.nodes.seam_cloud import seam_to_cloud  # noqa: E402
+from cell_control.nodes.node_main import EXECUTOR_VARIABLE, EXECUTORS  # noqa: E402
 from cell_control.sim.weld_process import WeldProcess  # noqa: E402
 
 from cell_control.testing import RosProbe, call_service, wait_for, wait_for_service  # noqa: E402
@@ -154,8 +155,10 @@ def fresh_cloud(probe: AdjusterProbe, sequence: int, stamp: Time | None = None) 
     return msg
 
 
-def test_closed_loop_over_dds_refusals_and_stale_sensor(node_processes, probe) -> None:
+@pytest.mark.parametrize('executor', list(EXECUTORS))   # every executor run_node offers
+def test_closed_loop_over_dds_refusals_and_stale_sensor(node_processes, probe, executor: str) -> None:
     probe = AdjusterProbe(probe)
+    node_processes.env[EXECUTOR_VARIABLE] = executor
     # A generous age limit: on a loaded machine a sample may wait tens of ms for the node's executor.
     node_processes.start_node('weld_adjuster', 'seam_length_mm:=200.0', 'stale_timeout_s:=1.0', 'max_sample_age_s:=0.5')
 
@@ -326,3 +329,11 @@ def test_bad_start_up_parameters_are_refused(node_processes, param: str, message
     result = node_processes.run_node('weld_adjuster', param, timeout_s=TIMEOUT_S)
     assert result.returncode == 1
     assert 'cannot start' in result.stderr and message in result.stderr
+
+
+def test_an_unknown_executor_is_refused_in_one_line(node_processes) -> None:
+    node_processes.env[EXECUTOR_VARIABLE] = 'threads'
+    result = node_processes.run_node('weld_adjuster', timeout_s=TIMEOUT_S)
+    assert result.returncode == 1
+    assert "cannot start: $CELL_CONTROL_EXECUTOR 'threads' is not one of single, events" in result.stderr
+    assert 'Traceback' not in result.stderr
