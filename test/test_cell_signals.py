@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from cell_control.cell.signals import SwitchEdges, parse_part_id, rollers_running
+from cell_control.cell.signals import ClockWatch, SwitchEdges, parse_part_id, rollers_running
 
 
 def test_part_ids() -> None:
@@ -29,3 +29,27 @@ def test_switch_edges() -> None:
     assert edges.changed('infeed', True)
     assert edges.changed('station', True)            # switches are independent
     assert not edges.changed('infeed', True)
+
+
+def test_a_clock_standing_still_is_said_once_and_its_return_once() -> None:
+    watch = ClockWatch(5.0)
+    assert watch.check(0.0, 100.0) is None          # first look: nothing known yet
+    assert watch.check(0.0, 104.0) is None          # 4 s still: within the limit
+    assert watch.check(0.0, 105.5) == ('stalled', 5.5)
+    assert watch.stalled
+    assert watch.check(0.0, 130.0) is None          # said once per stall
+    assert watch.check(12.5, 131.0) == ('running', 31.0)
+    assert not watch.stalled
+    assert watch.check(12.6, 132.0) is None
+
+
+def test_a_moving_clock_is_never_stalled_however_long_it_runs() -> None:
+    watch = ClockWatch(5.0)
+    for tick in range(1000):
+        assert watch.check(tick * 0.01, tick * 1.0) is None   # slower than real time, but moving
+
+
+@pytest.mark.parametrize('limit_s', [0.0, -1.0, math.nan, math.inf])
+def test_a_clock_stall_limit_must_be_a_positive_number(limit_s: float) -> None:
+    with pytest.raises(ValueError, match='clock stall limit'):
+        ClockWatch(limit_s)

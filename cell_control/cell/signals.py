@@ -1,7 +1,8 @@
 """What the coordinator makes of raw device signals before they become cycle events (DESIGN §7).
 
 Pure decisions, tested without ROS: which part ids are acceptable, when deck rollers count as running,
-and which switch readings are edges rather than heartbeats.
+which switch readings are edges rather than heartbeats, and when a node's simulated clock stands still
+(every node's main loop watches it: `nodes.node_main`).
 """
 from __future__ import annotations
 
@@ -34,3 +35,34 @@ class SwitchEdges:
         changed = self._states.get(name) != value
         self._states[name] = value
         return changed
+
+
+class ClockWatch:
+    """Tell when a node's simulated clock has stood still for `limit_s` of wall time, and when it moves again.
+
+    A node with `use_sim_time` and no /clock runs none of its timers and ages none of its streams, silently;
+    a restarted node that never hears the simulation looks alive. Said once per stall, not every check.
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        if not (math.isfinite(limit_s) and limit_s > 0.0):
+            raise ValueError(f'clock stall limit {limit_s!r} s must be a positive number')
+        self.limit_s = limit_s
+        self._clock_s: float | None = None
+        self._moved_wall_s = 0.0
+        self.stalled = False
+
+    def check(self, clock_s: float, wall_s: float) -> tuple[str, float] | None:
+        """Return ('stalled' or 'running', wall seconds it stood still) when that just became true, else None."""
+        if clock_s != self._clock_s:
+            still_s = wall_s - self._moved_wall_s
+            self._clock_s, self._moved_wall_s = clock_s, wall_s
+            if self.stalled:
+                self.stalled = False
+                return 'running', still_s
+            return None
+        still_s = wall_s - self._moved_wall_s
+        if not self.stalled and still_s > self.limit_s:
+            self.stalled = True
+            return 'stalled', still_s
+        return None

@@ -7,12 +7,16 @@ so SIGINT and SIGTERM only set an event here, and the node is destroyed and rclp
 $CELL_CONTROL_EXECUTOR picks the executor: `single` (rclpy's SingleThreadedExecutor, the default) or `events`
 (rclpy.experimental's EventsExecutor, measured against it in docs/benchmarks.md). Both run every callback in
 this thread, where the nodes' SQLite stores live; a multi-threaded executor would not.
+
+A node on simulated time (`use_sim_time`) says when no /clock has moved its clock for CLOCK_STALL_WARN_S of wall
+time, and when it moves again: without /clock its timers and stream ages stand still, and it looks alive.
 """
 from __future__ import annotations
 
 import os
 import signal
 import threading
+from time import monotonic
 from typing import Callable
 
 import rclpy
@@ -22,8 +26,12 @@ from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from cell_control.cell.signals import ClockWatch
+
 START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, ParameterException)
 EXECUTOR_VARIABLE = 'CELL_CONTROL_EXECUTOR'
+CLOCK_STALL_WARN_S = 5.0    # wall seconds without a /clock step before a node on simulated time says so
+CLOCK_CHECK_PERIOD_S = 1.0
 EXECUTORS: dict[str, Callable[[], Executor]] = {'single': SingleThreadedExecutor, 'events': EventsExecutor}
 
 
@@ -54,9 +62,11 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
             rclpy.logging.get_logger(name).fatal(f'cannot start: {error}')
             return 1
         executor.add_node(node)
+        watch_clock = _clock_watcher(node)
         try:
             while not stop.is_set() and not (until and until(node)):
                 executor.spin_once(timeout_sec=0.1)
+                watch_clock()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
@@ -70,3 +80,28 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _clock_watcher(node: Node) -> Callable[[], None]:
+    """Return the check run after each spin: a log line when the node's simulated clock stalls or moves again."""
+    if not node.get_parameter('use_sim_time').value:
+        return lambda: None
+    watch = ClockWatch(CLOCK_STALL_WARN_S)
+    next_check_s = 0.0
+
+    def check() -> None:
+        nonlocal next_check_s
+        wall_s = monotonic()
+        if wall_s < next_check_s:
+            return
+        next_check_s = wall_s + CLOCK_CHECK_PERIOD_S
+        said = watch.check(node.get_clock().now().nanoseconds, wall_s)
+        if said is None:
+            return
+        what, still_s = said
+        if what == 'stalled':
+            node.get_logger().warning(f'no /clock for {still_s:.0f} s (use_sim_time is true): this node\'s timers '
+                                      'and stream ages stand still; is the simulation running on this domain?')
+        else:
+            node.get_logger().info(f'/clock moves again after {still_s:.0f} s')
+    return check
