@@ -3,7 +3,8 @@
 Two figures: the simulation node alone (the whole cell — arm, conveyor, AGVs, parts — with every sensor
 publishing: /clock at 100 Hz, joint states and tool wrench at 100 Hz, the seam sensor at 500 Hz, odometry at
 50 Hz, photo-eyes, clamp and deck load sensors and markers at 10 Hz and on change), and the full bring-up with
-every controller node running on the same two cores.
+every controller node running on the same two cores, once on each executor the nodes can run on
+($CELL_CONTROL_EXECUTOR: rclpy's SingleThreadedExecutor, the default, and its experimental EventsExecutor).
 """
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cell_control.nodes.node_main import EXECUTOR_VARIABLE, EXECUTORS
 from cell_control.runner import find_executable
 from cell_control.testing import NodeProcesses, RosDomain
 
 RUNS = 3
 
 
-def run(extra: list[str]) -> dict:
-    """One `cell-control sim` run on a ROS domain claimed for it; its JSON report."""
+def run(extra: list[str], executor: str) -> dict:
+    """One `cell-control sim` run on a ROS domain claimed for it, its nodes on `executor`; its JSON report."""
     command = [find_executable('cell-control'), 'sim', '--headless', '--duration', '20', '--rtf', 'max', '--json',
                *extra]
     with tempfile.TemporaryDirectory() as directory, RosDomain() as domain, \
             NodeProcesses(domain.id, Path(directory)) as processes:
+        processes.env[EXECUTOR_VARIABLE] = executor
         result = processes.run('cell-control', command, timeout_s=600)
     if result.returncode != 0:
         raise RuntimeError(f'{" ".join(command)} failed: {result.stderr[-1000:]}')
@@ -33,10 +36,13 @@ def run(extra: list[str]) -> dict:
 
 def main() -> int:
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    for label, extra in (('simulation node only', ['--sim-only']), ('whole bring-up', [])):
-        reports = [run(extra) for _ in range(RUNS)]
+    cases = [('simulation node only', ['--sim-only'], 'single')]
+    cases += [('whole bring-up', [], executor) for executor in EXECUTORS]
+    for label, extra, executor in cases:
+        reports = [run(extra, executor) for _ in range(RUNS)]
         rtfs = sorted(r['real_time_factor'] for r in reports)
-        print(json.dumps({'benchmark': 'sim_rtf', 'what': label, 'command': 'cell-control sim --headless --duration '
+        print(json.dumps({'benchmark': 'sim_rtf', 'what': label, 'executor': executor,
+                          'command': f'{EXECUTOR_VARIABLE}={executor} cell-control sim --headless --duration '
                           '20 --rtf max --json' + (' ' + ' '.join(extra) if extra else ''),
                           'runs': reports, 'rtf_median': rtfs[len(rtfs) // 2], 'rtf_min': rtfs[0]}), flush=True)
     return 0
