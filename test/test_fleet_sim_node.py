@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cell_control.testing import Latest, wait_for
+from cell_control.testing import Latest, WaitTimeout, wait_for
 
 rclpy = pytest.importorskip('rclpy')
 from nav_msgs.msg import Odometry  # noqa: E402
@@ -176,6 +176,19 @@ def docked_at(odometry: Latest, dock: dict) -> bool:
             and abs(twist.linear.x) < 0.01 and abs(twist.angular.z) < 0.01)
 
 
+def wait_docked(odometry: Latest, dock: dict, what: str) -> None:
+    """Wait for the AGV's odometry to show it at rest on `dock`; a timeout says where the odometry last put it."""
+    try:
+        wait_for(lambda: docked_at(odometry, dock), 60, what)
+    except WaitTimeout as error:
+        msg = odometry.msg
+        last = 'no odometry received' if msg is None else (
+            'last odometry: x, y, yaw = {:.4f}, {:.4f}, {:.4f}; v = {:.4f} m/s, w = {:.4f} rad/s; '
+            'stamp {}.{:09d}'.format(*pose_of(msg), msg.twist.twist.linear.x, msg.twist.twist.angular.z,
+                                     msg.header.stamp.sec, msg.header.stamp.nanosec))
+        raise WaitTimeout(f'{error}; dock at {dock}; {last}') from None
+
+
 @pytest.mark.parametrize('cell', [('parts:=1',)], indirect=True)
 def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     probe = cell
@@ -205,7 +218,7 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     assert {m.data for m in loads.all} <= {1}, 'the lowest free pool part (if the probe saw the load)'
     wait_for(lambda: poses.at_slot(2) and 'part_1' in poses.latest and not poses.at_slot(1), 10,
              'part_1 gone from its slot, part_2 still there')
-    wait_for(lambda: docked_at(odometry['agv_1'], inbound), 60, 'agv_1 docked')
+    wait_docked(odometry['agv_1'], inbound, 'agv_1 docked')
     cell_side.do(cell_side.server.agv_docked, 'inbound', 'agv_1', True)
     cell_side.do(cell_side.server.begin_transfer, 'inbound')
     wait_for(belt_running(lambda: bool(deck['agv_1'].msg and deck['agv_1'].msg.data > 0)), 20, 'agv_1 rollers')
@@ -223,7 +236,7 @@ def test_outbound_agv_takes_the_part_from_the_belt_to_the_sink(cell):
     pickup.publish(String(data='P-T-1'))
     request = [r for r in cell_side.requests if r.request_id == 'P-T-1-unload'][0]
     assert (request.dock, request.agv, request.part_id) == ('outbound', 'agv_2', 'P-T-1')
-    wait_for(lambda: docked_at(odometry['agv_2'], outbound), 60, 'agv_2 docked at the outbound dock')
+    wait_docked(odometry['agv_2'], outbound, 'agv_2 docked at the outbound dock')
     cell_side.do(cell_side.server.agv_docked, 'outbound', 'agv_2', True)
     cell_side.do(cell_side.server.begin_transfer, 'outbound')
     wait_for(lambda: bool(deck['agv_2'].msg and deck['agv_2'].msg.data > 0), 20, 'agv_2 rollers')
