@@ -335,5 +335,5 @@ def test_an_unknown_executor_is_refused_in_one_line(node_processes) -> None:
     node_processes.env[EXECUTOR_VARIABLE] = 'threads'
     result = node_processes.run_node('weld_adjuster', timeout_s=TIMEOUT_S)
     assert result.returncode == 1
-    assert "cannot start: $CELL_CONTROL_EXECUTOR 'threads' is not one of single, events" in result.stderr
+    assert "cannot start: $CELL_CONTROL_EXECUTOR 'threads' is not one of events, single" in result.stderr
     assert 'Traceback' not in result.stderr

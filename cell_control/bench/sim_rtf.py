@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cell_control.nodes.node_main import EXECUTOR_VARIABLE, EXECUTORS
+from cell_control.nodes.node_main import DEFAULT_EXECUTOR, EXECUTOR_VARIABLE, EXECUTORS
 from cell_control.runner import find_executable
 from cell_control.testing import NodeProcesses, RosDomain
 
@@ -36,7 +36,7 @@ def run(extra: list[str], executor: str) -> dict:
 
 def main() -> int:
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    cases = [('simulation node only', ['--sim-only'], 'single')]
+    cases = [('simulation node only', ['--sim-only'], DEFAULT_EXECUTOR)]
     cases += [('whole bring-up', [], executor) for executor in EXECUTORS]
     for label, extra, executor in cases:
         reports = [run(extra, executor) for _ in range(RUNS)]

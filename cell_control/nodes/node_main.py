@@ -4,8 +4,9 @@ rclpy 7.1 (the Jazzy wheels) returns None from `rclpy.init`, so it is not a cont
 signal handler shuts the context down under a spinning executor, which then raises from inside `spin_once`;
 so SIGINT and SIGTERM only set an event here, and the node is destroyed and rclpy shut down afterwards.
 
-$CELL_CONTROL_EXECUTOR picks the executor: `single` (rclpy's SingleThreadedExecutor, the default) or `events`
-(rclpy.experimental's EventsExecutor, measured against it in docs/benchmarks.md). Both run every callback in
+$CELL_CONTROL_EXECUTOR picks the executor: `events` (rclpy.experimental's EventsExecutor, the default) or
+`single` (rclpy's SingleThreadedExecutor). The whole simulated cell runs 2.5 times faster on the first
+(docs/benchmarks.md, issue 11): the other rebuilds its wait set for every callback. Both run every callback in
 this thread, where the nodes' SQLite stores live; a multi-threaded executor would not.
 
 A node on simulated time (`use_sim_time`) says when no /clock has moved its clock for CLOCK_STALL_WARN_S of wall
@@ -32,12 +33,13 @@ START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, Paramete
 EXECUTOR_VARIABLE = 'CELL_CONTROL_EXECUTOR'
 CLOCK_STALL_WARN_S = 5.0    # wall seconds without a /clock step before a node on simulated time says so
 CLOCK_CHECK_PERIOD_S = 1.0
-EXECUTORS: dict[str, Callable[[], Executor]] = {'single': SingleThreadedExecutor, 'events': EventsExecutor}
+EXECUTORS: dict[str, Callable[[], Executor]] = {'events': EventsExecutor, 'single': SingleThreadedExecutor}
+DEFAULT_EXECUTOR = 'events'
 
 
 def make_executor(name: str | None) -> Executor:
     """Make the executor called `name` (None or empty: the default); ValueError names the choices."""
-    make = EXECUTORS.get(name or 'single')
+    make = EXECUTORS.get(name or DEFAULT_EXECUTOR)
     if make is None:
         raise ValueError(f'${EXECUTOR_VARIABLE} {name!r} is not one of {", ".join(EXECUTORS)}')
     return make()
