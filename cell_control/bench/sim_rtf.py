@@ -4,7 +4,7 @@ Two figures: the simulation node alone (the whole cell — arm, conveyor, AGVs, 
 publishing: /clock at 100 Hz, joint states and tool wrench at 100 Hz, the seam sensor at 500 Hz, odometry at
 50 Hz, photo-eyes, clamp and deck load sensors and markers at 10 Hz and on change), and the full bring-up with
 every controller node running on the same two cores, once on each executor the nodes can run on
-($CELL_CONTROL_EXECUTOR: rclpy's SingleThreadedExecutor, the default, and its experimental EventsExecutor).
+($CELL_CONTROL_EXECUTOR: rclpy's experimental EventsExecutor, the default, and its SingleThreadedExecutor).
 """
 from __future__ import annotations
 

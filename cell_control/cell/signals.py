@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from cell_control.weld.loop_watch import SilenceWatch
+
 ROLLERS_RUNNING_M_S = 0.05   # deck roller speed above this counts as a transfer in progress
 
 
@@ -41,7 +43,8 @@ class ClockWatch:
     """Tell when a node's simulated clock has stood still for `limit_s` of wall time, and when it moves again.
 
     A node with `use_sim_time` and no /clock runs none of its timers and ages none of its streams, silently;
-    a restarted node that never hears the simulation looks alive. Said once per stall, not every check.
+    a restarted node that never hears the simulation looks alive. Said once per stall, not every check: each
+    step of the clock is an arrival for the same silence watch the weld loop keeps on its sensor.
     """
 
     def __init__(self, limit_s: float) -> None:
@@ -49,20 +52,17 @@ class ClockWatch:
             raise ValueError(f'clock stall limit {limit_s!r} s must be a positive number')
         self.limit_s = limit_s
         self._clock_s: float | None = None
-        self._moved_wall_s = 0.0
-        self.stalled = False
+        self._silence = SilenceWatch(0.0)
+
+    @property
+    def stalled(self) -> bool:
+        return self._silence.stale
 
     def check(self, clock_s: float, wall_s: float) -> tuple[str, float] | None:
         """Return ('stalled' or 'running', wall seconds it stood still) when that just became true, else None."""
         if clock_s != self._clock_s:
-            still_s = wall_s - self._moved_wall_s
-            self._clock_s, self._moved_wall_s = clock_s, wall_s
-            if self.stalled:
-                self.stalled = False
-                return 'running', still_s
-            return None
-        still_s = wall_s - self._moved_wall_s
-        if not self.stalled and still_s > self.limit_s:
-            self.stalled = True
-            return 'stalled', still_s
-        return None
+            still_s = wall_s - self._silence.last_arrival_s
+            self._clock_s = clock_s
+            return ('running', still_s) if self._silence.arrived(wall_s) else None
+        silence = self._silence.check(wall_s, self.limit_s)
+        return ('stalled', silence[0]) if silence is not None and silence[1] else None

@@ -27,7 +27,7 @@ def check_sample(stamp_s: float, start_s: float, now_s: float, max_age_s: float)
 
 
 class SilenceWatch:
-    """The sensor's silence during one weld."""
+    """A stream's silence: the seam sensor's during one weld, a node's /clock (cell.signals.ClockWatch)."""
 
     def __init__(self, now_s: float) -> None:
         self.last_arrival_s = now_s
