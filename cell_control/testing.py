@@ -251,11 +251,13 @@ class Latest:
     def __init__(self, probe: RosProbe, msg_type: Any, topic: str, qos: Any, keep: bool = False) -> None:
         self.msg = None
         self.all: list = []
+        self.count = 0      # messages received: a wait that timed out can tell a stopped stream from a wrong value
         self._keep = keep
         probe.node.create_subscription(msg_type, topic, self._on, qos)
 
     def _on(self, msg: Any) -> None:
         self.msg = msg
+        self.count += 1
         if self._keep:
             self.all.append(msg)
 

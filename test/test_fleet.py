@@ -6,7 +6,7 @@ import math
 import pytest
 
 from cell_control.cell.description import load_layout
-from cell_control.logistics.agv_navigation import Pose2D, world_to_odom
+from cell_control.logistics.agv_navigation import DriveLimits, Pose2D, world_to_odom
 from cell_control.logistics.fleet import AgvTask, Command, CommandKind, Fleet, FleetConfig, FleetError
 from cell_control.logistics.handoff import HandoffKind, HandoffResult, HandoffStatus, HandoffStep
 from cell_control.sim.agv_kinematics import integrate
@@ -23,8 +23,10 @@ class World:
     """Both AGVs as unicycles that follow the last twist and the part pool; odometry and world poses every step,
     a fleet tick every 5th. Loads and parks happen only when a test does them (`put_on_deck`, `park`)."""
 
-    def __init__(self, **config) -> None:
+    def __init__(self, twist_delay_s: float = 0.0, **config) -> None:
         self.fleet = Fleet(FleetConfig(**config), LAYOUT, PartPool(LAYOUT))
+        self.twist_delay_s = twist_delay_s      # how late a twist takes effect (a starved fleet process)
+        self._twists_due: list[tuple[float, str, tuple[float, float]]] = []
         self.now = 0.0
         self.poses = dict(HOMES)
         self.twists = {name: (0.0, 0.0) for name in self.poses}
@@ -49,18 +51,26 @@ class World:
     def feed(self, commands: list[Command]) -> list[Command]:
         for command in commands:
             if command.kind is CommandKind.TWIST:
-                self.twists[command.agv] = (command.linear, command.angular)
+                self._twists_due.append((self.now + self.twist_delay_s, command.agv, (command.linear, command.angular)))
+        self._apply_due_twists()
         self.log += commands
         return commands
+
+    def _apply_due_twists(self) -> None:
+        while self._twists_due and self._twists_due[0][0] <= self.now + 1e-9:
+            _, agv, twist = self._twists_due.pop(0)
+            self.twists[agv] = twist
 
     def step(self) -> None:
         self.now += DT_S
         self._steps += 1
+        self._apply_due_twists()
         for name, pose in self.poses.items():
             linear, angular = self.twists[name]
             self.poses[name] = integrate(pose, linear, angular, DT_S)
             if self.odometry[name]:
-                self.feed(self.fleet.on_odometry(name, world_to_odom(HOMES[name], self.poses[name]), self.now))
+                self.feed(self.fleet.on_odometry(name, world_to_odom(HOMES[name], self.poses[name]),
+                                                 abs(linear) + abs(angular), self.now))
             self.fleet.on_world_pose(name, self.poses[name].x, self.poses[name].y, 0.0, self.poses[name].yaw)
         for index, agv in self.carried.items():
             self.parts[index] = (self.poses[agv].x, self.poses[agv].y, LAYOUT['agv']['deck_top_z'])
@@ -240,6 +250,23 @@ def test_pull_in_without_the_load_sensor_times_out_and_goes_to_the_sink():
     handed_over_at_the_outbound_dock(world)
     world.run_until(lambda: agv.task is AgvTask.RETURNING, 1.5, 'the load sensor timeout')
     assert 'not seen on the deck' in agv.warning and agv.deck_speed == 0.0
+
+
+@pytest.mark.parametrize('delay_s', [0.3, 0.6])
+def test_an_agv_whose_stop_comes_late_is_docked_only_at_rest_on_the_dock(delay_s):
+    """A starved fleet process lets the AGV coast past the dock; it comes back and is docked still, in tolerance."""
+    world = World(twist_delay_s=delay_s, parts=1)
+    agv = world.fleet.inbound
+    dock = LAYOUT['docks']['inbound']
+    load(world)
+    world.answer('P-1-load', HandoffStatus.ACKNOWLEDGED, HandoffStep.AWAIT_DOCKED)
+    world.run_until(lambda: agv.task is AgvTask.DOCKED, 120, 'agv_1 docked')
+    assert world.twists['agv_1'] == (0.0, 0.0), 'standing still when it says docked'
+    tolerance = DriveLimits().position_tolerance_m
+    assert at(world.poses['agv_1'], dock, tolerance + 1e-9, DriveLimits().yaw_tolerance_rad + 1e-9)
+    for _ in range(round((delay_s + 1.0) / DT_S)):
+        world.step()
+    assert at(world.poses['agv_1'], dock, tolerance + 1e-9, DriveLimits().yaw_tolerance_rad + 1e-9), 'and stays'
 
 
 def test_stale_odometry_stops_the_agv_and_fresh_odometry_resumes():

@@ -13,18 +13,19 @@ def test_non_finite_odometry_is_dropped_with_a_warning() -> None:
     fleet = Fleet(FleetConfig(), load_layout(), PartPool(load_layout()))
     agv = fleet.agvs['agv_1']
     before = agv.pose
-    for bad in (Pose2D(math.nan, 0.0, 0.0), Pose2D(0.0, math.inf, 0.0), Pose2D(0.0, 0.0, math.nan)):
-        commands = fleet.on_odometry('agv_1', bad, 1.0)
+    for bad, speed in ((Pose2D(math.nan, 0.0, 0.0), 0.0), (Pose2D(0.0, math.inf, 0.0), 0.0),
+                       (Pose2D(0.0, 0.0, math.nan), 0.0), (Pose2D(0.0, 0.0, 0.0), math.nan)):
+        commands = fleet.on_odometry('agv_1', bad, speed, 1.0)
         assert [(c.kind, c.level) for c in commands] == [(CommandKind.LOG, 'warn')]
         assert 'non-finite odometry dropped' in commands[0].text
     assert agv.pose == before                     # the bad pose was not taken
-    assert fleet.on_odometry('agv_9', Pose2D(math.nan, 0.0, 0.0), 1.0) == []   # not an AGV of this fleet
+    assert fleet.on_odometry('agv_9', Pose2D(math.nan, 0.0, 0.0), 0.0, 1.0) == []   # not an AGV of this fleet
 
 
 def test_finite_odometry_reaches_the_agv_in_the_world_frame() -> None:
     layout = load_layout()
     fleet = Fleet(FleetConfig(), layout, PartPool(layout))
-    fleet.on_odometry('agv_1', Pose2D(1.0, 2.0, 0.5), 1.0)      # <agv>/odom: from the home pose
+    fleet.on_odometry('agv_1', Pose2D(1.0, 2.0, 0.5), 0.0, 1.0)      # <agv>/odom: from the home pose
     assert fleet.agvs['agv_1'].pose == odom_to_world(home_pose(layout, 'agv_1'), Pose2D(1.0, 2.0, 0.5))
-    fleet.on_odometry('agv_1', Pose2D(0.0, 0.0, 0.0), 1.1)
+    fleet.on_odometry('agv_1', Pose2D(0.0, 0.0, 0.0), 0.0, 1.1)
     assert fleet.agvs['agv_1'].pose == home_pose(layout, 'agv_1')

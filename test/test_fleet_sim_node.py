@@ -16,7 +16,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from std_msgs.msg import Bool, Float64, String, UInt32  # noqa: E402
 
 from cell_control.cell.description import load_layout  # noqa: E402
-from cell_control.logistics.agv_navigation import Pose2D, home_pose, odom_to_world  # noqa: E402
+from cell_control.logistics.agv_navigation import Pose2D, home_pose, odom_to_world, yaw_from_quaternion  # noqa: E402
 from cell_control.sim.interface import parking_pose  # noqa: E402
 from cell_control.logistics.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
                                             encode_result)
@@ -80,7 +80,8 @@ def pose_of(msg: Odometry) -> tuple[float, float, float]:
     agv = msg.header.frame_id.split('/')[0]
     assert (msg.header.frame_id, msg.child_frame_id) == (f'{agv}/odom', f'{agv}/base_footprint')
     p = msg.pose.pose
-    odom = Pose2D(p.position.x, p.position.y, 2.0 * math.atan2(p.orientation.z, p.orientation.w))
+    q = p.orientation
+    odom = Pose2D(p.position.x, p.position.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
     world = odom_to_world(home_pose(load_layout(), agv), odom)
     return world.x, world.y, world.yaw
 
@@ -178,6 +179,7 @@ def docked_at(odometry: Latest, dock: dict) -> bool:
 
 def wait_docked(odometry: Latest, dock: dict, what: str) -> None:
     """Wait for the AGV's odometry to show it at rest on `dock`; a timeout says where the odometry last put it."""
+    before = odometry.count
     try:
         wait_for(lambda: docked_at(odometry, dock), 60, what)
     except WaitTimeout as error:
@@ -186,7 +188,8 @@ def wait_docked(odometry: Latest, dock: dict, what: str) -> None:
             'last odometry: x, y, yaw = {:.4f}, {:.4f}, {:.4f}; v = {:.4f} m/s, w = {:.4f} rad/s; '
             'stamp {}.{:09d}'.format(*pose_of(msg), msg.twist.twist.linear.x, msg.twist.twist.angular.z,
                                      msg.header.stamp.sec, msg.header.stamp.nanosec))
-        raise WaitTimeout(f'{error}; dock at {dock}; {last}') from None
+        raise WaitTimeout(f'{error}; dock at {dock}; {last}; {odometry.count - before} odometry messages '
+                          'arrived during the wait') from None
 
 
 @pytest.mark.parametrize('cell', [('parts:=1',)], indirect=True)

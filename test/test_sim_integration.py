@@ -21,7 +21,7 @@ from geometry_msgs.msg import Twist  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from cell_control.logistics.agv_navigation import (Pose2D, docking_route, drive_command, home_pose,  # noqa: E402
-                                                   odom_to_world)
+                                                   odom_to_world, yaw_from_quaternion)
 from cell_control.sim.interface import (AGV_NAMES, POSE_RATE_HZ, WORLD_FRAME, load_pose,  # noqa: E402
                                         parking_pose)
 from cell_control.cell.description import load_layout  # noqa: E402
@@ -130,15 +130,19 @@ def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
 
     def pose() -> Pose2D:   # /agv_1/odom starts at the home pose
         p = odometry.msg.pose.pose
-        return odom_to_world(home, Pose2D(p.position.x, p.position.y,
-                                          2.0 * math.atan2(p.orientation.z, p.orientation.w)))
+        return odom_to_world(home, Pose2D(p.position.x, p.position.y, yaw_from_quaternion(
+            p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w)))
+
+    def speed() -> float:
+        twist = odometry.msg.twist.twist
+        return abs(twist.linear.x) + abs(twist.angular.z)
     route = docking_route(pose(), dock_pose)
     progress = {'waypoint': 0}
 
     def drive() -> bool:
         while progress['waypoint'] < len(route):
             final = progress['waypoint'] == len(route) - 1
-            linear, angular, reached = drive_command(pose(), route[progress['waypoint']], final)
+            linear, angular, reached = drive_command(pose(), speed(), route[progress['waypoint']], final)
             if not reached:
                 cmd_vel.publish(Twist(linear=type(Twist().linear)(x=linear), angular=type(Twist().angular)(z=angular)))
                 return False

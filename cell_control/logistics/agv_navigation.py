@@ -1,13 +1,20 @@
 """Drive a differential-drive AGV along waypoints to a dock pose: turn toward the next point, then go.
 
 Docking wants the AGV to arrive square to the dock, so a route ends with a straight approach along the
-dock's axis from a pre-dock point. The controller is a pure function of the pose: the fleet node calls it
+dock's axis from a pre-dock point. The controller is a pure function of the odometry: the fleet node calls it
 on every odometry message and publishes the twist it returns.
+
+A final goal counts as reached only with the AGV standing still inside the tolerance: a stop command that
+arrives late (a starved fleet process, a slow network) lets the AGV coast past the goal, and the next
+odometry brings it back instead of leaving it short of or beyond the dock for good. The last few centimetres
+are crept at `final_creep_m_s` so that such a coast stays small.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+STILL_SPEED = 0.01   # |v| + |ω| below this counts as standing still
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,9 @@ class DriveLimits:
     yaw_tolerance_rad: float = 0.01
     heading_gain: float = 2.5
     slow_down_distance_m: float = 0.6
+    min_linear_m_s: float = 0.05        # below this the wheels barely move the AGV
+    final_creep_m_s: float = 0.02       # the least speed within `final_approach_m` of the final goal
+    final_approach_m: float = 0.05
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
@@ -78,19 +88,22 @@ def _side(current: Pose2D, dock: Pose2D) -> float:
     return 1.0 if along <= 0.0 else -1.0
 
 
-def drive_command(pose: Pose2D, goal: Pose2D, final: bool, limits: DriveLimits = DriveLimits()
+def drive_command(pose: Pose2D, speed: float, goal: Pose2D, final: bool, limits: DriveLimits = DriveLimits()
                   ) -> tuple[float, float, bool]:
     """Linear and angular velocity toward `goal`, and whether the goal is reached.
 
-    Intermediate goals are reached on position; the final goal also on yaw. The AGV may back up when the goal
-    lies behind it (a dock is left in reverse), so it never turns around in the narrow dock.
+    `speed` is the odometry's |v| + |ω|. Intermediate goals are reached on position; the final goal also on
+    yaw, and at rest. The AGV may back up when the goal lies behind it (a dock is left in reverse), so it never
+    turns around in the narrow dock.
     """
     dx, dy = goal.x - pose.x, goal.y - pose.y
     distance = math.hypot(dx, dy)
     if distance <= limits.position_tolerance_m:
         yaw_error = wrap_angle(goal.yaw - pose.yaw)
-        if not final or abs(yaw_error) <= limits.yaw_tolerance_rad:
+        if not final:
             return 0.0, 0.0, True
+        if abs(yaw_error) <= limits.yaw_tolerance_rad:
+            return 0.0, 0.0, speed < STILL_SPEED
         return 0.0, _clamp(limits.heading_gain * yaw_error, limits.max_angular_rad_s), False
     bearing = math.atan2(dy, dx)
     heading_error = wrap_angle(bearing - pose.yaw)
@@ -100,8 +113,9 @@ def drive_command(pose: Pose2D, goal: Pose2D, final: bool, limits: DriveLimits =
     angular = _clamp(limits.heading_gain * heading_error, limits.max_angular_rad_s)
     if abs(heading_error) > 0.3:
         return 0.0, angular, False
-    speed = limits.max_linear_m_s * min(1.0, distance / limits.slow_down_distance_m) * math.cos(heading_error)
-    return direction * max(speed, 0.05), angular, False
+    linear = limits.max_linear_m_s * min(1.0, distance / limits.slow_down_distance_m) * math.cos(heading_error)
+    least = limits.final_creep_m_s if final and distance <= limits.final_approach_m else limits.min_linear_m_s
+    return direction * max(linear, least), angular, False
 
 
 def _clamp(value: float, limit: float) -> float:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import math
 
-from cell_control.logistics.agv_navigation import Pose2D, home_pose, odom_to_world
-
-STILL_SPEED = 0.01   # |v| + |ω| below this counts as standing still
+from cell_control.logistics.agv_navigation import STILL_SPEED, Pose2D, home_pose, odom_to_world
 
 
 class DockWatch:

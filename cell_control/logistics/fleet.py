@@ -202,15 +202,16 @@ class AgvController:
         self.queue.append(part)
         return [self._log('info', f'pickup request for {part} queued')] + self._maybe_start(now_s)
 
-    def on_odometry(self, pose: Pose2D, now_s: float) -> list[Command]:
-        """Follow the route: one twist per odometry message, zero on arrival."""
+    def on_odometry(self, pose: Pose2D, speed: float, now_s: float) -> list[Command]:
+        """Follow the route: one twist per odometry message (`speed` its |v| + |ω|), zero on arrival."""
         self.pose, self._odom_s = pose, now_s
         commands = []
         if self._stale:
             self._stale = False
             commands.append(self._log('info', 'odometry is back'))
         while self._route:
-            linear, angular, reached = drive_command(pose, self._route[0], len(self._route) == 1, self.limits)
+            linear, angular, reached = drive_command(pose, speed, self._route[0], len(self._route) == 1,
+                                                     self.limits)
             if not reached:
                 return commands + [self._twist(linear, angular)]
             self._route.pop(0)
@@ -526,13 +527,16 @@ class Fleet:
                                       pose(docks['outbound']), config, self.pool)
         self.agvs = {c.name: c for c in (self.inbound, self.outbound)}
 
-    def on_odometry(self, agv: str, odom: Pose2D, now_s: float) -> list[Command]:
-        """Feed odometry (`<agv>/odom`, from the home pose) to its AGV in the world frame; non-finite is dropped."""
+    def on_odometry(self, agv: str, odom: Pose2D, speed: float, now_s: float) -> list[Command]:
+        """Feed odometry (`<agv>/odom`, from the home pose; `speed` = |v| + |ω|) to its AGV in the world frame.
+
+        Non-finite odometry is dropped.
+        """
         if agv not in self.agvs:
             return []
-        if not all(math.isfinite(v) for v in (odom.x, odom.y, odom.yaw)):
+        if not all(math.isfinite(v) for v in (odom.x, odom.y, odom.yaw, speed)):
             return [Command(CommandKind.LOG, agv, level='warn', text=f'{agv}: non-finite odometry dropped')]
-        return self.agvs[agv].on_odometry(odom_to_world(self.agvs[agv].home, odom), now_s)
+        return self.agvs[agv].on_odometry(odom_to_world(self.agvs[agv].home, odom), speed, now_s)
 
     def on_world_pose(self, model: str, x: float, y: float, z: float, yaw: float) -> None:
         """Take one model's world pose of /sim/poses (pool parts and AGVs; loads and parks are judged on them)."""

@@ -11,6 +11,7 @@ from typing import Callable, Mapping
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, Quaternion
+from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.clock import JumpHandle, JumpThreshold, TimeJump
 from rclpy.duration import Duration as RclDuration
@@ -21,7 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from std_msgs.msg import Float64
 
 from cell_control.cell.finite import NonFiniteDrops, non_finite_field
-from cell_control.logistics.agv_navigation import yaw_from_quaternion
+from cell_control.logistics.agv_navigation import Pose2D, yaw_from_quaternion
 
 try:
     from control_msgs.msg import SpeedScalingFactor
@@ -134,6 +135,20 @@ def pose_values(pose: Pose) -> dict[str, float]:
     p, q = pose.position, pose.orientation
     return {'position.x': p.x, 'position.y': p.y, 'orientation.x': q.x, 'orientation.y': q.y,
             'orientation.z': q.z, 'orientation.w': q.w}
+
+
+def odometry_values(msg: Odometry) -> dict[str, object]:
+    """Return, by field, what a planar consumer uses of an odometry message (for the `InputGuard`)."""
+    twist = msg.twist.twist
+    return {'pose.pose': pose_values(msg.pose.pose), 'twist.twist.linear.x': twist.linear.x,
+            'twist.twist.angular.z': twist.angular.z}
+
+
+def planar_odometry(msg: Odometry) -> tuple[Pose2D, float]:
+    """Return an odometry message's planar pose and its speed |v| + |ω| (standing still is judged on that)."""
+    p, twist = msg.pose.pose, msg.twist.twist
+    return (Pose2D(p.position.x, p.position.y, yaw_of(p.orientation)),
+            abs(twist.linear.x) + abs(twist.angular.z))
 
 
 def planar_orientation(yaw: float) -> Quaternion:

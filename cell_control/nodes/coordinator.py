@@ -59,7 +59,8 @@ from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
 from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE,
                                        InputGuard, descriptor, diagnostic_array, diagnostic_status, duration_to_msg,
-                                       log, on_clock_back, pose_values, speed_scaling_msg, to_seconds, yaw_of)
+                                       log, odometry_values, on_clock_back, planar_odometry, speed_scaling_msg,
+                                       to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -250,13 +251,10 @@ class CoordinatorNode(Node):
         self._event(Event(EventKind.HANDOFF_REQUEST, part_id=request.part_id, request=request))
 
     def _on_odom(self, agv: str, msg: Odometry) -> None:
-        pose, twist = msg.pose.pose, msg.twist.twist
-        if not self._inputs.finite(f'/{agv}/odom', {'pose.pose': pose_values(pose), 'twist.twist.linear.x':
-                                                    twist.linear.x, 'twist.twist.angular.z': twist.angular.z}):
+        if not self._inputs.finite(f'/{agv}/odom', odometry_values(msg)):
             return
-        speed = abs(twist.linear.x) + abs(twist.angular.z)
-        for dock, docked in self._docks.update(agv, pose.position.x, pose.position.y, yaw_of(pose.orientation),
-                                               speed, self._now()):
+        pose, speed = planar_odometry(msg)
+        for dock, docked in self._docks.update(agv, pose.x, pose.y, pose.yaw, speed, self._now()):
             self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=docked))
 
     def _on_deck(self, agv: str, msg: Float64) -> None:

@@ -34,12 +34,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import Bool, Float64, String, UInt32
 
-from cell_control.logistics.agv_navigation import Pose2D
 from cell_control.cell.description import load_layout
 from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig, part_ids, run_id_of
 from cell_control.logistics.handoff import HandoffError, decode_result, encode_request
 from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, log, on_clock_back, pose_values, yaw_of)
+                                       diagnostic_status, log, odometry_values, on_clock_back, planar_odometry,
+                                       yaw_of)
 from cell_control.nodes.node_main import run_node
 from cell_control.sim.degradation import AgvBattery, BatteryGauge, CellWear, ChargerFade, DegradationConfig
 from cell_control.sim.part_pool import PartPool
@@ -145,14 +145,13 @@ class FleetSimNode(Node):
 
     # ----- inputs -----------------------------------------------------------------------------------------
     def _on_odometry(self, agv: str, msg: Odometry) -> None:
-        p = msg.pose.pose
-        if not self._inputs.finite(f'/{agv}/odom', {'pose.pose': pose_values(p)}):
+        if not self._inputs.finite(f'/{agv}/odom', odometry_values(msg)):
             return
-        pose = Pose2D(p.position.x, p.position.y, yaw_of(p.orientation))
+        pose, speed = planar_odometry(msg)
         with self._lock:
             self._batteries[agv].update(pose.x, pose.y, self._now(),
                                         self._wear.charger_share(self.fleet.delivered_to_sink))
-        self._run(lambda now: self.fleet.on_odometry(agv, pose, now))
+        self._run(lambda now: self.fleet.on_odometry(agv, pose, speed, now))
 
     def _on_world_pose(self, msg: Odometry) -> None:
         """Keep the latest world pose per model (the plan judges loads and parks on them at its next tick)."""

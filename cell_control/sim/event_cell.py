@@ -494,7 +494,7 @@ class EventCell:
                 odom = world_to_odom(self.homes[name], agv.pose)   # /<agv>/odom starts at the home pose
                 for dock, docked in self.docks.update(name, odom.x, odom.y, odom.yaw, speed, self.now_s):
                     self._handle(Event(E.AGV_DOCKED, dock=dock, agv=name, flag=docked))
-                self._fleet(self.fleet.on_odometry(name, odom, self.now_s))
+                self._fleet(self.fleet.on_odometry(name, odom, speed, self.now_s))
                 moving = agv.twist != (0.0, 0.0) and self.now_s >= agv.stuck_until_s
         self._world_poses()
 
