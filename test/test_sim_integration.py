@@ -33,7 +33,7 @@ ARM_JOINTS = ['shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist
 HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# The sensor-data profile with 1 s of the 2000 msg/s stream (500 Hz at 4x) instead of its 5 samples: the probe is
+# The sensor-data profile with 4 s of the 500 msg/s stream (500 Hz at 1x) instead of its 5 samples: the probe is
 # Python on a shared machine, and a scheduling stall of this process must not count as samples the sim lost.
 SEAM_STREAM = QoSProfile(depth=2000, reliability=qos_profile_sensor_data.reliability,
                          durability=qos_profile_sensor_data.durability, history=qos_profile_sensor_data.history)
@@ -212,7 +212,9 @@ def test_world_poses_odometry_frames_and_the_part_pool_hold_the_contract(sim):
         assert latest(f'part_{index}')[:2] == pytest.approx((parking_pose(index).x, parking_pose(index).y), abs=3e-3)
 
 
-@pytest.mark.parametrize('sim', [('recipe:=bracket',)], indirect=True)
+# At real time, as a cell runs: at the file's 4x the Python probe had to take 2000 best-effort messages a second,
+# and beside a busy loop it fell behind and dropped 9 % of them (a fresh-clone series, 2026-12-02).
+@pytest.mark.parametrize('sim', [('recipe:=bracket', 'real_time_factor:=1.0')], indirect=True)
 def test_seam_stream_arrives_at_500_hz_of_simulated_time(sim):
     _, probe = sim
     features = Latest(probe, PointCloud2, '/seam/features', SEAM_STREAM, keep=True)
