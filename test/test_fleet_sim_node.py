@@ -16,8 +16,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from std_msgs.msg import Bool, Float64, String, UInt32  # noqa: E402
 
 from cell_control.cell.description import load_layout  # noqa: E402
-from cell_control.logistics.agv_navigation import Pose2D, home_pose, odom_to_world, yaw_from_quaternion  # noqa: E402
+from cell_control.logistics.agv_navigation import home_pose, odom_to_world  # noqa: E402
 from cell_control.sim.interface import parking_pose  # noqa: E402
+from cell_control.nodes.common import planar_odometry  # noqa: E402
 from cell_control.logistics.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
                                             encode_result)
 
@@ -79,10 +80,7 @@ def pose_of(msg: Odometry) -> tuple[float, float, float]:
     """Return the world pose of an AGV from its /<agv>/odom message (frame <agv>/odom, from its home pose)."""
     agv = msg.header.frame_id.split('/')[0]
     assert (msg.header.frame_id, msg.child_frame_id) == (f'{agv}/odom', f'{agv}/base_footprint')
-    p = msg.pose.pose
-    q = p.orientation
-    odom = Pose2D(p.position.x, p.position.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
-    world = odom_to_world(home_pose(load_layout(), agv), odom)
+    world = odom_to_world(home_pose(load_layout(), agv), planar_odometry(msg)[0])
     return world.x, world.y, world.yaw
 
 

@@ -21,11 +21,12 @@ from geometry_msgs.msg import Twist  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from cell_control.logistics.agv_navigation import (Pose2D, docking_route, drive_command, home_pose,  # noqa: E402
-                                                   odom_to_world, yaw_from_quaternion)
+                                                   odom_to_world)
 from cell_control.sim.interface import (AGV_NAMES, POSE_RATE_HZ, WORLD_FRAME, load_pose,  # noqa: E402
                                         parking_pose)
 from cell_control.cell.description import load_layout  # noqa: E402
 from cell_control.nodes.seam_cloud import cloud_to_seam  # noqa: E402
+from cell_control.nodes.common import planar_odometry  # noqa: E402
 
 pytestmark = pytest.mark.integration
 ARM_JOINTS = ['shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint', 'wrist_2_joint',
@@ -129,13 +130,10 @@ def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
     home = home_pose(layout, 'agv_1')
 
     def pose() -> Pose2D:   # /agv_1/odom starts at the home pose
-        p = odometry.msg.pose.pose
-        return odom_to_world(home, Pose2D(p.position.x, p.position.y, yaw_from_quaternion(
-            p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w)))
+        return odom_to_world(home, planar_odometry(odometry.msg)[0])
 
     def speed() -> float:
-        twist = odometry.msg.twist.twist
-        return abs(twist.linear.x) + abs(twist.angular.z)
+        return planar_odometry(odometry.msg)[1]
     route = docking_route(pose(), dock_pose)
     progress = {'waypoint': 0}
 
@@ -180,7 +178,7 @@ def test_world_poses_odometry_frames_and_the_part_pool_hold_the_contract(sim):
     for model in models:
         recent = poses[model][-20:]
         assert all((m.header.frame_id, m.child_frame_id) == (WORLD_FRAME, model) for m in recent)
-        stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in recent]
+        stamps = [seconds(m.header.stamp) for m in recent]
         periods = [(b - a) * POSE_RATE_HZ for a, b in zip(stamps, stamps[1:])]
         # One message per period. A probe that falls behind the writer's keep-last history (depth 10) loses whole
         # periods (0.7 s once, beside a busy loop), never part of one; so the stamps step by whole periods, and by
