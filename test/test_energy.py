@@ -106,10 +106,24 @@ def test_energy_kpis_are_the_meter_summary_per_part_and_state_plus_what_no_part_
     assert energy_kpis(EnergyMeter().summary())['energy_mean_per_part_wh'] is None
 
 
+def test_what_came_after_the_last_part_is_not_thrown_off_by_the_parts_rounded_shares():
+    meter = EnergyMeter()
+    meter.set_state('welding', 0.0)
+    for n in range(30):
+        meter.energy('arc', 0.16)                      # 0.000044 Wh: each part's share rounds to 0.0
+        meter.part_done(f'P-{n}')
+    kpis = energy_kpis(json.loads(json.dumps(meter.summary())))
+    assert kpis['energy_total_wh'] == pytest.approx(0.0013)
+    assert kpis['energy_after_last_part_wh'] == 0.0    # total minus rounded parts would say 0.0013
+    meter.energy('conveyor', 36.0)                     # 0.01 Wh that no part took
+    assert energy_kpis(meter.summary())['energy_after_last_part_wh'] == pytest.approx(0.01)
+
+
 @pytest.mark.parametrize('damage, words', [
     (lambda s: s.pop('by_state_wh'), "the total has no number for 'by_state_wh'"),
     (lambda s: s['parts'][0]['by_source_wh'].pop('agv'), "part 1 has no number for 'agv'"),
     (lambda s: s.update(parts=None), "'parts' must be a list"),
+    (lambda s: s.pop('after_last_part_wh'), "'after_last_part_wh' must be a number"),
 ])
 def test_energy_kpis_refuse_a_summary_that_is_not_the_meters(damage, words):
     meter = EnergyMeter()

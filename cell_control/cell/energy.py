@@ -12,7 +12,8 @@ Public API:
                                          than max_gap_s (a silent stream adds nothing)
         .energy(source, joules)          a lump of energy measured whole (one weld's arc)
         .part_done(part_id) -> dict      everything since the previous part is this part's share
-        .summary() -> dict               totals by source and by state, each part, the mean per part (Wh)
+        .summary() -> dict               totals by source and by state, each part, the mean per part, and what
+                                         came after the last part (Wh)
     energy_kpis(summary) -> dict         a summary (as /cell/energy carries it) shaped as the demo's KPIs
 
 States: 'idle' while the cell does not run (stopped, fault, waiting for a start); while it runs 'welding' in
@@ -139,6 +140,8 @@ class EnergyMeter:
         done = [p['total_wh'] for p in self.parts]
         result['parts'] = list(self.parts)
         result['mean_per_part_wh'] = round(sum(done) / len(done), 3) if done else None
+        # From the joules, not total minus the parts: each part's share is rounded, and 30 roundings add up.
+        result['after_last_part_wh'] = _breakdown(self._part)['total_wh']
         return result
 
 
@@ -165,6 +168,10 @@ def energy_kpis(summary: Mapping) -> dict:
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f'energy summary: {what} has no number for {error}') from None
     total = shaped(summary, 'the total')
+    try:
+        after_last_part_wh = float(summary['after_last_part_wh'])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("energy summary: 'after_last_part_wh' must be a number") from None
     if not isinstance(summary.get('parts'), list):
         raise ValueError("energy summary: 'parts' must be a list")
     parts = [{'part': str(part.get('part', '')), **shaped(part, f'part {i + 1}')}
@@ -174,6 +181,6 @@ def energy_kpis(summary: Mapping) -> dict:
         'energy_by_state_wh': total['by_state_wh'],
         'energy_by_source_wh': total['by_source_wh'],
         'energy_mean_per_part_wh': round(sum(p['total_wh'] for p in parts) / len(parts), 3) if parts else None,
-        'energy_after_last_part_wh': round(total['total_wh'] - sum(p['total_wh'] for p in parts), 4),
+        'energy_after_last_part_wh': after_last_part_wh,
         'energy_per_part_wh': parts,
     }
