@@ -23,6 +23,7 @@ WELD_PROCESS_PARAMETERS = ('recipe', 'seam_file', 'power_drift', 'dropout_rate',
                            'contact_tip_drift_per_weld')
 
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')
+ARC_STRIKE_TIMEOUT_S = 1.0   # the weld adjuster's wait for the strike past the clock's seam start (simulations)
 PACKAGE = 'cell_control'
 
 
@@ -130,8 +131,11 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
     else:   # the switch signals no simulator has a stock sensor for, from the contract's poses (real devices: none)
         nodes.append(node('cell_sensors'))
     nodes.append(node('conveyor_driver', emulate=sim != 'none'))
+    # Both simulations report the arc's strike (the seam station); a real power source's "arc established"
+    # output is the integrator's to wire to /weld_tool/arc_struck, and without it the lead-in runs on the clock.
     nodes.append(node('weld_adjuster', seam_length_mm=seam_length_mm, mode=part_type.weld.adjuster_mode,
-                      lead_in_mm=WeldMotionSettings().lead_in_at_speed_mm))
+                      lead_in_mm=WeldMotionSettings().lead_in_at_speed_mm,
+                      arc_strike_timeout_s=ARC_STRIKE_TIMEOUT_S if sim != 'none' else 0.0))
     coordinator = node('coordinator', recipe=part_type.id)
     nodes.append(coordinator)
     if opcua:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cell_control.bringup import WELD_PROCESS_PARAMETERS, BringupError, describe_cell, enclave, load_node_parameters
+from cell_control.bringup import (ARC_STRIKE_TIMEOUT_S, WELD_PROCESS_PARAMETERS, BringupError, describe_cell, enclave,
+                                  load_node_parameters)
 from cell_control.runner import find_executable
 from conftest import REPO
 
@@ -58,6 +59,11 @@ def test_hardware_and_gazebo_bringups():
     # No gz sensor models a weld: the sensor node runs the seam sensor and weld process with cell_sim's settings.
     sensors = {n.name: n for n in gazebo}['cell_sensors'].parameters
     assert sensors['seam_sensor'] is True and sensors['recipe'] == 'bracket' and sensors['seam_file'] == ''
+    # Both simulations report the arc's strike, which ends the adjuster's lead-in; real devices may not.
+    strike = {sim: {n.name: n for n in describe_cell(sim, ros_tools=True)}['weld_adjuster']
+              .parameters['arc_strike_timeout_s'] for sim in ('mujoco', 'gazebo', 'none')}
+    assert strike == {'mujoco': ARC_STRIKE_TIMEOUT_S, 'gazebo': ARC_STRIKE_TIMEOUT_S, 'none': 0.0}
+    assert ARC_STRIKE_TIMEOUT_S > 0.0
     mujoco = {n.name: n for n in describe_cell('mujoco', ros_tools=False, overrides={'cell_sim': {'seed': 7}})}
     gz_seeded = {n.name: n for n in describe_cell('gazebo', overrides={'cell_sim': {'seed': 7}})}['cell_sensors']
     assert all(gz_seeded.parameters[k] == mujoco['cell_sim'].parameters[k]

@@ -104,13 +104,13 @@ def test_in_the_gazebo_route_the_node_streams_the_seam_and_scores_the_weld_from_
         node_processes, probe, tmp_path) -> None:
     """The test plays gz: 1 kHz /joint_states along a planned weld path, the part's pose, the arc command."""
     from sensor_msgs.msg import JointState, PointCloud2
-    from std_msgs.msg import String
+    from std_msgs.msg import Header, String
 
     from cell_control.cell.recipe import load_recipe, recipe_path
     from cell_control.motion.arm_motion import ArmMotion
     from cell_control.motion.kinematics import load_kinematics
     from cell_control.motion.trajectory import TrajectoryFollower
-    from cell_control.nodes.common import stamp_to_msg
+    from cell_control.nodes.common import stamp_to_msg, to_seconds
     from cell_control.nodes.seam_cloud import cloud_to_seam
     from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -135,6 +135,8 @@ def test_in_the_gazebo_route_the_node_streams_the_seam_and_scores_the_weld_from_
     probe.node.create_subscription(PointCloud2, '/seam/features', lambda m: samples.append(cloud_to_seam(m)),
                                    QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT))
     result = Latest(probe, String, '/sim/weld_result', LATCHED)
+    strikes = []
+    probe.node.create_subscription(Header, '/weld_tool/arc_struck', strikes.append, RELIABLE)
     joints = probe.node.create_publisher(JointState, '/joint_states', RELIABLE)
     poses = probe.node.create_publisher(Odometry, '/sim/poses', RELIABLE)
     arc = probe.node.create_publisher(Bool, '/weld_tool/arc_on', RELIABLE)
@@ -157,6 +159,7 @@ def test_in_the_gazebo_route_the_node_streams_the_seam_and_scores_the_weld_from_
     wait_for(lambda: (publish(at_start), any(s.flags & LOOKAHEAD_VALID for s in samples))[1], TIMEOUT_S,
              'preview samples of the seam at its start', poll_s=0.001)
     previews = len(samples)
+    weld_path_s = 100.0 + step * 0.001
     follower.start(motion.plan('weld_path', at_start), at_start, [0.0] * 6)
 
     def weld_ended() -> bool:
@@ -172,5 +175,9 @@ def test_in_the_gazebo_route_the_node_streams_the_seam_and_scores_the_weld_from_
     welding = [s for s in samples[previews:] if s.flags & BEAD_VALID]
     assert len(welding) > 100, 'no sample behind the torch while welding'
     assert all(b.stamp_s > a.stamp_s for a, b in zip(samples, samples[1:]))
+    # One "arc established", stamped with the step of the strike: in the run-up, before the weld's samples.
+    wait_for(lambda: strikes, TIMEOUT_S, 'the strike on /weld_tool/arc_struck')
+    assert len(strikes) == 1 and strikes[0].frame_id == 'weld_tcp'
+    assert weld_path_s < to_seconds(strikes[0].stamp) < min(welding[0].stamp_s, weld_path_s + 1.0)
     output = node_processes.tail('cell_sensors')
     assert 'Traceback' not in output

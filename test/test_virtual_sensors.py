@@ -357,6 +357,8 @@ def test_the_seam_station_from_joint_states_streams_what_mujoco_streams(cell_mod
             break
     assert motion.reached(*sim.arm_state()[:2])
     previews = len(station.samples)
+    assert station.strikes == sim.station.strikes == [], 'no strike before the arc command'
+    weld_path_s = sim.time_s
     sim.start_trajectory(motion.plan('weld_path', sim.arm_state()[0]))
     sim.arc_on = station.arc_on = True       # each switches its arc off at the seam end
     for _ in range(int(20.0 / STEP_S)):
@@ -375,6 +377,9 @@ def test_the_seam_station_from_joint_states_streams_what_mujoco_streams(cell_mod
         assert (ours.gap_mm, ours.mismatch_mm, ours.lateral_mm, ours.bead_width_mm) == pytest.approx(
             (theirs.gap_mm, theirs.mismatch_mm, theirs.lateral_mm, theirs.bead_width_mm), abs=1e-6)
     assert len(station.results) == len(sim.weld_results) == 1
+    # One "arc established" per weld, at the same step in both routes, during the run-up to the seam start.
+    assert len(station.strikes) == 1 and station.strikes == sim.station.strikes
+    assert weld_path_s < station.strikes[0] < weld_path_s + 1.0
     ours, theirs = station.results[0], sim.weld_results[0]
     assert ours['interrupted'] == theirs['interrupted'] == '' and ours['part'] == theirs['part'] == 'part_1'
     assert ours.keys() == theirs.keys() and ours['seam'] == theirs['seam']

@@ -143,6 +143,79 @@ def test_a_lead_in_holds_the_nominal_setpoint_and_scans_until_the_seam_start() -
     assert setpoint.speed_mm_s != 16.0 or setpoint.force_n != 250.0, 'from s = 0 on the adjuster plans'
 
 
+def run_up(adjuster: WeldAdjuster, arm_delay_s: float, until_s: float,
+           strike_heard_after: int | None = None) -> list[WeldSetpoint]:
+    """Feed the run-up as the cell does: samples every 2 ms from the weld's start at 0, the arm `arm_delay_s` late.
+
+    The arm runs up from 5 mm before the seam at the nominal 16 mm/s; the arc strikes as it crosses s = 0, and
+    `arc_struck` is called `strike_heard_after` samples later (None: never).
+    """
+    seam = step_seam()
+    strike_s = arm_delay_s + 5.0 / 16.0
+    setpoints, heard, k = [], False, 0
+    while (stamp_s := round((k := k + 1) * 0.002, 6)) <= until_s:
+        if strike_heard_after is not None and not heard and stamp_s >= strike_s + 0.002 * strike_heard_after:
+            assert adjuster.arc_struck(strike_s)
+            heard = True
+        tool_s = -5.0 + 16.0 * max(0.0, stamp_s - arm_delay_s)
+        gap, mismatch, lateral = seam.at(min(tool_s + 30.0, seam.length_mm))
+        setpoints.append(adjuster.update(SeamMeasurement(stamp_s, k, 1, gap, mismatch, lateral, 0.0)))
+    return setpoints
+
+
+NOMINAL_SETTINGS = (16.0, 250.0, 0.0)
+
+
+def settings(setpoint: WeldSetpoint) -> tuple[float, float, float]:
+    return setpoint.speed_mm_s, setpoint.force_n, setpoint.correction_mm
+
+
+def test_with_the_clock_alone_an_arm_that_starts_late_meets_a_setpoint_already_changed_at_the_strike() -> None:
+    # What the strike signal is for: the lead-in timed by the adjuster's clock ends 0.3 s before the late arm's
+    # arc strikes, so the process would not strike at the nominal settings (a limit violation at the strike).
+    setpoints = run_up(WeldAdjuster('closed', lead_in_mm=5.0), arm_delay_s=0.3, until_s=0.6)
+    strike_s = 0.3 + 5.0 / 16.0
+    assert settings([p for p in setpoints if p.stamp_s < strike_s][-1]) != NOMINAL_SETTINGS
+
+
+@pytest.mark.parametrize('arm_delay_s, heard_after', [(0.3, 0), (0.3, 4), (-0.2, 0), (0.0, 10)])
+def test_with_the_strike_signal_the_nominal_setpoint_holds_until_the_arc_strikes(arm_delay_s: float,
+                                                                                 heard_after: int) -> None:
+    # The arm late or early against the adjuster's start, the strike heard at once or some samples later: the
+    # nominal setpoint holds up to the strike (and until it is heard), then the tool is where the strike puts it.
+    adjuster = WeldAdjuster('closed', seam_length_mm=160.0, lead_in_mm=5.0, strike_timeout_s=1.0)
+    setpoints = run_up(adjuster, arm_delay_s, until_s=1.5, strike_heard_after=heard_after)
+    strike_s = arm_delay_s + 5.0 / 16.0
+    heard_s = strike_s + 0.002 * heard_after
+    held = [p for p in setpoints if p.stamp_s < heard_s - 1e-9]
+    assert held and all(settings(p) == NOMINAL_SETTINGS and p.tool_s_mm <= 0.0 for p in held)
+    first = next(p for p in setpoints if p.stamp_s >= heard_s - 1e-9)
+    assert first.tool_s_mm == pytest.approx(16.0 * (first.stamp_s - strike_s), abs=1e-6)
+    assert adjuster.strike_source == 'signal'
+    assert settings(setpoints[-1]) != NOMINAL_SETTINGS, 'after the strike the adjuster plans'
+    assert not adjuster.arc_struck(1.4), 'a second strike in the same weld changes nothing'
+
+
+def test_without_a_strike_the_lead_in_ends_by_the_clock_after_the_timeout() -> None:
+    adjuster = WeldAdjuster('closed', seam_length_mm=160.0, lead_in_mm=5.0, strike_timeout_s=0.5)
+    setpoints = run_up(adjuster, arm_delay_s=0.0, until_s=1.2)
+    deadline_s = 5.0 / 16.0 + 0.5
+    assert all(settings(p) == NOMINAL_SETTINGS for p in setpoints if p.stamp_s <= deadline_s)
+    first = next(p for p in setpoints if p.stamp_s > deadline_s)
+    assert first.tool_s_mm == pytest.approx(16.0 * first.stamp_s - 5.0, abs=1e-6)
+    assert adjuster.strike_source == 'clock'
+    assert not adjuster.arc_struck(1.1), 'a strike after the fallback changes nothing'
+
+
+def test_a_strike_from_before_the_weld_or_not_finite_is_refused() -> None:
+    adjuster = WeldAdjuster('closed', start_stamp_s=10.0, lead_in_mm=5.0, strike_timeout_s=1.0)
+    with pytest.raises(ValueError, match=r'arc strike at 9.500 s is before this weld started \(10.000 s\)'):
+        adjuster.arc_struck(9.5)
+    with pytest.raises(ValueError, match='arc strike stamp nan is not finite'):
+        adjuster.arc_struck(float('nan'))
+    assert adjuster.strike_source == ''
+
+
 def test_samples_must_come_in_stamp_order() -> None:
     adjuster = WeldAdjuster('closed', start_stamp_s=1.0)
     adjuster.update(sample(1.002))
@@ -158,6 +231,8 @@ def test_samples_must_come_in_stamp_order() -> None:
     ({'start_stamp_s': float('inf')}, 'start_stamp_s inf is not finite'),
     ({'lead_in_mm': 30.0}, r'lead_in_mm 30.0 must be in \[0, 30\) mm'),
     ({'lead_in_mm': -1.0}, r'lead_in_mm -1.0 must be in'),
+    ({'strike_timeout_s': 0.0}, 'strike_timeout_s 0.0 must be a positive number of seconds'),
+    ({'strike_timeout_s': float('inf')}, 'strike_timeout_s inf must be a positive'),
 ])
 def test_bad_construction_is_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

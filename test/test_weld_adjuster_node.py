@@ -19,7 +19,7 @@ from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
-from std_msgs.msg import Float64, String  # noqa: E402
+from std_msgs.msg import Float64, Header, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement  # noqa: E402
@@ -282,6 +282,66 @@ def test_closed_loop_over_dds_refusals_and_stale_sensor(node_processes, probe, e
     assert 'Traceback' not in output
     assert 'refused seam sample' in output  # the throttled log names the problem
     assert 'must be finite' in output or 'expected' in output
+
+
+def stamp_before(probe: AdjusterProbe, seconds: float) -> Time:
+    ns = probe.node.get_clock().now().nanoseconds - round(seconds * 1e9)
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def answered_for(probe: AdjusterProbe, seconds: float, sequence: int) -> list[tuple[float, float, float]]:
+    """Publish fresh samples for `seconds` of wall time, each waiting for its answer; return the answers."""
+    answers = []
+    end_ns = probe.node.get_clock().now().nanoseconds + round(seconds * 1e9)
+    while probe.node.get_clock().now().nanoseconds < end_ns:
+        sequence += 1
+        answer = probe.setpoint(probe.publish(fresh_cloud(probe, sequence)), SETPOINT_TIMEOUT_S)
+        if answer is not None:
+            answers.append(answer)
+    return answers
+
+
+def test_the_lead_in_holds_the_nominal_setpoint_until_the_arc_strike_arrives(node_processes, probe) -> None:
+    probe = AdjusterProbe(probe)
+    strikes = probe.node.create_publisher(Header, '/weld_tool/arc_struck', 10)
+    node_processes.start_node('weld_adjuster', 'seam_length_mm:=200.0', 'lead_in_mm:=5.0',
+                              'arc_strike_timeout_s:=5.0', 'stale_timeout_s:=2.0', 'max_sample_age_s:=0.5')
+    refusals = 0
+
+    def refused_strike(stamp: Time, words: str) -> None:
+        """Publish a strike the node must refuse, naming why, and count it in its diagnostics."""
+        nonlocal refusals
+        refusals += 1
+        strikes.publish(Header(stamp=stamp, frame_id='weld_tcp'))
+        wait_for(lambda: words in node_processes.output('weld_adjuster'), TIMEOUT_S, f'the node to say {words!r}')
+        probe.status_where(lambda d: int(d['strikes_refused']) == refusals, f'{refusals} refused strike(s)')
+
+    wait_for_service(probe.node, '/weld_adjuster/start', Trigger, TIMEOUT_S)
+    wait_for(lambda: strikes.get_subscription_count() > 0, TIMEOUT_S, 'the node to subscribe the arc strike')
+    refused_strike(probe.now(), 'ignored: no weld is waiting for one')
+    assert probe.trigger('/weld_adjuster/start').success
+    # Well past the clock's seam start (5 mm at 16 mm/s: 0.31 s) the arc has not struck: nominal all along.
+    held = answered_for(probe, 1.0, 0)
+    assert len(held) > 20 and all(a == pytest.approx((16.0, 250.0, 0.0)) for a in held)
+    refused_strike(stamp_before(probe, 2.0), 'is before this weld started')
+    strikes.publish(Header(stamp=stamp_before(probe, 0.05), frame_id='weld_tcp'))
+    wait_for(lambda: 'the lead-in ends there' in node_processes.output('weld_adjuster'), TIMEOUT_S, 'the strike')
+    welding = answered_for(probe, 0.5, 1000)
+    assert welding and welding[-1] != pytest.approx((16.0, 250.0, 0.0)), 'the adjuster plans after the strike'
+    probe.status_where(lambda d: d['lead_in_ended_by'] == 'signal', 'the lead-in ended by the strike')
+    refused_strike(probe.now(), 'the lead-in had already ended (by the signal)')
+    assert probe.trigger('/weld_adjuster/stop').success
+
+    # Without the strike the clock ends the lead-in after the timeout, and the node says so.
+    assert probe.set_parameter('arc_strike_timeout_s', 0.3)[0]
+    assert probe.trigger('/weld_adjuster/start').success
+    answers = answered_for(probe, 1.5, 2000)
+    assert answers[0] == pytest.approx((16.0, 250.0, 0.0)) and answers[-1] != pytest.approx((16.0, 250.0, 0.0))
+    wait_for(lambda: 'the lead-in ended by the clock' in node_processes.output('weld_adjuster'), TIMEOUT_S,
+             'the WARN that no strike came')
+    probe.status_where(lambda d: d['lead_in_ended_by'] == 'clock', 'the lead-in ended by the clock')
+    assert probe.trigger('/weld_adjuster/stop').success
+    assert 'Traceback' not in stop_adjuster(node_processes)
 
 
 def test_mode_and_gains_are_validated_and_take_effect_at_start(node_processes, probe) -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
+from cell_control.weld.adjuster import WeldAdjuster
 from cell_control.weld.loop_watch import SampleCheck, SilenceWatch, check_sample, frame_stale, loop_status
-from cell_control.weld.loop_watch import sensor_status
+from cell_control.weld.loop_watch import sensor_status, take_strike
 
 
 def test_sample_check() -> None:
@@ -15,6 +16,20 @@ def test_sample_check() -> None:
     assert check_sample(10.5, 10.0, 10.875, 0.25) is SampleCheck.TOO_OLD
     assert check_sample(11.0, 10.0, 10.5, 0.25) is SampleCheck.TOO_OLD            # from the future
     assert check_sample(math.nan, 10.0, 10.5, 0.25) is SampleCheck.TOO_OLD
+
+
+def test_a_strike_reaches_only_the_lead_in_that_waits_for_it_near_the_clock() -> None:
+    assert take_strike(None, 10.5, 10.5, 1.0) == 'no weld is waiting for one'
+    clock_only = WeldAdjuster(start_stamp_s=10.0, lead_in_mm=10.0)
+    assert not clock_only.waits_for_strike
+    assert take_strike(clock_only, 10.5, 10.5, 1.0) == 'no weld is waiting for one'
+    waiting = WeldAdjuster(start_stamp_s=10.0, lead_in_mm=10.0, strike_timeout_s=1.0)
+    assert waiting.waits_for_strike
+    assert 'from the node clock' in take_strike(waiting, 10.5, 12.0, 1.0)    # 1.5 s old
+    assert 'from the node clock' in take_strike(waiting, math.nan, 10.5, 1.0)
+    assert 'before this weld started' in take_strike(waiting, 9.8, 10.0, 1.0)
+    assert take_strike(waiting, 10.4, 10.5, 1.0) == ''
+    assert take_strike(waiting, 10.45, 10.5, 1.0) == 'the arc had already struck'
 
 
 def test_silence_watch() -> None:

@@ -13,8 +13,10 @@ the station's arc, weld process and laser seam sensor (`sim.seam_station`, the c
 per millisecond of `/joint_states` stamps (gz publishes them every physics step; a gap is bridged by stepping
 through the joint positions in between), the TCP from the arm's forward kinematics and the cross-slide
 (`ToolChain`), the parts from `/sim/poses`, the commands from `/weld_tool/arc_on`, `/weld/contact_force` and
-`/weld_tool/cross_slide`. It publishes `/seam/features` (500 Hz, as `seam_sensor` does from the real sensor) and
-each weld's score on `/sim/weld_result`, with the same process parameters as `cell_sim` (recipe, seed, rates).
+`/weld_tool/cross_slide`. It publishes `/seam/features` (500 Hz, as `seam_sensor` does from the real sensor), each
+strike of the arc on `/weld_tool/arc_struck` (the power source's "arc established", std_msgs/Header stamped with the
+strike's time) and each weld's score on `/sim/weld_result`, with the same process parameters as `cell_sim` (recipe,
+seed, rates).
 
 The static `world → <agv>/odom` transforms (the AGVs' home poses in the layout, where gz DiffDrive odometry
 starts) are published on /tf_static only where tf2_msgs imports: it has no PyPI wheel, so in the pip
@@ -31,12 +33,13 @@ from geometry_msgs.msg import TransformStamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, PointCloud2
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, Float64, Header, String
 
 from cell_control.cell.description import expand_xacro, load_layout
 from cell_control.motion.kinematics import load_kinematics
-from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, on_clock_back, planar_orientation, sensor_data, to_seconds)
+from cell_control.nodes.common import (ARC_STRUCK_TOPIC, LATCHED, RELIABLE, TCP_FRAME, InputGuard, descriptor,
+                                       diagnostic_array, diagnostic_status, on_clock_back, planar_orientation,
+                                       sensor_data, stamp_to_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.nodes.seam_station_params import configure_station, declare_weld_process
@@ -103,6 +106,7 @@ class CellSensorsNode(Node):
         self._new_station()
         self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', sensor_data(depth=5))
         self._weld_result_pub = self.create_publisher(String, '/sim/weld_result', LATCHED)
+        self._arc_struck_pub = self.create_publisher(Header, ARC_STRUCK_TOPIC, RELIABLE)
         self.create_subscription(JointState, '/joint_states', self._on_joint_states, JOINT_STATES_QOS)
         self.create_subscription(Bool, '/weld_tool/arc_on', self._on_arc, RELIABLE)
         self.create_subscription(WrenchStamped, '/weld/contact_force', self._on_contact_force, RELIABLE)
@@ -128,6 +132,9 @@ class CellSensorsNode(Node):
         for sample in station.samples:
             self._seam_pub.publish(seam_to_cloud(sample))
         station.samples.clear()
+        for strike_s in station.strikes:
+            self._arc_struck_pub.publish(Header(stamp=stamp_to_msg(strike_s), frame_id=TCP_FRAME))
+        station.strikes.clear()
         for result in station.results:
             self._weld_result_pub.publish(String(data=json.dumps(result)))
         station.results.clear()

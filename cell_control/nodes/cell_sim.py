@@ -22,7 +22,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, PointCloud2
-from std_msgs.msg import Bool, Float64, String, UInt32
+from std_msgs.msg import Bool, Float64, Header, String, UInt32
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from visualization_msgs.msg import Marker, MarkerArray
@@ -32,9 +32,10 @@ from cell_control.logistics.agv_navigation import Pose2D, home_pose, world_to_od
 from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
-from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE,
-                                       InputGuard, descriptor, diagnostic_array, diagnostic_status, planar_orientation,
-                                       speed_scaling_factor, stamp_to_msg, to_seconds)
+from cell_control.nodes.common import (ARC_STRUCK_TOPIC, LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC,
+                                       SPEED_SCALING_TYPE, TCP_FRAME, InputGuard, descriptor, diagnostic_array,
+                                       diagnostic_status, planar_orientation, speed_scaling_factor, stamp_to_msg,
+                                       to_seconds)
 from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.commands import command_problem
@@ -87,6 +88,7 @@ class CellSimNode(Node):
         self._joint_pub = self.create_publisher(JointState, '/joint_states', RELIABLE)
         self._wrench_pub = self.create_publisher(WrenchStamped, '/weld_tool/wrench', SENSOR_DATA)
         self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', SENSOR_DATA)
+        self._arc_struck_pub = self.create_publisher(Header, ARC_STRUCK_TOPIC, RELIABLE)
         self._odom_pubs = {agv: self.create_publisher(Odometry, f'/{agv}/odom', RELIABLE) for agv in AGV_NAMES}
         self._homes = {agv: home_pose(self._layout, agv) for agv in AGV_NAMES}
         self._poses_pub = self.create_publisher(Odometry, '/sim/poses', RELIABLE)
@@ -302,8 +304,9 @@ class CellSimNode(Node):
                 with self._lock:
                     self.sim.step(CONTROL_PERIOD_STEPS)
                     samples, self.sim.seam_samples = self.sim.seam_samples, []
+                    strikes, self.sim.station.strikes = self.sim.station.strikes, []
                 now = self.sim.time_s
-                self._publish(now, samples)
+                self._publish(now, samples, strikes)
                 if self._duration_s and now - sim_start >= self._duration_s:
                     break
                 if pacer is not None:
@@ -350,12 +353,14 @@ class CellSimNode(Node):
         self._next[key] = now + period
         return True
 
-    def _publish(self, now: float, samples: list) -> None:
+    def _publish(self, now: float, samples: list, strikes: list[float]) -> None:
         header_stamp = stamp_to_msg(now)
         if self._due('clock', now, self._clock_period_s):
             self._clock_pub.publish(Clock(clock=header_stamp))
         for sample in [] if self._sensor_silent else samples:
             self._seam_pub.publish(seam_to_cloud(sample))
+        for strike_s in strikes:
+            self._arc_struck_pub.publish(Header(stamp=stamp_to_msg(strike_s), frame_id=TCP_FRAME))
         if self._due('joints', now, JOINT_STATE_PERIOD_S):
             self._publish_joints(header_stamp)
         if self._due('odom', now, ODOMETRY_PERIOD_S):

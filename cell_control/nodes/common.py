@@ -38,6 +38,11 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,           
 # is not installed both ends use std_msgs/Float64 on the same topic (the UR driver's convention).
 SPEED_SCALING_TOPIC = '/arm_controller/speed_scaling_input'
 SPEED_SCALING_TYPE = SpeedScalingFactor if SpeedScalingFactor is not None else Float64
+# The power source's "arc established" output as an event: std_msgs/Header, stamp = when the arc struck (the tool
+# at the seam start), RELIABLE volatile (a latched strike would start the next weld's clock). It ends the weld
+# adjuster's lead-in; both simulation routes publish it from the seam station (docs/simulation_contract.md §4).
+ARC_STRUCK_TOPIC = '/weld_tool/arc_struck'
+TCP_FRAME = 'weld_tcp'   # the welding tool's centre point (URDF), the frame of the weld loop's stamped messages
 DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': DiagnosticStatus.ERROR}
 _NANOSECONDS = 1_000_000_000
 

@@ -14,6 +14,11 @@ and a hop through the 10 Hz sequencer would only add latency.
 /weld/adjuster_fault (String, latched): '' when clear, else the fault name: the core's (SEAM_LOST) or
 SENSOR_STALE when no sample arrived for `stale_timeout_s`; then the last setpoint is held and republished
 (stamped with the node's clock, as it answers no sample) until samples return.
+In: `/weld_tool/arc_struck` (std_msgs/Header, reliable): the power source's "arc established", stamped with the
+strike. With `arc_strike_timeout_s` > 0 it ends the lead-in (the weld path's run-up, `lead_in_mm`): the nominal
+setpoint holds until the arc has struck, wherever the arm's own timing put the strike; without it for that long
+after the clock's seam start, the clock ends the lead-in and the node says so (WARN). A strike outside a weld, from
+before the weld's start or further than `arc_strike_timeout_s` from the node's clock is refused with a log line.
 /weld/drift_estimate (Float64, reliable): at each ~/stop, the adjuster's estimate of the power drift δ at the
 end of the weld (the maintenance node trends it: a wearing contact tip shows as a drift that grows).
 /diagnostics at 1 Hz. Services: `~/start` (Trigger) begins a weld with a fresh adjuster built from the
@@ -33,13 +38,15 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import Float64, String
+from std_msgs.msg import Float64, Header, String
 from std_srvs.srv import Trigger
 
 from cell_control.weld.adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
-from cell_control.weld.loop_watch import SENSOR_STALE, SampleCheck, SilenceWatch, check_sample, loop_status
-from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, on_clock_back, sensor_data, stamp_to_msg)
+from cell_control.weld.loop_watch import (SENSOR_STALE, SampleCheck, SilenceWatch, check_sample, loop_status,
+                                          take_strike)
+from cell_control.nodes.common import (ARC_STRUCK_TOPIC, LATCHED, RELIABLE, TCP_FRAME, InputGuard, descriptor,
+                                       diagnostic_array, diagnostic_status, on_clock_back, sensor_data,
+                                       stamp_to_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -50,7 +57,6 @@ CORRECTION_TOPIC = '/weld/lateral_correction'
 CROSS_SLIDE_TOPIC = '/weld_tool/cross_slide'
 FAULT_TOPIC = '/weld/adjuster_fault'
 DRIFT_TOPIC = '/weld/drift_estimate'
-TCP_FRAME = 'weld_tcp'
 DIAGNOSTICS_PERIOD_S = 1.0
 WATCHDOG_PERIOD_S = 0.01  # how often the sensor's silence is checked (and a held setpoint republished)
 LOG_THROTTLE_S = 1.0
@@ -85,6 +91,11 @@ class WeldAdjusterNode(Node):
             'How far before the seam start the tool is when ~/start is called, in mm at the nominal travel speed '
             '(the weld path\'s run-up): until it gets there the samples are approach readings and the nominal '
             'setpoint is held, so the arc strikes at the nominal settings.', 0.0, 29.0, read_only=False))
+        self.declare_parameter('arc_strike_timeout_s', 0.0, descriptor(
+            'With a power source that reports "arc established" on /weld_tool/arc_struck: how long after the '
+            'clock\'s seam start the lead-in waits for it before the clock ends it (WARN), in s; 0: no such '
+            'signal, the lead-in is timed by the clock alone. Takes effect at the next ~/start.',
+            0.0, 10.0, read_only=False))
         self.declare_parameter('max_sample_age_s', 0.05, descriptor(
             'A sample whose stamp is further than this from the node clock (either way) is refused, in s.',
             0.001, 1.0, read_only=False))
@@ -116,11 +127,13 @@ class WeldAdjusterNode(Node):
         self._silence: SilenceWatch | None = None
         self._fault = ''
         self._counts = dict.fromkeys(('samples', 'refused_malformed', 'refused_age', 'refused_order',
-                                      'ignored', 'stale_events'), 0)
+                                      'ignored', 'stale_events', 'strikes_refused'), 0)
+        self._strike_reported = False    # its end (by the strike or the clock) was logged
         self._compute_ns: list[int] = []
         self._samples_at_start = 0
 
         self.create_subscription(PointCloud2, FEATURES_TOPIC, self._on_features, FEATURES_QOS)
+        self.create_subscription(Header, ARC_STRUCK_TOPIC, self._on_arc_struck, RELIABLE)
         self.create_service(Trigger, '~/start', self._on_start)
         self.create_service(Trigger, '~/stop', self._on_stop)
         self._watchdog_timer = self.create_timer(WATCHDOG_PERIOD_S, self._watchdog)
@@ -160,9 +173,12 @@ class WeldAdjusterNode(Node):
             return response
         seam_length_mm = self.get_parameter('seam_length_mm').value
         now_s = self._now_s()
+        strike_timeout_s = self.get_parameter('arc_strike_timeout_s').value
         self._adjuster = WeldAdjuster(self._mode, AdjusterConfig(**self._gains), start_stamp_s=now_s,
                                       seam_length_mm=seam_length_mm or None,
-                                      lead_in_mm=self.get_parameter('lead_in_mm').value)
+                                      lead_in_mm=self.get_parameter('lead_in_mm').value,
+                                      strike_timeout_s=strike_timeout_s or None)
+        self._strike_reported = False
         self._setpoint = self._adjuster.initial_setpoint()
         self._start_s = now_s
         self._samples_at_start = self._counts['samples']
@@ -197,6 +213,24 @@ class WeldAdjusterNode(Node):
         response.success, response.message = True, f'weld stopped at tool s = {tool_s_mm:.1f} mm'
         self.get_logger().info(response.message)
         return response
+
+    def _on_arc_struck(self, msg: Header) -> None:
+        """End the lead-in at the strike's stamp: the tool is at the seam start then."""
+        stamp_s = to_seconds(msg.stamp)
+        problem = take_strike(self._adjuster, stamp_s, self._now_s(), self.get_parameter('arc_strike_timeout_s').value)
+        if problem:
+            self._counts['strikes_refused'] += 1
+            self.get_logger().warning(f'arc strike at {stamp_s:.3f} s ignored: {problem}')
+        else:
+            self.get_logger().info(f'arc struck at {stamp_s:.3f} s: the lead-in ends there')
+
+    def _report_lead_in(self, adjuster: WeldAdjuster) -> None:
+        """Say once per weld when the clock, not the strike it waited for, ended the lead-in."""
+        self._strike_reported = True
+        if adjuster.waits_for_strike and adjuster.strike_source == 'clock':
+            timeout_s = self.get_parameter('arc_strike_timeout_s').value
+            self.get_logger().warning(f'no arc strike on {ARC_STRUCK_TOPIC} within {timeout_s:g} s of the seam '
+                                      'start by the clock: the lead-in ended by the clock')
 
     def _refuse(self, counter: str, problem: str) -> None:
         self._counts[counter] += 1
@@ -234,6 +268,8 @@ class WeldAdjusterNode(Node):
             return
         self._counts['samples'] += 1
         self._setpoint = setpoint
+        if not self._strike_reported and adjuster.strike_source:
+            self._report_lead_in(adjuster)
         if self._silence is not None and self._silence.arrived(now_s):
             self.get_logger().info('seam samples are back')
         self._publish_setpoint(setpoint, msg.header.stamp)
@@ -292,6 +328,7 @@ class WeldAdjusterNode(Node):
             'fault': self._fault or 'none',
             'drift_estimate': f'{setpoint.drift_estimate:.4f}' if setpoint else '-',
             'tool_s_mm': f'{setpoint.tool_s_mm:.2f}' if setpoint else '-',
+            'lead_in_ended_by': (self._adjuster.strike_source or 'lead-in') if active else '-',
             'speed_mm_s': f'{setpoint.speed_mm_s:.3f}' if setpoint else '-',
             'force_n': f'{setpoint.force_n:.1f}' if setpoint else '-',
             'correction_mm': f'{setpoint.correction_mm:.4f}' if setpoint else '-',

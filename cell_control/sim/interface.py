@@ -134,6 +134,8 @@ def sensor_topics() -> list[SensorTopic]:
     topics.append(SensorTopic('/station/clamp_closed', 'std_msgs/msg/Bool', latched))
     topics += [SensorTopic(f'/{agv}/load_present', 'std_msgs/msg/Bool', latched) for agv in AGV_NAMES]
     topics.append(SensorTopic('/seam/features', 'sensor_msgs/msg/PointCloud2', Qos(reliability=BEST_EFFORT, depth=5)))
+    # The power source's "arc established", stamped with the strike: an event, not latched (see nodes.common).
+    topics.append(SensorTopic('/weld_tool/arc_struck', 'std_msgs/msg/Header', Qos()))
     topics.append(SensorTopic('/sim/weld_result', 'std_msgs/msg/String', latched))   # each weld's score (JSON)
     return topics
 

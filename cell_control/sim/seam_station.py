@@ -7,7 +7,8 @@ the same motion (docs/simulation_contract.md §4). No MuJoCo, no ROS.
 
 Each step: while the arc is commanded on, the arc strikes on the first seam whose start the TCP is at
 (`WeldArc.strike`) and the weld process then runs at the TCP's own travel along that seam; the sensor gives
-the process's sample, or between welds its preview of the seam ahead (`SeamSensor`). A weld that reaches its
+the process's sample, or between welds its preview of the seam ahead (`SeamSensor`). Each strike's time goes to
+`strikes`: the power source's "arc established" output, which ends the adjuster's lead-in. A weld that reaches its
 seam's end switches the arc off; a weld whose arc goes off, or whose part leaves, ends interrupted. Each weld's
 score (the process model's metrics, which no real cell can measure) goes to `results`.
 """
@@ -46,6 +47,7 @@ class SeamStation:
         self.cross_slide_target_m = 0.0             # where the weld's lateral correction wants the cross-slide
         self.results: list[dict] = []               # one score per weld, in order
         self.samples: list[SeamMeasurement] = []    # the sensor's stream since the caller last took it
+        self.strikes: list[float] = []              # times the arc struck since the caller last took them
         self._arc = WeldArc()
         self._sensor = SeamSensor(seed)
 
@@ -89,7 +91,7 @@ class SeamStation:
             arc.travelled()
             if arc.process is not None:
                 self._finish_weld(time_s, 'arc off before the seam end')
-        elif arc.process is not None or arc.strike(time_s, views()):
+        elif arc.process is not None or self._strike(time_s, views()):
             assert arc.part is not None and arc.process is not None
             part, seam = arc.part
             if part not in parts():
@@ -107,6 +109,13 @@ class SeamStation:
         if arc.process is not None and arc.process.done:
             self.arc_on = False
             self._finish_weld(time_s, '')
+
+    def _strike(self, time_s: float, views: Iterable[tuple[Hashable, SeamPlacement, tuple[float, float]]]) -> bool:
+        """Strike the arc if the TCP is at a seam start; a strike is the power source's "arc established"."""
+        struck = self._arc.strike(time_s, views)
+        if struck:
+            self.strikes.append(time_s)
+        return struck
 
     def _finish_weld(self, time_s: float, interrupted: str) -> None:
         """Keep the process model's true score of the weld (for evaluation: no real cell can measure it)."""

@@ -1,9 +1,13 @@
 """Closed-loop weld adjuster: seam sensor samples in, travel speed / contact force / lateral correction out.
 
 Public API:
-    WeldAdjuster(mode='closed', config=AdjusterConfig(), start_stamp_s=0.0, seam_length_mm=None)
+    WeldAdjuster(mode='closed', config=AdjusterConfig(), start_stamp_s=0.0, seam_length_mm=None,
+                 lead_in_mm=0.0, strike_timeout_s=None)
     WeldAdjuster.approach(sensor_s_mm, sample)    optional, before the first update: a reading of the
                                                   approach pass, the sensor at sensor_s_mm ∈ [0, 30)
+    WeldAdjuster.arc_struck(stamp_s) -> bool      the power source's "arc established" at stamp_s
+    WeldAdjuster.strike_source                    '' during the lead-in, then 'clock' or 'signal': what ended it
+    WeldAdjuster.waits_for_strike                 whether the lead-in waits for `arc_struck` at all
     WeldAdjuster.update(sample: SeamMeasurement) -> WeldSetpoint     one call per sensor sample
     WeldAdjuster.initial_setpoint() -> WeldSetpoint                   what is in force before the first sample
     AdjusterConfig     gains and margins, checked on construction (ValueError naming the field)
@@ -24,6 +28,14 @@ Approach pass: the sensor is 30 mm ahead of the tool, so a weld that starts blin
 under the tool for its first 30 mm. On the way to the seam start the robot carries the sensor over s ∈ [0, 30)
 before the arc is struck; `approach` takes those readings (before the first `update`), and the tool's
 speed, force and correction are planned from the seam start on.
+
+Lead-in: started `lead_in_mm` before the seam start (the weld path's run-up), the adjuster holds the nominal
+setpoint and takes the run-up's readings as approach readings until the tool is at s = 0, so that the arc
+strikes at the nominal settings (§6). By default its own clock says when that is (the samples' stamps at the
+nominal speed). With `strike_timeout_s`, the arc's strike says it: the lead-in holds the nominal setpoint until
+`arc_struck` gives the strike's stamp (the tool is at s = 0 then), however early or late the arm got there
+against this adjuster's start; a strike that does not come within `strike_timeout_s` of the clock's seam start
+ends the lead-in by the clock (`strike_source` 'clock', which the node reports).
 
 The pieces, in the order a sample passes them:
     tool tracker     the tool's seam position, integrated from the speed this adjuster commanded, and a
@@ -350,7 +362,8 @@ class LookaheadBuffer:
 
 class WeldAdjuster:
     def __init__(self, mode: str = 'closed', config: AdjusterConfig = AdjusterConfig(),
-                 start_stamp_s: float = 0.0, seam_length_mm: float | None = None, lead_in_mm: float = 0.0) -> None:
+                 start_stamp_s: float = 0.0, seam_length_mm: float | None = None, lead_in_mm: float = 0.0,
+                 strike_timeout_s: float | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f'adjuster mode {mode!r} is not one of {", ".join(MODES)}')
         if seam_length_mm is not None and not (math.isfinite(seam_length_mm) and seam_length_mm > 0.0):
@@ -359,11 +372,19 @@ class WeldAdjuster:
             raise ValueError(f'start_stamp_s {start_stamp_s!r} is not finite')
         if not (math.isfinite(lead_in_mm) and 0.0 <= lead_in_mm < LOOKAHEAD_MM):
             raise ValueError(f'lead_in_mm {lead_in_mm!r} must be in [0, {LOOKAHEAD_MM:g}) mm')
+        if strike_timeout_s is not None and not (math.isfinite(strike_timeout_s) and strike_timeout_s > 0.0):
+            raise ValueError(f'strike_timeout_s {strike_timeout_s!r} must be a positive number of seconds')
         self.mode = mode
         self.config = config
         # Started `lead_in_mm` before the seam start (at the nominal speed's time): the arc is not on until s = 0.
         self.tool_s_mm = -lead_in_mm
-        self._stamp_s = start_stamp_s
+        self._start_stamp_s = self._stamp_s = start_stamp_s
+        self.strike_source = ''
+        self._strike_s: float | None = None
+        # Without a strike signal the clock's seam start ends the lead-in; with one, the clock is the fallback.
+        self._strike_deadline_s = (-math.inf if strike_timeout_s is None
+                                   else start_stamp_s + lead_in_mm / NOMINAL[0] + strike_timeout_s)
+        self._leading_in = True
         self.speed_mm_s, self.force_n, self.correction_mm = NOMINAL
         self._applied_correction_mm = 0.0  # model of the tool's lag
         self.gate = OutlierGate(config.outlier_gate_mm)
@@ -407,9 +428,10 @@ class WeldAdjuster:
         if not dt > 0.0:
             raise ValueError(f'sample stamp {sample.stamp_s!r} is not after the previous {self._stamp_s!r}')
         self._stamp_s = sample.stamp_s
-        if self.tool_s_mm < 0.0:
+        if self._leading_in:
             if self._lead_in(sample, dt):
-                return WeldSetpoint(sample.stamp_s, *NOMINAL, AdjusterFault.NONE, self.tool_s_mm, self.drift.drift)
+                return WeldSetpoint(sample.stamp_s, *NOMINAL, AdjusterFault.NONE, min(self.tool_s_mm, 0.0),
+                                    self.drift.drift)
         else:
             self._track_tool(dt)
         if self.mode == 'open':
@@ -425,18 +447,49 @@ class WeldAdjuster:
         return WeldSetpoint(sample.stamp_s, self.speed_mm_s, self.force_n, self.correction_mm, fault,
                             self.tool_s_mm, self.drift.drift)
 
+    @property
+    def waits_for_strike(self) -> bool:
+        """Whether the lead-in ends at the arc's strike (built with `strike_timeout_s`), not by the clock alone."""
+        return math.isfinite(self._strike_deadline_s)
+
+    def arc_struck(self, stamp_s: float) -> bool:
+        """Take the arc's strike at `stamp_s` (the tool at s = 0); tell whether it is the one the lead-in waits for.
+
+        A strike after the lead-in ended (the clock's fallback, or an earlier strike) changes nothing; one stamped
+        before this weld's start belongs to another weld and is refused.
+        """
+        if not math.isfinite(stamp_s):
+            raise ValueError(f'arc strike stamp {stamp_s!r} is not finite')
+        if stamp_s < self._start_stamp_s:
+            raise ValueError(f'arc strike at {stamp_s:.3f} s is before this weld started ({self._start_stamp_s:.3f} s)')
+        if not self._leading_in or self._strike_s is not None:
+            return False
+        self._strike_s = stamp_s
+        return True
+
     def _lead_in(self, sample: SeamMeasurement, dt: float) -> bool:
         """Run the tool up to the seam start at the nominal settings; tell whether it is still before it.
 
         The sensor is 30 mm ahead, so the lead-in's readings are approach readings of the seam's first mm, and
-        the initial setpoint is held: the process starts at s = 0 with exactly the nominal settings (§6).
+        the initial setpoint is held: the process starts at s = 0 with exactly the nominal settings (§6). The
+        readings are placed where the tool is believed to be (by the clock, by the strike once it is known); a
+        strike that moves it back only makes the next few readings late for cells already decided.
         """
-        self.tool_s_mm += self.speed_mm_s * dt
-        if self.tool_s_mm >= 0.0:
-            return False
-        if self.mode != 'open':
-            self._take_lookahead(sample, self.tool_s_mm + LOOKAHEAD_MM, 0.0)
-        return True
+        strike_s = self._strike_s
+        if strike_s is None:
+            self.tool_s_mm += self.speed_mm_s * dt
+        else:   # the strike put the tool at s = 0 at its stamp
+            self.tool_s_mm = self.speed_mm_s * (sample.stamp_s - strike_s)
+        if strike_s is not None and sample.stamp_s >= strike_s:
+            self.strike_source = 'signal'
+        elif strike_s is None and self.tool_s_mm >= 0.0 and sample.stamp_s > self._strike_deadline_s:
+            self.strike_source = 'clock'
+        else:
+            if self.mode != 'open':
+                self._take_lookahead(sample, self.tool_s_mm + LOOKAHEAD_MM, 0.0)
+            return True
+        self._leading_in = False
+        return False
 
     def _track_tool(self, dt: float) -> None:
         """Tool tracker: the held setpoint moved the tool and the correction lag since the last sample."""

@@ -2,11 +2,14 @@
 
 The weld adjuster node (DESIGN §7) feeds the core `WeldAdjuster` only samples taken after the weld started
 and not further than `max_age_s` from its clock either way; during a weld, a sensor silent for longer than
-`stale_timeout_s` is stale (the node then holds the last setpoint). Pure: time is passed in.
+`stale_timeout_s` is stale (the node then holds the last setpoint); the arc's strike reaches the adjuster only
+during its weld's lead-in and within `arc_strike_timeout_s` of its clock. Pure: time is passed in.
 """
 from __future__ import annotations
 
 from enum import Enum
+
+from cell_control.weld.adjuster import WeldAdjuster
 
 SENSOR_STALE = 'SENSOR_STALE'
 
@@ -24,6 +27,21 @@ def check_sample(stamp_s: float, start_s: float, now_s: float, max_age_s: float)
     if not abs(now_s - stamp_s) <= max_age_s:
         return SampleCheck.TOO_OLD
     return SampleCheck.ACCEPT
+
+
+def take_strike(adjuster: WeldAdjuster | None, stamp_s: float, now_s: float, max_age_s: float) -> str:
+    """Give the adjuster the arc's strike at `stamp_s` if it is this weld's; else say why not ('' when taken)."""
+    if adjuster is None or not adjuster.waits_for_strike:
+        return 'no weld is waiting for one'
+    if not abs(now_s - stamp_s) <= max_age_s:
+        return f'{now_s - stamp_s:.3f} s from the node clock (limit {max_age_s:g} s)'
+    try:
+        if not adjuster.arc_struck(stamp_s):
+            ended_by = adjuster.strike_source
+            return f'the lead-in had already ended (by the {ended_by})' if ended_by else 'the arc had already struck'
+    except ValueError as error:
+        return str(error)
+    return ''
 
 
 class SilenceWatch:
