@@ -175,9 +175,9 @@ def test_three_parts_end_to_end_in_auto(node_processes, tmp_path):
     reference = run_weld_eval(load_seam_csv(recipes_dir() / 'bracket_seam_a.csv')).summary
     assert len(report['weld_results']) == 3
     for weld in report['weld_results']:
-        # 0 on a quiet machine; with a busy loop beside it one weld of three counted 1, at the arc strike (the
-        # adjuster's lead-in is timed by its clock, the strike by the TCP): that jitter is the open rest of point 4.
-        assert weld['limit_violations'] <= 1, weld
+        # 0 also beside a busy loop since the arc's strike, not the adjuster's clock, ends the lead-in (before it,
+        # a loaded machine got 1 at the strike in one weld of three).
+        assert weld['limit_violations'] == 0, weld
         assert abs(weld['quality_pct'] - reference['quality_pct']) <= 0.5, (weld, reference)
         assert abs(weld['weld_time_s'] / reference['weld_time_s'] - 1.0) <= 0.02, (weld, reference)
     assert len(report['cycle_s']) == 3 and report['critical_path_s'] > 0
