@@ -1,6 +1,7 @@
 """The VFD client against the emulator over a real pty pair, Modbus RTU framed by pymodbus on both ends."""
 import math
 import os
+import re
 import sys
 import time
 
@@ -100,9 +101,11 @@ def test_emulator_refuses_bad_writes_with_modbus_exceptions(emulator, address, v
 def test_silent_drive_times_out_within_the_timeout(vfd, emulator):
     emulator.set_silent(True)
     start = time.monotonic()
-    with pytest.raises(VfdTimeoutError, match='read status: no valid answer from VFD unit 1'):
+    with pytest.raises(VfdTimeoutError, match='read status: no valid answer from VFD unit 1') as timed_out:
         vfd.read_status()
     assert time.monotonic() - start < 3 * TIMEOUT_S
+    took_s = float(re.search(r'after (\d+\.\d{3}) s \(timeout ([\d.]+) s;', str(timed_out.value))[1])
+    assert TIMEOUT_S <= took_s < 3 * TIMEOUT_S, 'the message says how long the call waited'
     emulator.set_silent(False)
     assert vfd.read_status().ready
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 from pymodbus import FramerType
@@ -147,6 +148,7 @@ class ConveyorVfd:
         if not 1 <= command_attempts <= 10:
             raise ValueError(f'command_attempts must be 1 … 10, got {command_attempts}')
         self.port = port
+        self.timeout_s = timeout_s
         self.command_attempts = command_attempts
         self.unit_id = unit_id
         self.max_speed_m_s = check_max_speed(max_speed_m_s)
@@ -218,12 +220,20 @@ class ConveyorVfd:
                     raise VfdTimeoutError(f'{exc} ({attempt} attempt{"s" if attempt > 1 else ""})') from exc
 
     def _request(self, what: str, call):
+        """Make one Modbus request; a timeout says how long the call took against `timeout_s`.
+
+        A call that took far longer than the timeout is a client that did not run (a starved process): the
+        drive's answer may have come in time and gone unread.
+        """
         with self._lock:
+            started_s = time.monotonic()
             try:
                 response = call()
             except ModbusException as exc:
+                took_s = time.monotonic() - started_s
                 raise VfdTimeoutError(
-                    f'{what}: no valid answer from VFD unit {self.unit_id} on {self.port} ({exc})') from exc
+                    f'{what}: no valid answer from VFD unit {self.unit_id} on {self.port} after {took_s:.3f} s '
+                    f'(timeout {self.timeout_s:g} s; {exc})') from exc
         if response.isError():
             code = getattr(response, 'exception_code', 0)
             raise VfdExceptionResponse(
