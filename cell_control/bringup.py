@@ -24,6 +24,9 @@ WELD_PROCESS_PARAMETERS = ('recipe', 'seam_file', 'power_drift', 'dropout_rate',
 
 SIM_CHOICES = ('mujoco', 'gazebo', 'none')
 ARC_STRIKE_TIMEOUT_S = 1.0   # the weld adjuster's wait for the strike past the clock's seam start (simulations)
+# The emulated drive answers over a pty, whose bytes a loaded machine has held back 0.5-0.9 s (docs/protocols.md);
+# a real drive on RS-485 answers within milliseconds, and the parameter file's timeout is for it.
+EMULATED_VFD_TIMEOUT_S = 2.0
 PACKAGE = 'cell_control'
 
 
@@ -130,7 +133,11 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
         nodes.append(node('cell_sensors', seam_sensor=True, **{**process, **seams}))   # as cell_sim's
     else:   # the switch signals no simulator has a stock sensor for, from the contract's poses (real devices: none)
         nodes.append(node('cell_sensors'))
-    nodes.append(node('conveyor_driver', emulate=sim != 'none'))
+    if sim == 'none':
+        nodes.append(node('conveyor_driver', emulate=False))
+    else:
+        timeout_s = max(float(parameters.get('conveyor_driver', {}).get('timeout_s', 0.0)), EMULATED_VFD_TIMEOUT_S)
+        nodes.append(node('conveyor_driver', emulate=True, timeout_s=timeout_s))
     # Both simulations report the arc's strike (the seam station); a real power source's "arc established"
     # output is the integrator's to wire to /weld_tool/arc_struck, and without it the lead-in runs on the clock.
     nodes.append(node('weld_adjuster', seam_length_mm=seam_length_mm, mode=part_type.weld.adjuster_mode,

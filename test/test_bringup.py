@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cell_control.bringup import (ARC_STRIKE_TIMEOUT_S, WELD_PROCESS_PARAMETERS, BringupError, describe_cell, enclave,
-                                  load_node_parameters)
+from cell_control.bringup import (ARC_STRIKE_TIMEOUT_S, EMULATED_VFD_TIMEOUT_S, WELD_PROCESS_PARAMETERS, BringupError,
+                                  describe_cell, enclave, load_node_parameters)
 from cell_control.runner import find_executable
 from conftest import REPO
 
@@ -31,6 +31,7 @@ def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
     assert sim.parameters['recipe'] == 'bracket' and sim.parameters['seam_file'] == ''
     assert nodes['weld_adjuster'].parameters['seam_length_mm'] == pytest.approx(500.0)
     assert nodes['conveyor_driver'].parameters['emulate'] is True   # the VFD emulator on a pty
+    assert nodes['conveyor_driver'].parameters['timeout_s'] == EMULATED_VFD_TIMEOUT_S   # a pty under load is slow
     assert nodes['fleet_sim'].parameters['parts'] == 5
 
 
@@ -49,7 +50,8 @@ def test_hardware_and_gazebo_bringups():
     assert 'maintenance' in names and 'maintenance' in [n.name for n in describe_cell('gazebo', ros_tools=True)]
     assert 'cell_sensors' not in names   # the real photo-eyes, clamp switch and deck sensors report themselves
     assert all(n.parameters['use_sim_time'] is False for n in hardware)
-    assert {n.name: n for n in hardware}['conveyor_driver'].parameters['emulate'] is False
+    driver = {n.name: n for n in hardware}['conveyor_driver'].parameters
+    assert driver['emulate'] is False and driver['timeout_s'] == 0.5, 'a real drive: the parameter file\'s timeout'
     gazebo = describe_cell('gazebo', ros_tools=True)
     assert [n.name for n in gazebo if n.package == 'robot_state_publisher'] == []   # gazebo.launch.py has one
     # Gazebo has no stock sensor for the switches: the same sensor node as with MuJoCo, on sim time.
