@@ -173,9 +173,11 @@ def settings(setpoint: WeldSetpoint) -> tuple[float, float, float]:
 def test_with_the_clock_alone_an_arm_that_starts_late_meets_a_setpoint_already_changed_at_the_strike() -> None:
     # What the strike signal is for: the lead-in timed by the adjuster's clock ends 0.3 s before the late arm's
     # arc strikes, so the process would not strike at the nominal settings (a limit violation at the strike).
-    setpoints = run_up(WeldAdjuster('closed', lead_in_mm=5.0), arm_delay_s=0.3, until_s=0.6)
+    adjuster = WeldAdjuster('closed', lead_in_mm=5.0)
+    setpoints = run_up(adjuster, arm_delay_s=0.3, until_s=0.6)
     strike_s = 0.3 + 5.0 / 16.0
     assert settings([p for p in setpoints if p.stamp_s < strike_s][-1]) != NOMINAL_SETTINGS
+    assert adjuster.strike_source == 'clock' and not adjuster.strike_missed, 'no strike was waited for'
 
 
 @pytest.mark.parametrize('arm_delay_s, heard_after', [(0.3, 0), (0.3, 4), (-0.2, 0), (0.0, 10)])
@@ -191,7 +193,7 @@ def test_with_the_strike_signal_the_nominal_setpoint_holds_until_the_arc_strikes
     assert held and all(settings(p) == NOMINAL_SETTINGS and p.tool_s_mm <= 0.0 for p in held)
     first = next(p for p in setpoints if p.stamp_s >= heard_s - 1e-9)
     assert first.tool_s_mm == pytest.approx(16.0 * (first.stamp_s - strike_s), abs=1e-6)
-    assert adjuster.strike_source == 'signal'
+    assert adjuster.strike_source == 'signal' and not adjuster.strike_missed
     assert settings(setpoints[-1]) != NOMINAL_SETTINGS, 'after the strike the adjuster plans'
     assert not adjuster.arc_struck(1.4), 'a second strike in the same weld changes nothing'
 
@@ -203,7 +205,7 @@ def test_without_a_strike_the_lead_in_ends_by_the_clock_after_the_timeout() -> N
     assert all(settings(p) == NOMINAL_SETTINGS for p in setpoints if p.stamp_s <= deadline_s)
     first = next(p for p in setpoints if p.stamp_s > deadline_s)
     assert first.tool_s_mm == pytest.approx(16.0 * first.stamp_s - 5.0, abs=1e-6)
-    assert adjuster.strike_source == 'clock'
+    assert adjuster.strike_source == 'clock' and adjuster.strike_missed
     assert not adjuster.arc_struck(1.1), 'a strike after the fallback changes nothing'
 
 

@@ -227,7 +227,7 @@ class WeldAdjusterNode(Node):
     def _report_lead_in(self, adjuster: WeldAdjuster) -> None:
         """Say once per weld when the clock, not the strike it waited for, ended the lead-in."""
         self._strike_reported = True
-        if adjuster.waits_for_strike and adjuster.strike_source == 'clock':
+        if adjuster.strike_missed:
             timeout_s = self.get_parameter('arc_strike_timeout_s').value
             self.get_logger().warning(f'no arc strike on {ARC_STRUCK_TOPIC} within {timeout_s:g} s of the seam '
                                       'start by the clock: the lead-in ended by the clock')

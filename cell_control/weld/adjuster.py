@@ -8,6 +8,7 @@ Public API:
     WeldAdjuster.arc_struck(stamp_s) -> bool      the power source's "arc established" at stamp_s
     WeldAdjuster.strike_source                    '' during the lead-in, then 'clock' or 'signal': what ended it
     WeldAdjuster.waits_for_strike                 whether the lead-in waits for `arc_struck` at all
+    WeldAdjuster.strike_missed                    it waited, and the clock ended the lead-in
     WeldAdjuster.update(sample: SeamMeasurement) -> WeldSetpoint     one call per sensor sample
     WeldAdjuster.initial_setpoint() -> WeldSetpoint                   what is in force before the first sample
     AdjusterConfig     gains and margins, checked on construction (ValueError naming the field)
@@ -384,7 +385,6 @@ class WeldAdjuster:
         # Without a strike signal the clock's seam start ends the lead-in; with one, the clock is the fallback.
         self._strike_deadline_s = (-math.inf if strike_timeout_s is None
                                    else start_stamp_s + lead_in_mm / NOMINAL[0] + strike_timeout_s)
-        self._leading_in = True
         self.speed_mm_s, self.force_n, self.correction_mm = NOMINAL
         self._applied_correction_mm = 0.0  # model of the tool's lag
         self.gate = OutlierGate(config.outlier_gate_mm)
@@ -428,7 +428,7 @@ class WeldAdjuster:
         if not dt > 0.0:
             raise ValueError(f'sample stamp {sample.stamp_s!r} is not after the previous {self._stamp_s!r}')
         self._stamp_s = sample.stamp_s
-        if self._leading_in:
+        if not self.strike_source:   # still in the lead-in
             if self._lead_in(sample, dt):
                 return WeldSetpoint(sample.stamp_s, *NOMINAL, AdjusterFault.NONE, min(self.tool_s_mm, 0.0),
                                     self.drift.drift)
@@ -452,6 +452,11 @@ class WeldAdjuster:
         """Whether the lead-in ends at the arc's strike (built with `strike_timeout_s`), not by the clock alone."""
         return math.isfinite(self._strike_deadline_s)
 
+    @property
+    def strike_missed(self) -> bool:
+        """Whether the lead-in waited for the strike and the clock had to end it (the node warns)."""
+        return self.waits_for_strike and self.strike_source == 'clock'
+
     def arc_struck(self, stamp_s: float) -> bool:
         """Take the arc's strike at `stamp_s` (the tool at s = 0); tell whether it is the one the lead-in waits for.
 
@@ -462,7 +467,7 @@ class WeldAdjuster:
             raise ValueError(f'arc strike stamp {stamp_s!r} is not finite')
         if stamp_s < self._start_stamp_s:
             raise ValueError(f'arc strike at {stamp_s:.3f} s is before this weld started ({self._start_stamp_s:.3f} s)')
-        if not self._leading_in or self._strike_s is not None:
+        if self.strike_source or self._strike_s is not None:
             return False
         self._strike_s = stamp_s
         return True
@@ -488,7 +493,6 @@ class WeldAdjuster:
             if self.mode != 'open':
                 self._take_lookahead(sample, self.tool_s_mm + LOOKAHEAD_MM, 0.0)
             return True
-        self._leading_in = False
         return False
 
     def _track_tool(self, dt: float) -> None:
