@@ -13,6 +13,7 @@ from cell_control.motion.kinematics import load_kinematics
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.interface import load_pose, parking_pose
 from cell_control.sim.mujoco_cell import CellSimulation, SeamPlacement
+from cell_control.sim.virtual_sensors import FixtureScatter
 
 HOME = [0.0, -1.5708, 1.5708, -1.5708, -1.5708, 0.0]
 
@@ -116,6 +117,26 @@ def test_the_clamp_centres_the_part_and_the_gate_cannot_lift_a_part(sim):
     sim.set_clamp(True)             # nothing within its reach: the clamp closes on air, and says so
     sim.step(600)
     assert sim.clamp_closed and sim.clamp_reports[-1] == 'clamp closed with no part within its reach of the datum'
+
+
+def test_the_clamp_locates_each_part_where_the_fixtures_tolerance_draws_it_and_logs_that(sim):
+    """Issue 10, point 6: the part's pose on the fixture varies per part; the truth is logged."""
+    sim.fixture = FixtureScatter(0.003, math.radians(1.0), seed=5)
+    expected = FixtureScatter(0.003, math.radians(1.0), seed=5).draw()
+    index = load_next(sim)
+    q = sim.cell.part_qpos[index]
+    sim.data.qpos[q:q + 3] = [0.01, -0.02, 0.751]
+    sim.set_clamp(True)
+    sim.step(1000)
+    position, rotation = sim.part_pose(index)
+    assert position[:2] == pytest.approx([expected.x, expected.y], abs=1e-5)
+    assert math.atan2(rotation[1, 0], rotation[0, 0]) == pytest.approx(expected.yaw, abs=1e-5)
+    assert sim.fixture_placements == {f'part_{index + 1}': expected}
+    assert sim.clamp_reports[-1].endswith(
+        f'the fixture locates it {1000 * expected.x:+.3f} mm along, {1000 * expected.y:+.3f} mm across, '
+        f'{math.degrees(expected.yaw):+.4f} deg off the datum (its tolerance; ground truth)')
+    sim.step(500)                   # held there
+    assert sim.part_pose(index)[0][:2] == pytest.approx([expected.x, expected.y], abs=1e-5)
 
 
 def test_seam_sensor_streams_500_hz_and_strikes_the_arc_on_the_seam(sim, tmp_path):

@@ -75,7 +75,7 @@ class RecordingStation:
     def __init__(self) -> None:
         self.steps: list[tuple[float, np.ndarray, float]] = []
 
-    def step(self, time_s, tcp_m, cross_slide_m, parts, pose_of) -> None:
+    def step(self, time_s, tcp_m, cross_slide_m, parts, pose_of, tool_x=None) -> None:
         self.steps.append((time_s, tcp_m, cross_slide_m))
 
 

@@ -15,10 +15,12 @@ from cell_control.motion.weld_path import SeamProgram
 from cell_control.sim.cell_scene import PART_GEOM_GROUP, build_cell_model
 from cell_control.sim.mujoco_cell import CellSimulation
 from cell_control.sim.seam_station import JointStream, SeamStation
-from cell_control.sim.virtual_sensors import (DECK_CENTRED_M, PHOTO_EYE_HEIGHT, PHOTO_EYE_OVERHANG_M, ClampSwitch,
-                                              DeckLoad, PhotoEyes, Planar, SeamPlacement, SeamSensor, ToolChain,
-                                              CellSwitches, WeldArc, part_at_station, planar, pose_from_tf,
-                                              seam_coordinates, seam_in_world)
+from cell_control.sim.virtual_sensors import (DECK_CENTRED_M, PHOTO_EYE_HEIGHT, PHOTO_EYE_OVERHANG_M,
+                                              SENSOR_DEPTH_MM, SENSOR_FIELD_MM, ClampSwitch, DeckLoad,
+                                              FixtureScatter, PhotoEyes, Planar, SeamPlacement, SeamSensor,
+                                              SensorView, ToolChain, CellSwitches, WeldArc, part_at_station, planar,
+                                              pose_from_tf, seam_across_mm, seam_coordinates, seam_in_world,
+                                              sensor_view)
 from cell_control.sim.weld_process import LOOKAHEAD_MM, STEP_S
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import load_seam_csv
@@ -189,26 +191,62 @@ def test_the_seam_lies_on_the_part_where_the_placement_puts_it(placement):
 def test_the_seam_sensor_streams_at_500_hz_and_previews_the_seam_ahead(placement):
     sensor = SeamSensor()
     views = []
-    assert sensor.tick(0.001, None, lambda: views, 0.0) is None     # between ticks: no sample
-    blank = sensor.tick(0.002, None, lambda: views, 0.0)          # nothing in view
+    assert sensor.tick(0.001, None, lambda: views) is None     # between ticks: no sample
+    blank = sensor.tick(0.002, None, lambda: views)          # nothing in view
     assert blank == SeamMeasurement(0.002, 1, 0, 0.0, 0.0, 0.0, 0.0)
-    views = [(placement, (10.0, 0.0031)), (placement, (20.0, 0.002))]   # off the first seam line, on the second
-    sample = sensor.tick(0.004, None, lambda: views, 0.0005)
-    gap, mismatch, lateral = placement.seam.at(20.0 + LOOKAHEAD_MM)
+    # Beside the stripe on the first seam, 0.5 mm to the left of the look point on the second.
+    views = [(placement, SensorView(20.0, SENSOR_FIELD_MM + 0.1, 0.0)), (placement, SensorView(50.0, -0.5, 1.0))]
+    sample = sensor.tick(0.004, None, lambda: views)
+    gap, mismatch, lateral = placement.seam.at(50.0)
     assert sample.sequence == 2 and sample.flags == LOOKAHEAD_VALID
     assert sample.gap_mm == pytest.approx(gap, abs=0.2) and sample.mismatch_mm == pytest.approx(mismatch, abs=0.2)
-    assert sample.lateral_mm == pytest.approx(lateral - 0.5, abs=0.3)        # after the cross-slide's 0.5 mm
-    views = [(placement, (100.0 - LOOKAHEAD_MM + 0.1, 0.0))]   # the look-ahead point is past the seam end
-    assert sensor.tick(0.006, None, lambda: views, 0.0).flags == 0
-    assert sensor.tick(0.008, None, lambda: [], 0.0).flags == 0   # no seam configured
+    assert sample.lateral_mm == pytest.approx(lateral - 0.5, abs=0.3)
+    for outside in (SensorView(100.1, 0.0, 0.0), SensorView(-0.1, 0.0, 0.0),     # past either end of the joint
+                    SensorView(50.0, 0.0, SENSOR_DEPTH_MM + 0.1)):              # too far above it
+        assert sensor.tick(0.006, None, lambda: [(placement, outside)]).flags == 0
+    assert sensor.tick(0.008, None, lambda: []).flags == 0   # no seam configured
     # While the weld process runs, its samples are the stream's, numbered and stamped by the stream.
     process = SeamMeasurement(0.5, 7, LOOKAHEAD_VALID | BEAD_VALID, 1.0, 0.1, 0.2, 6.1)
-    assert sensor.tick(0.009, process, lambda: [], 0.0) == SeamMeasurement(
-        0.009, 5, LOOKAHEAD_VALID | BEAD_VALID, 1.0, 0.1, 0.2, 6.1)
+    assert sensor.tick(0.009, process, lambda: []) == SeamMeasurement(
+        0.009, 7, LOOKAHEAD_VALID | BEAD_VALID, 1.0, 0.1, 0.2, 6.1)
     # Seeded: the same seed gives the same noise.
     again = SeamSensor()
-    again.tick(0.002, None, lambda: [], 0.0)
-    assert again.tick(0.004, None, lambda: [(placement, (20.0, 0.002))], 0.0005) == sample
+    again.tick(0.002, None, lambda: [])
+    assert again.tick(0.004, None, lambda: [(placement, SensorView(50.0, -0.5, 1.0))]) == sample
+
+
+def test_the_sensor_looks_ahead_along_the_tool_and_sees_where_the_seam_line_lies_across_it(placement):
+    # A seam along world y from (0.2, 0.05); the tool travels along +y, 2 mm to the left of the seam (world +x is
+    # the seam's right), 1 mm above it.
+    start, direction = seam_in_world(placement, pose(0.2, 0.1, BELT_Z, math.pi / 2))
+    tcp = np.array([0.198, 0.06, BELT_Z + 0.081])
+    view = sensor_view(tcp, None, start, direction)
+    assert view == pytest.approx(SensorView(10.0 + LOOKAHEAD_MM, 2.0, 1.0))
+    assert seam_across_mm(tcp, start, direction) == pytest.approx(2.0)
+    # A tool turned 1° to the right of the seam (tilted by its travel angle too) looks 30 mm along its own x.
+    turn, tilt = math.radians(-1.0), math.radians(10.0)
+    tool_x = np.array([-math.sin(turn) * math.cos(tilt), math.cos(turn) * math.cos(tilt), -math.sin(tilt)])
+    turned = sensor_view(tcp, tool_x, start, direction)
+    assert turned.ahead_mm == pytest.approx(10.0 + LOOKAHEAD_MM * math.cos(turn))
+    assert turned.across_mm == pytest.approx(2.0 + LOOKAHEAD_MM * math.sin(turn))
+
+
+def test_the_fixture_scatters_parts_within_its_tolerance_and_replays_given_placements():
+    draws = [FixtureScatter(0.003, math.radians(1.0), seed=4).draw() for _ in range(1)]
+    scatter = FixtureScatter(0.003, math.radians(1.0), seed=4)
+    placements = [scatter.draw() for _ in range(200)]
+    assert placements[0] == draws[0]                                   # seeded
+    assert max(abs(p.x) for p in placements) <= 0.003 and max(abs(p.y) for p in placements) <= 0.003
+    assert max(abs(p.yaw) for p in placements) <= math.radians(1.0)
+    assert max(abs(p.x) for p in placements) > 0.0025                  # the whole range is used
+    assert FixtureScatter().draw() == Planar(0.0, 0.0, 0.0)            # default: on the datum
+    given = Planar(0.001, -0.002, 0.01)
+    replay = FixtureScatter(0.003, 0.01, placements=[given])
+    assert replay.draw() == given and replay.draw() != given
+    with pytest.raises(ValueError, match='position tolerance'):
+        FixtureScatter(0.02)
+    with pytest.raises(ValueError, match='yaw tolerance'):
+        FixtureScatter(0.0, math.radians(6.0))
 
 
 def test_the_tool_chain_refuses_a_urdf_without_the_frame():
@@ -335,16 +373,16 @@ def test_the_seam_station_from_joint_states_streams_what_mujoco_streams(cell_mod
 
     def step() -> None:
         nonlocal worst_m
-        # MuJoCo's TCP (xpos) after a step is the forward kinematics of the joints at the start of the step,
-        # and its sensor takes the cross-slide at the end of the step: so are the joint states given here.
-        arm = sim.arm_state()[0]
+        # MuJoCo's TCP (xpos) after a step is the forward kinematics of the joints and slide at the start of the
+        # step: so are the joint states given here.
+        arm, slide = sim.arm_state()[0], sim.cross_slide_position_m()
         sim.step()
-        tcp = chain.tcp_in_world(arm, sim.cross_slide_position_m())
+        tcp = chain.tcp_in_world(arm, slide)
         worst_m = max(worst_m, float(np.abs(tcp[0] - sim.tcp_pose()[0]).max()),
                       float(np.abs(tcp[1] - sim.tcp_pose()[1]).max()))
         parts.clear()
         parts.update({f'part_{i + 1}': sim.part_pose(i) for i in sim.parts_in_cell()})
-        assert stream.take(sim.time_s, arm, sim.cross_slide_position_m(), parts.keys, parts.__getitem__) == 1
+        assert stream.take(sim.time_s, arm, slide, parts.keys, parts.__getitem__) == 1
 
     stream.take(sim.time_s, sim.arm_state()[0], sim.cross_slide_position_m(), parts.keys, parts.__getitem__)
     for _ in range(int(1.0 / STEP_S)):        # the clamp closes and centres the part
@@ -365,9 +403,7 @@ def test_the_seam_station_from_joint_states_streams_what_mujoco_streams(cell_mod
         step()
         if sim.weld_results:
             break
-    # MuJoCo's TCP carries the slide of the step's start, a joint state the slide of its end: while the weld's
-    # correction moves the slide they differ by that step's slide travel (0.1 mm at most here), nothing else.
-    assert worst_m < 2e-4, f'FK TCP differs from MuJoCo by {worst_m:.2e}'
+    assert worst_m < 1e-6, f'FK TCP differs from MuJoCo by {worst_m:.2e}'
     assert len(station.samples) == len(sim.seam_samples)
     assert sum(1 for s in station.samples[:previews] if s.flags & LOOKAHEAD_VALID) > 50, 'no preview of the seam'
     assert sum(1 for s in station.samples[previews:] if s.flags & BEAD_VALID) > 100, 'the weld never reached 15 mm'

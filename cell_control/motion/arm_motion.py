@@ -23,13 +23,16 @@ import numpy as np
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryPoint
 from cell_control.cell.recipe import SeamRecipe
 from cell_control.motion.kinematics import UrKinematics
+from cell_control.motion.seam_search import (SearchSettings, SeamFix, SeamNotFound, SeamSearch, SensorReading,
+                                             look_points, plan_search)
 from cell_control.motion.weld_path import (PLANNED_WELD_SPEED_MM_S, PathError, WeldMotionSettings, WeldTrajectory,
                                            air_move, base_pose_from_layout, joint_move, part_pose_at_station,
                                            plan_weld)
 
-TARGETS = ('seam_start', 'weld_path', 'home')
+TARGETS = ('seam_search', 'seam_start', 'weld_path', 'home')
 AIR_CLEARANCE_M = 0.15           # height above the part's top face of the cross move between two seams
-NEAR_PART_M = 0.10               # a TCP this close above the part (and over it) starts a seam move in the air
+NEAR_PART_M = 0.10               # a TCP this close above the part (and over it) starts a seam move in the air ...
+SHORT_MOVE_M = 0.05              # ... unless the TCP moves less than this: a joint move that short stays straight
 
 
 class ArmMotionError(ValueError):
@@ -55,7 +58,8 @@ def _segment(weld: WeldTrajectory, start_s: float, end_s: float) -> list[Traject
 class ArmMotion:
     def __init__(self, arm: UrKinematics, layout: dict, seams: Sequence[SeamRecipe], home: Sequence[float],
                  tolerances: ArmTolerances = ArmTolerances(),
-                 settings: WeldMotionSettings = WeldMotionSettings()) -> None:
+                 settings: WeldMotionSettings = WeldMotionSettings(),
+                 search: SearchSettings = SearchSettings()) -> None:
         if len(home) != 6 or not all(math.isfinite(v) for v in home):
             raise ArmMotionError(f'home must be 6 finite joint positions, got {list(home)}')
         if not seams:
@@ -66,11 +70,11 @@ class ArmMotion:
         self.home = [float(v) for v in home]
         self.tolerances = tolerances
         self.settings = settings
-        self._part_in_world = part_pose_at_station(layout)
+        self.search = search
+        self._programmed_part = part_pose_at_station(layout)   # the part on the fixture datum
         self._base_in_world = base_pose_from_layout(layout)
-        part_in_base = np.linalg.inv(self._base_in_world) @ self._part_in_world
-        self._top_in_base_z = float(part_in_base[2, 3] + layout['part']['height'])
-        self._footprint = (part_in_base, layout['part']['length'] / 2, layout['part']['width'] / 2)
+        self._half_size = (layout['part']['length'] / 2, layout['part']['width'] / 2, layout['part']['height'])
+        self._place_part(self._programmed_part)
         self._weld: WeldTrajectory | None = None
         self._weld_seam = ''
         self.goal: list[float] | None = None
@@ -90,6 +94,17 @@ class ArmMotion:
         limits = self.arm.limits
         if target == 'home':
             points = list(joint_move(q_now, self.home, limits, names).points[1:])
+        elif target == 'seam_search':
+            self._place_part(self._programmed_part)   # a new part: the search starts from the program
+            try:
+                search = plan_search(self.seams[seam].program, self._programmed_part, self._base_in_world, q_now,
+                                     self.arm, self.search, self.settings)
+            except PathError as error:
+                raise ArmMotionError(f'seam search of {seam}: {error}') from None
+            points = list(joint_move(q_now, search.points[0].positions, limits, names).points[1:])
+            start_s = points[-1].time_from_start_s if points else 0.0
+            points += _shifted(list(search.points[1:]), start_s)
+            self._searched = seam
         else:
             if target == 'seam_start' or self._weld is None or self._weld_seam != seam:
                 self._weld = plan_weld(self.seams[seam].program, self._part_in_world, self._base_in_world,
@@ -98,8 +113,8 @@ class ArmMotion:
             weld = self._weld
             if target == 'seam_start':
                 approach = weld.trajectory.points[0].positions
-                move = self._air_move(q_now, approach) if self._near_part(q_now) else \
-                    joint_move(q_now, approach, limits, names)
+                move = self._air_move(q_now, approach) if self._near_part(q_now) and \
+                    not self._short(q_now, approach) else joint_move(q_now, approach, limits, names)
                 points = list(move.points[1:]) + _shifted(_segment(weld, 0.0, weld.run_up_start_s), move.duration_s)
             else:
                 points = _segment(weld, weld.run_up_start_s, weld.trajectory.duration_s)
@@ -108,6 +123,35 @@ class ArmMotion:
         self.goal = [float(v) for v in points[-1].positions]
         self.target = target
         return JointTrajectory(tuple(names), tuple(points))
+
+    def locate(self, readings: Sequence[SensorReading],
+               joint_states: Sequence[tuple[float, Sequence[float], float]]) -> SeamFix:
+        """Find the searched seam in the search's readings and weld every seam of the part where it was found.
+
+        joint_states: (stamp, arm joints, cross-slide m) over the search, in time order. SeamNotFound says why the
+        seam was not found; the part's programmed pose then stands.
+        """
+        if not self._searched:
+            raise SeamNotFound('no search was run for this part')
+        points = look_points(readings, joint_states, self.arm, self._base_in_world, self.settings)
+        fix = SeamSearch(self.seams[self._searched].program, self._programmed_part, self.search).locate(points)
+        self._place_part(fix.correction @ self._programmed_part)
+        return fix
+
+    def _place_part(self, part_in_world: np.ndarray) -> None:
+        """Weld the part where it lies (the programmed pose, or where the search found it)."""
+        self._part_in_world = part_in_world
+        part_in_base = np.linalg.inv(self._base_in_world) @ part_in_world
+        half_length, half_width, height = self._half_size
+        self._top_in_base_z = float(part_in_base[2, 3] + height)
+        self._footprint = (part_in_base, half_length, half_width)
+        self._weld = None
+        self._searched = ''
+
+    def _short(self, q_now: Sequence[float], q_goal: Sequence[float]) -> bool:
+        tool = self.settings.tool()
+        distance = self.arm.forward(q_now, tool)[:3, 3] - self.arm.forward(q_goal, tool)[:3, 3]
+        return float(np.linalg.norm(distance)) < SHORT_MOVE_M
 
     def _near_part(self, q: Sequence[float]) -> bool:
         """Tell whether the TCP is over the part and less than NEAR_PART_M above its top (just after a seam)."""

@@ -299,8 +299,6 @@ def _cartesian_samples(settings: WeldMotionSettings, travel_speed_mm_s: float,
     zero acceleration where it meets rest and where it meets the constant speed, `settle_mm` before the seam.
     """
     height_mm = settings.approach_height_m * 1000.0
-    lift_steps = max(2, math.ceil(height_mm / settings.sample_step_mm))
-    lift_duration = math.pi / 2 * height_mm / settings.approach_speed_mm_s
     v, run_mm, run_steps = travel_speed_mm_s, settings.run_up_mm, settings.run_up_points
     run_duration = 2.0 * run_mm / v
     lead_in_mm = settings.lead_in_mm
@@ -316,15 +314,8 @@ def _cartesian_samples(settings: WeldMotionSettings, travel_speed_mm_s: float,
     def along(s_mm: float) -> np.ndarray:
         return pose_at(s_mm, 0.0)
 
-    def lift_rate(k: int, steps: int) -> float:   # the cosine profile's speed at sample k of steps: 0 at the ends
-        return 0.0 if k % steps == 0 else height_mm * math.pi / (2.0 * lift_duration) * math.sin(math.pi * k / steps)
-
-    samples = []
-    for k in range(lift_steps + 1):  # descend: lift goes height → 0
-        lift_mm = height_mm * (1 + math.cos(math.pi * k / lift_steps)) / 2
-        samples.append(_Sample(lift_duration * k / lift_steps, above_start, lift_mm, -lift_rate(k, lift_steps),
-                               f'descent, {lift_mm:.1f} mm above the run-up start'))
-    start = lift_duration
+    samples = lift_samples(settings, above_start, height_mm, 0.0, 0.0, 'descent', 'above the run-up start')
+    start = samples[-1].time_s
     for k in range(1, run_steps + 1):   # run-up: from rest to v, then at v up to the seam start
         tau = k / run_steps
         s_mm = -lead_in_mm + v * run_duration * (tau ** 3 - tau ** 4 / 2)
@@ -345,10 +336,45 @@ def _cartesian_samples(settings: WeldMotionSettings, travel_speed_mm_s: float,
                                f'run-out, seam position {s_mm:.1f} mm'))
     samples[-1].p_mm, samples[-1].rate_mm_s = length_mm + run_mm, 0.0
     start += run_duration
-    for k in range(1, lift_steps + 1):  # retract: lift goes 0 → height
-        lift_mm = height_mm * (1 - math.cos(math.pi * k / lift_steps)) / 2
-        samples.append(_Sample(start + lift_duration * k / lift_steps, above_end, lift_mm, lift_rate(k, lift_steps),
-                               f'retraction, {lift_mm:.1f} mm above the run-out end'))
+    samples += lift_samples(settings, above_end, 0.0, height_mm, start, 'retraction', 'above the run-out end',
+                            first=False)
+    return samples
+
+
+def lift_samples(settings: WeldMotionSettings, pose_at_lift: Callable[[float], np.ndarray], from_mm: float,
+                 to_mm: float, start_s: float, where: str, place: str, first: bool = True) -> list[_Sample]:
+    """Move straight up or down from lift `from_mm` to `to_mm` (`pose_at_lift(lift_mm)`), rest to rest.
+
+    A cosine profile at the approach speed; the samples from `start_s` on (the first one, at rest where the
+    move starts, only if `first`).
+    """
+    distance = to_mm - from_mm
+    steps = max(2, math.ceil(abs(distance) / settings.sample_step_mm))
+    duration = math.pi / 2 * abs(distance) / settings.approach_speed_mm_s
+    samples = []
+    for k in range(0 if first else 1, steps + 1):
+        lift_mm = from_mm + distance * (1 - math.cos(math.pi * k / steps)) / 2
+        rate = 0.0 if k % steps == 0 else distance * math.pi / (2.0 * duration) * math.sin(math.pi * k / steps)
+        samples.append(_Sample(start_s + duration * k / steps, pose_at_lift, lift_mm, rate,
+                               f'{where}, {lift_mm:.1f} mm {place}'))
+    return samples
+
+
+def line_samples(settings: WeldMotionSettings, pose_at: Callable[[float], np.ndarray], from_mm: float,
+                 to_mm: float, peak_mm_s: float, start_s: float, where: str) -> list[_Sample]:
+    """Move along a path (`pose_at(p_mm)`) from `from_mm` to `to_mm`, rest to rest, peaking at `peak_mm_s`.
+
+    A quintic profile (zero acceleration at both ends); the samples after the start, from `start_s` on.
+    """
+    distance = to_mm - from_mm
+    steps = max(4, math.ceil(abs(distance) / settings.sample_step_mm))
+    duration = 1.875 * abs(distance) / peak_mm_s     # the quintic's peak rate is 1.875 × its mean
+    samples = []
+    for k in range(1, steps + 1):
+        tau = k / steps
+        p_mm = from_mm + distance * (10 * tau ** 3 - 15 * tau ** 4 + 6 * tau ** 5)
+        rate = 0.0 if k == steps else distance / duration * (30 * tau ** 2 - 60 * tau ** 3 + 30 * tau ** 4)
+        samples.append(_Sample(start_s + duration * tau, pose_at, p_mm, rate, f'{where}, {p_mm:.1f} mm'))
     return samples
 
 
@@ -391,24 +417,13 @@ def _joint_velocity(arm: UrKinematics, sample: _Sample, q: np.ndarray, tool: np.
     return (q - behind) / DERIVATIVE_STEP_MM * sample.rate_mm_s
 
 
-def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np.ndarray,
-              travel_speed_mm_s: float, q_seed: Sequence[float], arm: UrKinematics | None = None,
-              settings: WeldMotionSettings = WeldMotionSettings()) -> WeldTrajectory:
-    """Plan the timed joint trajectory of one seam, starting at rest at the approach point (time 0).
+def joint_path(arm: UrKinematics, samples: list[_Sample], settings: WeldMotionSettings,
+               q_seed: Sequence[float]) -> list[TrajectoryPoint]:
+    """Return the trajectory points of a Cartesian path, in the IK branch nearest `q_seed` that can follow it.
 
-    The IK branch is the one nearest `q_seed` (normally the current joint state) that keeps the whole path
-    continuous and clear of singularities. Reach the first point with `joint_move`.
+    PathError names the first sample no branch could pass.
     """
-    arm = arm or load_kinematics()
-    if not travel_speed_mm_s > 0:
-        raise ValueError(f'travel_speed_mm_s must be positive, got {travel_speed_mm_s}')
-    part_in_base = np.linalg.inv(np.asarray(base_in_world, dtype=float)) @ np.asarray(part_in_world, float)
     tool = settings.tool()
-    beyond_mm = settings.lead_in_mm + 2 * DERIVATIVE_STEP_MM
-    samples = _cartesian_samples(
-        settings, travel_speed_mm_s,
-        lambda s_mm, lift_mm: part_in_base @ program.tcp_pose(s_mm, 0.0, lift_mm / 1000.0, beyond_mm),
-        program.length_mm)
     seed = np.asarray(q_seed, dtype=float)
     try:
         branches = arm.inverse(samples[0].pose, tool, reference=seed.tolist())
@@ -426,11 +441,31 @@ def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np
         assert first_error is not None   # arm.inverse raises rather than return no branch
         raise PathError(first_error.where, f'{first_error.reason} (the same or worse in all '
                                            f'{len(branches)} IK branches)')
-    points = tuple(TrajectoryPoint(sample.time_s, tuple(q.tolist()), tuple(_joint_velocity(arm, sample, q, tool)))
-                   for sample, q in zip(samples, joints))
+    return [TrajectoryPoint(sample.time_s, tuple(q.tolist()), tuple(_joint_velocity(arm, sample, q, tool)))
+            for sample, q in zip(samples, joints)]
+
+
+def plan_weld(program: SeamProgram, part_in_world: np.ndarray, base_in_world: np.ndarray,
+              travel_speed_mm_s: float, q_seed: Sequence[float], arm: UrKinematics | None = None,
+              settings: WeldMotionSettings = WeldMotionSettings()) -> WeldTrajectory:
+    """Plan the timed joint trajectory of one seam, starting at rest at the approach point (time 0).
+
+    The IK branch is the one nearest `q_seed` (normally the current joint state) that keeps the whole path
+    continuous and clear of singularities. Reach the first point with `joint_move`.
+    """
+    arm = arm or load_kinematics()
+    if not travel_speed_mm_s > 0:
+        raise ValueError(f'travel_speed_mm_s must be positive, got {travel_speed_mm_s}')
+    part_in_base = np.linalg.inv(np.asarray(base_in_world, dtype=float)) @ np.asarray(part_in_world, float)
+    beyond_mm = settings.lead_in_mm + 2 * DERIVATIVE_STEP_MM
+    samples = _cartesian_samples(
+        settings, travel_speed_mm_s,
+        lambda s_mm, lift_mm: part_in_base @ program.tcp_pose(s_mm, 0.0, lift_mm / 1000.0, beyond_mm),
+        program.length_mm)
+    points = joint_path(arm, samples, settings, q_seed)
     weld = [(s.seam_s_mm, s.time_s) for s in samples if s.seam_s_mm is not None]
     run_up_start_s = weld[0][1] - (2.0 * settings.run_up_mm + settings.settle_mm) / travel_speed_mm_s
-    return WeldTrajectory(JointTrajectory(arm.joint_names, points),
+    return WeldTrajectory(JointTrajectory(arm.joint_names, tuple(points)),
                           tuple(s for s, _ in weld), tuple(t for _, t in weld), run_up_start_s,
                           tuple(s.pose for s in samples), program, part_in_base, arm, settings)
 
@@ -447,19 +482,13 @@ def vertical_move(arm: UrKinematics, q_start: Sequence[float], to_z_m: float, se
     distance_mm = (to_z_m - start[2, 3]) * 1000.0
     if abs(distance_mm) < 1e-6:
         return []
-    steps = max(2, math.ceil(abs(distance_mm) / settings.sample_step_mm))
-    duration = math.pi / 2 * abs(distance_mm) / settings.approach_speed_mm_s
 
     def at(p_mm: float) -> np.ndarray:
         pose = start.copy()
         pose[2, 3] += p_mm / 1000.0
         return pose
 
-    samples = []
-    for k in range(1, steps + 1):
-        p_mm = distance_mm * (1 - math.cos(math.pi * k / steps)) / 2
-        rate = 0.0 if k == steps else distance_mm * math.pi / (2 * duration) * math.sin(math.pi * k / steps)
-        samples.append(_Sample(duration * k / steps, at, p_mm, rate, f'{where}, {p_mm:+.1f} mm'))
+    samples = lift_samples(settings, at, 0.0, distance_mm, 0.0, where, 'from its start', first=False)
     joints = _follow(arm, samples, tool, q_start, settings.max_joint_step_rad)
     return [TrajectoryPoint(sample.time_s, tuple(q.tolist()), tuple(_joint_velocity(arm, sample, q, tool)))
             for sample, q in zip(samples, joints)]

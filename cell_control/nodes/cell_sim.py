@@ -9,6 +9,7 @@ Messages are converted to plain values here, once; the physics and the devices l
 from __future__ import annotations
 
 import json
+import math
 import sys
 import tempfile
 import threading
@@ -44,7 +45,7 @@ from cell_control.sim.interface import AGV_NAMES, DEFAULT_PARTS_IN_POOL, POSE_RA
 from cell_control.nodes.seam_station_params import configure_station, declare_weld_process
 from cell_control.sim.lockstep import WeldLockstep
 from cell_control.sim.pacing import RealTimePacer
-from cell_control.sim.virtual_sensors import planar
+from cell_control.sim.virtual_sensors import FixtureScatter, planar
 
 CONTROL_PERIOD_STEPS = 2                 # physics steps (1 ms) per loop turn: commands and sensor
 JOINT_STATE_PERIOD_S = 0.01
@@ -65,6 +66,8 @@ class CellSimNode(Node):
                                 expand_xacro('part'), self._layout, self._arm_joints, p['parts_in_pool'])
         self.sim = CellSimulation(cell, self._layout, p['initial_arm_positions'])
         configure_station(self.sim.station, p)
+        self.sim.fixture = FixtureScatter(p['fixture_position_tolerance_mm'] / 1000.0,
+                                          math.radians(p['fixture_yaw_tolerance_deg']), p['seed'])
         self._lock = threading.Lock()
         self._lockstep = WeldLockstep(p['weld_lockstep_lead_s'], p['weld_lockstep_patience_s'])
         self._answers = threading.Condition()
@@ -147,12 +150,19 @@ class CellSimNode(Node):
         declare('weld_lockstep_lead_s', 0.01, descriptor(
             'During a weld the simulation leads the last seam sample the adjuster answered by at most this much '
             'simulated time, in s (it waits for a slow adjuster instead of running ahead).', 0.002, 1.0))
+        declare('fixture_position_tolerance_mm', 0.0, descriptor(
+            'The clamp locates each part this far off the fixture datum along and across the belt, drawn per part '
+            '(uniform, seeded by seed; the clamp report logs it); 0: on the datum.', 0.0, 10.0))
+        declare('fixture_yaw_tolerance_deg', 0.0, descriptor(
+            'The clamp locates each part turned by up to this much about the vertical, drawn per part; 0: square.',
+            0.0, 5.0))
         # 5 s, not 1: a loaded 2-core CI machine can leave the adjuster process unscheduled for over a second.
         declare('weld_lockstep_patience_s', 5.0, descriptor(
             'Wall seconds the simulation waits for the adjuster before it runs on without it.', 0.01, 60.0))
         values = {name: self.get_parameter(name).value for name in (
             'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'parts_in_pool', 'initial_arm_positions',
-            'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s', 'publish_robot_description')}
+            'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s', 'publish_robot_description',
+            'fixture_position_tolerance_mm', 'fixture_yaw_tolerance_deg')}
         values.update(declare_weld_process(self))
         values['initial_arm_positions'] = [float(v) for v in values['initial_arm_positions']]
         if len(values['initial_arm_positions']) != 6:

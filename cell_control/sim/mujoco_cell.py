@@ -20,8 +20,8 @@ from cell_control.weld.seam_measurement import SeamMeasurement
 from cell_control.sim.cell_scene import CellModel
 from cell_control.sim.interface import Pose2D, load_pose, parking_pose, part_name
 from cell_control.sim.seam_station import SeamStation, WeldControls
-from cell_control.sim.virtual_sensors import (ClampSwitch, DeckLoad, PhotoEyes, Planar, SeamPlacement, part_at_station,
-                                              planar, seam_coordinates, seam_in_world, slew)
+from cell_control.sim.virtual_sensors import (ClampSwitch, DeckLoad, FixtureScatter, PhotoEyes, Planar, SeamPlacement,
+                                              part_at_station, planar, seam_coordinates, seam_in_world, slew)
 from cell_control.sim.weld_process import SAMPLE_STEPS, WeldProcess
 
 COMMAND_TIMEOUT_S = 0.5        # an AGV or deck command older than this is treated as zero (safe value)
@@ -82,6 +82,9 @@ class CellSimulation:
         self.jammed_part: int | None = None   # fault injection: a part snagged on the belt
         self._clamp = ClampSwitch(layout['station']['clamp_time'])
         self.clamp_reports: list[str] = []    # what each closing clamp gripped, for the node's log
+        self.fixture = FixtureScatter()       # where the clamp locates each gripped part (default: on the datum)
+        self.fixture_placements: dict[str, Planar] = {}   # ground truth: each part's last placement off the datum
+        self._placement = Planar(0.0, 0.0, 0.0)
         self._photo_eyes = PhotoEyes(layout)
         self._deck_load = DeckLoad(layout)
         self.station = SeamStation()   # arc, weld process and seam sensor: the same code as the Gazebo route's
@@ -97,8 +100,9 @@ class CellSimulation:
     def step(self, steps: int = 1) -> None:
         for _ in range(steps):
             self._apply_devices()
+            slide_m = self.cross_slide_position_m()   # the TCP's xpos after the step is at this slide (its start)
             mujoco.mj_step(self.model, self.data)
-            self._step_weld()
+            self._step_weld(slide_m)
 
     # ----- arm ------------------------------------------------------------------------------------------
     def start_trajectory(self, trajectory: JointTrajectory) -> None:
@@ -350,11 +354,12 @@ class CellSimulation:
                 return self.weld_controls.force_n
         return 0.0
 
-    def _step_weld(self) -> None:
-        """Step the station with this step's TCP; the parts go by their model names (`part_<i>`)."""
-        self.station.step(self.time_s, self.data.xpos[self.cell.tcp_body], self.cross_slide_position_m(),
+    def _step_weld(self, slide_m: float) -> None:
+        """Step the station with this step's TCP and the slide it carries; parts go by their model names."""
+        body = self.cell.tcp_body
+        self.station.step(self.time_s, self.data.xpos[body], slide_m,
                           lambda: [self._part_names[i] for i in self.parts_in_cell()],
-                          lambda name: self.part_pose(self._part_index[name]))
+                          lambda name: self.part_pose(self._part_index[name]), self.data.xmat[body][0::3])
 
     # ----- rendering ------------------------------------------------------------------------------------
     def render_png(self, path: str, width: int = 1280, height: int = 720) -> None:
@@ -368,13 +373,16 @@ class CellSimulation:
         """Run the fixture clamp: a self-centring clamp that locates the part on the fixture datum as it closes.
 
         The belt has no side guides, so a part arrives a few centimetres off centre and slightly turned; the
-        closing jaws push it onto the datum (station x, y = 0, square to the belt) and then hold it still.
+        closing jaws push it onto the datum (station x, y = 0, square to the belt), or as far off it as the
+        fixture's tolerance draws for this grip (`fixture`), and then hold it still.
         """
         clamp = self._clamp
         gripped, closed = clamp.part, clamp.closed
         clamp.update(now, lambda: part_at_station(self._part_positions(), self.layout))
         part = clamp.part
         if part is not None and gripped is None:
+            self._placement = self.fixture.draw()
+            self.fixture_placements[self._part_names[part]] = self._placement
             self.clamp_reports.append(self._grip_report(part))
         if part is None:
             if clamp.closed and not closed:
@@ -384,18 +392,26 @@ class CellSimulation:
         qpos, qvel = self.data.qpos, self.data.qvel
         remaining = max(clamp.clamp_time_s - (now - clamp.changed_s), self.timestep_s)
         fraction = min(1.0, self.timestep_s / remaining) if clamp.commanded else 0.0
-        qpos[q] += (self.layout['station']['x'] - qpos[q]) * fraction
-        qpos[q + 1] -= qpos[q + 1] * fraction
+        placement = self._placement
+        qpos[q] += (self.layout['station']['x'] + placement.x - qpos[q]) * fraction
+        qpos[q + 1] += (placement.y - qpos[q + 1]) * fraction
         w, z = float(qpos[q + 3]), float(qpos[q + 6])   # the part lies flat: rotation about z only
-        yaw = 2.0 * math.atan2(z, w) * (1.0 - fraction)
+        yaw = 2.0 * math.atan2(z, w)
+        yaw += (placement.yaw - yaw) * fraction
         qpos[q + 3:q + 7] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
         qvel[dof:dof + 6] = 0.0
 
     def _grip_report(self, part: int) -> str:
         """Say where the clamp found `part`: a weld that misses its seam starts here."""
         pose = planar(*self.part_pose(part))
-        return (f'clamp closing on {self._part_names[part]}: {1000 * (pose.x - self.layout["station"]["x"]):+.1f} '
-                f'mm along the belt, {1000 * pose.y:+.1f} mm across, {math.degrees(pose.yaw):+.2f} deg from the datum')
+        placed = self._placement
+        report = (f'clamp closing on {self._part_names[part]}: {1000 * (pose.x - self.layout["station"]["x"]):+.1f} '
+                  f'mm along the belt, {1000 * pose.y:+.1f} mm across, {math.degrees(pose.yaw):+.2f} deg from the '
+                  f'datum')
+        if placed == (0.0, 0.0, 0.0):
+            return report
+        return (f'{report}; the fixture locates it {1000 * placed.x:+.3f} mm along, {1000 * placed.y:+.3f} mm '
+                f'across, {math.degrees(placed.yaw):+.4f} deg off the datum (its tolerance; ground truth)')
 
     def _part_over_gate(self) -> bool:
         """Tell whether a part lies over the pop-up stop: it is force-limited, so it waits until the part passed."""

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from cell_control.cell.energy import arc_energy_j
-from cell_control.sim.virtual_sensors import (Pose, SeamPlacement, SeamSensor, ToolChain, WeldArc, seam_coordinates,
-                                              seam_in_world)
+from cell_control.sim.virtual_sensors import (Pose, SeamPlacement, SeamSensor, ToolChain, WeldArc, seam_across_mm,
+                                              seam_coordinates, seam_in_world, sensor_view)
 from cell_control.sim.weld_process import (NOMINAL_CORRECTION_MM, NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, STEP_S,
                                            WeldProcess)
 from cell_control.weld.seam_measurement import SeamMeasurement
@@ -71,39 +71,48 @@ class SeamStation:
         self._arc.drift_per_weld = drift_per_weld
 
     def step(self, time_s: float, tcp_m: np.ndarray, cross_slide_m: float, parts: Callable[[], Iterable[Hashable]],
-             pose_of: Callable[[Hashable], Pose]) -> None:
+             pose_of: Callable[[Hashable], Pose], tool_x: np.ndarray | None = None) -> None:
         """Run the 1 ms step ending at `time_s`.
 
-        tcp_m: the TCP's world position during the step; cross_slide_m: the cross-slide's position at its end
-        (it carries the sensor); parts: names the parts in the cell (asked only when needed); pose_of: the world
-        pose of one of them.
+        tcp_m: the TCP's world position during the step, the cross-slide's travel included; cross_slide_m: the
+        cross-slide's position in `tcp_m` (it carries tool and sensor: without it, `tcp_m` is the arm's path);
+        parts: names the parts in the cell (asked only when needed); pose_of: the world pose of one of them;
+        tool_x: the tool's x axis in the world (its travel direction, where the sensor looks), None for straight
+        along the seam.
         """
         arc = self._arc
 
-        def views() -> Iterator[tuple[tuple[Hashable, int], SeamPlacement, tuple[float, float]]]:
+        def seams() -> Iterator[tuple[tuple[Hashable, int], SeamPlacement, np.ndarray, np.ndarray]]:
+            """Each seam on each part in the cell: (part, seam number), placement, start and direction."""
             for part in parts():
                 pose = pose_of(part)
                 for seam, placement in enumerate(self.placements):
-                    yield (part, seam), placement, seam_coordinates(tcp_m, *seam_in_world(placement, pose))
+                    yield (part, seam), placement, *seam_in_world(placement, pose)
 
         sample = None
         if not self.placements or not self.arc_on:
             arc.travelled()
             if arc.process is not None:
                 self._finish_weld(time_s, 'arc off before the seam end')
-        elif arc.process is not None or self._strike(time_s, views()):
+        elif arc.process is not None or self._strike(
+                time_s, ((key, placement, seam_coordinates(tcp_m, start, direction))
+                         for key, placement, start, direction in seams())):
             assert arc.part is not None and arc.process is not None
             part, seam = arc.part
             if part not in parts():
                 self._finish_weld(time_s, 'the part left the station during the weld')
             else:
-                s_mm = seam_coordinates(tcp_m, *seam_in_world(self.placements[seam], pose_of(part)))[0]
+                start, direction = seam_in_world(self.placements[seam], pose_of(part))
+                s_mm = seam_coordinates(tcp_m, start, direction)[0]
+                slide_mm = 1000.0 * cross_slide_m   # the offsets are the seam line's from the arm's own path
                 controls = self.controls
-                sample = arc.advance(s_mm, controls.force_n, controls.correction_mm)
+                sample = arc.advance(s_mm, controls.force_n, controls.correction_mm,
+                                     seam_across_mm(tcp_m, start, direction) + slide_mm,
+                                     sensor_view(tcp_m, tool_x, start, direction).across_mm + slide_mm)
                 last = arc.process.last
                 self.cross_slide_target_m = (last.correction_mm if last else 0.0) / 1000.0
-        reading = self._sensor.tick(time_s, sample, lambda: ((placement, view) for _, placement, view in views()),
-                                    cross_slide_m)
+        reading = self._sensor.tick(time_s, sample, lambda: (
+            (placement, sensor_view(tcp_m, tool_x, start, direction)) for _, placement, start, direction in seams()))
         if reading is not None:
             self.samples.append(reading)
         if arc.process is not None and arc.process.done:
@@ -169,8 +178,9 @@ class JointStream:
             fraction = k / count
             q = last[1] + (arm - last[1]) * fraction
             slide = last[2] + (cross_slide_m - last[2]) * fraction
-            tcp, _ = self.chain.tcp_in_world(q, slide)
-            self.station.step(stamp_s if k == count else (last[0] + k) * STEP_S, tcp, slide, parts, pose_of)
+            tcp, rotation = self.chain.tcp_in_world(q, slide)
+            self.station.step(stamp_s if k == count else (last[0] + k) * STEP_S, tcp, slide, parts, pose_of,
+                              rotation[:, 0])
         self.steps += count
         self.bridged += count - 1
         return count

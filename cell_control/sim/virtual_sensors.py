@@ -16,9 +16,11 @@ Public API:
     CellSwitches(layout).read(now_s, named_poses) -> {'eye/<eye>' | 'clamp' | 'load/<agv>': state}
     part_at_station(part_positions, layout) -> key | None
     ClampSwitch(clamp_time_s): .command(closed, now_s); .update(now_s, part_at_station) -> closed
+    FixtureScatter(position_m, yaw_rad, seed).draw() -> Planar   each gripped part's placement off the datum
     SeamPlacement, seam_in_world(placement, part_pose), seam_coordinates(point, start, direction)
-    SeamSensor(seed).tick(time_s, process_sample, views, cross_slide_m) -> SeamMeasurement | None
-    WeldArc: .strike(time_s, views) -> struck; .advance(tcp_s_mm, force_n, correction_mm) -> sample
+    seam_across_mm(point, start, direction), sensor_view(tcp_m, heading, start, direction) -> SensorView
+    SeamSensor(seed).tick(time_s, process_sample, views) -> SeamMeasurement | None
+    WeldArc: .strike(time_s, views) -> struck; .advance(tcp_s_mm, force_n, correction_mm, offsets) -> sample
         | None; .travelled(), .finish() -> WeldProcess; .process, .part    (the bead width's process state)
     ToolChain.from_urdf(urdf_xml, layout, kinematics): .tcp_in_world(arm_positions, cross_slide_m)
 """
@@ -46,7 +48,10 @@ PHOTO_EYE_OVERHANG_M = 0.05    # the beam runs this far past each belt edge (emi
 DECK_HEIGHT_TOLERANCE_M = 0.02  # a part's frame this close to the deck top lies on the deck
 DECK_CENTRED_M = 0.15          # the deck's load sensor sees a part this close to the deck centre
 CLAMP_REACH_M = 0.06           # a part this close to the station position is gripped by the clamp
-SEAM_CAPTURE_MM = 3.0          # the laser reads the seam (and the arc strikes) only this close to its line
+SEAM_CAPTURE_MM = 3.0          # the arc strikes only with the TCP this close to the seam line
+SENSOR_FIELD_MM = 15.0         # the laser stripe's half-width across the seam at the look point
+SENSOR_DEPTH_MM = 5.0          # the laser reads a seam line this far above or below its look point
+_UP = np.array([0.0, 0.0, 1.0])
 
 Pose = tuple[np.ndarray, np.ndarray]
 
@@ -196,6 +201,39 @@ class ClampSwitch:
         return self.closed
 
 
+class FixtureScatter:
+    """Where the clamp locates each part it grips, off the fixture datum: the tolerance of a real fixture.
+
+    Each grip draws x, y (uniform within ±`position_m`) and yaw (within ±`yaw_rad`) from one seeded stream, so a
+    run gives the same placements in the same order; all zero (the default) locates every part on the datum.
+    `placements` are given ones, used first in their order (a logged run's, replayed).
+    """
+
+    MAX_POSITION_M = 0.01
+    MAX_YAW_RAD = math.radians(5.0)
+
+    def __init__(self, position_m: float = 0.0, yaw_rad: float = 0.0, seed: int = 0,
+                 placements: Sequence[Planar] = ()) -> None:
+        if not 0.0 <= position_m <= self.MAX_POSITION_M:
+            raise ValueError(f'fixture position tolerance {1000 * position_m!r} mm is outside 0..'
+                             f'{1000 * self.MAX_POSITION_M:g} mm')
+        if not 0.0 <= yaw_rad <= self.MAX_YAW_RAD:
+            raise ValueError(f'fixture yaw tolerance {math.degrees(yaw_rad)!r}° is outside 0..'
+                             f'{math.degrees(self.MAX_YAW_RAD):g}°')
+        self.position_m = position_m
+        self.yaw_rad = yaw_rad
+        self._draws = random.Random(seed)
+        self._given = list(placements)
+
+    def draw(self) -> Planar:
+        """Return the next grip's placement against the datum (x along the belt, y across, yaw)."""
+        if self._given:
+            return self._given.pop(0)
+        uniform = self._draws.uniform
+        return Planar(uniform(-self.position_m, self.position_m), uniform(-self.position_m, self.position_m),
+                      uniform(-self.yaw_rad, self.yaw_rad))
+
+
 class CellSwitches:
     """The cell's switch signals from the named world poses of /sim/poses (`part_<i>`, `<agv>`): one reading.
 
@@ -279,12 +317,50 @@ def seam_coordinates(point: np.ndarray, start: np.ndarray, direction: np.ndarray
     return 1000.0 * along, float(np.linalg.norm(offset - along * direction))
 
 
+class SensorView(NamedTuple):
+    """What the laser's look point sees of one seam line (mm)."""
+
+    ahead_mm: float     # the look point's position along the seam
+    across_mm: float    # where the seam line lies across the look point, along the seam's right (the tool's y)
+    depth_mm: float     # the look point's height above the seam line
+
+
+def _right(direction: np.ndarray) -> np.ndarray:
+    right = np.cross(direction, _UP)
+    return right / np.linalg.norm(right)
+
+
+def seam_across_mm(point: np.ndarray, start: np.ndarray, direction: np.ndarray) -> float:
+    """Return where the seam line lies across `point` (mm along the seam's right: + is to the tool's right)."""
+    return 1000.0 * float((start - point) @ _right(direction))
+
+
+def sensor_view(tcp_m: np.ndarray, heading: np.ndarray | None, start: np.ndarray,
+                direction: np.ndarray) -> SensorView:
+    """Return the seam line as the sensor sees it, LOOKAHEAD_MM ahead of the TCP along `heading`.
+
+    heading: the tool's travel direction (its x axis) in the world; None looks straight along the seam.
+    """
+    if heading is None:
+        heading = direction
+    else:
+        heading = heading - (heading @ _UP) * _UP
+        heading = heading / np.linalg.norm(heading)
+    offset = tcp_m + heading * (LOOKAHEAD_MM / 1000.0) - start
+    along = float(offset @ direction)
+    rest = offset - along * direction
+    return SensorView(1000.0 * along, -1000.0 * float(rest @ _right(direction)), 1000.0 * float(rest @ _UP))
+
+
 class SeamSensor:
     """The laser seam sensor's 500 Hz stream (DESIGN §6), whether or not a seam is in view.
 
     While the weld process runs it gives the samples (noise, dropouts, outliers, bead width behind the torch:
-    sim/weld_process.py); otherwise the sensor previews the seam ahead of the TCP with the look-ahead noise, and
-    reads nothing (flags 0) when no seam is within SEAM_CAPTURE_MM of the TCP. Seeded: deterministic.
+    sim/weld_process.py); otherwise the sensor previews the seam at its look point with the look-ahead noise:
+    the seam file's deviation plus where the seam line lies across the look point (a part off its programmed
+    place shows here), and reads nothing (flags 0) where no seam lies within its stripe (SENSOR_FIELD_MM across,
+    SENSOR_DEPTH_MM deep) or the look point is off the seam's ends: the search for a seam start sees that edge.
+    Seeded: deterministic.
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -292,13 +368,12 @@ class SeamSensor:
         self._noise = random.Random(seed)
 
     def tick(self, time_s: float, process_sample: SeamMeasurement | None,
-             views: Callable[[], Iterable[tuple[SeamPlacement, tuple[float, float]]]],
-             cross_slide_m: float) -> SeamMeasurement | None:
+             views: Callable[[], Iterable[tuple[SeamPlacement, SensorView]]]) -> SeamMeasurement | None:
         """Return the sample of the 1 ms step ending at `time_s`, or None between the sensor's ticks.
 
         `process_sample` is the weld process's sample of this step (None while no weld runs); `views` gives each
-        seam on each part in the cell with the TCP's seam coordinates on it (seam_coordinates), asked only on a
-        preview tick: the sensor sees the first seam whose line the TCP follows.
+        seam on each part in the cell as the look point sees it (`sensor_view`, the cross-slide's position
+        included), asked only on a preview tick: the sensor reads the first seam in its stripe.
         """
         if process_sample is None and round(time_s / STEP_S) % SAMPLE_STEPS:
             return None
@@ -307,15 +382,14 @@ class SeamSensor:
             s = process_sample
             return SeamMeasurement(time_s, self.sequence, s.flags, s.gap_mm, s.mismatch_mm, s.lateral_mm,
                                    s.bead_width_mm)
-        for placement, (s_mm, distance_m) in views():
-            ahead = s_mm + LOOKAHEAD_MM
-            if distance_m * 1000.0 <= SEAM_CAPTURE_MM and 0.0 <= ahead <= placement.seam.length_mm:
-                gap, mismatch, lateral = placement.seam.at(ahead)
+        for placement, view in views():
+            if (abs(view.across_mm) <= SENSOR_FIELD_MM and abs(view.depth_mm) <= SENSOR_DEPTH_MM
+                    and 0.0 <= view.ahead_mm <= placement.seam.length_mm):
+                gap, mismatch, lateral = placement.seam.at(view.ahead_mm)
                 noise = self._noise.gauss
-                offset_mm = lateral - 1000.0 * cross_slide_m
                 return SeamMeasurement(time_s, self.sequence, LOOKAHEAD_VALID,
                                        gap + noise(0.0, GAP_NOISE_MM), mismatch + noise(0.0, GAP_NOISE_MM),
-                                       offset_mm + noise(0.0, LATERAL_NOISE_MM), 0.0)
+                                       lateral + view.across_mm + noise(0.0, LATERAL_NOISE_MM), 0.0)
         return SeamMeasurement(time_s, self.sequence, 0, 0.0, 0.0, 0.0, 0.0)
 
 
@@ -367,14 +441,19 @@ class WeldArc:
                 return True
         return False
 
-    def advance(self, tcp_s_mm: float, force_n: float, correction_mm: float) -> SeamMeasurement | None:
-        """Run one 1 ms step to the TCP's seam position with the commanded controls; return its sensor sample."""
+    def advance(self, tcp_s_mm: float, force_n: float, correction_mm: float, path_offset_mm: float = 0.0,
+                lookahead_offset_mm: float = 0.0) -> SeamMeasurement | None:
+        """Run one 1 ms step to the TCP's seam position with the commanded controls; return its sensor sample.
+
+        The offsets: where the seam line lies across the arm's path, at the tool and at the sensor's look point
+        (`WeldProcess.step`).
+        """
         process = self.process
         assert process is not None, 'advance() before the arc struck'
         speed_mm_s = max(0.0, (tcp_s_mm - self._origin_mm - process.s_mm) / STEP_S)
         self._force_n += slew(force_n - self._force_n, LIMITS['force_n'].rate_per_s * STEP_S)
         self._correction_mm += slew(correction_mm - self._correction_mm, LIMITS['correction_mm'].rate_per_s * STEP_S)
-        return process.step(speed_mm_s, self._force_n, self._correction_mm)
+        return process.step(speed_mm_s, self._force_n, self._correction_mm, path_offset_mm, lookahead_offset_mm)
 
     def finish(self) -> WeldProcess:
         """End the weld and return its process (its metrics are the weld's true score)."""

@@ -2,8 +2,9 @@
 
 Public API:
     WeldProcess(seam, power_drift=0.0, dropout_rate=0.0, outlier_rate=0.0, seed=0)
-    WeldProcess.step(speed_mm_s, force_n, correction_mm) -> SeamMeasurement | None
-        apply the controls of one 1 ms step; returns the sensor sample on sensor ticks (every 2 ms)
+    WeldProcess.step(speed_mm_s, force_n, correction_mm, path_offset_mm=0, lookahead_offset_mm=0)
+        -> SeamMeasurement | None: apply the controls of one 1 ms step; returns the sensor sample on sensor ticks
+        (every 2 ms). The offsets (0 in §6) add a misplaced part's seam line to y(s): the cell's, not weld-eval's
     WeldProcess.done, .s_mm, .t_s, .last  (StepState of the last step: heat ratio, error, verdict, ...)
     WeldProcess.metrics() -> ProcessMetrics   quality_pct, defect_mm, lateral_rms_mm, weld_time_s,
                                               limit_violations
@@ -103,6 +104,7 @@ class WeldProcess:
         self._steps = 0
         self._controls = (NOMINAL_SPEED_MM_S, NOMINAL_FORCE_N, NOMINAL_CORRECTION_MM)
         self._applied_correction_mm = NOMINAL_CORRECTION_MM
+        self._lookahead_offset_mm = 0.0
         self._heat_ratio_filtered = 1.0
         # r̄ along the seam, kept for the bead width reading 15 mm behind the tool.
         self._bead_s: deque[float] = deque([0.0])
@@ -118,8 +120,15 @@ class WeldProcess:
     def done(self) -> bool:
         return self._weld_time_s is not None
 
-    def step(self, speed_mm_s: float, force_n: float, correction_mm: float) -> SeamMeasurement | None:
-        """Apply one step's controls for 1 ms; return the sensor sample if this step ends on a sensor tick."""
+    def step(self, speed_mm_s: float, force_n: float, correction_mm: float, path_offset_mm: float = 0.0,
+             lookahead_offset_mm: float = 0.0) -> SeamMeasurement | None:
+        """Apply one step's controls for 1 ms; return the sensor sample if this step ends on a sensor tick.
+
+        path_offset_mm: where the seam line lies across the tool's path (along tool y) beside the lateral
+        deviation `y(s)` of the seam file, at the tool; lookahead_offset_mm: the same at the sensor's point. Both
+        are 0 in §6's model (weld-eval); in a cell they are the part's misplacement against the program, so a part
+        welded where it is not is welded off its seam.
+        """
         if self.done:
             raise RuntimeError('the tool has reached the seam end; the run is over')
         controls = (speed_mm_s, force_n, correction_mm)
@@ -139,7 +148,8 @@ class WeldProcess:
         self._heat_ratio_filtered = heat_ratio + (self._heat_ratio_filtered - heat_ratio) * math.exp(
             -ds / POOL_LENGTH_MM)
         f_req = required_force_n(gap, mismatch)
-        error = lateral - self._applied_correction_mm
+        error = lateral + path_offset_mm - self._applied_correction_mm
+        self._lookahead_offset_mm = lookahead_offset_mm
         low, high = HEAT_RATIO_GOOD
         good = (low <= self._heat_ratio_filtered <= high and force_n >= FORCE_GOOD_FRACTION * f_req
                 and abs(error) <= MAX_TRACKING_ERROR_MM)
@@ -198,7 +208,7 @@ class WeldProcess:
             true_gap, true_mismatch, true_lateral = self.seam.at(ahead)
             gap = true_gap + gap_noise + (OUTLIER_GAP_MM if outlier else 0.0)
             mismatch = true_mismatch + mismatch_noise
-            lateral = true_lateral - self._applied_correction_mm + lateral_noise
+            lateral = true_lateral + self._lookahead_offset_mm - self._applied_correction_mm + lateral_noise
         if not dropped and self.s_mm >= BEAD_BEHIND_MM:
             flags |= BEAD_VALID
             bead = 6.0 * math.sqrt(max(self._rbar_at(self.s_mm - BEAD_BEHIND_MM), 0.0)) * (1.0 + bead_noise)
