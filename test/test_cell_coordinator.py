@@ -18,13 +18,14 @@ E = EventKind
 class Cell:
     """Coordinator plus a script of device reports; every action emitted is kept with its time."""
 
-    def __init__(self, path, mode=Mode.AUTO, seams=('seam',)):
+    def __init__(self, path, mode=Mode.AUTO, seams=('seam',), search=False):
         self.path = path
         self.ledger = PartLedger(path)
         self.store = WeldRecordStore(path.with_suffix('.records.db'))
         self.recorder = WeldRecorder(self.store, 'bracket')
         self.server = HandoffServer(HandoffTimeouts(docked_s=30.0, cell_s=200.0, rollers_s=3.0, part_s=10.0))
-        self.coord = CellCoordinator(self.ledger, self.server, self.recorder, CoordinatorTimeouts(), seam_ids=seams)
+        self.coord = CellCoordinator(self.ledger, self.server, self.recorder, CoordinatorTimeouts(), seam_ids=seams,
+                                     seam_search=search)
         self.t = 0.0
         self.log: list = []
         self.log += self.coord.restore(self.t)
@@ -761,3 +762,77 @@ def test_a_part_that_never_reaches_the_belt_from_the_inbound_deck_is_a_jam(tmp_p
     reason = next(a.reason for a in waited if a.kind is A.PUBLISH_DIAGNOSTICS and a.detail == 'ERROR')
     assert 'conveyor jam: part P1 did not reach the belt' in reason
     assert cell.ledger.state('P1') is PartState.ON_INBOUND_AGV
+
+
+def test_with_the_search_each_part_is_searched_after_clamping_and_welded_where_it_was_found(tmp_path):
+    """Issue 10, point 6: the first seam is searched once per part; every seam is welded after it."""
+    cell = Cell(tmp_path / 'l.db', seams=TWO_SEAMS, search=True)
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    clamped = cell.ev(E.CLAMP_CLOSED)
+    assert [(a.kind, a.detail, a.seam) for a in clamped if a.kind is A.MOVE_ARM] == [
+        (A.MOVE_ARM, 'seam_search', 'seam_a')]
+    assert cell.coord.snapshot().stage is Stage.SEARCH
+    searched = cell.ev(E.ARM_AT_GOAL)   # the search's passes are done: the node finds the seam in its readings
+    assert [(a.kind, a.part_id, a.seam) for a in searched] == [(A.LOCATE_SEAM, 'P1', 'seam_a')]
+    assert cell.coord.snapshot().stage is Stage.SEARCH
+    found = cell.ev(E.SEAM_LOCATED, part_id='P1', flag=True, reason='seam seam_a found, +1.00 mm, ...')
+    assert [(a.kind, a.detail, a.seam) for a in found if a.kind is A.MOVE_ARM] == [
+        (A.MOVE_ARM, 'seam_start', 'seam_a')]
+    assert any(a.kind is A.PUBLISH_DIAGNOSTICS and a.detail == 'OK' and 'seam seam_a found' in a.reason
+               for a in found)
+    cell.ev(E.ARM_AT_GOAL)
+    between = cell.ev(E.WELD_DONE, flag=True)
+    assert [(a.detail, a.seam) for a in between if a.kind is A.MOVE_ARM] == [('seam_start', 'seam_b')]   # no search
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.WELD_DONE, flag=True)
+    assert cell.ledger.state('P1') is PartState.WELDED
+    assert cell.kinds().count(A.LOCATE_SEAM) == 1
+
+
+def test_a_seam_that_is_not_found_sends_the_part_to_rework_unwelded_with_the_reason(tmp_path):
+    cell = Cell(tmp_path / 'l.db', search=True)
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.ev(E.ARM_AT_GOAL)
+    why = 'seam start not found: the laser saw no joint within ±6 mm of its programmed place'
+    out = cell.ev(E.SEAM_LOCATED, part_id='P1', flag=False, reason=why)
+    assert [a.detail for a in out if a.kind is A.MOVE_ARM] == ['home']
+    assert A.START_WELD not in cell.kinds()
+    assert cell.ledger.state('P1') is PartState.REWORK
+    assert cell.ledger.history('P1')[-1].reason == f'seam not found: {why}'
+    assert any(a.kind is A.PUBLISH_DIAGNOSTICS and a.detail == 'WARN' and why in a.reason for a in out)
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.CLAMP_OPEN)
+    cell.unload('P1')
+    assert cell.ledger.state('P1') is PartState.REJECTED   # to the outbound AGV, for rework
+    assert cell.store.part_records('P1') == []              # nothing was welded, so nothing was recorded
+
+
+def test_a_stop_during_the_search_searches_again_from_where_the_arm_stopped(tmp_path):
+    cell = Cell(tmp_path / 'l.db', search=True)
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    stop = cell.cmd(Command.STOP)
+    assert A.DISCARD_TRAJECTORY in cell.kinds(stop) and cell.ledger.state('P1') is PartState.AT_STATION
+    assert cell.ev(E.SEAM_LOCATED, part_id='P1', flag=True, reason='late') == []   # a stopped cell finds nothing
+    again = cell.cmd(Command.START)
+    assert [(a.kind, a.detail) for a in again if a.kind in (A.MOVE_ARM, A.REPLAN_FROM_CURRENT_JOINTS)] == [
+        (A.REPLAN_FROM_CURRENT_JOINTS, 'seam_search')]
+
+
+def test_a_search_that_does_not_finish_in_time_faults_the_cell(tmp_path):
+    cell = Cell(tmp_path / 'l.db', search=True)
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.ev(E.STATION_EYE, flag=True)
+    cell.ev(E.CLAMP_CLOSED)
+    cell.t += CoordinatorTimeouts().search_s
+    out = cell.ev(E.TICK)
+    assert cell.coord.state is CellState.FAULT
+    assert any('seam search did not finish within 60 s (part P1)' in a.reason for a in out)

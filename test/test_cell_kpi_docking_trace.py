@@ -5,7 +5,7 @@ import pytest
 
 from cell_control.logistics.docking import DockWatch
 from cell_control.cell.kpi import (
-    PartOutcome, StationLegs, critical_path_s, production_kpis, trapezoid_time_s, welds_by_part)
+    PartOutcome, StationLegs, critical_path_s, production_kpis, seam_finding_kpis, trapezoid_time_s, welds_by_part)
 from cell_control.weld.trace import WeldTrace
 
 LAYOUT = {'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}},
@@ -88,3 +88,25 @@ def test_weld_results_are_given_to_their_parts_seam_by_seam():
     assert qualities == [[100.0, 99.0], [40.0], [100.0, 100.0]]
     assert welds_by_part(['P1', 'P2'], [{'quality_pct': 1.0}, {'quality_pct': 2.0}]) == {
         'P1': [{'quality_pct': 1.0}], 'P2': [{'quality_pct': 2.0}]}   # one seam per part, no index
+
+
+def test_seam_finding_is_judged_per_part_against_where_the_part_really_lay():
+    located = [
+        {'part_id': 'P1', 'found': True, 'x_mm': 1.02, 'y_mm': -2.0, 'yaw_deg': 0.51},
+        {'part_id': 'P2', 'found': True, 'x_mm': -2.9, 'y_mm': 0.4, 'yaw_deg': -0.9},
+        {'part_id': 'P3', 'found': False, 'reason': 'seam start not found: the laser saw no joint'},
+    ]
+    welds = {'P1': [{'seam_index': 0, 'part_pose': {'x_m': 0.501, 'y_m': -0.002, 'yaw_rad': math.radians(0.5)}},
+                    {'seam_index': 1, 'part_pose': None}],
+             'P2': [{'seam_index': 0, 'part_pose': {'x_m': 0.4971, 'y_m': 0.0, 'yaw_rad': math.radians(-0.95)}}]}
+    kpis = seam_finding_kpis(located, welds, datum_x_m=0.5)
+    p1 = kpis['parts']['P1']
+    assert p1['true_offset'] == {'x_mm': 1.0, 'y_mm': -2.0, 'yaw_deg': 0.5}
+    assert p1['error'] == {'position_mm': 0.02, 'yaw_deg': 0.01}
+    assert kpis['parts']['P2']['error']['position_mm'] == pytest.approx(math.hypot(0.0, 0.4), abs=1e-3)
+    assert kpis['parts']['P3'] == {'found': False, 'reason': 'seam start not found: the laser saw no joint'}
+    assert (kpis['searched'], kpis['not_found'], kpis['judged']) == (3, 1, 2)
+    assert kpis['worst_position_error_mm'] == pytest.approx(0.4, abs=1e-3)
+    assert kpis['within_target'] is False                      # P2 is 0.4 mm off: more than 0.3 mm
+    assert seam_finding_kpis(located[:1], welds, 0.5)['within_target'] is True
+    assert seam_finding_kpis([], {}, 0.5)['within_target'] is False   # nothing searched proves nothing

@@ -61,7 +61,10 @@ class Cell:
         self.joints: JointState | None = None
         self.belt_command: list[float] = []
         self.drift_estimates: list[float] = []   # the adjuster publishes one as each weld is stopped
+        self.located: list[dict] = []           # the coordinator's seam search reports
         node = self.node
+        node.create_subscription(String, '/cell/part_located', lambda m: self.located.append(json.loads(m.data)),
+                                 LATCHED)
         node.create_subscription(String, '/cell/state', self._on_state, LATCHED)
         node.create_subscription(Bool, '/weld_tool/arc_on', lambda m: self.arc.append(m.data), RELIABLE)
         node.create_subscription(SPEED_SCALING_TYPE, SPEED_SCALING_TOPIC,
@@ -181,6 +184,13 @@ def test_three_parts_end_to_end_in_auto(node_processes, tmp_path):
         assert abs(weld['quality_pct'] - reference['quality_pct']) <= 0.5, (weld, reference)
         assert abs(weld['weld_time_s'] / reference['weld_time_s'] - 1.0) <= 0.02, (weld, reference)
     assert len(report['cycle_s']) == 3 and report['critical_path_s'] > 0
+    # Seam finding (issue 10, point 6): the demo's clamp locates each part off the fixture datum (±3 mm, ±1°); the
+    # coordinator's search finds each within 0.3 mm and 0.1° of where the simulation put it (its weld results'
+    # part_pose), and the welds above scored as on the datum.
+    finding = report['seam_finding']
+    assert (finding['searched'], finding['not_found'], finding['judged']) == (3, 0, 3), finding
+    assert finding['within_target'] is True, finding
+    assert any(abs(p['true_offset']['x_mm']) > 0.3 for p in finding['parts'].values()), 'the parts were placed off'
     assert (tmp_path / 'report.png').stat().st_size > 10_000
     # Energy per part (issue 13, point 4): each part that left by name, its arc energy the weld's, every state
     # summed; the maintenance node's prediction per indicator, and its page with the energy per part.
@@ -270,6 +280,22 @@ def test_a_conveyor_jam_faults_the_cell_and_is_recovered_without_costing_the_nex
     assert cell.state['state'] == 'running' and cell.state['stage'] == 'welding', cell.state
     states, invariant = cell.ledger()
     assert states['P-T-2'] is PartState.WELDING and invariant
+
+
+# Seed 1 draws the first part 7.3 mm off the datum toward the infeed: its seam starts outside the search's window.
+@pytest.mark.parametrize('cell', [(1, {'cell_sim': {'fixture_position_tolerance_mm': 10.0, 'seed': 1}})],
+                         indirect=True)
+def test_a_part_whose_seam_is_not_found_goes_to_rework_unwelded_and_the_cell_goes_on(cell):
+    """Issue 10, point 6: a seam that cannot be found sends the part to rework with a clear reason."""
+    start(cell)
+    cell.wait('the seam search report', lambda: cell.located)
+    report = cell.located[0]
+    assert report['found'] is False and report['part_id'] == 'P-T-1'
+    assert report['reason'].startswith('seam start not found'), report
+    cell.wait('the part to leave for rework', lambda: cell.ledger()[0].get('P-T-1') is PartState.REJECTED)
+    states, invariant = cell.ledger()
+    assert invariant and cell.state['state'] == 'running'
+    assert True not in cell.arc, 'the arc was never switched on'
 
 
 @pytest.mark.parametrize('cell', [(1, {})], indirect=True)

@@ -63,6 +63,40 @@ def test_a_weld_ends_interrupted_when_the_arc_goes_off_or_the_part_leaves(statio
     assert station.results[-1]['interrupted'] == 'the part left the station during the weld'
 
 
+def test_the_slide_follows_the_weld_and_between_welds_its_set_point_and_the_result_says_where_the_part_lay(
+        station):
+    station.arc_on = True
+    station.controls.correction_mm = 0.8
+    run(station, lambda k: -0.5 + 0.01 * k, 6000)
+    assert station.weld is None and station.results[-1]['interrupted'] == ''
+    assert station.cross_slide_target_m == pytest.approx(0.0008, abs=1e-6)   # where the weld's correction left it
+    assert station.results[-1]['part_pose'] == {'x_m': PART_POSE[0][0], 'y_m': 0.0, 'yaw_rad': 0.0}
+    station.controls.correction_mm = 0.0    # the adjuster centres the slide as it stops
+    run(station, lambda k: 60.0, 1, first_step=6001)
+    assert station.cross_slide_target_m == 0.0
+
+
+def test_a_part_off_its_program_is_welded_off_its_seam_unless_the_slide_follows_it(station):
+    """The process's tracking error counts where the seam line lies across the arm's path (the TCP less the slide)."""
+    aside = np.array([0.0, 0.002, 0.0])     # the TCP path 2 mm to the tool's left of the seam (+y is left of +x travel)
+    station.arc_on = True
+    for k in range(1, 6001):
+        station.controls.correction_mm = 0.0
+        station.step(k * STEP_S, seam_point(station, -0.5 + 0.01 * k) + aside, 0.0, lambda: ('part_1',),
+                     lambda _: PART_POSE)
+    off = station.results[-1]
+    assert off['quality_pct'] == 0.0 and off['lateral_rms_mm'] == pytest.approx(2.0, abs=0.01)
+    # The same path with the slide at +2 mm (the TCP on the seam again, as the search or the adjuster puts it).
+    followed = SeamStation()
+    followed.placements = station.placements
+    followed.arc_on = True
+    for k in range(1, 6001):
+        followed.controls.correction_mm = 2.0
+        followed.step(k * STEP_S, seam_point(station, -0.5 + 0.01 * k) + aside - np.array([0.0, 0.002, 0.0]), 0.002,
+                      lambda: ('part_1',), lambda _: PART_POSE)
+    assert followed.results[-1]['lateral_rms_mm'] < 0.05
+
+
 def test_between_welds_the_sensor_previews_the_seam_ahead_at_500_hz(station):
     run(station, lambda k: 0.0, 100)
     assert len(station.samples) == 50 and all(s.flags & LOOKAHEAD_VALID for s in station.samples)

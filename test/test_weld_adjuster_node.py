@@ -265,7 +265,12 @@ def test_closed_loop_over_dds_refusals_and_stale_sensor(node_processes, probe, e
         probe.publish(fresh_cloud(probe, 4))
         return probe.faults[-1] != 'SENSOR_STALE'
     wait_for(recovered, TIMEOUT_S, 'the stale fault to clear', poll_s=0.05)
+    with probe.cond:
+        slides_before_stop = len(probe.slides)
     assert probe.trigger('/weld_adjuster/stop').success
+    # The stop centres the cross-slide for the next weld: one more slide command, 0 (answers stop with the weld).
+    wait_for(lambda: len(probe.slides) > slides_before_stop and probe.slides[-1] == 0.0, TIMEOUT_S,
+             'the cross-slide sent back to 0 at stop')
     with probe.cond:
         ignored = max(int(d['ignored']) for d in probe.diagnostics)
         answered_before_stop = len(probe.order)

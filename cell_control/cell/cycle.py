@@ -57,6 +57,7 @@ class Stage(str, Enum):
     EMPTY = 'empty'
     FEEDING = 'feeding'                # belt brings the queued part against the raised stop gate
     CLAMPING = 'clamping'
+    SEARCH = 'search'                  # arm scans the first seam's ends with the laser: where the part lies
     APPROACH = 'approach'              # arm to the seam start
     WELDING = 'welding'                # arm on the weld path, adjuster in the loop, arc on (off in DRY_RUN)
     RETRACT = 'retract'                # arm home
@@ -77,6 +78,7 @@ class EventKind(str, Enum):
     CLAMP_OPEN = 'clamp_open'
     ARM_AT_GOAL = 'arm_at_goal'
     WELD_DONE = 'weld_done'              # flag: weld quality within limits
+    SEAM_LOCATED = 'seam_located'        # flag: found (the weld program follows it); reason: what was found or why not
     SENSOR_DROPOUT = 'sensor_dropout'    # reason
     CONVEYOR_JAM = 'conveyor_jam'        # reason
     TICK = 'tick'
@@ -104,6 +106,7 @@ class ActionKind(str, Enum):
     REPLAN_FROM_CURRENT_JOINTS = 'replan_from_current_joints'  # detail: target; after any stop
     STOP_ARM = 'stop_arm'
     DISCARD_TRAJECTORY = 'discard_trajectory'
+    LOCATE_SEAM = 'locate_seam'                # the search is done: find the seam in its readings; seam: which one
     START_WELD = 'start_weld'                  # detail: 'arc_on' or 'arc_off' (DRY_RUN); seam: which one
     STOP_WELD = 'stop_weld'                    # arc off, adjuster stopped
     REQUEST_PICKUP = 'request_pickup'          # ask the fleet for an AGV at the outbound dock
@@ -169,6 +172,7 @@ class CommandRefused(Exception):
 class CoordinatorTimeouts:
     feed_s: float = 20.0       # queued part to the station eye; else conveyor jam
     clamp_s: float = 5.0
+    search_s: float = 60.0     # the seam search, its move there and the finding; else arm motion timeout
     approach_s: float = 20.0   # arm to the seam start; else arm motion timeout
     weld_s: float = 120.0      # the whole seam program
     retract_s: float = 20.0
@@ -182,15 +186,18 @@ class CoordinatorTimeouts:
                 raise ValueError(f'coordinator timeout {name} must be a positive finite number, got {value!r}')
 
 
-STAGE_TIMEOUT = {Stage.FEEDING: 'feed_s', Stage.CLAMPING: 'clamp_s', Stage.APPROACH: 'approach_s',
+STAGE_TIMEOUT = {Stage.FEEDING: 'feed_s', Stage.CLAMPING: 'clamp_s', Stage.SEARCH: 'search_s',
+                 Stage.APPROACH: 'approach_s',
                  Stage.WELDING: 'weld_s', Stage.RETRACT: 'retract_s', Stage.UNCLAMPING: 'unclamp_s',
                  Stage.AWAIT_OUTBOUND: 'pickup_s', Stage.RELEASING: 'release_s'}
 STAGE_FAILURE = {Stage.FEEDING: 'conveyor jam: part did not reach the station eye',
-                 Stage.CLAMPING: 'clamp did not close', Stage.APPROACH: 'arm motion timeout (approach)',
+                 Stage.CLAMPING: 'clamp did not close', Stage.SEARCH: 'seam search did not finish',
+                 Stage.APPROACH: 'arm motion timeout (approach)',
                  Stage.WELDING: 'weld did not finish', Stage.RETRACT: 'arm motion timeout (retract)',
                  Stage.UNCLAMPING: 'clamp did not open',
                  Stage.RELEASING: 'conveyor jam: part did not leave the station'}
-ARM_TARGET = {Stage.APPROACH: 'seam_start', Stage.WELDING: 'weld_path', Stage.RETRACT: 'home'}
+ARM_TARGET = {Stage.SEARCH: 'seam_search', Stage.APPROACH: 'seam_start', Stage.WELDING: 'weld_path',
+              Stage.RETRACT: 'home'}
 LEDGER_STATE_OF_VERDICT = {'good': PartState.WELDED, 'dry_run': PartState.DRY_RUN, 'rework': PartState.REWORK}
 
 
@@ -224,12 +231,13 @@ class CellCoordinator:
 
     def __init__(self, ledger: PartLedger, handoff: HandoffServer, records: WeldRecords,
                  timeouts: CoordinatorTimeouts = CoordinatorTimeouts(), recipe_id: str = '',
-                 seam_ids: tuple[str, ...] = ('seam',)) -> None:
+                 seam_ids: tuple[str, ...] = ('seam',), seam_search: bool = False) -> None:
         if not seam_ids or len(set(seam_ids)) != len(seam_ids):
             raise CoordinatorError(f'a recipe needs at least one seam and unique seam ids, got {seam_ids!r}')
         self.ledger, self.handoff, self.records, self.timeouts = ledger, handoff, records, timeouts
         self.recipe_id = recipe_id   # the recipe the next parts are welded with
         self.seam_ids = tuple(seam_ids)   # its seams, in welding order
+        self.seam_search = seam_search    # each part's first seam is searched before it is welded
         self.state = CellState.IDLE
         self.mode = Mode.AUTO
         self._station = _Station()
@@ -513,7 +521,15 @@ class CellCoordinator:
             self._queued = ''
             return self._next(Stage.CLAMPING)
         if kind is EventKind.CLAMP_CLOSED and st.stage is Stage.CLAMPING:
-            return self._next(Stage.APPROACH)
+            return self._next(Stage.SEARCH if self.seam_search else Stage.APPROACH)
+        if kind is EventKind.ARM_AT_GOAL and st.stage is Stage.SEARCH:
+            return [Action(ActionKind.LOCATE_SEAM, st.part_id, seam=self.seam_ids[0])]
+        if kind is EventKind.SEAM_LOCATED and st.stage is Stage.SEARCH:
+            if event.flag:
+                return [self._diag('OK', f'part {st.part_id}: {event.reason}')] + self._next(Stage.APPROACH)
+            why = f'seam not found: {event.reason}'
+            self._move(st.part_id, PartState.REWORK, now_s, why)
+            return [self._diag('WARN', f'part {st.part_id} to rework, {why}')] + self._next(Stage.RETRACT)
         if kind is EventKind.ARM_AT_GOAL and st.stage is Stage.APPROACH:
             return self._next(Stage.WELDING)
         if kind is EventKind.WELD_DONE and st.stage is Stage.WELDING:

@@ -116,3 +116,41 @@ def maintenance_kpis(state: list[dict]) -> dict[str, dict]:
         except (KeyError, TypeError) as error:
             raise ValueError(f'maintenance state: an indicator without {error}') from None
     return kpis
+
+
+SEAM_FINDING_TARGET_MM = 0.3      # issue 10: the part's pose found within 0.3 mm ...
+SEAM_FINDING_TARGET_DEG = 0.1     # ... and 0.1° of where it lies
+
+
+def seam_finding_kpis(located: list[dict], welds: dict[str, list[dict]], datum_x_m: float) -> dict:
+    """Judge each part's seam search against where the part really lay, per part and at worst.
+
+    located: the coordinator's /cell/part_located reports; welds: the simulation's weld results per part
+    (`welds_by_part`), whose `part_pose` is the ground truth (the part's world pose while welded; the datum is
+    at x = `datum_x_m`, y = 0, square). A part whose seam was not found has its reason and no error; a part
+    never welded has no truth.
+    """
+    parts: dict[str, dict] = {}
+    errors = []
+    for report in located:
+        entry: dict = {'found': bool(report.get('found'))}
+        if not entry['found']:
+            entry['reason'] = report.get('reason', '')
+            parts[report['part_id']] = entry
+            continue
+        entry['found_offset'] = {k: report[k] for k in ('x_mm', 'y_mm', 'yaw_deg')}
+        truth = next((w['part_pose'] for w in welds.get(report['part_id'], []) if w.get('part_pose')), None)
+        if truth is not None:
+            true = {'x_mm': round(1000.0 * (truth['x_m'] - datum_x_m), 3), 'y_mm': round(1000.0 * truth['y_m'], 3),
+                    'yaw_deg': round(math.degrees(truth['yaw_rad']), 4)}
+            error = {'position_mm': round(math.hypot(report['x_mm'] - true['x_mm'], report['y_mm'] - true['y_mm']), 3),
+                     'yaw_deg': round(abs(report['yaw_deg'] - true['yaw_deg']), 4)}
+            entry.update(true_offset=true, error=error)
+            errors.append(error)
+        parts[report['part_id']] = entry
+    worst_mm = max((e['position_mm'] for e in errors), default=None)
+    worst_deg = max((e['yaw_deg'] for e in errors), default=None)
+    return {'parts': parts, 'searched': len(located), 'not_found': sum(not p['found'] for p in parts.values()),
+            'judged': len(errors), 'worst_position_error_mm': worst_mm, 'worst_yaw_error_deg': worst_deg,
+            'within_target': worst_mm is not None and worst_deg is not None
+            and worst_mm <= SEAM_FINDING_TARGET_MM and worst_deg <= SEAM_FINDING_TARGET_DEG}

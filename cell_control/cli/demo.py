@@ -48,6 +48,18 @@ def degradation(text: str) -> tuple[str, float]:
     return name, rate
 
 
+def fixture_tolerance(text: str) -> tuple[float, float]:
+    """Parse a --fixture-tolerance value, MM,DEG, within the simulation's ranges (0..10 mm, 0..5°)."""
+    parts = text.split(',')
+    try:
+        position_mm, yaw_deg = (float(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not MM,DEG (two numbers, e.g. 3,1)') from None
+    if not (0.0 <= position_mm <= 10.0 and 0.0 <= yaw_deg <= 5.0):
+        raise argparse.ArgumentTypeError(f'{text!r}: the position must be 0..10 mm and the yaw 0..5°')
+    return position_mm, yaw_deg
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog='cell-control demo', description=__doc__.splitlines()[0])
     parser.add_argument('--parts', type=int, default=3, help='parts to produce (default 3)')
@@ -59,6 +71,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument('--degrade', type=degradation, action='append', default=[], metavar='NAME[=RATE]',
                         help='switch on a degradation (repeatable): ' + '; '.join(
                             f'{name} (default {d[2]:g} {d[4]})' for name, d in DEGRADATIONS.items()))
+    parser.add_argument('--fixture-tolerance', type=fixture_tolerance, default=(3.0, 1.0), metavar='MM,DEG',
+                        help='how far the clamp may locate each part off the fixture datum, drawn per part (default '
+                             '3,1: ±3 mm, ±1°; 0,0 on the datum); the coordinator searches each part\'s seam')
     parser.add_argument('--domain-id', type=domain_id, metavar='N',
                         help='ROS_DOMAIN_ID (default: a free one, claimed for the run as the tests claim theirs)')
     parser.add_argument('--opcua', action='store_true',
@@ -105,7 +120,9 @@ def _run(args: argparse.Namespace, domain: int) -> int:
     os.environ.update(ros_environment(domain))
     with tempfile.TemporaryDirectory(prefix='cell_demo_') as data:
         overrides = {
-            'cell_sim': {'real_time_factor': args.rtf, 'render_path': str(Path(data) / 'cell.png')},
+            'cell_sim': {'real_time_factor': args.rtf, 'render_path': str(Path(data) / 'cell.png'),
+                         'fixture_position_tolerance_mm': args.fixture_tolerance[0],
+                         'fixture_yaw_tolerance_deg': args.fixture_tolerance[1]},
             'coordinator': {'ledger_path': str(Path(data) / 'ledger.sqlite'),
                             'records_path': str(Path(data) / 'records.sqlite')},
             'maintenance': {'store_path': str(Path(data) / 'condition.sqlite')},

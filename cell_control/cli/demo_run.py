@@ -10,13 +10,13 @@ from typing import Callable
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion
+from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, SEARCH_TARGET, ArmMotion
 from cell_control.logistics.agv_navigation import Pose2D, docking_route
 from cell_control.logistics.fleet import FleetConfig
 from cell_control.cell.description import home_positions, load_layout
 from cell_control.cell.energy import energy_kpis
 from cell_control.cell.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, maintenance_kpis
-from cell_control.cell.kpi import production_kpis, trapezoid_time_s, welds_by_part
+from cell_control.cell.kpi import production_kpis, seam_finding_kpis, trapezoid_time_s, welds_by_part
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.cell.recipe import load_recipe, recipe_path
 from cell_control.maintenance import ConditionStore, ConditionStoreError, Indicator
@@ -44,6 +44,7 @@ class DemoRun:
         self.probe = RosProbe(domain_id, 'demo_operator')
         self.cell = CellView(self.probe)
         self._weld_results = Latest(self.probe, String, '/sim/weld_result', WELD_RESULTS, keep=True)
+        self._located = Latest(self.probe, String, '/cell/part_located', WELD_RESULTS, keep=True)
         self._energy = Latest(self.probe, String, '/cell/energy', LATCHED)
         self._maintenance = Latest(self.probe, String, '/maintenance/state', LATCHED)
         self.fault_s = 0.0
@@ -56,6 +57,11 @@ class DemoRun:
     @property
     def weld_results(self) -> list[dict]:
         return [json.loads(msg.data) for msg in list(self._weld_results.all)]
+
+    @property
+    def located(self) -> list[dict]:
+        """The coordinator's seam search reports, one per part searched."""
+        return [json.loads(msg.data) for msg in list(self._located.all)]
 
     @property
     def energy(self) -> dict | None:
@@ -166,6 +172,7 @@ class DemoRun:
             'weld_quality_pct': quality,
             'weld_quality_per_seam_pct': per_seam,
             'weld_results': weld_results,
+            'seam_finding': seam_finding_kpis(self.located, welds, load_layout()['station']['x']),
         }
         report.update(production_kpis(outcomes, self.run_s, self.fault_s, cycle_lower_bound_s(recipe_id)))
         energy, maintenance = self.energy, self.maintenance
@@ -207,8 +214,11 @@ def cycle_lower_bound_s(recipe_id: str) -> float:
     home_joints = home_positions(layout)
     motion = ArmMotion(arm, layout, recipe.seams, home_joints)
     q = home_joints
-    approach_s = weld_s = lift_s = 0.0
-    for seam in recipe.seams:   # from home to the first seam, then through the air from seam to seam
+    weld_s = lift_s = 0.0
+    search = motion.plan(SEARCH_TARGET, q)   # the first seam's search, from home
+    approach_s = search.duration_s
+    q = list(search.points[-1].positions)
+    for seam in recipe.seams:   # from the search to the first seam, then through the air from seam to seam
         approach = motion.plan('seam_start', q, seam.id)
         weld_path = motion.plan('weld_path', list(approach.points[-1].positions), seam.id)
         approach_s += approach.duration_s

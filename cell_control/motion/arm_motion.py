@@ -29,7 +29,8 @@ from cell_control.motion.weld_path import (PLANNED_WELD_SPEED_MM_S, PathError, W
                                            air_move, base_pose_from_layout, joint_move, part_pose_at_station,
                                            plan_weld)
 
-TARGETS = ('seam_search', 'seam_start', 'weld_path', 'home')
+SEARCH_TARGET = 'seam_search'
+TARGETS = (SEARCH_TARGET, 'seam_start', 'weld_path', 'home')
 AIR_CLEARANCE_M = 0.15           # height above the part's top face of the cross move between two seams
 NEAR_PART_M = 0.10               # a TCP this close above the part (and over it) starts a seam move in the air ...
 SHORT_MOVE_M = 0.05              # ... unless the TCP moves less than this: a joint move that short stays straight
@@ -94,7 +95,7 @@ class ArmMotion:
         limits = self.arm.limits
         if target == 'home':
             points = list(joint_move(q_now, self.home, limits, names).points[1:])
-        elif target == 'seam_search':
+        elif target == SEARCH_TARGET:
             self._place_part(self._programmed_part)   # a new part: the search starts from the program
             try:
                 search = plan_search(self.seams[seam].program, self._programmed_part, self._base_in_world, q_now,

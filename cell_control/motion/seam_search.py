@@ -20,6 +20,7 @@ Public API:
     plan_search(program, part_in_world, base_in_world, q_seed, arm, settings, motion) -> JointTrajectory
     look_points(readings, joint_states, arm, base_in_world, motion) -> list[LookPoint]
     SeamSearch(program, part_in_world, settings).locate(points) -> SeamFix
+    SearchLog: .begin(), .reading(r), .joints(stamp, arm, slide), .take() -> (readings, joint_states)
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ _UP = np.array([0.0, 0.0, 1.0])
 class SearchSettings:
     window_mm: float = 6.0             # each pass runs ± this around the programmed end (fixture: ±3 mm)
     scan_speed_mm_s: float = 25.0      # peak speed of the look point over an end: 0.05 mm between readings
-    traverse_speed_mm_s: float = 250.0  # peak speed along the seam between the two passes
+    traverse_speed_mm_s: float = 400.0  # peak speed along the seam between the two passes
     lift_mm: float = 2.0               # the TCP this high above the seam line while searching
     fit_mm: float = 5.0                # lateral readings this close to an end fix where the seam meets it
     min_readings: int = 20             # fewer valid readings beside an end: not found
@@ -288,3 +289,39 @@ class SeamSearch:
         seam_points = np.array([self._in_program(c[1].seam_point) for c in inside])
         slope, offset = np.polyfit(seam_points[:, 0], seam_points[:, 1], 1)
         return edge, (float(offset), float(slope)), len(inside)
+
+
+class SearchLog:
+    """What a running search saw: the sensor's readings and the joint states, kept for `ArmMotion.locate`.
+
+    Kept only between `begin` and `take` (a search's move), and bounded: a search longer than `max_entries`
+    readings keeps its first ones, which hold both ends.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self.active = False
+        self.readings: list[SensorReading] = []
+        self.joint_states: list[tuple[float, list[float], float]] = []
+
+    def begin(self) -> None:
+        """Start a new search's log (what an interrupted one saw is dropped)."""
+        self.active = True
+        self.readings, self.joint_states = [], []
+
+    def reading(self, reading: SensorReading) -> None:
+        if self.active and len(self.readings) < self.max_entries:
+            self.readings.append(reading)
+
+    def joints(self, stamp_s: float, arm: Sequence[float], cross_slide_m: float) -> None:
+        """Keep a joint state; one not after the last is dropped (`look_points` needs them in time order)."""
+        if self.active and len(self.joint_states) < self.max_entries and (
+                not self.joint_states or stamp_s > self.joint_states[-1][0]):
+            self.joint_states.append((stamp_s, [float(q) for q in arm], float(cross_slide_m)))
+
+    def take(self) -> tuple[list[SensorReading], list[tuple[float, list[float], float]]]:
+        """End the log and return the readings and joint states."""
+        self.active = False
+        readings, joint_states = self.readings, self.joint_states
+        self.readings, self.joint_states = [], []
+        return readings, joint_states

@@ -37,9 +37,9 @@ from std_msgs.msg import Bool, Float64, Header, String
 
 from cell_control.cell.description import expand_xacro, load_layout
 from cell_control.motion.kinematics import load_kinematics
-from cell_control.nodes.common import (ARC_STRUCK_TOPIC, LATCHED, RELIABLE, TCP_FRAME, InputGuard, descriptor,
-                                       diagnostic_array, diagnostic_status, on_clock_back, planar_orientation,
-                                       sensor_data, stamp_to_msg, to_seconds)
+from cell_control.nodes.common import (ARC_STRUCK_TOPIC, CROSS_SLIDE_JOINT, LATCHED, RELIABLE, TCP_FRAME, InputGuard,
+                                       descriptor, diagnostic_array, diagnostic_status, on_clock_back,
+                                       planar_orientation, sensor_data, stamp_to_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.nodes.seam_station_params import configure_station, declare_weld_process
@@ -60,7 +60,6 @@ POSES_QOS = sensor_data(depth=64)
 SWITCH_HEARTBEAT_PERIOD_S = 0.1         # photo-eyes, clamp switch, deck load sensors: on change and at 10 Hz
 DIAGNOSTICS_PERIOD_S = 1.0
 POSES_STALE_S = 0.5                     # sim time without /sim/poses after which the signals are reported stale
-CROSS_SLIDE_JOINT = 'tool_cross_slide_joint'
 JOINT_STATES_QOS = sensor_data(depth=50)   # 1 kHz: a burst of 50 ms is taken whole
 MAX_BRIDGED_STEPS = 1000                # a /joint_states gap up to 1 s is stepped through; longer: start afresh
 

@@ -33,10 +33,10 @@ from cell_control.logistics.agv_navigation import Pose2D, home_pose, world_to_od
 from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.nodes.node_main import run_node
-from cell_control.nodes.common import (ARC_STRUCK_TOPIC, LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC,
-                                       SPEED_SCALING_TYPE, TCP_FRAME, InputGuard, descriptor, diagnostic_array,
-                                       diagnostic_status, planar_orientation, speed_scaling_factor, stamp_to_msg,
-                                       to_seconds)
+from cell_control.nodes.common import (ARC_STRUCK_TOPIC, CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SENSOR_DATA,
+                                       SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE, TCP_FRAME, InputGuard, descriptor,
+                                       diagnostic_array, diagnostic_status, planar_orientation, speed_scaling_factor,
+                                       stamp_to_msg, to_seconds)
 from cell_control.nodes.seam_cloud import seam_to_cloud
 from cell_control.sim.cell_scene import build_cell_model
 from cell_control.sim.commands import command_problem
@@ -394,7 +394,7 @@ class CellSimNode(Node):
         positions, velocities, efforts = self.sim.arm_state()
         msg = JointState()
         msg.header.stamp = header_stamp
-        msg.name = self._arm_joints + ['tool_cross_slide_joint', 'conveyor_belt_joint', 'station_stop_joint']
+        msg.name = self._arm_joints + [CROSS_SLIDE_JOINT, 'conveyor_belt_joint', 'station_stop_joint']
         c, d = self.sim.cell, self.sim.data
         msg.position = positions + [float(d.qpos[c.cross_slide_qpos]), 0.0, float(d.qpos[c.gate_qpos])]
         msg.velocity = velocities + [float(d.qvel[c.cross_slide_dof]), self.sim.belt_speed_m_s, 0.0]

@@ -42,6 +42,7 @@ SPEED_SCALING_TYPE = SpeedScalingFactor if SpeedScalingFactor is not None else F
 # at the seam start), RELIABLE volatile (a latched strike would start the next weld's clock). It ends the weld
 # adjuster's lead-in; both simulation routes publish it from the seam station (docs/simulation_contract.md §4).
 ARC_STRUCK_TOPIC = '/weld_tool/arc_struck'
+CROSS_SLIDE_JOINT = 'tool_cross_slide_joint'   # the weld tool's cross-slide (URDF), in /joint_states
 TCP_FRAME = 'weld_tcp'   # the welding tool's centre point (URDF), the frame of the weld loop's stamped messages
 DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': DiagnosticStatus.ERROR}
 _NANOSECONDS = 1_000_000_000

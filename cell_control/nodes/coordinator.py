@@ -18,8 +18,10 @@ publishes are volatile, so a ros_gz_bridge publisher matches them: docs/simulati
        /handoff/result, /handoff/pickup_request,
        /cell/state (latched JSON snapshot, with the active `recipe`), /diagnostics,
        /cell/recipe_result String (latched): "recipe <id> applied" or "recipe change to '<id>' refused: <why>"
+       /cell/part_located String (latched JSON): where each part's seam search found it (docs/coordinator.md)
   srv  /cell/{start,stop,pause,resume,reset,acknowledge} (std_srvs/Trigger); parameter `mode` switches
-       auto / step / dry_run / manual (refused, with the reason, while the cell runs)
+       auto / step / dry_run / manual (refused, with the reason, while the cell runs); parameter `seam_search`
+       (default true) searches each part's first seam before welding it
   uses /weld_adjuster/start and /weld_adjuster/stop (std_srvs/Trigger)
 """
 from __future__ import annotations
@@ -43,7 +45,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
-from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, ArmMotion, ArmMotionError
+from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, SEARCH_TARGET, ArmMotion, ArmMotionError
 from cell_control.cell.cycle import (Action, ActionKind, CellCoordinator, Command, CommandRefused, CoordinatorTimeouts,
                                      Event, EventKind, Mode)
 from cell_control.cell.description import agv_names, home_positions, load_layout
@@ -54,13 +56,14 @@ from cell_control.logistics.handoff import HandoffError, HandoffServer, HandoffT
 from cell_control.cell.ledger import LedgerError, PartLedger
 from cell_control.cell.recipe import Recipe, load_recipe, recipe_path, weldable
 from cell_control.motion.kinematics import load_kinematics
+from cell_control.motion.seam_search import SearchLog, SeamNotFound, SensorReading
 from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
-from cell_control.nodes.common import (LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE,
-                                       InputGuard, descriptor, diagnostic_array, diagnostic_status, duration_to_msg,
-                                       log, odometry_values, on_clock_back, planar_odometry, speed_scaling_msg,
-                                       to_seconds)
+from cell_control.nodes.common import (CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC,
+                                       SPEED_SCALING_TYPE, InputGuard, descriptor, diagnostic_array, diagnostic_status,
+                                       duration_to_msg, log, odometry_values, on_clock_back, planar_odometry,
+                                       speed_scaling_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -97,7 +100,7 @@ class CoordinatorNode(Node):
         self.core = CellCoordinator(
             self._ledger, HandoffServer(HandoffTimeouts(**{k: timeouts[k] for k in HANDOFF_TIMEOUTS})),
             self._recorder, CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}), self.recipe.id,
-            tuple(seam.id for seam in self.recipe.seams))
+            tuple(seam.id for seam in self.recipe.seams), p['seam_search'])
         self.core.set_mode(Mode(p['mode']), 0.0)
 
         pub = self.create_publisher
@@ -111,6 +114,7 @@ class CoordinatorNode(Node):
         self._pickup_pub = pub(String, '/handoff/pickup_request', RELIABLE)
         self._state_pub = pub(String, '/cell/state', LATCHED)
         self._recipe_result_pub = pub(String, '/cell/recipe_result', LATCHED)
+        self._located_pub = pub(String, '/cell/part_located', LATCHED)
         self._diagnostics_pub = pub(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
@@ -119,6 +123,7 @@ class CoordinatorNode(Node):
         self._conveyor_reset = self.create_client(Trigger, '/conveyor/reset_fault')
         self._adjuster_cleared = False   # see _do_start_weld
         self._waiting_move: Action | None = None   # an arm move asked for while the joint state was not current
+        self._search_log = SearchLog()
 
         sub = self.create_subscription
         sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
@@ -171,12 +176,16 @@ class CoordinatorNode(Node):
         declare('dock_position_tolerance_m', 0.03, descriptor('An AGV this close to a dock pose is docked.',
                                                               0.001, 0.2))
         declare('dock_yaw_tolerance_rad', 0.05, descriptor('... and this well aligned with it.', 0.001, 0.5))
+        declare('seam_search', True, descriptor(
+            'Search the first seam of each part with the laser before welding it, and weld every seam where the '
+            'part was found (a part lies on the fixture within its tolerance); false: weld where the program says.'))
         for name in TIMEOUT_NAMES:
             declare(f'timeouts.{name}', TIMEOUT_DEFAULTS[name], descriptor(
                 f'Timeout {name} of the part cycle (docs/coordinator.md), s.', 0.1, 3600.0))
         values = {name: self.get_parameter(name).value for name in (
             'recipe', 'mode', 'ledger_path', 'records_path', 'belt_speed_m_s', 'home_positions', 'stream_timeout_s',
-            'dock_position_tolerance_m', 'dock_yaw_tolerance_rad', *(f'timeouts.{n}' for n in TIMEOUT_NAMES))}
+            'dock_position_tolerance_m', 'dock_yaw_tolerance_rad', 'seam_search',
+            *(f'timeouts.{n}' for n in TIMEOUT_NAMES))}
         if values['mode'] not in [m.value for m in Mode]:
             raise ValueError(f"mode {values['mode']!r} is not one of {', '.join(m.value for m in Mode)}")
         values['home_positions'] = [float(v) for v in values['home_positions']]
@@ -304,6 +313,9 @@ class CoordinatorNode(Node):
                                                      'velocity': dict(zip(self._joint_names, velocities))}):
             return
         self._joints = (self._now(), positions, velocities)
+        if self._search_log.active:
+            slide_m = msg.position[msg.name.index(CROSS_SLIDE_JOINT)] if CROSS_SLIDE_JOINT in msg.name else 0.0
+            self._search_log.joints(to_seconds(msg.header.stamp), positions, slide_m)
         if self._waiting_move is not None:
             move, self._waiting_move = self._waiting_move, None
             self._do_move_arm(move)
@@ -339,13 +351,16 @@ class CoordinatorNode(Node):
             self._recorder.trace.correction(to_seconds(msg.header.stamp), msg.vector.y * 1000.0)
 
     def _on_features(self, msg: PointCloud2) -> None:
-        if self._recorder.trace is None:
+        if self._recorder.trace is None and not self._search_log.active:
             return
         try:
             sample = cloud_to_seam(msg)
         except ValueError:
             return   # the adjuster refuses and counts malformed samples; the record keeps the last gap
-        if sample.lookahead_valid and self._inputs.finite('/seam/features', {'gap_mm': sample.gap_mm}):
+        if self._search_log.active and self._inputs.finite('/seam/features', {'lateral_mm': sample.lateral_mm}):
+            self._search_log.reading(SensorReading(sample.stamp_s, sample.lookahead_valid, sample.lateral_mm))
+        if self._recorder.trace is not None and sample.lookahead_valid and self._inputs.finite(
+                '/seam/features', {'gap_mm': sample.gap_mm}):
             self._recorder.trace.gap(sample.stamp_s, sample.gap_mm)
 
     def _tick(self) -> None:
@@ -415,6 +430,9 @@ class CoordinatorNode(Node):
         except (ArmMotionError, PathError) as error:
             self._diagnose('ERROR', f'arm move to {action.detail} cannot be planned: {error}')
             return
+        if action.detail == SEARCH_TARGET:   # what the laser sees on the way is the search's
+            self._search_log.begin()
+            self._listen_to_features(True)
         self._set_scaling(self._weld.scaling_for_move(action.detail))
         msg = JointTrajectoryMsg(joint_names=list(trajectory.joint_names))
         for point in trajectory.points:
@@ -431,13 +449,41 @@ class CoordinatorNode(Node):
     def _do_discard_trajectory(self, action: Action) -> None:
         self._motion.discard()
         self._waiting_move = None
+        if self._search_log.active:   # a stopped search starts afresh
+            self._search_log.take()
+            self._listen_to_features(self._recorder.trace is not None)
+
+    def _do_locate_seam(self, action: Action) -> None:
+        """Find the searched seam in what the laser saw; the weld program follows it (`ArmMotion.locate`)."""
+        readings, joint_states = self._search_log.take()
+        self._listen_to_features(self._recorder.trace is not None)
+        report = {'part_id': action.part_id, 'seam': action.seam, 'stamp_s': round(self._now(), 3)}
+        try:
+            fix = self._motion.locate(readings, joint_states)
+        except SeamNotFound as error:
+            report.update(found=False, reason=str(error))
+            event = Event(EventKind.SEAM_LOCATED, action.part_id, flag=False, reason=str(error))
+        else:
+            report.update(found=True, **fix.as_dict())
+            event = Event(EventKind.SEAM_LOCATED, action.part_id, flag=True, reason=(
+                f'seam {action.seam} found, the part lies {fix.x_mm:+.2f} mm, {fix.y_mm:+.2f} mm, '
+                f'{fix.yaw_deg:+.3f} deg off the datum ({fix.readings} readings); welding it there'))
+        self._located_pub.publish(String(data=json.dumps(report)))
+        self._event(event)
+
+    def _listen_to_features(self, on: bool) -> None:
+        """Subscribe to the 500 Hz /seam/features only while a search or a weld needs them."""
+        if on and self._features is None:
+            self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
+                                                      SENSOR_DATA)
+        elif not on and self._features is not None:
+            self.destroy_subscription(self._features)
+            self._features = None
 
     def _do_start_weld(self, action: Action) -> None:
         self._weld.start(arc=action.detail == 'arc_on')
         self._recorder.begin(action.part_id, action.seam)
-        if self._features is None:   # 500 Hz: subscribed only while a weld needs its gap readings
-            self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
-                                                      SENSOR_DATA)
+        self._listen_to_features(True)
         if self._weld.arc:
             length_mm = self._motion.seams[action.seam].length_mm
             if self._adjuster_cleared:
@@ -478,9 +524,7 @@ class CoordinatorNode(Node):
         self._arc_pub.publish(Bool(data=False))
         self._weld.stop()
         self._set_scaling(1.0)
-        if self._features is not None:
-            self.destroy_subscription(self._features)
-            self._features = None
+        self._listen_to_features(self._search_log.active)
 
     def _stop_predecessor_weld(self) -> None:
         """End the weld a killed predecessor left in the adjuster, once its stop service is discovered.

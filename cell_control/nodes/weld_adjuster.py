@@ -10,7 +10,8 @@ and the same correction as the weld tool's cross-slide position set-point (the s
 position in m, unstamped as gz JointPositionController takes it; docs/simulation_contract.md):
     /weld_tool/cross_slide    Float64         m
 The slide command is published here, not by the coordinator: it is the 500 Hz loop's output, one per sample,
-and a hop through the 10 Hz sequencer would only add latency.
+and a hop through the 10 Hz sequencer would only add latency. When a weld stops, the slide is sent back to 0:
+the next weld starts centred, as DESIGN §6 has it.
 /weld/adjuster_fault (String, latched): '' when clear, else the fault name: the core's (SEAM_LOST) or
 SENSOR_STALE when no sample arrived for `stale_timeout_s`; then the last setpoint is held and republished
 (stamped with the node's clock, as it answers no sample) until samples return.
@@ -209,6 +210,9 @@ class WeldAdjusterNode(Node):
         self._adjuster = None
         self._silence = None
         self._watchdog_timer.cancel()
+        # The next weld starts with the slide centred (u = 0, DESIGN §6): one that stayed where this weld ended
+        # would offset the next lead-in's look-ahead readings by that much.
+        self._cross_slide_pub.publish(Float64(data=0.0))
         self._set_fault('')
         response.success, response.message = True, f'weld stopped at tool s = {tool_s_mm:.1f} mm'
         self.get_logger().info(response.message)

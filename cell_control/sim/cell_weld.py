@@ -107,6 +107,7 @@ class CellWeldRig:
             sim.arc_on = True
             self._weld_loop(sim, motion, profile, seed + k, len(sim.weld_results) + 1)
             _run_until(sim, lambda: motion.reached(*sim.arm_state()[:2]), MOVE_TIMEOUT_S, 'the end of the weld path')
+            sim.weld_controls.correction_mm = 0.0   # the adjuster centres the slide as it stops the weld
         return sim.weld_results
 
     @staticmethod

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from cell_control.cell.energy import arc_energy_j
-from cell_control.sim.virtual_sensors import (Pose, SeamPlacement, SeamSensor, ToolChain, WeldArc, seam_across_mm,
-                                              seam_coordinates, seam_in_world, sensor_view)
+from cell_control.sim.virtual_sensors import (Pose, SeamPlacement, SeamSensor, ToolChain, WeldArc, planar,
+                                              seam_across_mm, seam_coordinates, seam_in_world, sensor_view)
 from cell_control.sim.weld_process import (NOMINAL_CORRECTION_MM, NOMINAL_FORCE_N, NOMINAL_SPEED_MM_S, STEP_S,
                                            WeldProcess)
 from cell_control.weld.seam_measurement import SeamMeasurement
@@ -50,6 +50,7 @@ class SeamStation:
         self.strikes: list[float] = []              # times the arc struck since the caller last took them
         self._arc = WeldArc()
         self._sensor = SeamSensor(seed)
+        self._weld_pose: Pose | None = None   # the welded part's world pose at the weld's last step
 
     @property
     def weld(self) -> WeldProcess | None:
@@ -102,7 +103,8 @@ class SeamStation:
             if part not in parts():
                 self._finish_weld(time_s, 'the part left the station during the weld')
             else:
-                start, direction = seam_in_world(self.placements[seam], pose_of(part))
+                self._weld_pose = pose_of(part)
+                start, direction = seam_in_world(self.placements[seam], self._weld_pose)
                 s_mm = seam_coordinates(tcp_m, start, direction)[0]
                 slide_mm = 1000.0 * cross_slide_m   # the offsets are the seam line's from the arm's own path
                 controls = self.controls
@@ -111,6 +113,8 @@ class SeamStation:
                                      sensor_view(tcp_m, tool_x, start, direction).across_mm + slide_mm)
                 last = arc.process.last
                 self.cross_slide_target_m = (last.correction_mm if last else 0.0) / 1000.0
+        if arc.process is None:   # between welds the slide's drive follows its set-point (the adjuster centres it)
+            self.cross_slide_target_m = self.controls.correction_mm / 1000.0
         reading = self._sensor.tick(time_s, sample, lambda: (
             (placement, sensor_view(tcp_m, tool_x, start, direction)) for _, placement, start, direction in seams()))
         if reading is not None:
@@ -131,11 +135,16 @@ class SeamStation:
         part, seam = self._arc.part if self._arc.part is not None else (None, None)
         weld = self._arc.finish()
         metrics = weld.metrics()
+        pose = planar(*self._weld_pose) if self._weld_pose is not None else None
+        self._weld_pose = None
         self.results.append({
             'part': str(part), 'seam': weld.seam.name, 'seam_index': seam, 'end_time_s': round(time_s, 3),
             'seam_length_mm': weld.seam.length_mm, 'welded_mm': round(weld.s_mm, 2),
             'arc_time_s': round(weld.t_s, 3), 'arc_energy_j': round(arc_energy_j(weld.t_s, weld.power_drift), 1),
-            'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()}})
+            'interrupted': interrupted, **{k: _json_number(v) for k, v in vars(metrics).items()},
+            # where the part lay (ground truth: what the seam search found is judged against it)
+            'part_pose': None if pose is None else {'x_m': round(pose.x, 6), 'y_m': round(pose.y, 6),
+                                                    'yaw_rad': round(pose.yaw, 7)}})
 
 
 class JointStream:
