@@ -764,13 +764,18 @@ def test_a_part_that_never_reaches_the_belt_from_the_inbound_deck_is_a_jam(tmp_p
     assert cell.ledger.state('P1') is PartState.ON_INBOUND_AGV
 
 
-def test_with_the_search_each_part_is_searched_after_clamping_and_welded_where_it_was_found(tmp_path):
-    """Issue 10, point 6: the first seam is searched once per part; every seam is welded after it."""
-    cell = Cell(tmp_path / 'l.db', seams=TWO_SEAMS, search=True)
+def _clamped_with_search(tmp_path, seams=('seam',)):
+    """A searching coordinator whose first part P1 was just clamped; returns it and the clamp's actions."""
+    cell = Cell(tmp_path / 'l.db', seams=seams, search=True)
     cell.cmd(Command.START)
     cell.load('P1')
     cell.ev(E.STATION_EYE, flag=True)
-    clamped = cell.ev(E.CLAMP_CLOSED)
+    return cell, cell.ev(E.CLAMP_CLOSED)
+
+
+def test_with_the_search_each_part_is_searched_after_clamping_and_welded_where_it_was_found(tmp_path):
+    """Issue 10, point 6: the first seam is searched once per part; every seam is welded after it."""
+    cell, clamped = _clamped_with_search(tmp_path, TWO_SEAMS)
     assert [(a.kind, a.detail, a.seam) for a in clamped if a.kind is A.MOVE_ARM] == [
         (A.MOVE_ARM, 'seam_search', 'seam_a')]
     assert cell.coord.snapshot().stage is Stage.SEARCH
@@ -792,11 +797,7 @@ def test_with_the_search_each_part_is_searched_after_clamping_and_welded_where_i
 
 
 def test_a_seam_that_is_not_found_sends_the_part_to_rework_unwelded_with_the_reason(tmp_path):
-    cell = Cell(tmp_path / 'l.db', search=True)
-    cell.cmd(Command.START)
-    cell.load('P1')
-    cell.ev(E.STATION_EYE, flag=True)
-    cell.ev(E.CLAMP_CLOSED)
+    cell, _ = _clamped_with_search(tmp_path)
     cell.ev(E.ARM_AT_GOAL)
     why = 'seam start not found: the laser saw no joint within ±6 mm of its programmed place'
     out = cell.ev(E.SEAM_LOCATED, part_id='P1', flag=False, reason=why)
@@ -813,11 +814,7 @@ def test_a_seam_that_is_not_found_sends_the_part_to_rework_unwelded_with_the_rea
 
 
 def test_a_stop_during_the_search_searches_again_from_where_the_arm_stopped(tmp_path):
-    cell = Cell(tmp_path / 'l.db', search=True)
-    cell.cmd(Command.START)
-    cell.load('P1')
-    cell.ev(E.STATION_EYE, flag=True)
-    cell.ev(E.CLAMP_CLOSED)
+    cell, _ = _clamped_with_search(tmp_path)
     stop = cell.cmd(Command.STOP)
     assert A.DISCARD_TRAJECTORY in cell.kinds(stop) and cell.ledger.state('P1') is PartState.AT_STATION
     assert cell.ev(E.SEAM_LOCATED, part_id='P1', flag=True, reason='late') == []   # a stopped cell finds nothing
@@ -827,11 +824,7 @@ def test_a_stop_during_the_search_searches_again_from_where_the_arm_stopped(tmp_
 
 
 def test_a_search_that_does_not_finish_in_time_faults_the_cell(tmp_path):
-    cell = Cell(tmp_path / 'l.db', search=True)
-    cell.cmd(Command.START)
-    cell.load('P1')
-    cell.ev(E.STATION_EYE, flag=True)
-    cell.ev(E.CLAMP_CLOSED)
+    cell, _ = _clamped_with_search(tmp_path)
     cell.t += CoordinatorTimeouts().search_s
     out = cell.ev(E.TICK)
     assert cell.coord.state is CellState.FAULT

@@ -1,7 +1,10 @@
 """The arm's moves for the part cycle, planned from the current joints and judged from the joint states.
 
-The coordinator asks for a target ('seam_start', 'weld_path', 'home') of one of the recipe's seams; every plan
-starts from the joint state measured now, so after any stop the old trajectory is simply never sent again.
+The coordinator asks for a target ('seam_search', 'seam_start', 'weld_path', 'home') of one of the recipe's seams;
+every plan starts from the joint state measured now, so after any stop the old trajectory is simply never sent
+again. 'seam_search' scans the seam's ends with the laser (`motion.seam_search`) on the part as programmed;
+`locate` then finds the part in what the laser saw, and every later plan of the part's seams is on the part where
+it was found (the next search starts from the program again).
 'seam_start' ends at rest at the run-up start, a few mm before the seam start on its line, so that the weld path
 crosses the seam start at the travel speed (the process model starts at speed). Between two seams of a part the
 torch is just above the part: 'seam_start' then goes through the air, straight up to `AIR_CLEARANCE_M` above the

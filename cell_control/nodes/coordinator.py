@@ -60,14 +60,15 @@ from cell_control.motion.seam_search import SearchLog, SeamNotFound, SensorReadi
 from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
-from cell_control.nodes.common import (CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SENSOR_DATA, SPEED_SCALING_TOPIC,
+from cell_control.nodes.common import (CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SPEED_SCALING_TOPIC,
                                        SPEED_SCALING_TYPE, InputGuard, descriptor, diagnostic_array, diagnostic_status,
                                        duration_to_msg, log, odometry_values, on_clock_back, planar_odometry,
-                                       speed_scaling_msg, to_seconds)
+                                       sensor_data, speed_scaling_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
 TICK_PERIOD_S = 0.1
+FEATURES_QUEUE = 250   # /seam/features samples (0.5 s at 500 Hz) kept for a coordinator busy with other messages
 DEVICE_COMMANDS = frozenset({ActionKind.START_BELT, ActionKind.STOP_BELT, ActionKind.RAISE_GATE, ActionKind.LOWER_GATE,
                              ActionKind.CLAMP, ActionKind.UNCLAMP})   # logged: the cell's device trace
 STATE_PERIOD_S = 1.0
@@ -473,9 +474,9 @@ class CoordinatorNode(Node):
 
     def _listen_to_features(self, on: bool) -> None:
         """Subscribe to the 500 Hz /seam/features only while a search or a weld needs them."""
-        if on and self._features is None:
+        if on and self._features is None:   # a deep queue: a sample lost at a seam end moves the end found
             self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
-                                                      SENSOR_DATA)
+                                                      sensor_data(FEATURES_QUEUE))
         elif not on and self._features is not None:
             self.destroy_subscription(self._features)
             self._features = None
