@@ -181,3 +181,84 @@ def test_in_the_gazebo_route_the_node_streams_the_seam_and_scores_the_weld_from_
     assert weld_path_s < to_seconds(strikes[0].stamp) < min(welding[0].stamp_s, weld_path_s + 1.0)
     output = node_processes.tail('cell_sensors')
     assert 'Traceback' not in output
+
+
+def test_in_the_gazebo_route_the_seam_search_finds_a_part_off_the_datum_from_the_nodes_stream(
+        node_processes, probe, tmp_path) -> None:
+    """Issue 10, point 6 on the Gazebo route: the test plays gz through the search; the coordinator's finding runs.
+
+    1 kHz /joint_states along the planned search, the part turned and moved off the datum on /sim/poses; what
+    `cell_sensors` streams on /seam/features goes to `ArmMotion.locate` as the coordinator gives it.
+    """
+    from sensor_msgs.msg import JointState, PointCloud2
+
+    from cell_control.cell.recipe import load_recipe, recipe_path
+    from cell_control.motion.arm_motion import SEARCH_TARGET, ArmMotion
+    from cell_control.motion.kinematics import load_kinematics
+    from cell_control.motion.seam_search import SensorReading
+    from cell_control.motion.trajectory import TrajectoryFollower
+    from cell_control.nodes.common import stamp_to_msg
+    from cell_control.nodes.seam_cloud import cloud_to_seam
+    from cell_control.weld.seam_measurement import LOOKAHEAD_VALID
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    # A 100 mm seam on the bracket's centre line, its ends on the program (the search's assumption).
+    (tmp_path / 'short.csv').write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0.5,0.1,0\n50,0.7,0.1,0.3\n'
+                                        '100,0.5,0.1,0\n')
+    bracket = tmp_path / 'short_bracket.yaml'
+    text = recipe_path('bracket').read_text()
+    for old, new in (('bracket_seam_a.csv', 'short.csv'), ('[-0.25, 0.0, 0.08]', '[-0.05, 0.0, 0.08]'),
+                     ('[0.25, 0.0, 0.08]', '[0.05, 0.0, 0.08]')):
+        text = text.replace(old, new)
+    bracket.write_text(text)
+    node_processes.start_node('cell_sensors', 'seam_sensor:=true', f'recipe:={bracket}', 'seed:=5')
+    kinematics = load_kinematics()
+    recipe = load_recipe(bracket)
+    home = LAYOUT['arm']['home_joint_positions']
+    motion = ArmMotion(kinematics, LAYOUT, recipe.seams, home)
+    search = motion.plan(SEARCH_TARGET, home)
+    follower = TrajectoryFollower(6)
+
+    samples = []
+    probe.node.create_subscription(PointCloud2, '/seam/features', lambda m: samples.append(cloud_to_seam(m)),
+                                   QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT))
+    joints = probe.node.create_publisher(JointState, '/joint_states', RELIABLE)
+    poses = probe.node.create_publisher(Odometry, '/sim/poses', RELIABLE)
+    dx, dy, yaw = 0.0021, -0.0016, math.radians(0.8)
+    part = pose('part_1', LAYOUT['station']['x'] + dx, dy, LAYOUT['conveyor']['belt_top_z'])
+    part.pose.pose.orientation.z, part.pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+    wait_for(lambda: joints.get_subscription_count() and poses.get_subscription_count(), TIMEOUT_S,
+             'the node subscribed')
+    names = list(kinematics.joint_names) + ['tool_cross_slide_joint']
+    played: list[tuple[float, list[float], float]] = []
+    step = 0
+
+    def publish(positions) -> None:
+        nonlocal step
+        step += 1
+        stamp_s = 100.0 + step * 0.001
+        msg = JointState(name=names, position=[float(p) for p in positions] + [0.0])
+        msg.header.stamp = stamp_to_msg(stamp_s)
+        joints.publish(msg)
+        played.append((stamp_s, [float(p) for p in positions], 0.0))
+        if step % 20 == 0:   # the part, at /sim/poses' 50 Hz
+            poses.publish(part)
+
+    # At home until the node streams (nothing in view there), then the whole search move.
+    wait_for(lambda: (publish(home), bool(samples))[1], TIMEOUT_S, 'the node streaming', poll_s=0.001)
+    follower.start(search, list(home), [0.0] * 6)
+
+    def searched() -> bool:
+        follower.advance(0.001, 1.0)
+        reference = follower.reference()
+        publish(reference[0] if reference else search.points[-1].positions)
+        return follower.finished
+    wait_for(searched, 120.0, 'the search played', poll_s=0.001)
+    for _ in range(50):   # a little longer, so the last samples arrive
+        publish(search.points[-1].positions)
+    assert sum(1 for s in samples if s.flags & LOOKAHEAD_VALID) > 100, 'the laser never saw the seam'
+    readings = [SensorReading(s.stamp_s, s.lookahead_valid, s.lateral_mm) for s in samples]
+    fix = motion.locate(readings, played)
+    assert fix.x_mm == pytest.approx(1000 * dx, abs=0.3) and fix.y_mm == pytest.approx(1000 * dy, abs=0.3)
+    assert fix.yaw_deg == pytest.approx(math.degrees(yaw), abs=0.1)
+    assert 'Traceback' not in node_processes.tail('cell_sensors')
