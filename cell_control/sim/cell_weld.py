@@ -4,6 +4,7 @@ Public API:
     CellWeldRig()   the cell model, built once; each weld clamps a part at the station of a fresh simulation
     CellWeldRig.weld(seam, power_drift=0.0, seed=0) -> dict   the process model's score of the weld (the
         keys of `CellSimulation.weld_results`)
+    CellWeldRig.search(recipe, placement) -> SeamFix   the coordinator's seam search alone, on a placed part
     CellWeldRig.weld_recipe(recipe, power_drift=0.0, seed=0) -> list[dict]   every seam of a part, in order,
         with the arm's air moves between them; seam k welded with process seed `seed + k`
     Both take `placement` (where the clamp locates the part off the datum) and `search` (find the seam first,
@@ -81,6 +82,13 @@ class CellWeldRig:
         """Weld every seam of `recipe` in its order on one part; return each seam's score (`weld_part`)."""
         return self.weld_part(recipe.seams, [load_seam_csv(seam.seam_file) for seam in recipe.seams], power_drift,
                               seed, placement, search)
+
+    def search(self, recipe: Recipe, placement: Planar) -> SeamFix:
+        """Search the first seam of a part of `recipe` clamped at `placement` off the datum; SeamNotFound if not."""
+        sim = self._clamped_part_cell(placement)
+        sim.seam_placements = [SeamPlacement(load_seam_csv(seam.seam_file), seam.program.points_m[0],
+                                             seam.program.points_m[-1]) for seam in recipe.seams]
+        return self._search(sim, ArmMotion(self.kinematics, self.layout, recipe.seams, HOME), recipe.seams[0].id)
 
     def weld_part(self, seams: Sequence[SeamRecipe], profiles: Sequence[SeamProfile], power_drift: float,
                   seed: int, placement: Planar = ON_DATUM, search: bool = False) -> list[dict]:
