@@ -15,8 +15,8 @@ import pytest
 
 from cell_control.cell.description import load_layout
 from cell_control.motion.kinematics import load_kinematics
-from cell_control.motion.seam_search import (LOOKAHEAD_MM, LookPoint, SearchSettings, SeamNotFound, SeamSearch,
-                                             SensorReading, look_points, plan_search)
+from cell_control.motion.seam_search import (LOOKAHEAD_MM, LookPoint, SearchLog, SearchSettings, SeamNotFound,
+                                             SeamSearch, SensorReading, look_points, plan_search)
 from cell_control.motion.weld_path import (SeamProgram, WeldMotionSettings, base_pose_from_layout,
                                            part_pose_at_station)
 
@@ -197,3 +197,27 @@ def test_the_seam_finding_benchmark_searches_placed_parts_in_the_mujoco_cell_and
     for recipe in figures.values():
         assert recipe['searched'] == 1 and recipe['not_found'] == 0
         assert recipe['position_mm'][2] <= 0.3 and recipe['yaw_deg'][2] <= 0.1
+
+
+def test_the_search_log_keeps_only_a_running_searchs_finite_readings_and_joint_states_in_time_order():
+    log = SearchLog(max_entries=3)
+    log.reading(SensorReading(1.0, True, 0.1))
+    log.joints(1.0, [0.0] * 6, 0.0)
+    assert log.readings == [] and log.joint_states == []            # no search running
+    log.begin()
+    log.reading(SensorReading(1.0, True, 0.1))
+    log.reading(SensorReading(1.002, True, math.nan))               # a valid reading must place the joint
+    log.reading(SensorReading(1.004, False, 0.0))
+    log.joints(1.0, [0.0] * 6, 0.0)
+    log.joints(1.0, [0.1] * 6, 0.0)                                 # not after the last: dropped
+    log.joints(1.01, [0.1] * 5 + [math.inf], 0.0)                   # not finite: dropped
+    log.joints(1.02, [0.2] * 6, math.nan)
+    log.joints(1.03, [0.3] * 6, 0.001)
+    for k in range(5):
+        log.joints(1.04 + k, [0.4] * 6, 0.0)                        # bounded: the first ones are kept
+    readings, states = log.take()
+    assert [r.stamp_s for r in readings] == [1.0, 1.004]
+    assert [s[0] for s in states] == [1.0, 1.03, 1.04] and states[1] == (1.03, [0.3] * 6, 0.001)
+    assert not log.active and log.take() == ([], [])
+    log.begin()                                                     # a new search starts empty
+    assert log.readings == [] and log.joint_states == []

@@ -310,12 +310,14 @@ class SearchLog:
         self.readings, self.joint_states = [], []
 
     def reading(self, reading: SensorReading) -> None:
-        if self.active and len(self.readings) < self.max_entries:
+        if self.active and len(self.readings) < self.max_entries and math.isfinite(reading.stamp_s) and (
+                not reading.valid or math.isfinite(reading.lateral_mm)):
             self.readings.append(reading)
 
     def joints(self, stamp_s: float, arm: Sequence[float], cross_slide_m: float) -> None:
-        """Keep a joint state; one not after the last is dropped (`look_points` needs them in time order)."""
-        if self.active and len(self.joint_states) < self.max_entries and (
+        """Keep a joint state; one not after the last, or not finite, is dropped (`look_points` needs them in order)."""
+        values = [stamp_s, cross_slide_m, *arm]
+        if self.active and len(self.joint_states) < self.max_entries and all(math.isfinite(v) for v in values) and (
                 not self.joint_states or stamp_s > self.joint_states[-1][0]):
             self.joint_states.append((stamp_s, [float(q) for q in arm], float(cross_slide_m)))
 
