@@ -30,6 +30,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, Float64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from cell_control.nodes.common import SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE, speed_scaling_factor  # noqa: E402
 from cell_control.nodes.weld_adjuster import DRIFT_TOPIC  # noqa: E402
@@ -62,7 +63,9 @@ class Cell:
         self.belt_command: list[float] = []
         self.drift_estimates: list[float] = []   # the adjuster publishes one as each weld is stopped
         self.located: list[dict] = []           # the coordinator's seam search reports
+        self.seam_markers: list[MarkerArray] = []
         node = self.node
+        node.create_subscription(MarkerArray, '/cell/seam_markers', self.seam_markers.append, LATCHED)
         node.create_subscription(String, '/cell/part_located', lambda m: self.located.append(json.loads(m.data)),
                                  LATCHED)
         node.create_subscription(String, '/cell/state', self._on_state, LATCHED)
@@ -288,7 +291,7 @@ def test_a_conveyor_jam_faults_the_cell_and_is_recovered_without_costing_the_nex
 def test_a_part_whose_seam_is_not_found_goes_to_rework_unwelded_and_the_cell_goes_on(cell):
     """Issue 10, point 6: a seam that cannot be found sends the part to rework with a clear reason."""
     start(cell)
-    cell.wait('the seam search report', lambda: cell.located)
+    cell.wait('the seam search report', lambda: cell.located and cell.seam_markers)
     report = cell.located[0]
     assert report['found'] is False and report['part_id'] == 'P-T-1'
     assert report['reason'].startswith('seam start not found'), report
@@ -296,6 +299,10 @@ def test_a_part_whose_seam_is_not_found_goes_to_rework_unwelded_and_the_cell_goe
     states, invariant = cell.ledger()
     assert invariant and cell.state['state'] == 'running'
     assert True not in cell.arc, 'the arc was never switched on'
+    # RViz's seams: the part was not found, so it is welded (would be) where programmed.
+    markers = {m.ns: m for m in cell.seam_markers[-1].markers}
+    assert set(markers) == {'programmed', 'welded'} and markers['welded'].points == markers['programmed'].points
+    assert len(markers['programmed'].points) == 2 and markers['programmed'].header.frame_id == 'world'
 
 
 @pytest.mark.parametrize('cell', [(1, {})], indirect=True)

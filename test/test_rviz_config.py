@@ -13,7 +13,9 @@ def displays() -> dict[str, dict]:
     with open(share_dir() / 'config' / 'cell.rviz', encoding='utf-8') as stream:
         config = yaml.safe_load(stream)
     assert config['Visualization Manager']['Global Options']['Fixed Frame'] == 'world'
-    return {d['Class']: d for d in config['Visualization Manager']['Displays']}
+    # by class; the marker displays by class and topic
+    return {d['Class'] + ('@' + d['Topic']['Value'] if d['Class'].endswith('MarkerArray') else ''): d
+            for d in config['Visualization Manager']['Displays']}
 
 
 def test_robot_model_reads_the_latched_description(displays):
@@ -25,7 +27,10 @@ def test_robot_model_reads_the_latched_description(displays):
 
 def test_markers_and_seam_cloud_use_the_cell_topics(displays):
     # /cell/markers is the MuJoCo node's display topic (no simulation contract topic: not bridgeable)
-    assert displays['rviz_default_plugins/MarkerArray']['Topic']['Value'] == '/cell/markers'
+    assert 'rviz_default_plugins/MarkerArray@/cell/markers' in displays
+    # The coordinator's seams, programmed and as welded after the seam search: latched, so RViz gets the last ones.
+    seams = displays['rviz_default_plugins/MarkerArray@/cell/seam_markers']['Topic']
+    assert seams['Durability Policy'] == 'Transient Local' and seams['Reliability Policy'] == 'Reliable'
     types = {topic.name: topic.ros_type for topic in sensor_topics()}
     cloud = displays['rviz_default_plugins/PointCloud2']
     assert types[cloud['Topic']['Value']] == 'sensor_msgs/msg/PointCloud2'

@@ -221,3 +221,25 @@ def test_the_search_log_keeps_only_a_running_searchs_finite_readings_and_joint_s
     assert not log.active and log.take() == ([], [])
     log.begin()                                                     # a new search starts empty
     assert log.readings == [] and log.joint_states == []
+
+
+def test_the_arm_welds_every_seam_where_the_part_was_found_and_shows_both_for_rviz():
+    from cell_control.cell.recipe import load_recipe, recipe_path
+    from cell_control.motion.arm_motion import ArmMotion
+    recipe = load_recipe(recipe_path('frame_rail'))
+    home = LAYOUT['arm']['home_joint_positions']
+    motion = ArmMotion(load_kinematics(), LAYOUT, recipe.seams, home)
+    lines = motion.seam_lines()
+    assert lines['welded'] == lines['programmed'] and len(lines['programmed']) == 2
+    start = PART @ np.append(recipe.seams[1].program.points_m[0], 1.0)
+    assert lines['programmed'][1][0] == pytest.approx(tuple(start[:3]))
+    fix = SeamSearch(recipe.seams[0].program, PART).locate(
+        readings_along(placed(0.002, -0.001, math.radians(0.5)), search_passes(recipe.seams[0].program.length_mm),
+                       noise_mm=0.0))
+    motion.place(fix)
+    moved = motion.seam_lines()
+    true_start = placed(0.002, -0.001, math.radians(0.5)) @ np.append(recipe.seams[1].program.points_m[0], 1.0)
+    assert moved['welded'][1][0] == pytest.approx(tuple(true_start[:3]), abs=1e-4)   # the second seam follows
+    assert moved['programmed'] == lines['programmed']
+    motion.plan('seam_search', home)            # the next part's search starts from the program again
+    assert motion.seam_lines()['welded'] == lines['programmed']

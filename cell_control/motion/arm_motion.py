@@ -139,8 +139,26 @@ class ArmMotion:
             raise SeamNotFound('no search was run for this part')
         points = look_points(readings, joint_states, self.arm, self._base_in_world, self.settings)
         fix = SeamSearch(self.seams[self._searched].program, self._programmed_part, self.search).locate(points)
-        self._place_part(fix.correction @ self._programmed_part)
+        self.place(fix)
         return fix
+
+    def place(self, fix: SeamFix) -> None:
+        """Weld every seam of the part where `fix` puts it (what a search found, or another locating device)."""
+        self._place_part(fix.correction @ self._programmed_part)
+
+    def seam_lines(self) -> dict[str, list[tuple[tuple[float, ...], tuple[float, ...]]]]:
+        """Each seam of the part as a line in the world (start, end), as programmed and where it is welded.
+
+        'programmed': on the part at the fixture datum; 'welded': on the part where the last search found it (the
+        same as programmed before any search). For RViz, so the search can be seen.
+        """
+        def at(part: np.ndarray, point: Sequence[float]) -> tuple[float, ...]:
+            return tuple(float(v) for v in (part @ np.append(point, 1.0))[:3])
+
+        def lines(part: np.ndarray) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+            return [(at(part, seam.program.points_m[0]), at(part, seam.program.points_m[-1]))
+                    for seam in self.seams.values()]
+        return {'programmed': lines(self._programmed_part), 'welded': lines(self._part_in_world)}
 
     def _place_part(self, part_in_world: np.ndarray) -> None:
         """Weld the part where it lies (the programmed pose, or where the search found it)."""

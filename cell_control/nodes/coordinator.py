@@ -19,6 +19,7 @@ publishes are volatile, so a ros_gz_bridge publisher matches them: docs/simulati
        /cell/state (latched JSON snapshot, with the active `recipe`), /diagnostics,
        /cell/recipe_result String (latched): "recipe <id> applied" or "recipe change to '<id>' refused: <why>"
        /cell/part_located String (latched JSON): where each part's seam search found it (docs/coordinator.md)
+       /cell/seam_markers MarkerArray (latched): the part's seams as programmed (grey) and as welded (green)
   srv  /cell/{start,stop,pause,resume,reset,acknowledge} (std_srvs/Trigger); parameter `mode` switches
        auto / step / dry_run / manual (refused, with the reason, while the cell runs); parameter `seam_search`
        (default true) searches each part's first seam before welding it
@@ -32,7 +33,7 @@ from time import monotonic
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import TwistStamped, Vector3Stamped, WrenchStamped
+from geometry_msgs.msg import Point, TwistStamped, Vector3Stamped, WrenchStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
@@ -44,6 +45,7 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
 
 from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, SEARCH_TARGET, ArmMotion, ArmMotionError
 from cell_control.cell.cycle import (Action, ActionKind, CellCoordinator, Command, CommandRefused, CoordinatorTimeouts,
@@ -66,8 +68,10 @@ from cell_control.nodes.common import (CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SPE
                                        sensor_data, speed_scaling_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
+from cell_control.sim.interface import WORLD_FRAME
 
 TICK_PERIOD_S = 0.1
+SEAM_MARKER_WIDTH_M = 0.002
 FEATURES_QUEUE = 250   # /seam/features samples (0.5 s at 500 Hz) kept for a coordinator busy with other messages
 DEVICE_COMMANDS = frozenset({ActionKind.START_BELT, ActionKind.STOP_BELT, ActionKind.RAISE_GATE, ActionKind.LOWER_GATE,
                              ActionKind.CLAMP, ActionKind.UNCLAMP})   # logged: the cell's device trace
@@ -116,6 +120,7 @@ class CoordinatorNode(Node):
         self._state_pub = pub(String, '/cell/state', LATCHED)
         self._recipe_result_pub = pub(String, '/cell/recipe_result', LATCHED)
         self._located_pub = pub(String, '/cell/part_located', LATCHED)
+        self._seam_markers_pub = pub(MarkerArray, '/cell/seam_markers', LATCHED)
         self._diagnostics_pub = pub(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
@@ -470,7 +475,24 @@ class CoordinatorNode(Node):
                 f'seam {action.seam} found, the part lies {fix.x_mm:+.2f} mm, {fix.y_mm:+.2f} mm, '
                 f'{fix.yaw_deg:+.3f} deg off the datum ({fix.readings} readings); welding it there'))
         self._located_pub.publish(String(data=json.dumps(report)))
+        self._seam_markers_pub.publish(self._seam_markers())
         self._event(event)
+
+    def _seam_markers(self) -> MarkerArray:
+        """Return the part's seams for RViz: grey where programmed, green where the search found the part."""
+        markers = MarkerArray()
+        stamp = self.get_clock().now().to_msg()
+        for marker_id, (namespace, rgb) in enumerate((('programmed', (0.6, 0.6, 0.6)), ('welded', (0.1, 0.9, 0.2)))):
+            marker = Marker(ns=namespace, id=marker_id, type=Marker.LINE_LIST, action=Marker.ADD)
+            marker.header.stamp, marker.header.frame_id = stamp, WORLD_FRAME
+            marker.pose.orientation.w = 1.0
+            marker.scale.x = SEAM_MARKER_WIDTH_M
+            marker.color.r, marker.color.g, marker.color.b, marker.color.a = (*rgb, 1.0)
+            for start, end in self._motion.seam_lines()[namespace]:
+                for x, y, z in (start, end):   # just above the seam, so the part's top face does not hide it
+                    marker.points.append(Point(x=x, y=y, z=z + SEAM_MARKER_WIDTH_M))
+            markers.markers.append(marker)
+        return markers
 
     def _listen_to_features(self, on: bool) -> None:
         """Subscribe to the 500 Hz /seam/features only while a search or a weld needs them."""
