@@ -18,6 +18,7 @@ from ament_index_python.packages import get_package_share_directory, PackageNotF
 
 PACKAGE = 'cell_control'
 SIM_BACKENDS = ('mujoco', 'gazebo', 'none')
+WORLD_FRAME = 'world'      # the ROS root frame (REP-105's fixed frame of the cell); /sim/poses are in it
 
 # A free-text argument must look like this: it ends up in link, joint and topic names.
 _NAME_FRAGMENT = re.compile(r'[A-Za-z0-9_]*\Z')

@@ -50,7 +50,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, SEARCH_TARGET, ArmMotion, ArmMotionError
 from cell_control.cell.cycle import (Action, ActionKind, CellCoordinator, Command, CommandRefused, CoordinatorTimeouts,
                                      Event, EventKind, Mode)
-from cell_control.cell.description import agv_names, home_positions, load_layout
+from cell_control.cell.description import WORLD_FRAME, agv_names, home_positions, load_layout
 from cell_control.cell.signals import SwitchEdges, parse_part_id, rollers_running
 from cell_control.cell.weld_supervision import WeldSupervisor, fresh
 from cell_control.logistics.docking import DockWatch
@@ -68,7 +68,6 @@ from cell_control.nodes.common import (CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SPE
                                        sensor_data, speed_scaling_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
-from cell_control.sim.interface import WORLD_FRAME
 
 TICK_PERIOD_S = 0.1
 SEAM_MARKER_WIDTH_M = 0.002

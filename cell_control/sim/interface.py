@@ -15,13 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cell_control.cell.description import agv_names, load_layout
+from cell_control.cell.description import WORLD_FRAME, agv_names, load_layout
 
 AGV_NAMES = agv_names()   # from config/cell_layout.yaml
 SOURCE_AGV = AGV_NAMES[0]  # parts are loaded onto the deck of the AGV parked at this AGV's home pose
 PHOTO_EYES = ('infeed', 'station', 'outfeed')
 
-WORLD_FRAME = 'world'      # the ROS root frame; /sim/poses are in it
 GZ_WORLD = 'cell'          # <world name> of config/gazebo_world.sdf: SDFormat reserves the name `world`
 DEFAULT_PARTS_IN_POOL = 4  # parts that can be in the system at once: one per AGV deck, two on the belt
 POSE_RATE_HZ = 50.0        # /sim/poses, per model
