@@ -11,6 +11,7 @@ import math
 import pytest
 
 from cell_control.cell.description import load_layout
+from cell_control.cell.recipe import recipe_path
 from cell_control.testing import Latest, SimulatedClock, wait_for
 
 rclpy = pytest.importorskip('rclpy')
@@ -33,6 +34,26 @@ def pose(name: str, x: float, y: float, z: float, frame: str = 'world') -> Odome
     msg.pose.pose.position.x, msg.pose.pose.position.y, msg.pose.pose.position.z = x, y, z
     msg.pose.pose.orientation.w = 1.0
     return msg
+
+
+def seam_station_node(node_processes, tmp_path, rows: str, half_length_m: float, seed: int):
+    """Start `cell_sensors` as the Gazebo route runs it, on the bracket with a short seam centred on its centre line.
+
+    rows: the seam CSV after its header. Returns the arm's kinematics and its motion planner for that part.
+    """
+    from cell_control.cell.recipe import load_recipe
+    from cell_control.motion.arm_motion import ArmMotion
+    from cell_control.motion.kinematics import load_kinematics
+    (tmp_path / 'short.csv').write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n' + rows)
+    text = recipe_path('bracket').read_text()
+    for old, new in (('bracket_seam_a.csv', 'short.csv'), ('[-0.25, 0.0, 0.08]', f'[{-half_length_m}, 0.0, 0.08]'),
+                     ('[0.25, 0.0, 0.08]', f'[{half_length_m}, 0.0, 0.08]')):
+        text = text.replace(old, new)
+    path = tmp_path / 'short_bracket.yaml'
+    path.write_text(text)
+    node_processes.start_node('cell_sensors', 'seam_sensor:=true', f'recipe:={path}', f'seed:={seed}')
+    kinematics = load_kinematics()
+    return kinematics, ArmMotion(kinematics, LAYOUT, load_recipe(path).seams, LAYOUT['arm']['home_joint_positions'])
 
 
 def test_switches_follow_the_poses_and_the_clamp_closes_after_its_time(node_processes, probe) -> None:
@@ -106,9 +127,6 @@ def test_in_the_gazebo_route_the_node_streams_the_seam_and_scores_the_weld_from_
     from sensor_msgs.msg import JointState, PointCloud2
     from std_msgs.msg import Header, String
 
-    from cell_control.cell.recipe import load_recipe, recipe_path
-    from cell_control.motion.arm_motion import ArmMotion
-    from cell_control.motion.kinematics import load_kinematics
     from cell_control.motion.trajectory import TrajectoryFollower
     from cell_control.nodes.common import stamp_to_msg, to_seconds
     from cell_control.nodes.seam_cloud import cloud_to_seam
@@ -116,18 +134,8 @@ def test_in_the_gazebo_route_the_node_streams_the_seam_and_scores_the_weld_from_
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     # The bracket with a 60 mm seam in the middle of its centre line: a weld of a few seconds.
-    (tmp_path / 'short.csv').write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0.5,0.1,0\n60,1.0,0.2,0.5\n')
-    bracket = recipe_path('bracket').read_text()
-    short = tmp_path / 'short_bracket.yaml'
-    for old, new in (('bracket_seam_a.csv', 'short.csv'), ('[-0.25, 0.0, 0.08]', '[-0.03, 0.0, 0.08]'),
-                     ('[0.25, 0.0, 0.08]', '[0.03, 0.0, 0.08]')):
-        bracket = bracket.replace(old, new)
-    short.write_text(bracket)
-    node_processes.start_node('cell_sensors', 'seam_sensor:=true', f'recipe:={short}', 'seed:=3')
-    kinematics = load_kinematics()
-    recipe = load_recipe(short)
+    kinematics, motion = seam_station_node(node_processes, tmp_path, '0,0.5,0.1,0\n60,1.0,0.2,0.5\n', 0.03, 3)
     home = LAYOUT['arm']['home_joint_positions']
-    motion = ArmMotion(kinematics, LAYOUT, recipe.seams, home)
     at_start = motion.plan('seam_start', home).points[-1].positions
     follower = TrajectoryFollower(6)
 
@@ -192,9 +200,7 @@ def test_in_the_gazebo_route_the_seam_search_finds_a_part_off_the_datum_from_the
     """
     from sensor_msgs.msg import JointState, PointCloud2
 
-    from cell_control.cell.recipe import load_recipe, recipe_path
-    from cell_control.motion.arm_motion import SEARCH_TARGET, ArmMotion
-    from cell_control.motion.kinematics import load_kinematics
+    from cell_control.motion.arm_motion import SEARCH_TARGET
     from cell_control.motion.seam_search import SensorReading
     from cell_control.motion.trajectory import TrajectoryFollower
     from cell_control.nodes.common import stamp_to_msg
@@ -203,19 +209,9 @@ def test_in_the_gazebo_route_the_seam_search_finds_a_part_off_the_datum_from_the
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     # A 100 mm seam on the bracket's centre line, its ends on the program (the search's assumption).
-    (tmp_path / 'short.csv').write_text('s_mm,gap_mm,mismatch_mm,lateral_mm\n0,0.5,0.1,0\n50,0.7,0.1,0.3\n'
-                                        '100,0.5,0.1,0\n')
-    bracket = tmp_path / 'short_bracket.yaml'
-    text = recipe_path('bracket').read_text()
-    for old, new in (('bracket_seam_a.csv', 'short.csv'), ('[-0.25, 0.0, 0.08]', '[-0.05, 0.0, 0.08]'),
-                     ('[0.25, 0.0, 0.08]', '[0.05, 0.0, 0.08]')):
-        text = text.replace(old, new)
-    bracket.write_text(text)
-    node_processes.start_node('cell_sensors', 'seam_sensor:=true', f'recipe:={bracket}', 'seed:=5')
-    kinematics = load_kinematics()
-    recipe = load_recipe(bracket)
+    kinematics, motion = seam_station_node(node_processes, tmp_path, '0,0.5,0.1,0\n50,0.7,0.1,0.3\n100,0.5,0.1,0\n',
+                                           0.05, 5)
     home = LAYOUT['arm']['home_joint_positions']
-    motion = ArmMotion(kinematics, LAYOUT, recipe.seams, home)
     search = motion.plan(SEARCH_TARGET, home)
     follower = TrajectoryFollower(6)
 
