@@ -34,8 +34,8 @@ import numpy as np
 from cell_control.motion.kinematics import UrKinematics
 from cell_control.motion.trajectory import JointTrajectory
 from cell_control.motion.weld_path import SeamProgram, WeldMotionSettings, joint_path, lift_samples, line_samples
+from cell_control.weld.process_model import LOOKAHEAD_MM
 
-LOOKAHEAD_MM = 30.0            # the sensor's look point ahead of the TCP along its travel (DESIGN §6)
 EDGE_RUN = 5                   # valid readings in a row that mark the joint's edge
 PASS_TOLERANCE_M = 0.001       # a look point this close to the programmed line at the search height is on a pass
 _UP = np.array([0.0, 0.0, 1.0])
@@ -240,8 +240,10 @@ class SeamSearch:
         correction[:2, :2] = rotation
         correction[:2, 3] = translation
         moved = (rotation @ self._origin + translation - self._origin) * 1000.0
+        (start_along, start_across), (end_along, end_across) = found_ends   # in the program's frame already
         return SeamFix(correction, float(moved[0]), float(moved[1]), math.degrees(turn),
-                       self._shift(start, self._start), self._shift(end, self._end), n_start + n_end)
+                       (float(start_along), float(start_across)), (float(end_along - length_mm), float(end_across)),
+                       n_start + n_end)
 
     @staticmethod
     def _on_line(edge: np.ndarray, line: tuple[float, float], chord: np.ndarray) -> np.ndarray:
@@ -253,10 +255,6 @@ class SeamSearch:
     def _in_program(self, point: np.ndarray) -> tuple[float, float]:
         """Return a world point (x, y) in the programmed seam's frame: mm along it from its start, mm across."""
         delta = (point - self._start) * 1000.0
-        return float(delta @ self._along), float(delta @ self._across)
-
-    def _shift(self, found: np.ndarray, programmed: np.ndarray) -> tuple[float, float]:
-        delta = (found - programmed) * 1000.0
         return float(delta @ self._along), float(delta @ self._across)
 
     def _end_point(self, coordinates: list[tuple[tuple[float, float], LookPoint]], end_mm: float, name: str,

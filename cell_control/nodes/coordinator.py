@@ -481,13 +481,14 @@ class CoordinatorNode(Node):
         """Return the part's seams for RViz: grey where programmed, green where the search found the part."""
         markers = MarkerArray()
         stamp = self.get_clock().now().to_msg()
+        lines = self._motion.seam_lines()
         for marker_id, (namespace, rgb) in enumerate((('programmed', (0.6, 0.6, 0.6)), ('welded', (0.1, 0.9, 0.2)))):
             marker = Marker(ns=namespace, id=marker_id, type=Marker.LINE_LIST, action=Marker.ADD)
             marker.header.stamp, marker.header.frame_id = stamp, WORLD_FRAME
             marker.pose.orientation.w = 1.0
             marker.scale.x = SEAM_MARKER_WIDTH_M
             marker.color.r, marker.color.g, marker.color.b, marker.color.a = (*rgb, 1.0)
-            for start, end in self._motion.seam_lines()[namespace]:
+            for start, end in lines[namespace]:
                 for x, y, z in (start, end):   # just above the seam, so the part's top face does not hide it
                     marker.points.append(Point(x=x, y=y, z=z + SEAM_MARKER_WIDTH_M))
             markers.markers.append(marker)

@@ -29,15 +29,13 @@ from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 
-from cell_control.weld.process_model import (EFFICIENCY, LIMITS, RECIPE_POWER_W, required_force_n,
-                                             required_heat_j_mm)
+from cell_control.weld.process_model import (BEAD_BEHIND_MM, EFFICIENCY, LIMITS, LOOKAHEAD_MM, RECIPE_POWER_W,
+                                             required_force_n, required_heat_j_mm)
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import SeamProfile
 
 STEP_S = 0.001
 SAMPLE_STEPS = 2
-LOOKAHEAD_MM = 30.0
-BEAD_BEHIND_MM = 15.0
 COUNT_FROM_MM = 30.0
 
 POOL_LENGTH_MM = 5.0

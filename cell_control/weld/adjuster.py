@@ -59,7 +59,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
-from cell_control.weld.process_model import required_force_n, required_heat_j_mm
+from cell_control.weld.process_model import BEAD_BEHIND_MM, LOOKAHEAD_MM, required_force_n, required_heat_j_mm
 from cell_control.weld.seam_measurement import SeamMeasurement
 
 MODES = ('open', 'feedforward', 'closed')
@@ -74,8 +74,6 @@ FORCE_RATE_N_S = 1000.0
 CORRECTION_RATE_MM_S = 20.0
 CONSUMER_STEP_S = 0.001
 LAG_TAU_S = 0.020
-LOOKAHEAD_MM = 30.0
-BEAD_BEHIND_MM = 15.0
 POOL_LENGTH_MM = 5.0
 NOMINAL = (16.0, 250.0, 0.0)
 

@@ -11,6 +11,8 @@ from cell_control.weld.seam_profile import SeamProfile
 
 RECIPE_POWER_W = 2000.0
 EFFICIENCY = 0.8
+LOOKAHEAD_MM = 30.0      # the seam sensor reads gap, mismatch and lateral this far ahead of the tool
+BEAD_BEHIND_MM = 15.0    # ... and the bead width this far behind it
 T_REF_SUBSTEPS = 50  # midpoint rule per seam row interval; exact where the speed is not clamped
 
 
