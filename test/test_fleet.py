@@ -100,9 +100,9 @@ def at(pose: Pose2D, target: dict, tolerance_m: float = 0.02, yaw_tolerance: flo
         abs(math.atan2(math.sin(pose.yaw - target['yaw']), math.cos(pose.yaw - target['yaw']))) < yaw_tolerance
 
 
-def load(world: World) -> None:
-    """Run until the fleet loads a pool part, and put it on the source deck as the simulator does."""
-    world.run_until(lambda: world.since(0, CommandKind.LOAD_PART), 1.0, 'the load of a pool part')
+def load(world: World, mark: int = 0, max_s: float = 1.0) -> None:
+    """Run until the fleet loads a pool part (logged after `mark`); put it on the source deck as the simulator does."""
+    world.run_until(lambda: world.since(mark, CommandKind.LOAD_PART), max_s, 'the load of a pool part')
     command = world.last(CommandKind.LOAD_PART, 'agv_1')
     assert command.pool_index == 1, 'the lowest free part of the pool'
     world.put_on_deck(command.pool_index, 'agv_1')
@@ -355,6 +355,10 @@ def test_inbound_disabled_requests_but_never_leaves_the_source():
     ({'retry_backoff_s': float('nan')}, 'retry_backoff_s'),
     ({'prefix': 'a b'}, 'prefix'),
     ({'max_attempts': 0}, 'max_attempts'),
+    ({'supply_gap_s': -1.0}, r'supply_gap_s must be .*, got -1\.0'),
+    ({'supply_gap_s': float('inf')}, 'supply_gap_s must be .*, got inf'),
+    ({'supply_gap_after': 0}, 'supply_gap_after must be .*, got 0'),
+    ({'supply_gap_after': 1.5}, r'supply_gap_after must be an integer .*, got 1\.5'),
 ])
 def test_bad_settings_are_refused_by_name(settings, message):
     with pytest.raises(FleetError, match=message):
@@ -414,3 +418,66 @@ def test_a_clock_that_goes_back_during_the_pull_in_still_takes_the_part_to_the_s
     world.run_until(lambda: agv.task is AgvTask.RETURNING, 0.5, 'the load sensor timeout after the jump')
     world.carried[2] = 'agv_2'                    # the part is on the deck: only its sensor missed it
     sink(world, 'P-1')
+
+
+def hand_over(world: World, part: str) -> float:
+    """Take `part`, loaded at the source, into the cell and run until agv_1 is back home; return when it got there.
+
+    The part leaves the deck at once, back to its parking slot, so that pool part 1 is the next one loaded.
+    """
+    agv = world.fleet.inbound
+    world.answer(f'{part}-load', HandoffStatus.ACKNOWLEDGED, HandoffStep.AWAIT_DOCKED)
+    world.run_until(lambda: agv.task is AgvTask.DOCKED, 60, f'agv_1 docked with {part}')
+    world.answer(f'{part}-load', HandoffStatus.SUCCESS, HandoffStep.DONE)
+    world.park(1)
+    world.run_until(lambda: agv.task not in (AgvTask.CLEARING, AgvTask.RETURNING), 60, 'agv_1 back at the source')
+    return world.now
+
+
+GAP_S = 5.0
+
+
+@pytest.mark.parametrize('gap_s, after', [(GAP_S, 1), (GAP_S, 2), (0.0, 1)])
+def test_a_supply_gap_delays_only_the_load_after_its_part_by_its_length_announcing_nothing(gap_s, after):
+    world = World(parts=3, supply_gap_s=gap_s, supply_gap_after=after)
+    agv = world.fleet.inbound
+    load(world)
+    assert [c.part_id for c in world.log if c.kind is CommandKind.ANNOUNCE] == ['P-1'], 'the first part at once'
+    for n in (1, 2):
+        mark = len(world.log)
+        home_s = hand_over(world, f'P-{n}')
+        if gap_s and n == after:
+            assert agv.task is AgvTask.IDLE and f'waiting for supply until t = {home_s + gap_s:.2f} s' in agv.warning
+            assert any(c.kind is CommandKind.LOG and agv.warning in c.text for c in world.log[mark:])
+            mark = len(world.log)
+            world.run_until(lambda: world.now >= home_s + gap_s - DT_S, gap_s, 'most of the supply gap')
+            assert agv.task is AgvTask.IDLE
+            assert not [c for c in world.log[mark:] if c.kind in (
+                CommandKind.LOAD_PART, CommandKind.ANNOUNCE, CommandKind.SEND_REQUEST)], 'nothing during the gap'
+            load(world, mark, max_s=0.5)
+            assert gap_s <= world.now - home_s + 1e-9 <= gap_s + TICK_EVERY * DT_S + 2e-9, 'at the next tick'
+            assert agv.warning == ''
+        else:
+            load(world, mark, max_s=0.0)
+            assert world.now == home_s, 'loaded on arrival'
+        assert [c.part_id for c in world.since(mark, CommandKind.ANNOUNCE)] == [f'P-{n + 1}']
+    hand_over(world, 'P-3')
+    assert agv.task is AgvTask.DONE and world.fleet.loaded == 3
+    gaps = [c for c in world.log if c.kind is CommandKind.LOG and 'waiting for supply' in c.text]
+    assert len(gaps) == (1 if gap_s else 0), 'one gap per run'
+
+
+def test_a_clock_that_goes_back_restarts_the_supply_gap_in_full():
+    world = World(parts=2, supply_gap_s=3.0)
+    agv = world.fleet.inbound
+    world.now = 500.0
+    load(world)
+    mark = len(world.log)
+    home_s = hand_over(world, 'P-1')
+    world.run_until(lambda: world.now >= home_s + 1.0, 1.5, 'a part of the supply gap')
+    jump_back(world, 1.0)
+    assert agv.warning.startswith('waiting for supply until t = 4.00 s')
+    world.run_until(lambda: world.now >= 4.0 - DT_S, 3.0, 'most of the supply gap from the jump')
+    assert not world.since(mark, CommandKind.LOAD_PART), 'the gap waits in full from the jump'
+    load(world, mark, max_s=0.5)
+    assert [c.part_id for c in world.since(mark, CommandKind.ANNOUNCE)] == ['P-2']

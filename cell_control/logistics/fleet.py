@@ -14,6 +14,9 @@ The node feeds in odometry (in `<agv>/odom`, which starts at the AGV's home pose
 handoff results, pickup requests, load sensor readings and timer ticks, and executes the returned `Command`s
 (twist, deck speed, announce, request, load or park a pool part, log). Every wait here has a timeout that ends
 in a logged reason.
+
+A demo may give the source one gap in its supply (`FleetConfig.supply_gap_s`): the inbound AGV then waits idle at
+home, announcing nothing, as a real cell would when its supplier runs dry.
 """
 from __future__ import annotations
 
@@ -111,6 +114,8 @@ class FleetConfig:
     deck_clear_s: float = 1.5         # inbound: rollers keep running this long after SUCCESS
     drive_timeout_s: float = 120.0    # a route must be driven within this, else it is planned again
     park_attempts: int = 3            # failed parks before the part is given up at the sink
+    supply_gap_s: float = 0.0         # the source has no part this long (0: no gap), once per run ...
+    supply_gap_after: int = 1         # ... once the inbound AGV is home having handed this many parts to the cell
 
     def __post_init__(self) -> None:
         if not self.inbound_agv or not self.outbound_agv or self.inbound_agv == self.outbound_agv:
@@ -127,8 +132,13 @@ class FleetConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise FleetError(f'{name} must be a positive finite number, got {value!r}')
-        if not (math.isfinite(self.deck_clear_s) and self.deck_clear_s >= 0):
-            raise FleetError(f'deck_clear_s must be >= 0, got {self.deck_clear_s!r}')
+        for name in ('deck_clear_s', 'supply_gap_s'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise FleetError(f'{name} must be a finite number >= 0, got {value!r}')
+        if isinstance(self.supply_gap_after, bool) or not isinstance(self.supply_gap_after, int) or \
+                self.supply_gap_after < 1:
+            raise FleetError(f'supply_gap_after must be an integer >= 1, got {self.supply_gap_after!r}')
         for name in ('max_attempts', 'park_attempts'):
             if getattr(self, name) < 1:
                 raise FleetError(f'{name} must be >= 1, got {getattr(self, name)!r}')
@@ -191,6 +201,8 @@ class AgvController:
         self._deadline_s = math.inf
         self._move: _PoolMove | None = None
         self._move_failures = 0
+        self._gap_ahead = self.role is AgvRole.INBOUND and self.config.supply_gap_s > 0   # at most one per run
+        self._supply_at_s = math.inf         # during the supply gap: when the source has a part again
 
     # ----- inputs -----------------------------------------------------------------------------------------
     def request_pickup(self, part: str, now_s: float) -> list[Command]:
@@ -317,8 +329,8 @@ class AgvController:
     def clock_restarted(self, now_s: float) -> None:
         """Restart every wait in full from `now_s` after the clock went back (a restarted simulation).
 
-        Odometry age, the drive, the back-off, a load or park, the pull-in or deck clearing and the handoff
-        client's resends all count again from `now_s`: none fires at once, none waits for the old clock.
+        Odometry age, the drive, the back-off, a load or park, the pull-in or deck clearing, the supply gap and the
+        handoff client's resends all count again from `now_s`: none fires at once, none waits for the old clock.
         """
         config = self.config
         if math.isfinite(self._odom_s):
@@ -332,6 +344,9 @@ class AgvController:
             self._deadline_s = now_s + config.load_present_timeout_s
         elif self.task is AgvTask.CLEARING:
             self._deadline_s = now_s + config.deck_clear_s
+        if math.isfinite(self._supply_at_s):
+            self._supply_at_s = now_s + config.supply_gap_s
+            self.warning = self._supply_warning()
         self.client.clock_restarted(now_s)
 
     # ----- status -----------------------------------------------------------------------------------------
@@ -356,11 +371,29 @@ class AgvController:
                 self.task = AgvTask.DONE
                 return [self._log('info', f'all {self.config.parts} parts handed to the cell')]
             return []
+        commands = []
+        if self._gap_ahead and len(self.completed) == self.config.supply_gap_after:
+            if now_s < self._supply_at_s:
+                return self._wait_for_supply(now_s)
+            self._gap_ahead, self._supply_at_s, self.warning = False, math.inf, ''
+            commands.append(self._log('info', 'the source has parts again'))
         self.part, self._attempt = self.queue.pop(0), 0
         if self.role is AgvRole.INBOUND:
             self.task = AgvTask.LOADING
-            return self._load(now_s)
-        return self._send_request(now_s)
+            return commands + self._load(now_s)
+        return commands + self._send_request(now_s)
+
+    def _wait_for_supply(self, now_s: float) -> list[Command]:
+        """Start the supply gap on its first call, from `now_s`: no load, and no announcement of a part not there."""
+        if math.isfinite(self._supply_at_s):
+            return []
+        self._supply_at_s = now_s + self.config.supply_gap_s
+        self.warning = self._supply_warning()
+        return [self._log('info', self.warning)]
+
+    def _supply_warning(self) -> str:
+        return (f'waiting for supply until t = {self._supply_at_s:.2f} s: the source has no part for '
+                f'{self.config.supply_gap_s:g} s after {self.config.supply_gap_after} part(s) handed to the cell')
 
     def _send_request(self, now_s: float) -> list[Command]:
         """Send a request with a new id for the current part (`<part>-load`, then `<part>-load-2`, ...)."""

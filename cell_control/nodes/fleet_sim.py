@@ -18,6 +18,10 @@ Interface (std_msgs/String unless noted, reliable, depth 10):
   /<agv>/battery_state (sensor_msgs/BatteryState) out at 1 Hz: the simulated battery (sim.degradation), drained
                            by the distance driven and the on-board load, charged when parked at home; `current`
                            is the mean of the last odometry interval, negative while discharging (REP 145 style)
+
+A gap in the part supply (a demo for an idle policy): with `supply_gap_s` > 0 the source has no part for that long,
+once per run, counted on the node clock from the moment the inbound AGV is home and idle having handed
+`supply_gap_after` parts to the cell; nothing is announced meanwhile, and its status warning says until when.
 """
 from __future__ import annotations
 
@@ -119,6 +123,11 @@ class FleetSimNode(Node):
         declare('drive_timeout_s', 120.0, descriptor('A route not driven within this is planned again, s.',
                                                      1.0, 3600.0))
         declare('odometry_timeout_s', 0.5, descriptor('Odometry older than this stops the AGV, s.', 0.05, 10.0))
+        declare('supply_gap_s', 0.0, descriptor(
+            'Supply gap (off at 0): the source has no part this long, once per run, from the moment the inbound AGV '
+            'is home having handed supply_gap_after parts to the cell, s.', 0.0, 3600.0))
+        declare('supply_gap_after', 1, descriptor(
+            'Parts handed to the cell before the supply gap.', 1, 10000, True))
         declare('battery_capacity_wh', 1000.0, descriptor('Simulated AGV battery capacity, Wh.', 10.0, 1.0e5))
         declare('battery_initial_soc_pct', 100.0, descriptor('State of charge of each AGV at start, %.', 0.0, 100.0))
         declare('charger_fade_per_part', 0.0, descriptor(
@@ -130,7 +139,7 @@ class FleetSimNode(Node):
         value = {name: self.get_parameter(name).value for name in (
             'inbound_agv', 'outbound_agv', 'parts', 'prefix', 'run_id', 'deck_speed', 'retry_backoff_s',
             'inbound_enabled', 'answer_timeout_s', 'pool_timeout_s', 'load_present_timeout_s', 'deck_clear_s',
-            'drive_timeout_s', 'odometry_timeout_s')}
+            'drive_timeout_s', 'odometry_timeout_s', 'supply_gap_s', 'supply_gap_after')}
         return FleetConfig(
             inbound_agv=value['inbound_agv'], outbound_agv=value['outbound_agv'], parts=value['parts'],
             prefix=value['prefix'], run_id=run_id_of(value['run_id'], datetime.now(timezone.utc), secrets.token_hex(2)),
@@ -138,7 +147,8 @@ class FleetSimNode(Node):
             inbound_enabled=value['inbound_enabled'], answer_timeout_s=value['answer_timeout_s'],
             pool_timeout_s=value['pool_timeout_s'], load_present_timeout_s=value['load_present_timeout_s'],
             deck_clear_s=value['deck_clear_s'], drive_timeout_s=value['drive_timeout_s'],
-            odometry_timeout_s=value['odometry_timeout_s'])
+            odometry_timeout_s=value['odometry_timeout_s'], supply_gap_s=value['supply_gap_s'],
+            supply_gap_after=value['supply_gap_after'])
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
