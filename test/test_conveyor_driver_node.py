@@ -1,17 +1,19 @@
 """The conveyor driver node as its own process, with the emulated VFD behind a real Modbus RTU link.
 
-The test process talks to it over DDS only: speed commands and photo-eye edges in; belt speed, fault and
-diagnostics out; the reset service. Short eye distances keep the jam deadline near one second.
+The test process talks to it over DDS only: speed commands, standby requests and photo-eye edges in; belt
+speed, the drive's input power, fault and diagnostics out; the reset service. Short eye distances keep the
+jam deadline near one second.
 """
 import math
 import threading
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
+from cell_control.drivers.vfd_emulator import DRIVE_READY_W, DRIVE_STANDBY_W
 from cell_control.testing import RosProbe, SimulatedClock, call_service, wait_for, wait_for_service
 
 pytestmark = pytest.mark.integration
@@ -37,11 +39,15 @@ class ConveyorProbe:
         self.belt_speed: float | None = None
         self.faults: list[str] = []
         self.diagnostics: list[DiagnosticStatus] = []
+        self.input_power_w: list[float] = []
         self.fault_changed = threading.Event()
         self.node.create_subscription(Float64, '/conveyor/belt_speed', self._on_belt, RELIABLE)
         self.node.create_subscription(String, '/conveyor/fault', self._on_fault, LATCHED)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, RELIABLE)
+        self.node.create_subscription(Float64, '/conveyor/input_power', self._on_input_power,
+                                      qos_profile_sensor_data)
         self.speed_pub = self.node.create_publisher(Float64, '/conveyor/speed_command', RELIABLE)
+        self.standby_pub = self.node.create_publisher(Bool, '/conveyor/standby', LATCHED)
         self.eye_pubs = {eye: self.node.create_publisher(Bool, f'/conveyor/photo_eye/{eye}', RELIABLE)
                          for eye in ('infeed', 'station', 'outfeed')}
 
@@ -56,6 +62,14 @@ class ConveyorProbe:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self.lock:
             self.diagnostics += [s for s in msg.status if s.name == 'conveyor_driver: conveyor']
+
+    def _on_input_power(self, msg: Float64) -> None:
+        with self.lock:
+            self.input_power_w.append(msg.data)
+
+    def input_power_is(self, watts: float) -> bool:
+        with self.lock:
+            return bool(self.input_power_w) and self.input_power_w[-1] == watts
 
     def speed_near(self, target: float, tol: float = 0.005) -> bool:
         with self.lock:
@@ -110,6 +124,38 @@ def test_belt_ramps_jam_stops_it_and_reset_clears_without_restart(driver):
     probe.speed_pub.publish(Float64(data=math.nan))  # refused: not finite
     probe.speed_pub.publish(Float64(data=0.2))
     wait_for(lambda: probe.speed_near(0.2), WAIT_S, 'belt runs again on a new command')
+
+
+def test_standby_lowers_the_drives_draw_and_a_speed_command_wakes_it(driver, node_processes):
+    probe = driver
+    wait_for(lambda: probe.input_power_is(DRIVE_READY_W), WAIT_S, 'the energized drive on /conveyor/input_power')
+    wait_for(lambda: probe.speed_pub.get_subscription_count() >= 1
+             and probe.standby_pub.get_subscription_count() >= 1, WAIT_S, 'discovery')
+
+    probe.standby_pub.publish(Bool(data=True))
+    wait_for(lambda: probe.input_power_is(DRIVE_STANDBY_W), WAIT_S, 'the standby draw')
+    wait_for(lambda: any({(v.key, v.value) for v in s.values} >= {('standby', 'True'), ('input_power_w', '3')}
+                         for s in list(probe.diagnostics)[-3:]), WAIT_S, 'standby on /diagnostics')
+
+    probe.speed_pub.publish(Float64(data=0.2))  # no standby False first: the run write wakes the drive
+    wait_for(lambda: probe.speed_near(0.2), WAIT_S, 'belt at 0.2 m/s from standby')
+    wait_for(lambda: probe.input_power_w[-1] > DRIVE_READY_W, WAIT_S, 'the motor power drawn from the line')
+
+    probe.standby_pub.publish(Bool(data=True))  # refused while the belt is commanded to run
+    wait_for(lambda: 'ignored standby request' in node_processes.output('conveyor_driver'), WAIT_S,
+             'the warning about standby while running')
+    assert probe.speed_near(0.2), 'the belt keeps running'
+
+    probe.speed_pub.publish(Float64(data=0.0))
+    wait_for(lambda: probe.speed_near(0.0, tol=1e-9) and probe.input_power_is(DRIVE_READY_W), WAIT_S,
+             'stopped and awake: the ignored request was not kept')
+    probe.standby_pub.publish(Bool(data=True))
+    wait_for(lambda: probe.input_power_is(DRIVE_STANDBY_W), WAIT_S, 'asleep again')
+    probe.speed_pub.publish(Float64(data=0.0))  # a stop written as 0 would wake the drive
+    with probe.lock:
+        probe.input_power_w.clear()
+    wait_for(lambda: len(probe.input_power_w) >= 20, WAIT_S, 'a second of input power samples')
+    assert set(probe.input_power_w) == {DRIVE_STANDBY_W}, 'a stop command keeps the drive asleep'
 
 
 @pytest.mark.parametrize('params, match', [

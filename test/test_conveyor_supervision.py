@@ -1,11 +1,11 @@
-"""The conveyor driver's speed-command and link decisions, without ROS or a serial port."""
+"""The conveyor driver's speed-command, standby and link decisions, without ROS or a serial port."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from cell_control.logistics.conveyor_supervision import LinkWatch, speed_command_problem
+from cell_control.logistics.conveyor_supervision import LinkWatch, speed_command_problem, standby_write
 
 
 @pytest.mark.parametrize('speed, fault, words', [
@@ -18,6 +18,14 @@ def test_refused_speed_commands(speed: float, fault: str, words: str) -> None:
 def test_accepted_speed_commands() -> None:
     for speed in (0.0, 0.3, 0.5):
         assert speed_command_problem(speed, 0.5, '') is None
+
+
+def test_standby_is_written_only_while_the_belt_is_commanded_stopped() -> None:
+    assert standby_write(True, 0.0) == (True, None)
+    assert standby_write(False, 0.0) == (True, None)
+    write, warning = standby_write(True, 0.3)
+    assert not write and 'ignored standby request' in warning and '0.3 m/s' in warning
+    assert standby_write(False, 0.3) == (False, None), 'a running drive is awake; writing 0 would stop the belt'
 
 
 def test_link_is_lost_after_consecutive_failures_only() -> None:

@@ -10,10 +10,11 @@ from pymodbus import FramerType
 from pymodbus.client import ModbusSerialClient
 
 from cell_control.drivers.conveyor_vfd import (
-    CW_RUN, REG_CONTROL_WORD, REG_SPEED_SETPOINT, REG_STATUS_WORD, ConveyorVfd, VfdError, VfdExceptionResponse,
-    VfdFaultCode, VfdSpeedOutOfRange, VfdTimeoutError, counts_to_speed, speed_to_counts,
+    CW_RUN, CW_STANDBY, REG_CONTROL_WORD, REG_INPUT_POWER, REG_SPEED_SETPOINT, REG_STATUS_WORD, SW_STANDBY,
+    ConveyorVfd, VfdError, VfdExceptionResponse, VfdFaultCode, VfdSpeedOutOfRange, VfdTimeoutError, counts_to_speed,
+    speed_to_counts,
 )
-from cell_control.drivers.vfd_emulator import VfdEmulator, VfdMotor
+from cell_control.drivers.vfd_emulator import DRIVE_EFFICIENCY, DRIVE_READY_W, DRIVE_STANDBY_W, VfdEmulator, VfdMotor
 from cell_control.testing import wait_for
 
 TIMEOUT_S = 2.0  # a pty under load has been seen to hold a request back 0.9 s (p99 0.2 s, load 16 on 2 cores)
@@ -85,7 +86,8 @@ def test_out_of_range_speed_is_refused_and_not_sent(vfd, speed):
 
 @pytest.mark.parametrize('address, value, code', [
     (REG_SPEED_SETPOINT, 5001, 3),     # above 50 Hz
-    (REG_CONTROL_WORD, 0x0100, 3),     # undefined control bit
+    (REG_CONTROL_WORD, 0x0200, 3),     # undefined control bit
+    (REG_CONTROL_WORD, CW_RUN | CW_STANDBY, 3),  # run and sleep at once
     (REG_STATUS_WORD, 1, 2),           # read-only register
 ])
 def test_emulator_refuses_bad_writes_with_modbus_exceptions(emulator, address, value, code):
@@ -96,6 +98,92 @@ def test_emulator_refuses_bad_writes_with_modbus_exceptions(emulator, address, v
         assert response.isError() and response.exception_code == code
     finally:
         client.close()
+
+
+def test_stopped_drive_draws_its_ready_losses_and_less_in_standby(vfd):
+    ready = vfd.read_status()
+    assert ready.ready and not ready.standby and ready.output_power_w == 0.0
+    assert ready.input_power_w == DRIVE_READY_W
+    vfd.standby(True)
+    asleep = vfd.read_status()
+    assert asleep.standby and asleep.ready and not asleep.running and not asleep.run_commanded
+    assert asleep.input_power_w == DRIVE_STANDBY_W < DRIVE_READY_W
+    vfd.standby(False)  # writes 0: energized and stopped
+    awake = vfd.read_status()
+    assert not awake.standby and not awake.running and awake.input_power_w == DRIVE_READY_W
+
+
+def test_run_wakes_the_drive_and_it_draws_the_motor_power_through_its_efficiency(vfd):
+    vfd.standby(True)
+    vfd.set_speed(0.3)  # no standby write first: the run write leaves standby
+    status = wait_for(lambda: (s := vfd.read_status()).at_speed and s, WAIT_S, 'at speed from standby')
+    assert status.running and not status.standby and status.output_power_w > 100.0
+    # Both registers are rounded to 1 W; leaving out the efficiency would be 8 W less, the standby losses 12 W.
+    assert status.input_power_w == pytest.approx(status.output_power_w / DRIVE_EFFICIENCY + DRIVE_READY_W,
+                                                 abs=1.1)
+
+
+def test_standby_while_running_ramps_down_then_sleeps():
+    now = [0.0]
+    motor = VfdMotor(max_speed_m_s=0.5, acceleration_m_s2=0.25, clock=lambda: now[0])  # 25 Hz/s
+    assert motor.write(REG_CONTROL_WORD, [CW_RUN, 5000]) is None
+    now[0] = 2.0
+    motor.advance()
+    running_w = motor.registers()[REG_INPUT_POWER]
+    assert motor.write(REG_CONTROL_WORD, [CW_STANDBY]) is None
+    now[0] = 3.0
+    motor.advance()
+    stopping = motor.registers()
+    assert motor.frequency_hz == pytest.approx(25.0) and stopping[REG_CONTROL_WORD] == CW_STANDBY
+    assert not stopping[REG_STATUS_WORD] & SW_STANDBY, 'awake while the output is on'
+    assert DRIVE_READY_W < stopping[REG_INPUT_POWER] < running_w
+    now[0] = 4.0
+    motor.advance()
+    asleep = motor.registers()
+    assert motor.frequency_hz == 0.0 and asleep[REG_STATUS_WORD] & SW_STANDBY
+    assert asleep[REG_INPUT_POWER] == DRIVE_STANDBY_W
+
+
+def test_run_with_standby_is_refused_and_changes_nothing(emulator):
+    client = ModbusSerialClient(emulator.port, framer=FramerType.RTU, timeout=TIMEOUT_S, retries=0)
+    assert client.connect()
+    try:
+        assert not client.write_register(REG_CONTROL_WORD, CW_STANDBY, device_id=1).isError()
+        response = client.write_registers(REG_CONTROL_WORD, [CW_RUN | CW_STANDBY, 2000], device_id=1)
+        assert response.isError() and response.exception_code == 3
+        assert not client.write_register(REG_SPEED_SETPOINT, 1000, device_id=1).isError()
+        registers = client.read_holding_registers(REG_CONTROL_WORD, count=3, device_id=1).registers
+    finally:
+        client.close()
+    assert registers[REG_CONTROL_WORD] == CW_STANDBY, 'a setpoint write alone keeps the drive asleep'
+    assert registers[REG_SPEED_SETPOINT] == 1000 and registers[REG_STATUS_WORD] & SW_STANDBY
+    assert emulator.belt_speed_m_s == 0.0
+
+
+def test_tripped_drive_sleeps_and_stays_tripped(vfd, emulator):
+    emulator.inject_fault(VfdFaultCode.OVERCURRENT)
+    vfd.standby(True)
+    status = vfd.read_status()
+    assert status.standby and status.fault and status.fault_name == 'OVERCURRENT' and not status.ready
+    assert status.input_power_w == DRIVE_STANDBY_W
+    with pytest.raises(VfdExceptionResponse) as refused:
+        vfd.set_speed(0.2)
+    assert refused.value.exception_code == 4
+    assert vfd.read_status().standby, 'the refused run left the drive asleep'
+    vfd.reset_fault()
+    status = vfd.read_status()
+    assert not status.fault and not status.standby and status.input_power_w == DRIVE_READY_W
+
+
+def test_a_standby_write_whose_answer_is_lost_is_sent_again(emulator):
+    with ConveyorVfd(emulator.port, 1, 19200, TIMEOUT_S, max_speed_m_s=0.5, command_attempts=3) as vfd:
+        emulator.ignore_requests(2)
+        vfd.standby(True)   # the third attempt is heard
+        assert vfd.read_status().standby
+        emulator.ignore_requests(3)
+        with pytest.raises(VfdTimeoutError, match=r'leave standby: no valid answer .*\(3 attempts\)'):
+            vfd.standby(False)
+        assert vfd.read_status().standby, 'no attempt was heard: the drive still sleeps'
 
 
 def test_silent_drive_times_out_within_the_timeout(vfd, emulator):

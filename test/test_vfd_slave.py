@@ -20,13 +20,14 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerRTU
 
 from cell_control.drivers.conveyor_vfd import (
-    CW_RUN, REG_CONTROL_WORD, REG_SPEED_SETPOINT, REGISTER_COUNT, ConveyorVfd, VfdFaultCode,
+    CW_RUN, CW_STANDBY, REG_CONTROL_WORD, REG_SPEED_SETPOINT, REGISTER_COUNT, ConveyorVfd, VfdFaultCode,
 )
-from cell_control.drivers.vfd_emulator import AMBIENT_C, VfdEmulator
+from cell_control.drivers.vfd_emulator import AMBIENT_C, DRIVE_READY_W, VfdEmulator
 from conftest import REPO
 
 UNIT = 1
-STOPPED = [0, 0, 1, 0, 0, 0, round(AMBIENT_C * 10), 0]  # READY, no current, ambient 25.0 °C, no power
+# READY, no current, ambient 25.0 °C, no power into the motor, the energized drive's own draw from the line
+STOPPED = [0, 0, 1, 0, 0, 0, round(AMBIENT_C * 10), 0, round(DRIVE_READY_W)]
 REPLY_TIMEOUT_S = 5.0  # a pty under load has been seen to hold bytes back 0.9 s
 LINE_SILENCE_S = 0.05  # well above the 3.5-character gap that ends an RTU frame (2 ms at 19 200 baud)
 
@@ -130,7 +131,8 @@ def mbpoll_read(port: str, start: int = 0, count: int = REGISTER_COUNT) -> list[
 
 @pytest.mark.parametrize('values, error', [
     (['1', '1000', '5'], 'Illegal data address'),  # RUN, setpoint, then the read-only status word
-    (['256', '1000'], 'Illegal data value'),        # an undefined control bit, with a valid setpoint
+    (['512', '1000'], 'Illegal data value'),        # an undefined control bit, with a valid setpoint
+    ([str(CW_RUN | CW_STANDBY), '1000'], 'Illegal data value'),  # RUN and STANDBY at once
     (['1', '6000'], 'Illegal data value'),          # RUN with a setpoint above 50 Hz
 ])
 def test_refused_multi_register_write_changes_nothing(emulator, values, error):
@@ -183,12 +185,12 @@ def test_unknown_function_code_gets_illegal_function(link):
     (read_request(0, 126), exception_reply(3, 3)),
     (adu(UNIT, struct.pack('>BHHB', 16, 0, 0, 0)), exception_reply(16, 3)),           # zero registers
     (adu(UNIT, struct.pack('>BHHB2H', 16, 0, 2, 2, 1, 1000)[:8]), exception_reply(16, 3)),  # 2 regs, 2 bytes
-    (read_request(0, 9), exception_reply(3, 2)),    # past the last register
-    (read_request(8, 1), exception_reply(3, 2)),
+    (read_request(0, REGISTER_COUNT + 1), exception_reply(3, 2)),    # past the last register
+    (read_request(REGISTER_COUNT, 1), exception_reply(3, 2)),
     (write_single(5, 0), exception_reply(6, 2)),    # motor current: read-only
     (write_single(REG_SPEED_SETPOINT, 5001), exception_reply(6, 3)),
 ], ids=['read 0', 'read 65535', 'read 126', 'write 0', 'byte count not 2N', 'read past the map',
-        'read from 8', 'write to 5', 'setpoint above 50 Hz'])
+        'read from the end', 'write to 5', 'setpoint above 50 Hz'])
 def test_illegal_quantity_or_address_gets_a_well_formed_exception(link, frame, reply):
     assert link.request(frame) == reply
     assert registers(link) == STOPPED
@@ -227,7 +229,7 @@ def test_broadcast_writes_act_without_reply_and_broadcast_reads_are_ignored(link
     assert link.request(read_request(0, 2)) == registers_reply([0, 1234])
     link.send(write_multiple(0, [CW_RUN, 2500], unit=0))
     assert link.request(read_request(0, 2)) == registers_reply([CW_RUN, 2500])
-    link.send(write_multiple(0, [0x0100, 100], unit=0))  # refused: nothing changes, and still no reply
+    link.send(write_multiple(0, [0x0200, 100], unit=0))  # refused: nothing changes, and still no reply
     link.send(read_request(0, 2, unit=0))
     assert link.request(read_request(0, 2)) == registers_reply([CW_RUN, 2500])
 

@@ -6,17 +6,23 @@ registers (read with function 3, written with 6 or 16), one 16-bit word each:
 
 | address | name             | access | meaning                                                       |
 |---------|------------------|--------|---------------------------------------------------------------|
-| 0       | control word     | r/w    | bit 0 RUN (1 run forward, 0 ramp to stop), bit 7 FAULT_RESET  |
+| 0       | control word     | r/w    | bit 0 RUN (1 run forward, 0 ramp to stop), bit 7 FAULT_RESET, |
+|         |                  |        | bit 8 STANDBY (sleep once stopped; refused with RUN)          |
 | 1       | speed setpoint   | r/w    | output frequency setpoint, 0.01 Hz, 0 … 5000 (0 … 50.00 Hz)   |
-| 2       | status word      | r      | bit 0 READY, bit 1 RUNNING, bit 2 AT_SPEED, bit 3 FAULT       |
+| 2       | status word      | r      | bit 0 READY, bit 1 RUNNING, bit 2 AT_SPEED, bit 3 FAULT,      |
+|         |                  |        | bit 4 STANDBY (asleep: standby commanded and the output off)  |
 | 3       | output frequency | r      | actual output frequency, 0.01 Hz                              |
 | 4       | fault code       | r      | `VfdFaultCode`, 0 when healthy                                |
 | 5       | motor current    | r      | output current, 0.01 A                                        |
 | 6       | motor temperature| r      | motor winding temperature, 0.1 °C                             |
 | 7       | output power     | r      | active power delivered to the motor, W                        |
+| 8       | input power      | r      | active power the drive draws from the line (motor + own), W   |
 
 Belt speed and frequency are proportional: the belt runs at the layout's `conveyor.max_speed` (m/s) at the
 rated 50 Hz, so frequency_hz = speed_m_s × 50 / max_speed_m_s.
+
+Standby is the drive's sleep for an idle cell: fan and display off, the DC bus kept charged, so it draws
+less from the line and a RUN write (which leaves standby) takes effect at once; writing 0 leaves it too.
 """
 from __future__ import annotations
 
@@ -38,15 +44,18 @@ REG_FAULT_CODE = 4
 REG_MOTOR_CURRENT = 5
 REG_MOTOR_TEMPERATURE = 6
 REG_OUTPUT_POWER = 7
-REGISTER_COUNT = 8
+REG_INPUT_POWER = 8
+REGISTER_COUNT = 9
 
 CW_RUN = 0x0001
 CW_FAULT_RESET = 0x0080
+CW_STANDBY = 0x0100
 
 SW_READY = 0x0001
 SW_RUNNING = 0x0002
 SW_AT_SPEED = 0x0004
 SW_FAULT = 0x0008
+SW_STANDBY = 0x0010
 
 RATED_FREQUENCY_HZ = 50.0
 FREQUENCY_STEP_HZ = 0.01  # one count of the setpoint and output frequency registers
@@ -101,6 +110,8 @@ class VfdStatus:
     motor_current_a: float
     motor_temperature_c: float
     output_power_w: float
+    standby: bool
+    input_power_w: float
 
     @property
     def fault_name(self) -> str:
@@ -176,13 +187,18 @@ class ConveyorVfd:
 
     def stop(self) -> None:
         """Clear RUN: the drive ramps the belt down to standstill."""
-        self._command('stop', lambda: self._client.write_register(
-            REG_CONTROL_WORD, 0, device_id=self.unit_id))
+        self._write_control_word('stop', 0)
+
+    def standby(self, on: bool) -> None:
+        """Put the stopped drive to sleep (it draws less), or wake it energized and stopped; RUN is written 0.
+
+        A drive told to sleep while running ramps the belt down first. `set_speed` wakes it as well.
+        """
+        self._write_control_word('enter standby' if on else 'leave standby', CW_STANDBY if on else 0)
 
     def reset_fault(self) -> None:
         """Acknowledge a trip; RUN is written 0 at the same time so a reset never restarts the belt."""
-        self._command('reset fault', lambda: self._client.write_register(
-            REG_CONTROL_WORD, CW_FAULT_RESET, device_id=self.unit_id))
+        self._write_control_word('reset fault', CW_FAULT_RESET)
 
     def read_status(self) -> VfdStatus:
         regs = self._request('read status', lambda: self._client.read_holding_registers(
@@ -203,7 +219,12 @@ class ConveyorVfd:
             motor_current_a=regs[REG_MOTOR_CURRENT] * CURRENT_STEP_A,
             motor_temperature_c=regs[REG_MOTOR_TEMPERATURE] * TEMPERATURE_STEP_C,
             output_power_w=float(regs[REG_OUTPUT_POWER]),
+            standby=bool(status_word & SW_STANDBY),
+            input_power_w=float(regs[REG_INPUT_POWER]),
         )
+
+    def _write_control_word(self, what: str, word: int) -> None:
+        self._command(what, lambda: self._client.write_register(REG_CONTROL_WORD, word, device_id=self.unit_id))
 
     def _command(self, what: str, call) -> None:
         """Send a write, again after a timeout up to `command_attempts` times: every command is idempotent.

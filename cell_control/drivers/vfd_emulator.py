@@ -21,6 +21,12 @@ first-order thermal lag. The speed holds whatever the load (slip compensation). 
 its read-only registers 5 and 6, with the active power it delivers in register 7 (`output_power_w`: a V/f
 drive, the voltage proportional to the frequency up to the rated voltage at 50 Hz, times the
 torque-producing current).
+
+The drive itself draws from the line too; register 8 reports all of it: `input_power_w` = output power /
+`DRIVE_EFFICIENCY` (the inverter's losses under load) + its own losses, `DRIVE_READY_W` while energized
+(control board, fan, charged DC bus) or `DRIVE_STANDBY_W` while asleep (fan and display off, the DC bus kept
+charged so a RUN takes effect at once). A drive told to stand by while its output is still on finishes
+the ramp down first, then sleeps (status bit STANDBY); a tripped drive may sleep and stays tripped.
 """
 from __future__ import annotations
 
@@ -42,10 +48,11 @@ from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerRTU
 
 from cell_control.drivers.conveyor_vfd import (
-    CURRENT_STEP_A, CW_FAULT_RESET, CW_RUN, FREQUENCY_STEP_HZ, MAX_FREQUENCY_COUNTS, RATED_FREQUENCY_HZ,
-    REG_CONTROL_WORD, REG_FAULT_CODE, REG_MOTOR_CURRENT, REG_MOTOR_TEMPERATURE, REG_OUTPUT_FREQUENCY,
-    REG_OUTPUT_POWER, REG_SPEED_SETPOINT, REG_STATUS_WORD, REGISTER_COUNT, SW_AT_SPEED, SW_FAULT, SW_READY,
-    SW_RUNNING, TEMPERATURE_STEP_C, VfdFaultCode, check_max_speed,
+    CURRENT_STEP_A, CW_FAULT_RESET, CW_RUN, CW_STANDBY, FREQUENCY_STEP_HZ, MAX_FREQUENCY_COUNTS,
+    RATED_FREQUENCY_HZ, REG_CONTROL_WORD, REG_FAULT_CODE, REG_INPUT_POWER, REG_MOTOR_CURRENT,
+    REG_MOTOR_TEMPERATURE, REG_OUTPUT_FREQUENCY, REG_OUTPUT_POWER, REG_SPEED_SETPOINT, REG_STATUS_WORD,
+    REGISTER_COUNT, SW_AT_SPEED, SW_FAULT, SW_READY, SW_RUNNING, SW_STANDBY, TEMPERATURE_STEP_C, VfdFaultCode,
+    check_max_speed,
 )
 
 AT_SPEED_TOLERANCE_HZ = 0.5
@@ -73,6 +80,11 @@ AMBIENT_C = 25.0
 RATED_RISE_K = 60.0  # winding temperature rise at rated current, steady state
 THERMAL_TAU_S = 900.0
 
+# The drive's own draw from the line (a small 0.37 kW inverter).
+DRIVE_EFFICIENCY = 0.95  # output power / the power that goes into making it
+DRIVE_READY_W = 15.0  # energized: control board, fan, DC bus charged
+DRIVE_STANDBY_W = 3.0  # asleep: fan and display off, DC bus still charged
+
 
 def running_current_a(extra_load_pu: float) -> float:
     """Output current of the running motor under the belt's load plus `extra_load_pu` (magnetizing ⊥ torque)."""
@@ -83,6 +95,11 @@ def output_power_w(frequency_hz: float, current_a: float) -> float:
     """Active power into the motor: √3 · V(f) · torque-producing current (the magnetizing part is reactive)."""
     torque_a = math.sqrt(max(0.0, current_a**2 - MAGNETIZING_CURRENT_A**2))
     return math.sqrt(3.0) * RATED_VOLTAGE_V * min(1.0, frequency_hz / RATED_FREQUENCY_HZ) * torque_a
+
+
+def input_power_w(output_w: float, asleep: bool) -> float:
+    """Active power the drive draws from the line: the motor's through its efficiency, plus its own losses."""
+    return output_w / DRIVE_EFFICIENCY + (DRIVE_STANDBY_W if asleep else DRIVE_READY_W)
 
 
 class VfdMotor:
@@ -96,6 +113,7 @@ class VfdMotor:
         self._clock = clock
         self._last_s = clock()
         self.run = False
+        self.standby = False  # commanded; the drive sleeps once its output is off (`asleep`)
         self.setpoint_counts = 0
         self.frequency_hz = 0.0
         self.fault_code = VfdFaultCode.NONE
@@ -112,6 +130,14 @@ class VfdMotor:
     def current_a(self) -> float:
         """Output current: magnetizing plus torque-producing current while the output is on; 0 when off."""
         return running_current_a(self.extra_load_pu) if self.frequency_hz > 0.0 else 0.0
+
+    def asleep(self) -> bool:
+        """Return True while the drive draws only its standby losses: standby commanded, output off."""
+        return self.standby and self.frequency_hz == 0.0
+
+    def control_word(self) -> int:
+        """Return the control word as read back; FAULT_RESET is an action, not kept."""
+        return CW_RUN if self.run else CW_STANDBY if self.standby else 0
 
     def advance(self) -> None:
         now = self._clock()
@@ -132,13 +158,15 @@ class VfdMotor:
             return ExcCodes.ILLEGAL_ADDRESS  # status, frequency and fault code are read-only
         writes = dict(zip(range(start, start + len(values)), values))
         setpoint = writes.get(REG_SPEED_SETPOINT, self.setpoint_counts)
-        word = writes.get(REG_CONTROL_WORD, CW_RUN if self.run else 0)
-        if not 0 <= setpoint <= MAX_FREQUENCY_COUNTS or word & ~(CW_RUN | CW_FAULT_RESET):
+        word = writes.get(REG_CONTROL_WORD, self.control_word())
+        if (not 0 <= setpoint <= MAX_FREQUENCY_COUNTS or word & ~(CW_RUN | CW_FAULT_RESET | CW_STANDBY)
+                or word & CW_RUN and word & CW_STANDBY):  # the drive cannot both run and sleep
             return ExcCodes.ILLEGAL_VALUE
         fault_code = VfdFaultCode.NONE if word & CW_FAULT_RESET else self.fault_code
         if word & CW_RUN and fault_code:
             return ExcCodes.DEVICE_FAILURE  # a tripped drive refuses to run until its fault is reset
         self.setpoint_counts, self.run, self.fault_code = setpoint, bool(word & CW_RUN), fault_code
+        self.standby = bool(word & CW_STANDBY)
         return None
 
     def trip(self, code: VfdFaultCode) -> None:
@@ -149,15 +177,19 @@ class VfdMotor:
 
     def registers(self) -> list[int]:
         regs = [0] * REGISTER_COUNT
-        regs[REG_CONTROL_WORD] = CW_RUN if self.run else 0
+        regs[REG_CONTROL_WORD] = self.control_word()
         regs[REG_SPEED_SETPOINT] = self.setpoint_counts
         regs[REG_OUTPUT_FREQUENCY] = round(self.frequency_hz / FREQUENCY_STEP_HZ)
         regs[REG_FAULT_CODE] = int(self.fault_code)
         current_a = self.current_a()
         regs[REG_MOTOR_CURRENT] = round(current_a / CURRENT_STEP_A)
         regs[REG_MOTOR_TEMPERATURE] = max(0, round(self.temperature_c / TEMPERATURE_STEP_C))
-        regs[REG_OUTPUT_POWER] = round(output_power_w(self.frequency_hz, current_a))
+        output_w = output_power_w(self.frequency_hz, current_a)
+        regs[REG_OUTPUT_POWER] = round(output_w)
+        regs[REG_INPUT_POWER] = round(input_power_w(output_w, self.asleep()))
         status = SW_READY if not self.fault_code else SW_FAULT
+        if self.asleep():
+            status |= SW_STANDBY
         if self.run:
             status |= SW_RUNNING
             if abs(self.frequency_hz - self.setpoint_counts * FREQUENCY_STEP_HZ) < AT_SPEED_TOLERANCE_HZ:

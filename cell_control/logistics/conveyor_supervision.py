@@ -1,4 +1,4 @@
-"""The conveyor driver's decisions around the VFD: which speed commands it obeys, when the link is lost.
+"""The conveyor driver's decisions around the VFD: which speed and standby commands it obeys, when the link is lost.
 
 Pure, tested without ROS or a serial port; the `conveyor_driver` node turns messages into these calls.
 """
@@ -17,6 +17,20 @@ def speed_command_problem(speed_m_s: float, max_speed_m_s: float, fault: str) ->
     if fault:
         return f'refused speed command {speed_m_s} m/s: fault latched ({fault}); call /conveyor/reset_fault first'
     return None
+
+
+def standby_write(standby: bool, commanded_m_s: float) -> tuple[bool, str | None]:
+    """Return whether a standby request goes to the drive, and the warning when one is ignored.
+
+    Only a belt commanded stopped sleeps: a request to sleep while it is commanded to run is ignored, and a
+    request to wake then needs no write (the run write already left standby; writing 0 would stop the belt).
+    """
+    if commanded_m_s == 0.0:
+        return True, None
+    if standby:
+        return False, (f'ignored standby request: the belt is commanded to run at {commanded_m_s} m/s; '
+                       'command speed 0 first')
+    return False, None
 
 
 class LinkWatch:

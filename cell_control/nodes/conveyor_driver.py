@@ -1,10 +1,14 @@
 """`conveyor_driver`: the conveyor VFD (Modbus RTU) and jam detection behind ROS topics and a service.
 
-In: `/conveyor/speed_command` (Float64, m/s), `/conveyor/photo_eye/{eye}` (Bool, True while blocked).
+In: `/conveyor/speed_command` (Float64, m/s), `/conveyor/photo_eye/{eye}` (Bool, True while blocked),
+`/conveyor/standby` (Bool, latched: True puts the drive of a belt commanded stopped into its standby, where
+it draws less; ignored with a warning while the belt is commanded to run; False wakes it, as do a speed
+command > 0 and a fault reset).
 Out: `/conveyor/fault` (String, latched, empty when clear), `/diagnostics`, at every poll the drive's own
 readings (sensor-data QoS) `/conveyor/motor_current` (Float64, A), `/conveyor/motor_temperature`
-(sensor_msgs/Temperature, °C) and `/conveyor/power` (Float64, W, active power into the motor), and with
-`emulate:=true`
+(sensor_msgs/Temperature, °C), `/conveyor/power` (Float64, W, active power into the motor) and
+`/conveyor/input_power` (Float64, W, what the drive draws from the line: the motor's power plus its own
+losses, lower in standby), and with `emulate:=true`
 `/conveyor/belt_speed` (Float64, m/s) from the emulated motor, which the simulated cell drives its belt
 with, so the simulation's belt only moves through a real Modbus link.
 Service: `/conveyor/reset_fault` (Trigger) clears a latched fault and resets the drive; it never restarts
@@ -21,7 +25,7 @@ from sensor_msgs.msg import Temperature
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
-from cell_control.logistics.conveyor_supervision import LinkWatch, speed_command_problem
+from cell_control.logistics.conveyor_supervision import LinkWatch, speed_command_problem, standby_write
 from cell_control.logistics.conveyor_tracker import ConveyorTracker, load_conveyor_layout
 from cell_control.cell.description import layout_path, load_layout
 from cell_control.drivers.conveyor_vfd import ConveyorVfd, VfdError, VfdStatus
@@ -90,6 +94,7 @@ class ConveyorDriver(Node):
         self.tracker = ConveyorTracker(self.layout, margin=param('jam_margin').value,
                                        ramp_allowance_s=param('ramp_allowance_s').value)
         self._commanded_m_s = 0.0
+        self._standby = False  # the drive was last told to stand by
         self._fault = ''
         self._link = LinkWatch(param('link_loss_polls').value)
         self._status: VfdStatus | None = None
@@ -101,10 +106,12 @@ class ConveyorDriver(Node):
         self._current_pub = self.create_publisher(Float64, '/conveyor/motor_current', SENSOR_DATA)
         self._temperature_pub = self.create_publisher(Temperature, '/conveyor/motor_temperature', SENSOR_DATA)
         self._power_pub = self.create_publisher(Float64, '/conveyor/power', SENSOR_DATA)
+        self._input_power_pub = self.create_publisher(Float64, '/conveyor/input_power', SENSOR_DATA)
         self._poll_period_s = param('poll_period_s').value
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self.create_subscription(Float64, '/conveyor/speed_command', self._on_speed_command, RELIABLE)
+        self.create_subscription(Bool, '/conveyor/standby', self._on_standby, LATCHED)
         for eye in self._eye_blocked:
             self.create_subscription(Bool, f'/conveyor/photo_eye/{eye}',
                                      lambda msg, eye=eye: self._on_eye(eye, msg.data), RELIABLE)
@@ -130,14 +137,35 @@ class ConveyorDriver(Node):
             return
         try:
             if speed == 0.0:
-                self.vfd.stop()
+                self._stop_belt()
             else:
                 self.vfd.set_speed(speed)
+                self._standby = False  # the run write woke the drive
         except VfdError as exc:
             self._latch_fault(f'VFD: {exc}')
             return
         self._commanded_m_s = speed
         self.tracker.set_belt_speed(self._now_s(), speed)
+
+    def _on_standby(self, msg: Bool) -> None:
+        write, problem = standby_write(msg.data, self._commanded_m_s)
+        if problem is not None:
+            self.get_logger().warning(problem)
+        if not write:
+            return
+        try:
+            self.vfd.standby(msg.data)
+        except VfdError as exc:  # the drive keeps drawing what it did; the polls judge the link
+            self.get_logger().error(f'VFD did not take standby {"on" if msg.data else "off"}: {exc}')
+            return
+        self._standby = msg.data
+
+    def _stop_belt(self) -> None:
+        """Ramp the belt down; a drive in standby stays asleep (a plain stop write would wake it)."""
+        if self._standby:
+            self.vfd.standby(True)
+        else:
+            self.vfd.stop()
 
     def _on_eye(self, eye: str, blocked: bool) -> None:
         if blocked == self._eye_blocked[eye]:
@@ -176,6 +204,7 @@ class ConveyorDriver(Node):
         temperature.header.stamp, temperature.header.frame_id = stamp, 'conveyor_motor'
         self._temperature_pub.publish(temperature)
         self._power_pub.publish(Float64(data=status.output_power_w))
+        self._input_power_pub.publish(Float64(data=status.input_power_w))
         if self._emulator is not None and self._bearing_wear_pu_per_h > 0.0 and status.running:
             self._running_s += self._poll_period_s
             self._emulator.set_extra_load(min(2.0, self._bearing_wear_pu_per_h * self._running_s / 3600.0))
@@ -187,7 +216,7 @@ class ConveyorDriver(Node):
             return
         self._fault = reason
         try:
-            self.vfd.stop()
+            self._stop_belt()
         except VfdError as exc:
             self.get_logger().error(f'could not stop the belt after the fault: {exc}')
         self._commanded_m_s = 0.0
@@ -203,6 +232,7 @@ class ConveyorDriver(Node):
             response.message = f'fault not cleared, the VFD did not take the reset: {exc}'
             return response
         cleared, self._fault = self._fault, ''
+        self._standby = False  # the reset's write left standby
         self._commanded_m_s = 0.0
         self.tracker.fault_reset(cleared)
         self.tracker.set_belt_speed(self._now_s(), 0.0)
@@ -229,7 +259,8 @@ class ConveyorDriver(Node):
                        f'{vfd.output_frequency_hz:.2f}', 'vfd_fault_code': vfd.fault_code,
                        'at_speed': vfd.at_speed, 'motor_current_a': f'{vfd.motor_current_a:.2f}',
                        'motor_temperature_c': f'{vfd.motor_temperature_c:.1f}',
-                       'output_power_w': f'{vfd.output_power_w:.0f}'}
+                       'output_power_w': f'{vfd.output_power_w:.0f}', 'standby': vfd.standby,
+                       'input_power_w': f'{vfd.input_power_w:.0f}'}
         status = diagnostic_status(STATUS_NAME, self.port, level, message, values)
         self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), status))
 
