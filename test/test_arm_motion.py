@@ -4,7 +4,7 @@ import math
 import pytest
 
 from cell_control.motion.arm_motion import AIR_CLEARANCE_M, PLANNED_WELD_SPEED_MM_S, ArmMotion, ArmMotionError
-from cell_control.cell.description import load_layout
+from cell_control.cell.description import load_layout, rest_positions
 from cell_control.cell.recipe import load_recipe, recipes_dir
 from cell_control.motion.kinematics import load_kinematics
 from cell_control.motion.weld_path import base_pose_from_layout
@@ -60,6 +60,18 @@ def test_bad_targets_and_homes_are_refused(motion):
         motion.plan('seam_start', HOME, 'seam_z')
     with pytest.raises(ArmMotionError, match='at least one seam'):
         ArmMotion(motion.arm, load_layout(), [], HOME)
+    with pytest.raises(ArmMotionError, match='rest must be 6 finite joint positions'):
+        ArmMotion(motion.arm, load_layout(), list(motion.seams.values()), HOME, [0.0] * 5)
+
+
+def test_the_idle_policy_parks_the_arm_at_the_layouts_rest_pose_clear_above_the_belt_and_back_home(motion):
+    rest = motion.plan('rest', HOME)
+    assert motion.target == 'rest' and rest.points[-1].positions == pytest.approx(rest_positions())
+    assert rest_positions() != pytest.approx(HOME)
+    assert min(_tcp_heights_above_top(motion, rest)) > 0.1   # nowhere near a part on the belt
+    back = motion.plan('home', list(rest.points[-1].positions))
+    assert back.points[-1].positions == pytest.approx(HOME)
+    assert all(motion.arm.within_limits(p.positions) for p in rest.points + back.points)
 
 
 def _tcp_heights_above_top(motion: ArmMotion, trajectory) -> list[float]:

@@ -7,7 +7,7 @@ import math
 import pytest
 import yaml
 
-from cell_control.cell.description import DescriptionError, agv_names, home_positions, load_layout
+from cell_control.cell.description import DescriptionError, agv_names, home_positions, load_layout, rest_positions
 from cell_control.logistics.agv_navigation import yaw_from_quaternion
 from cell_control.weld.process_model import reference_weld_time_s
 from cell_control.weld.seam_profile import load_seam_csv
@@ -17,15 +17,18 @@ from conftest import REPO, SEAMS
 def test_home_and_agvs_come_from_the_layout_file() -> None:
     raw = yaml.safe_load((REPO / 'config' / 'cell_layout.yaml').read_text(encoding='utf-8'))
     assert home_positions() == raw['arm']['home_joint_positions'] and len(home_positions()) == 6
+    assert rest_positions() == raw['arm']['rest_joint_positions'] and len(rest_positions()) == 6
     assert agv_names() == tuple(raw['agv']['home']) == ('agv_1', 'agv_2')
 
 
 @pytest.mark.parametrize('bad', [[0.0] * 5, [0.0] * 5 + [math.nan], [0.0] * 5 + ['x']])
-def test_a_bad_home_pose_is_refused_by_name(bad: list) -> None:
+@pytest.mark.parametrize('key, read', [('home_joint_positions', home_positions),
+                                       ('rest_joint_positions', rest_positions)])
+def test_a_bad_home_or_rest_pose_is_refused_by_name(bad: list, key: str, read) -> None:
     layout = copy.deepcopy(load_layout())
-    layout['arm']['home_joint_positions'] = bad
-    with pytest.raises(DescriptionError, match='arm.home_joint_positions'):
-        home_positions(layout)
+    layout['arm'][key] = bad
+    with pytest.raises(DescriptionError, match=f'arm.{key}'):
+        read(layout)
 
 
 def test_yaw_from_quaternion() -> None:

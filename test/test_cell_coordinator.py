@@ -18,14 +18,14 @@ E = EventKind
 class Cell:
     """Coordinator plus a script of device reports; every action emitted is kept with its time."""
 
-    def __init__(self, path, mode=Mode.AUTO, seams=('seam',), search=False):
+    def __init__(self, path, mode=Mode.AUTO, seams=('seam',), search=False, idle_after_s=0.0):
         self.path = path
         self.ledger = PartLedger(path)
         self.store = WeldRecordStore(path.with_suffix('.records.db'))
         self.recorder = WeldRecorder(self.store, 'bracket')
         self.server = HandoffServer(HandoffTimeouts(docked_s=30.0, cell_s=200.0, rollers_s=3.0, part_s=10.0))
         self.coord = CellCoordinator(self.ledger, self.server, self.recorder, CoordinatorTimeouts(), seam_ids=seams,
-                                     seam_search=search)
+                                     seam_search=search, idle_after_s=idle_after_s)
         self.t = 0.0
         self.log: list = []
         self.log += self.coord.restore(self.t)
@@ -829,3 +829,107 @@ def test_a_search_that_does_not_finish_in_time_faults_the_cell(tmp_path):
     out = cell.ev(E.TICK)
     assert cell.coord.state is CellState.FAULT
     assert any('seam search did not finish within 60 s (part P1)' in a.reason for a in out)
+
+
+# ---------------------------------------------------------------- idle policy (issue 13, point 5)
+def _tick_at(cell, t):
+    cell.t = t - 1.0   # ev advances the clock by 1 s
+    return cell.ev(E.TICK)
+
+
+def _moves(actions):
+    return [a.detail for a in actions if a.kind is A.MOVE_ARM]
+
+
+def _standby(actions):
+    return [a.detail for a in actions if a.kind is A.STANDBY]
+
+
+def test_a_cell_that_expects_no_part_parks_after_the_idle_time_and_the_next_announced_part_wakes_it(tmp_path):
+    cell = Cell(tmp_path / 'l.db', idle_after_s=30.0)
+    cell.cmd(Command.START)   # t = 1: quiet from the first pass
+    assert _standby(_tick_at(cell, 30.5)) == []
+    parked = _tick_at(cell, 31.5)
+    assert (_standby(parked), _moves(parked)) == (['on'], ['rest'])
+    assert cell.coord.snapshot().readiness.value == 'parking'
+    assert _moves(_tick_at(cell, 40.0)) == []   # parked once
+    cell.ev(E.ARM_AT_GOAL)
+    assert cell.coord.snapshot().readiness.value == 'standby'
+    woken = cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    assert (_standby(woken), _moves(woken)) == (['off'], ['home'])
+    request = HandoffRequest('in-P1', HandoffKind.LOAD_TO_CELL, 'agv_1', 'inbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)
+    cell.ev(E.AGV_DOCKED, dock='inbound', agv='agv_1', flag=True)
+    cell.ev(E.ROLLERS_RUNNING, dock='inbound')
+    cell.ev(E.PART_DETECTED, dock='inbound')
+    cell.ev(E.STATION_EYE, flag=True)
+    clamped = cell.ev(E.CLAMP_CLOSED)
+    assert _moves(clamped) == []   # the station's arm stages wait for the arm to be home
+    home = cell.ev(E.ARM_AT_GOAL)
+    assert _moves(home) == ['seam_start'] and cell.coord.snapshot().readiness.value == 'ready'
+    assert any('awake: arm home' in a.reason for a in home)
+    cell.ev(E.ARM_AT_GOAL)
+    cell.ev(E.WELD_DONE, flag=True)
+    assert cell.verdicts('P1') == ['good']
+
+
+def _busy_run(tmp_path, idle_after_s):
+    cell = Cell(tmp_path / f'idle{idle_after_s}.db', idle_after_s=idle_after_s)
+    cell.cmd(Command.START)
+    cell.load('P1')
+    for n in (1, 2, 3):
+        cell.weld(during=(lambda: cell.load(f'P{n + 1}')) if n < 3 else None)
+        _tick_at(cell, cell.t + 4.0)   # the outbound AGV takes 4 s to come
+        cell.unload(f'P{n}')
+    return [(a.kind, a.detail, a.part_id) for a in cell.log if a.kind is not A.PUBLISH_DIAGNOSTICS]
+
+
+def test_a_busy_cell_never_parks_and_does_exactly_what_it_does_without_the_policy(tmp_path):
+    with_policy = _busy_run(tmp_path, 5.0)
+    assert with_policy == _busy_run(tmp_path, 0.0)
+    assert all(kind is not A.STANDBY for kind, _, _ in with_policy)
+
+
+def test_the_policy_parks_neither_a_stepping_manual_nor_stopped_cell_nor_one_with_a_part_announced(tmp_path):
+    for mode in (Mode.STEP, Mode.MANUAL):
+        cell = Cell(tmp_path / f'{mode.value}.db', mode=mode, idle_after_s=5.0)
+        if mode is Mode.STEP:
+            cell.cmd(Command.START)
+        assert _standby(_tick_at(cell, 100.0)) == []
+    cell = Cell(tmp_path / 'announced.db', idle_after_s=5.0)
+    cell.cmd(Command.START)
+    cell.ev(E.PART_ANNOUNCED, part_id='P1')   # its AGV is slow to come: the cell stays awake for it
+    assert _standby(_tick_at(cell, 100.0)) == []
+    cell.cmd(Command.STOP)
+    stopped = Cell(tmp_path / 'stopped.db', idle_after_s=5.0)
+    assert _standby(_tick_at(stopped, 100.0)) == []   # never started
+
+
+def test_a_stop_while_parking_leaves_standby_and_the_next_part_wakes_the_arm_from_where_it_stopped(tmp_path):
+    cell = Cell(tmp_path / 'l.db', idle_after_s=5.0)
+    cell.cmd(Command.START)
+    assert _moves(_tick_at(cell, 10.0)) == ['rest']
+    stopped = cell.cmd(Command.STOP)
+    assert A.STOP_ARM in cell.kinds(stopped) and cell.coord.snapshot().readiness.value == 'standby'
+    restarted = cell.cmd(Command.START)
+    assert _moves(restarted) == [] and _moves(_tick_at(cell, 60.0)) == []   # nothing expected: it stays
+    woken = cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    assert (_standby(woken), _moves(woken)) == (['off'], ['home'])
+
+
+def test_a_park_that_does_not_reach_the_rest_pose_in_time_faults_the_cell(tmp_path):
+    cell = Cell(tmp_path / 'l.db', idle_after_s=5.0)
+    cell.cmd(Command.START)
+    _tick_at(cell, 10.0)
+    assert cell.coord.state is CellState.RUNNING
+    _tick_at(cell, 10.0 + CoordinatorTimeouts().retract_s + 0.5)
+    assert cell.coord.state is CellState.FAULT
+    assert any('idle-policy pose within 20 s' in a.reason for a in cell.log if a.detail == 'ERROR')
+
+
+def test_a_restored_coordinator_stays_awake_for_a_part_announced_before_its_restart(tmp_path):
+    cell = Cell(tmp_path / 'l.db', idle_after_s=5.0)
+    cell.ev(E.PART_ANNOUNCED, part_id='P1')
+    again = Cell(tmp_path / 'l.db', idle_after_s=5.0)
+    again.cmd(Command.START)
+    assert _standby(_tick_at(again, 100.0)) == []

@@ -5,7 +5,8 @@ import pytest
 
 from cell_control.logistics.docking import DockWatch
 from cell_control.cell.kpi import (
-    PartOutcome, StationLegs, critical_path_s, production_kpis, seam_finding_kpis, trapezoid_time_s, welds_by_part)
+    IdleWatch, PartOutcome, StationLegs, critical_path_s, production_kpis, seam_finding_kpis, trapezoid_time_s,
+    welds_by_part)
 from cell_control.weld.trace import WeldTrace
 
 LAYOUT = {'docks': {'inbound': {'x': -2.45, 'y': 0.0, 'yaw': 0.0}, 'outbound': {'x': 2.45, 'y': 0.0, 'yaw': 0.0}},
@@ -110,3 +111,12 @@ def test_seam_finding_is_judged_per_part_against_where_the_part_really_lay():
     assert kpis['within_target'] is False                      # P2 is 0.4 mm off: more than 0.3 mm
     assert seam_finding_kpis(located[:1], welds, 0.5)['within_target'] is True
     assert seam_finding_kpis([], {}, 0.5)['within_target'] is False   # nothing searched proves nothing
+
+
+def test_the_idle_watch_counts_parks_time_in_standby_and_each_wake():
+    watch = IdleWatch()
+    for readiness, t in (('ready', 0.0), ('ready', 5.0), ('parking', 10.0), ('standby', 11.2), ('standby', 40.0),
+                         ('waking', 71.2), ('ready', 72.5), ('parking', 100.0), ('standby', 101.0), ('ready', 110.0)):
+        watch.sample(readiness, t)
+    # standby 11.2 → 71.2 and 101 → 110; the second "wake" came without 'waking' (a restart): no duration
+    assert watch.kpis() == {'parks': 2, 'standby_s': 69.0, 'wakes_s': [1.3]}

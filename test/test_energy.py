@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from cell_control.cell.energy import ArcTimer, EnergyMeter, arc_energy_j, arm_power_w, cell_state_of, energy_kpis
+from cell_control.cell.energy import (ArcTimer, EnergyMeter, StandingLoads, arc_energy_j, arm_power_w, cell_state_of,
+                                      energy_kpis)
 from cell_control.maintenance.cell_readings import PartReadings
 from cell_control.sim.degradation import AgvBattery, BatteryGauge
 
@@ -15,6 +16,18 @@ def test_cell_states_from_the_coordinator_snapshot():
     assert cell_state_of({'state': 'running', 'stage': 'approach'}) == 'moving'
     assert cell_state_of({'state': 'running', 'stage': 'empty', 'belt_running': 'True'}) == 'moving'
     assert cell_state_of({'state': 'running', 'stage': 'clamping', 'belt_running': 'False'}) == 'waiting'
+    assert cell_state_of({'state': 'running', 'stage': 'empty', 'readiness': 'ready'}) == 'waiting'
+    assert cell_state_of({'state': 'running', 'stage': 'empty', 'readiness': 'parking'}) == 'waiting'
+    assert cell_state_of({'state': 'running', 'stage': 'empty', 'readiness': 'standby'}) == 'idle'
+
+
+def test_standing_loads_by_readiness_and_their_checks():
+    loads = StandingLoads(arm_ready_w=90.0, arm_parked_w=20.0, weld_source_ready_w=60.0, weld_source_standby_w=8.0)
+    assert [loads.arm_w(r) for r in ('ready', 'parking', 'standby', 'waking')] == [90.0, 90.0, 20.0, 90.0]
+    assert [loads.weld_source_w(r) for r in ('ready', 'standby')] == [60.0, 8.0]
+    for bad in ({'arm_ready_w': -1.0}, {'weld_source_standby_w': math.inf}, {'arm_parked_w': True}):
+        with pytest.raises(ValueError, match=f'standing load {next(iter(bad))}'):
+            StandingLoads(**bad)
 
 
 def test_arc_and_arm_power():

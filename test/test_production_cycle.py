@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from cell_control.bringup import NodeSpec, describe_cell
-from cell_control.cell.description import home_positions
+from cell_control.cell.description import home_positions, rest_positions
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.cell.recipe import recipes_dir
+from cell_control.drivers.vfd_emulator import DRIVE_STANDBY_W
+from cell_control.motion.kinematics import load_kinematics
 from cell_control.runner import find_executable
 from cell_control.sim.weld_loop import run_weld_eval
 from cell_control.testing import (
@@ -38,6 +40,7 @@ from cell_control.nodes.weld_adjuster import DRIFT_TOPIC  # noqa: E402
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]   # a whole cell at 1x real time
 RTF = 1.0   # the whole cell needs about 1.6 of the 2 cores at 2x; at 1x a loaded machine still keeps up
 HOME = home_positions()
+ARM = load_kinematics().joint_names
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Waits are counted on the cell's clock: a loaded machine runs the cell slower than RTF (the simulation waits for
@@ -55,6 +58,7 @@ class Cell:
         self.ledger_path = ledger_path
         self.state: dict = {}
         self.state_messages = 0
+        self.readiness: list[tuple[float, str, str]] = []   # (cell's time, readiness, stage) at each change
         self.arc: list[bool] = []
         self.scaling: list[float] = []
         self.trajectories: list[JointTrajectory] = []
@@ -87,6 +91,9 @@ class Cell:
     def _on_state(self, msg: String) -> None:
         self.state.update(json.loads(msg.data))
         self.state_messages += 1
+        readiness = self.state.get('readiness', '')
+        if not self.readiness or self.readiness[-1][1] != readiness:
+            self.readiness.append((self.view.sim_s(), readiness, self.state.get('stage', '')))
 
     def _on_joints(self, msg: JointState) -> None:
         self.joints = msg
@@ -339,3 +346,49 @@ def test_the_coordinator_killed_mid_weld_restarts_from_the_ledger(cell):
     cell.wait_state('both parts to leave the cell', lambda s: int(s['delivered']) + int(s['rejected']) == 2)
     states, invariant = cell.ledger()
     assert states == {'P-T-1': PartState.REJECTED, 'P-T-2': PartState.DELIVERED} and invariant
+
+
+# Part 2 comes 100 s after the inbound AGV is home from part 1: part 1 is welded and gone long before.
+@pytest.mark.parametrize('cell', [(2, {'fleet_sim': {'supply_gap_s': 100.0, 'supply_gap_after': 1},
+                                       'coordinator': {'idle_after_s': 5.0}})], indirect=True)
+def test_a_cell_without_parts_parks_in_standby_and_wakes_for_the_next_part_before_it_arrives(cell):
+    """Issue 13, point 5: the idle policy over DDS, with the drive's standby over Modbus and the energy it saves."""
+    standby_commands: list[bool] = []
+    input_power: list[tuple[float, float]] = []
+    energy: list[dict] = []
+    node = cell.node
+    node.create_subscription(Bool, '/conveyor/standby', lambda m: standby_commands.append(m.data), LATCHED)
+    node.create_subscription(Float64, '/conveyor/input_power',
+                             lambda m: input_power.append((cell.view.sim_s(), m.data)), qos_profile_sensor_data)
+    node.create_subscription(String, '/cell/energy', lambda m: energy.append(json.loads(m.data)), LATCHED)
+    start(cell)
+    cell.wait_state('part 1 to leave the cell', lambda s: int(s['delivered']) == 1)
+    cell.wait_state('the cell parked in standby', lambda s: s['readiness'] == 'standby', 60)
+    parked_s = cell.view.sim_s()
+    rest = rest_positions()
+
+    def at_rest() -> bool:
+        msg = cell.joints
+        return msg is not None and all(abs(msg.position[msg.name.index(j)] - q) < 0.01 for j, q in zip(ARM, rest))
+    cell.wait('the arm at its rest pose', at_rest, 30)
+    cell.wait('the drive in standby', lambda: standby_commands and standby_commands[-1] is True, 30)
+    cell.wait('the drive to draw its standby power', lambda: input_power and input_power[-1][0] > parked_s + 1.0
+              and input_power[-1][1] < DRIVE_STANDBY_W + 1.0, 30)
+    assert cell.state['state'] == 'running' and int(cell.state['announced']) == 1   # nothing announced: parked
+    cell.wait_state('part 2 to leave the cell', lambda s: int(s['delivered']) == 2, SIM_S * 1.5)
+    states, invariant = cell.ledger()
+    assert states == {'P-T-1': PartState.DELIVERED, 'P-T-2': PartState.DELIVERED} and invariant
+    # After part 2 the cell is quiet again and may park once more: judge the first park and wake.
+    assert [r for _, r, _ in cell.readiness[:5]] == ['ready', 'parking', 'standby', 'waking', 'ready'], cell.readiness
+    woken = cell.readiness[3][0]
+    ready = cell.readiness[4]
+    assert ready[0] - woken < 10.0, cell.readiness                 # the wake: the arm's move home
+    assert ready[2] == 'empty', 'awake before part 2 reached the station: the wake cost the part nothing'
+    assert standby_commands[-1] is False
+    # Energy: the cell's standing draw in standby is a fraction of its draw when ready.
+    # Energy: part 2's share runs from part 1's departure, so it holds the whole standby as the state 'idle'.
+    cell.wait('the energy of both parts', lambda: energy and len(energy[-1]['parts']) == 2, 60)
+    standby_s = woken - cell.readiness[2][0]
+    idle = energy[-1]['parts'][1]['by_state_source_wh']['idle']
+    standing_w = (idle['arm'] + idle['arc'] + idle['conveyor']) * 3600.0 / standby_s   # the AGVs drive on their own
+    assert 25.0 < standing_w < 40.0, (standing_w, standby_s, energy[-1])   # arm 20 + source 8 + drive 3 W

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from cell_control.logistics.handoff import (
     HandoffError, HandoffKind, HandoffRequest, HandoffResult, HandoffServer, HandoffStatus, HandoffStep)
+from cell_control.cell.idle import IdlePolicy, IdleStep, Readiness
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.cell.recipe import Recipe, RecipeError, load_recipe, recipe_path, weldable
 
@@ -113,6 +114,7 @@ class ActionKind(str, Enum):
     PUBLISH_HANDOFF_RESULT = 'publish_handoff_result'  # result
     PUBLISH_DIAGNOSTICS = 'publish_diagnostics'        # detail: level OK/WARN/ERROR; reason: message
     RESET_DEVICES = 'reset_devices'            # clear the devices' latched faults (conveyor drive); moves nothing
+    STANDBY = 'standby'                        # detail 'on' / 'off': conveyor drive and weld power source (idle policy)
 
 
 MOTION_STOP_ACTIONS = (ActionKind.STOP_BELT, ActionKind.STOP_ARM, ActionKind.DISCARD_TRAJECTORY,
@@ -224,6 +226,7 @@ class CellSnapshot:
     belt_running: bool
     pending_acks: list[str] = field(default_factory=list)
     recipe: str = ''
+    readiness: Readiness = Readiness.READY
 
 
 class CellCoordinator:
@@ -231,13 +234,15 @@ class CellCoordinator:
 
     def __init__(self, ledger: PartLedger, handoff: HandoffServer, records: WeldRecords,
                  timeouts: CoordinatorTimeouts = CoordinatorTimeouts(), recipe_id: str = '',
-                 seam_ids: tuple[str, ...] = ('seam',), seam_search: bool = False) -> None:
+                 seam_ids: tuple[str, ...] = ('seam',), seam_search: bool = False,
+                 idle_after_s: float = 0.0) -> None:
         if not seam_ids or len(set(seam_ids)) != len(seam_ids):
             raise CoordinatorError(f'a recipe needs at least one seam and unique seam ids, got {seam_ids!r}')
         self.ledger, self.handoff, self.records, self.timeouts = ledger, handoff, records, timeouts
         self.recipe_id = recipe_id   # the recipe the next parts are welded with
         self.seam_ids = tuple(seam_ids)   # its seams, in welding order
         self.seam_search = seam_search    # each part's first seam is searched before it is welded
+        self.idle = IdlePolicy(idle_after_s, timeouts.retract_s)   # parks a cell that expects no part (0: never)
         self.state = CellState.IDLE
         self.mode = Mode.AUTO
         self._station = _Station()
@@ -250,6 +255,7 @@ class CellCoordinator:
         self._step_credit = 0
         self._pending_acks: list[str] = []
         self._pickup_called: set[str] = set()
+        self._expected: set[str] = set()   # parts announced and not yet on the belt: the cell must be awake
 
     # ---------------------------------------------------------------- start-up
     def restore(self, now_s: float) -> list[Action]:
@@ -279,6 +285,7 @@ class CellCoordinator:
                     out += self._rework(part.part_id, now_s, 'weld interrupted by a coordinator restart '
                                         f'(seams recorded: {done})')
             self._station = _Station(stage, part.part_id, replan=True)
+        self._expected = {part.part_id for part in self.ledger.parts([PartState.ANNOUNCED, PartState.ON_INBOUND_AGV])}
         for part in self.ledger.parts([PartState.ON_CONVEYOR]):
             self._queued = part.part_id
             self._pending_acks.append(f'confirm part {part.part_id} is on the infeed side of the belt')
@@ -416,6 +423,10 @@ class CellCoordinator:
             return out
         if kind is EventKind.PART_ANNOUNCED:
             self.ledger.announce(event.part_id, f'{event.part_id}:announced', now_s)
+            if self.ledger.part(event.part_id).state in (PartState.ANNOUNCED, PartState.ON_INBOUND_AGV):
+                self._expected.add(event.part_id)
+        elif kind is EventKind.ARM_AT_GOAL and self.idle.moving:   # no station stage moves the arm meanwhile
+            out += self._idle_arrived(now_s)
         elif kind is EventKind.HANDOFF_REQUEST:
             out += self._on_request(event.request, now_s)
         elif kind is EventKind.AGV_DOCKED:
@@ -499,6 +510,7 @@ class CellCoordinator:
                 if request.kind is HandoffKind.LOAD_TO_CELL:
                     self._move(request.part_id, PartState.ON_CONVEYOR, now_s, f'handoff {result.request_id}')
                     self._queued = request.part_id
+                    self._expected.discard(request.part_id)
                 else:
                     verdict = self.ledger.part(request.part_id).verdict
                     to = PartState.REJECTED if verdict == 'rework' else PartState.DELIVERED
@@ -578,11 +590,12 @@ class CellCoordinator:
 
     def _drive(self, now_s: float) -> list[Action]:
         """Start every stage that may start now, then set the belt. Level-triggered: safe to call often."""
-        out: list[Action] = []
+        out = self._idle_step(now_s)
         st = self._station
         if st.stage is Stage.EMPTY and self._queued and self._may_advance():
             self._station = st = _Station(Stage.FEEDING, self._queued)
-        if not st.started and st.stage is not Stage.EMPTY and self._may_advance():
+        if not st.started and st.stage is not Stage.EMPTY and self._may_advance() \
+                and (st.stage not in ARM_TARGET or self.idle.ready):
             if st.stage is not Stage.RELEASING or self._outbound_ready(st.part_id):
                 self._spend()
                 out += self._enter(st, now_s)
@@ -601,6 +614,33 @@ class CellCoordinator:
             self._spend()
             out.append(self._publish(self.handoff.begin_transfer('inbound', now_s)))
         return out + self._set_belt(now_s)
+
+    def _quiet(self) -> bool:
+        """Tell whether no part is expected: none at the station, on the belt, announced or in a handoff."""
+        return (self._station.stage is Stage.EMPTY and not self._queued and not self._outbound
+                and not self._expected and self.handoff.active('inbound') is None
+                and self.handoff.active('outbound') is None)
+
+    def _idle_step(self, now_s: float) -> list[Action]:
+        may_move = self.state is CellState.RUNNING and self.mode in (Mode.AUTO, Mode.DRY_RUN)
+        step = self.idle.update(self._quiet(), may_move, now_s)
+        if step is IdleStep.PARK:
+            return [Action(ActionKind.STANDBY, detail='on'), Action(ActionKind.MOVE_ARM, detail='rest'),
+                    self._diag('OK', f'idle: no part expected for {self.idle.idle_after_s:g} s; arm to its rest '
+                               'pose, conveyor drive and weld power source to standby')]
+        if step is IdleStep.WAKE:
+            return [Action(ActionKind.STANDBY, detail='off'), Action(ActionKind.MOVE_ARM, detail='home'),
+                    self._diag('OK', 'waking: a part is expected; devices out of standby, arm home')]
+        if step is IdleStep.FAILED:
+            return self._fault(now_s, f'arm did not reach its idle-policy pose within {self.idle.move_timeout_s:g} s')
+        return []
+
+    def _idle_arrived(self, now_s: float) -> list[Action]:
+        waking = self.idle.readiness is Readiness.WAKING
+        self.idle.arrived(now_s)
+        if waking:
+            return [self._diag('OK', f'awake: arm home {now_s - self.idle.woken_s:.1f} s after the wake began')]
+        return [self._diag('OK', 'standby: arm at its rest pose')]
 
     def _outbound_ready(self, part_id: str) -> bool:
         request = self.handoff.active('outbound')
@@ -726,6 +766,7 @@ class CellCoordinator:
         """
         st = self._station
         self._belt = False
+        self.idle.halted()
         out = [Action(kind) for kind in MOTION_STOP_ACTIONS]
         if st.stage is Stage.WELDING and st.started:
             out += self._rework(st.part_id, now_s, f'weld interrupted: {why}')
@@ -761,4 +802,5 @@ class CellCoordinator:
     def snapshot(self) -> CellSnapshot:
         """Return what the node publishes on its diagnostics heartbeat."""
         return CellSnapshot(self.state, self.mode, self._station.stage, self._station.part_id,
-                            self._queued, self._outbound, self._belt, list(self._pending_acks), self.recipe_id)
+                            self._queued, self._outbound, self._belt, list(self._pending_acks), self.recipe_id,
+                            self.idle.readiness)

@@ -102,9 +102,18 @@ def load_layout() -> dict:
 
 def home_positions(layout: dict | None = None) -> list[float]:
     """Return the arm's home joint positions in rad (arm.home_joint_positions of the layout)."""
-    values = (layout or load_layout())['arm']['home_joint_positions']
+    return _joint_positions(layout, 'home_joint_positions')
+
+
+def rest_positions(layout: dict | None = None) -> list[float]:
+    """Return the arm's rest joint positions in rad (arm.rest_joint_positions): where it parks while the cell idles."""
+    return _joint_positions(layout, 'rest_joint_positions')
+
+
+def _joint_positions(layout: dict | None, key: str) -> list[float]:
+    values = (layout or load_layout())['arm'][key]
     if len(values) != 6 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        raise DescriptionError(f'arm.home_joint_positions of the layout must be 6 finite numbers, got {values!r}')
+        raise DescriptionError(f'arm.{key} of the layout must be 6 finite numbers, got {values!r}')
     return [float(v) for v in values]
 
 

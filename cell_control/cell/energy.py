@@ -5,6 +5,8 @@ Public API:
     cell_state_of(snapshot) -> state     the coordinator's /cell/state snapshot (JSON dict) as an energy state
     arc_energy_j(arc_time_s, power_drift, recipe_power_w)   the source's electrical energy of one weld
     arm_power_w(efforts, velocities)     Σ |τ·q̇| over the joints (the drives take power in both directions)
+    StandingLoads(...)                   what the arm controller and the weld power source draw besides their work,
+        .arm_w(readiness), .weld_source_w(readiness)    by the idle policy's readiness (cell.idle): modelled
     EnergyMeter(max_gap_s)
         .set_state(state, now_s)         from now on energy counts to this state
         .power(source, watts, now_s)     a power reading; the interval since the source's last reading counts
@@ -16,7 +18,10 @@ Public API:
                                          came after the last part (Wh)
     energy_kpis(summary) -> dict         a summary (as /cell/energy carries it) shaped as the demo's KPIs
 
-States: 'idle' while the cell does not run (stopped, fault, waiting for a start); while it runs 'welding' in
+Sources: 'arc' is the weld power source (its arc energy and its own draw), 'conveyor' the drive's input power,
+'arm' the arm's drives and controller, 'agv' the AGVs' traction (battery discharge).
+States: 'idle' while the cell does not run (stopped, fault, waiting for a start) or is parked in standby by the idle
+policy; while it runs 'welding' in
 the welding stage, 'moving' while the belt runs or the arm travels to or from the seam, else 'waiting' (for a
 part, the clamp or an AGV). A part's share is all the energy from the previous part's delivery to its own, so
 the parts' shares add up to the total since the first part began.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from cell_control.weld.process_model import RECIPE_POWER_W
 
@@ -36,7 +42,7 @@ J_PER_WH = 3600.0
 
 def cell_state_of(snapshot: Mapping[str, object]) -> str:
     """Return the energy state of a coordinator snapshot ('state', 'stage', 'belt_running' as it publishes them)."""
-    if snapshot.get('state') != 'running':
+    if snapshot.get('state') != 'running' or snapshot.get('readiness') == 'standby':
         return 'idle'
     stage = snapshot.get('stage')
     if stage == 'welding':
@@ -80,6 +86,34 @@ def arm_power_w(efforts: Sequence[float], velocities: Sequence[float]) -> float:
     if len(efforts) != len(velocities):
         raise ValueError(f'arm power needs one effort per velocity, got {len(efforts)} and {len(velocities)}')
     return float(sum(abs(tau * qd) for tau, qd in zip(efforts, velocities)))
+
+
+@dataclass(frozen=True)
+class StandingLoads:
+    """The standing draw of the arm controller and the weld power source, in W, ready and in standby.
+
+    Neither is on any bus of the cell, so they are modelled from the cell's readiness (cell.idle). Ready: the arm's
+    drives powered with the brakes released, holding the arm (UR5e-class controller and six drives); the power
+    source switched on, fans and control running, arc off. Standby: the arm at rest on its brakes, only its
+    controller on; the power source in its energy-saving mode. Parking and waking count as ready.
+    """
+
+    arm_ready_w: float = 90.0
+    arm_parked_w: float = 20.0
+    weld_source_ready_w: float = 60.0
+    weld_source_standby_w: float = 8.0
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
+                                               and value >= 0.0):
+                raise ValueError(f'standing load {name} must be a finite number of W ≥ 0, got {value!r}')
+
+    def arm_w(self, readiness: str) -> float:
+        return self.arm_parked_w if readiness == 'standby' else self.arm_ready_w
+
+    def weld_source_w(self, readiness: str) -> float:
+        return self.weld_source_standby_w if readiness == 'standby' else self.weld_source_ready_w
 
 
 def _zero() -> dict[str, dict[str, float]]:

@@ -154,3 +154,36 @@ def seam_finding_kpis(located: list[dict], welds: dict[str, list[dict]], datum_x
             'judged': len(errors), 'worst_position_error_mm': worst_mm, 'worst_yaw_error_deg': worst_deg,
             'within_target': worst_mm is not None and worst_deg is not None
             and worst_mm <= SEAM_FINDING_TARGET_MM and worst_deg <= SEAM_FINDING_TARGET_DEG}
+
+
+class IdleWatch:
+    """The idle policy as an operator sees it on /cell/state, in the cell's seconds.
+
+    How often the cell parked, how long it stood in standby, and how long each wake took ('waking' to 'ready').
+    """
+
+    def __init__(self) -> None:
+        self.parks = 0
+        self.standby_s = 0.0
+        self.wakes_s: list[float] = []
+        self._last: tuple[str, float] | None = None
+        self._waking_since_s: float | None = None
+
+    def sample(self, readiness: str, now_s: float) -> None:
+        """Take the state's `readiness` at `now_s`; the interval since the last sample counts to the last one."""
+        last, self._last = self._last, (readiness, now_s)
+        was = last[0] if last is not None else 'ready'
+        if last is not None and was == 'standby':
+            self.standby_s += max(0.0, now_s - last[1])
+        if readiness == was:
+            return
+        if readiness == 'parking':
+            self.parks += 1
+        elif readiness == 'waking':
+            self._waking_since_s = now_s
+        elif readiness == 'ready' and self._waking_since_s is not None:
+            self.wakes_s.append(round(now_s - self._waking_since_s, 1))
+            self._waking_since_s = None
+
+    def kpis(self) -> dict:
+        return {'parks': self.parks, 'standby_s': round(self.standby_s, 1), 'wakes_s': list(self.wakes_s)}

@@ -4,7 +4,8 @@ The whole cell comes up from the bring-up description (simulation, conveyor VFD 
 coordinator, AGV fleet) on a domain of its own; this command only starts the cycle, prints each part's
 progress, and at the end prints the KPIs (production, energy per part and state, maintenance predictions) and
 writes `out/report.png` (weld plots and a picture of the cell) and `out/maintenance.png` (each condition
-indicator's samples, trend and limit; the energy per part). `--degrade` switches on the simulation's wear.
+indicator's samples, trend and limit; the energy per part). `--degrade` switches on the simulation's wear;
+`--supply-gap-s` leaves the cell without parts for a while, in which the idle policy (`--idle-after-s`) parks it.
 """
 from __future__ import annotations
 
@@ -60,6 +61,20 @@ def fixture_tolerance(text: str) -> tuple[float, float]:
     return position_mm, yaw_deg
 
 
+def supply_problem(args: argparse.Namespace) -> str:
+    """Say what is wrong with the supply gap and idle options ('' when nothing), in the nodes' own ranges."""
+    if not 0.0 <= args.supply_gap_s <= 3600.0:   # also refuses nan
+        return f'--supply-gap-s must be within 0..3600 s, got {args.supply_gap_s:g}'
+    if args.supply_gap_s > 0.0 and args.parts < 2:
+        return f'--supply-gap-s needs --parts 2 or more: a gap needs a part after it (--parts {args.parts})'
+    if args.supply_gap_s > 0.0 and not 1 <= args.supply_gap_after < args.parts:
+        return (f'--supply-gap-after must be 1..{args.parts - 1} so that a part comes after the gap '
+                f'(--parts {args.parts}), got {args.supply_gap_after}')
+    if args.idle_after_s is not None and not 0.0 <= args.idle_after_s <= 86400.0:
+        return f'--idle-after-s must be within 0..86400 s, got {args.idle_after_s:g}'
+    return ''
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog='cell-control demo', description=__doc__.splitlines()[0])
     parser.add_argument('--parts', type=int, default=3, help='parts to produce (default 3)')
@@ -74,6 +89,14 @@ def build_parser() -> ArgumentParser:
     parser.add_argument('--fixture-tolerance', type=fixture_tolerance, default=(3.0, 1.0), metavar='MM,DEG',
                         help='how far the clamp may locate each part off the fixture datum, drawn per part (default '
                              '3,1: ±3 mm, ±1°; 0,0 on the datum); the coordinator searches each part\'s seam')
+    parser.add_argument('--supply-gap-s', type=float, default=0.0, metavar='S',
+                        help='the part source has no part for S s of the cell\'s time after --supply-gap-after parts '
+                             '(default 0: none)')
+    parser.add_argument('--supply-gap-after', type=int, default=1, metavar='N',
+                        help='parts handed to the cell before the supply gap (default 1)')
+    parser.add_argument('--idle-after-s', type=float, metavar='S',
+                        help='idle policy: park the cell after S s with no part expected (default: the '
+                             'coordinator\'s, 60; 0: never)')
     parser.add_argument('--domain-id', type=domain_id, metavar='N',
                         help='ROS_DOMAIN_ID (default: a free one, claimed for the run as the tests claim theirs)')
     parser.add_argument('--opcua', action='store_true',
@@ -110,6 +133,10 @@ def main(argv: list[str]) -> int:
     if not 0.1 <= args.rtf <= 20.0:
         print('cell-control demo: --rtf must be within 0.1..20', file=sys.stderr)
         return 2
+    problem = supply_problem(args)
+    if problem:
+        print(f'cell-control demo: {problem}', file=sys.stderr)
+        return 2
     if args.domain_id is not None:
         return _run(args, args.domain_id)
     with RosDomain() as claimed:
@@ -126,7 +153,10 @@ def _run(args: argparse.Namespace, domain: int) -> int:
             'coordinator': {'ledger_path': str(Path(data) / 'ledger.sqlite'),
                             'records_path': str(Path(data) / 'records.sqlite')},
             'maintenance': {'store_path': str(Path(data) / 'condition.sqlite')},
+            'fleet_sim': {'supply_gap_s': args.supply_gap_s, 'supply_gap_after': args.supply_gap_after},
         }
+        if args.idle_after_s is not None:
+            overrides['coordinator']['idle_after_s'] = args.idle_after_s
         for name, rate in args.degrade:
             node, parameter = DEGRADATIONS[name][:2]
             overrides.setdefault(node, {})[parameter] = rate
@@ -156,7 +186,7 @@ def _run(args: argparse.Namespace, domain: int) -> int:
         run = DemoRun(domain, args.parts, say)
         try:
             with NodeProcesses(nodes) as processes:
-                report = run.run(processes, SIM_LIMIT_PER_PART_S * args.parts)
+                report = run.run(processes, SIM_LIMIT_PER_PART_S * args.parts + args.supply_gap_s)
         finally:
             run.close()
         report.update(run.kpis(args.recipe, Path(data) / 'ledger.sqlite'))

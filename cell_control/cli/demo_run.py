@@ -15,7 +15,8 @@ from cell_control.logistics.agv_navigation import Pose2D, docking_route
 from cell_control.logistics.fleet import FleetConfig
 from cell_control.cell.description import home_positions, load_layout
 from cell_control.cell.energy import energy_kpis
-from cell_control.cell.kpi import PartOutcome, StationLegs, agv_round_trip_s, critical_path_s, maintenance_kpis
+from cell_control.cell.kpi import (IdleWatch, PartOutcome, StationLegs, agv_round_trip_s, critical_path_s,
+                                   maintenance_kpis)
 from cell_control.cell.kpi import production_kpis, seam_finding_kpis, trapezoid_time_s, welds_by_part
 from cell_control.cell.ledger import PartLedger, PartState
 from cell_control.cell.recipe import load_recipe, recipe_path
@@ -49,6 +50,7 @@ class DemoRun:
         self._maintenance = Latest(self.probe, String, '/maintenance/state', LATCHED)
         self.fault_s = 0.0
         self.run_s = 0.0
+        self.idle = IdleWatch()
         self.picture: Path | None = None
 
     def close(self) -> None:
@@ -118,7 +120,10 @@ class DemoRun:
                 if last_sample[1] in ('fault', 'estop'):
                     self.fault_s += now - last_sample[0]
             last_sample = (now, state.get('state', ''))
-            line = f"{state.get('station_part') or '-'} {state.get('stage', '')}"
+            self.idle.sample(state.get('readiness', ''), now)
+            readiness = state.get('readiness', 'ready')
+            line = f"{state.get('station_part') or '-'} {state.get('stage', '')}" + (
+                f' ({readiness})' if readiness != 'ready' else '')
             if line != last_line:
                 if last_line:
                     self.say(f'  [{now:7.1f} s] {last_line:<24} took {now - stage_since:6.1f} s')
@@ -173,6 +178,7 @@ class DemoRun:
             'weld_quality_per_seam_pct': per_seam,
             'weld_results': weld_results,
             'seam_finding': seam_finding_kpis(self.located, welds, load_layout()['station']['x']),
+            'idle_policy': self.idle.kpis(),
         }
         report.update(production_kpis(outcomes, self.run_s, self.fault_s, cycle_lower_bound_s(recipe_id)))
         energy, maintenance = self.energy, self.maintenance

@@ -1,6 +1,7 @@
 """The arm's moves for the part cycle, planned from the current joints and judged from the joint states.
 
-The coordinator asks for a target ('seam_search', 'seam_start', 'weld_path', 'home') of one of the recipe's seams;
+The coordinator asks for a target ('seam_search', 'seam_start', 'weld_path', 'home', 'rest') of one of the recipe's
+seams ('home' and 'rest', where the idle policy parks the arm, are joint moves of no seam);
 every plan starts from the joint state measured now, so after any stop the old trajectory is simply never sent
 again. 'seam_search' scans the seam's ends with the laser (`motion.seam_search`) on the part as programmed;
 `locate` then finds the part in what the laser saw, and every later plan of the part's seams is on the part where
@@ -24,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from cell_control.motion.trajectory import JointTrajectory, TrajectoryPoint
+from cell_control.cell.description import rest_positions
 from cell_control.cell.recipe import SeamRecipe
 from cell_control.motion.kinematics import UrKinematics
 from cell_control.motion.seam_search import (SearchSettings, SeamFix, SeamNotFound, SeamSearch, SensorReading,
@@ -33,7 +35,8 @@ from cell_control.motion.weld_path import (PLANNED_WELD_SPEED_MM_S, PathError, W
                                            plan_weld)
 
 SEARCH_TARGET = 'seam_search'
-TARGETS = (SEARCH_TARGET, 'seam_start', 'weld_path', 'home')
+REST_TARGET = 'rest'
+TARGETS = (SEARCH_TARGET, 'seam_start', 'weld_path', 'home', REST_TARGET)
 AIR_CLEARANCE_M = 0.15           # height above the part's top face of the cross move between two seams
 NEAR_PART_M = 0.10               # a TCP this close above the part (and over it) starts a seam move in the air ...
 SHORT_MOVE_M = 0.05              # ... unless the TCP moves less than this: a joint move that short stays straight
@@ -61,17 +64,20 @@ def _segment(weld: WeldTrajectory, start_s: float, end_s: float) -> list[Traject
 
 class ArmMotion:
     def __init__(self, arm: UrKinematics, layout: dict, seams: Sequence[SeamRecipe], home: Sequence[float],
-                 tolerances: ArmTolerances = ArmTolerances(),
+                 rest: Sequence[float] | None = None, tolerances: ArmTolerances = ArmTolerances(),
                  settings: WeldMotionSettings = WeldMotionSettings(),
                  search: SearchSettings = SearchSettings()) -> None:
-        if len(home) != 6 or not all(math.isfinite(v) for v in home):
-            raise ArmMotionError(f'home must be 6 finite joint positions, got {list(home)}')
+        rest = rest_positions(layout) if rest is None else rest
+        for name, pose in (('home', home), ('rest', rest)):
+            if len(pose) != 6 or not all(math.isfinite(v) for v in pose):
+                raise ArmMotionError(f'{name} must be 6 finite joint positions, got {list(pose)}')
         if not seams:
             raise ArmMotionError('a part needs at least one seam to weld')
         self.arm = arm
         self.seams = {seam.id: seam for seam in seams}
         self.first_seam = seams[0].id
         self.home = [float(v) for v in home]
+        self.rest = [float(v) for v in rest]
         self.tolerances = tolerances
         self.settings = settings
         self.search = search
@@ -96,8 +102,8 @@ class ArmMotion:
             raise ArmMotionError(f'unknown seam {seam!r}; the recipe has {", ".join(self.seams)}')
         names = self.arm.joint_names
         limits = self.arm.limits
-        if target == 'home':
-            points = list(joint_move(q_now, self.home, limits, names).points[1:])
+        if target in ('home', REST_TARGET):
+            points = list(joint_move(q_now, self.home if target == 'home' else self.rest, limits, names).points[1:])
         elif target == SEARCH_TARGET:
             self._place_part(self._programmed_part)   # a new part: the search starts from the program
             try:

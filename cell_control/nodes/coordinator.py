@@ -18,11 +18,14 @@ publishes are volatile, so a ros_gz_bridge publisher matches them: docs/simulati
        /handoff/result, /handoff/pickup_request,
        /cell/state (latched JSON snapshot, with the active `recipe`), /diagnostics,
        /cell/recipe_result String (latched): "recipe <id> applied" or "recipe change to '<id>' refused: <why>"
+       /conveyor/standby Bool (latched): the idle policy's standby of the conveyor drive (cell.idle); the state's
+       `readiness` (ready, parking, standby, waking) says the same of the weld power source and the arm
        /cell/part_located String (latched JSON): where each part's seam search found it (docs/coordinator.md)
        /cell/seam_markers MarkerArray (latched): the part's seams as programmed (grey) and as welded (green)
   srv  /cell/{start,stop,pause,resume,reset,acknowledge} (std_srvs/Trigger); parameter `mode` switches
        auto / step / dry_run / manual (refused, with the reason, while the cell runs); parameter `seam_search`
-       (default true) searches each part's first seam before welding it
+       (default true) searches each part's first seam before welding it; `idle_after_s` (default 60 s, 0: off)
+       parks a running cell that expects no part (docs/coordinator.md)
   uses /weld_adjuster/start and /weld_adjuster/stop (std_srvs/Trigger)
 """
 from __future__ import annotations
@@ -50,7 +53,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from cell_control.motion.arm_motion import PLANNED_WELD_SPEED_MM_S, SEARCH_TARGET, ArmMotion, ArmMotionError
 from cell_control.cell.cycle import (Action, ActionKind, CellCoordinator, Command, CommandRefused, CoordinatorTimeouts,
                                      Event, EventKind, Mode)
-from cell_control.cell.description import WORLD_FRAME, agv_names, home_positions, load_layout
+from cell_control.cell.description import WORLD_FRAME, agv_names, home_positions, load_layout, rest_positions
 from cell_control.cell.signals import SwitchEdges, parse_part_id, rollers_running
 from cell_control.cell.weld_supervision import WeldSupervisor, fresh
 from cell_control.logistics.docking import DockWatch
@@ -91,6 +94,7 @@ class CoordinatorNode(Node):
         self._arm = load_kinematics()
         self._joint_names = list(self._arm.joint_names)
         self._home_positions = p['home_positions']
+        self._rest_positions = p['rest_positions']
         self._belt_speed = p['belt_speed_m_s']
         self._stream_timeout_s = p['stream_timeout_s']
         self._use_recipe(recipe)
@@ -104,7 +108,7 @@ class CoordinatorNode(Node):
         self.core = CellCoordinator(
             self._ledger, HandoffServer(HandoffTimeouts(**{k: timeouts[k] for k in HANDOFF_TIMEOUTS})),
             self._recorder, CoordinatorTimeouts(**{k: timeouts[k] for k in COORDINATOR_TIMEOUTS}), self.recipe.id,
-            tuple(seam.id for seam in self.recipe.seams), p['seam_search'])
+            tuple(seam.id for seam in self.recipe.seams), p['seam_search'], p['idle_after_s'])
         self.core.set_mode(Mode(p['mode']), 0.0)
 
         pub = self.create_publisher
@@ -120,6 +124,8 @@ class CoordinatorNode(Node):
         self._recipe_result_pub = pub(String, '/cell/recipe_result', LATCHED)
         self._located_pub = pub(String, '/cell/part_located', LATCHED)
         self._seam_markers_pub = pub(MarkerArray, '/cell/seam_markers', LATCHED)
+        self._standby_pub = pub(Bool, '/conveyor/standby', LATCHED)
+        self._standby_pub.publish(Bool(data=False))   # a restarted coordinator starts with its devices energized
         self._diagnostics_pub = pub(DiagnosticArray, '/diagnostics', RELIABLE)
         self._inputs = InputGuard(self, self._diagnostics_pub)
         self._adjuster_start = self.create_client(Trigger, '/weld_adjuster/start')
@@ -176,6 +182,12 @@ class CoordinatorNode(Node):
         declare('belt_speed_m_s', self._layout['conveyor']['transport_speed'], descriptor(
             'Belt speed used to move parts, m/s.', 0.05, 0.5))
         declare('home_positions', home_positions(self._layout), descriptor('Arm home joint positions, rad.'))
+        declare('rest_positions', rest_positions(self._layout), descriptor(
+            'Arm rest joint positions, rad: where the idle policy parks the arm.'))
+        declare('idle_after_s', 60.0, descriptor(
+            'Idle policy: after this long with no part expected (none in the cell, none announced) the running cell '
+            'parks the arm at its rest pose and puts the conveyor drive and the weld power source in standby; the '
+            'next part announced wakes it. Seconds of the node clock; 0: never park.', 0.0, 86400.0))
         declare('stream_timeout_s', 0.5, descriptor(
             'Age after which joint states, odometry and travel speed count as lost.', 0.01, 5.0))
         declare('dock_position_tolerance_m', 0.03, descriptor('An AGV this close to a dock pose is docked.',
@@ -188,12 +200,13 @@ class CoordinatorNode(Node):
             declare(f'timeouts.{name}', TIMEOUT_DEFAULTS[name], descriptor(
                 f'Timeout {name} of the part cycle (docs/coordinator.md), s.', 0.1, 3600.0))
         values = {name: self.get_parameter(name).value for name in (
-            'recipe', 'mode', 'ledger_path', 'records_path', 'belt_speed_m_s', 'home_positions', 'stream_timeout_s',
-            'dock_position_tolerance_m', 'dock_yaw_tolerance_rad', 'seam_search',
+            'recipe', 'mode', 'ledger_path', 'records_path', 'belt_speed_m_s', 'home_positions', 'rest_positions',
+            'stream_timeout_s', 'dock_position_tolerance_m', 'dock_yaw_tolerance_rad', 'seam_search', 'idle_after_s',
             *(f'timeouts.{n}' for n in TIMEOUT_NAMES))}
         if values['mode'] not in [m.value for m in Mode]:
             raise ValueError(f"mode {values['mode']!r} is not one of {', '.join(m.value for m in Mode)}")
-        values['home_positions'] = [float(v) for v in values['home_positions']]
+        for name in ('home_positions', 'rest_positions'):
+            values[name] = [float(v) for v in values[name]]
         return values
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
@@ -215,7 +228,7 @@ class CoordinatorNode(Node):
     def _use_recipe(self, recipe: Recipe) -> None:
         """Weld the next parts with `recipe`: its seam programs for the arm, its travel speed for the supervisor."""
         self.recipe = recipe
-        self._motion = ArmMotion(self._arm, self._layout, recipe.seams, self._home_positions)
+        self._motion = ArmMotion(self._arm, self._layout, recipe.seams, self._home_positions, self._rest_positions)
         self._weld = WeldSupervisor(self._motion.speed_scaling, recipe.weld.travel_speed_mm_s,
                                     PLANNED_WELD_SPEED_MM_S, self._stream_timeout_s)
 
@@ -591,6 +604,10 @@ class CoordinatorNode(Node):
         self._conveyor_reset.call_async(Trigger.Request()).add_done_callback(
             lambda future: self._check_reply('conveyor reset_fault', future))
 
+    def _do_standby(self, action: Action) -> None:
+        """Drive to or out of its standby; the weld power source's standby is the state's `readiness` (modelled)."""
+        self._standby_pub.publish(Bool(data=action.detail == 'on'))
+
     def _do_publish_diagnostics(self, action: Action) -> None:
         self._diagnose(action.detail, action.reason)
 
@@ -612,7 +629,8 @@ class CoordinatorNode(Node):
                   'outbound_part': snapshot.outbound_part, 'belt_running': str(snapshot.belt_running),
                   'announced': str(counts.announced), 'delivered': str(counts.delivered),
                   'in_cell': str(counts.in_cell), 'rejected': str(counts.rejected),
-                  'pending_acks': '; '.join(snapshot.pending_acks), 'recipe': snapshot.recipe}
+                  'pending_acks': '; '.join(snapshot.pending_acks), 'recipe': snapshot.recipe,
+                  'readiness': snapshot.readiness.value}
         head = self._records.head()   # published to anchor the weld record chain: `records verify --head`
         values.update(records_head_hash=head.hash, records_head_id=str(head.record_id), records_count=str(head.count))
         return values

@@ -6,10 +6,14 @@ In (reliable unless noted):
   /cell/state String (latched JSON, coordinator)    a part is done when `delivered` + `rejected` rises; `state`
                                                     and `stage` give the energy state
   /weld/drift_estimate Float64                      the adjuster's power drift estimate at each weld's end
-  /conveyor/motor_current, /conveyor/power Float64 (sensor data)   the drive's own readings (conveyor_driver)
-  /joint_states JointState                          elbow effort (indicator), Σ|effort × velocity| (arm power)
+  /conveyor/motor_current, /conveyor/input_power Float64 (sensor data)   the drive's own readings (conveyor_driver):
+                                                    the motor current (indicator), what the drive draws (energy)
+  /joint_states JointState                          elbow effort (indicator), Σ|effort × velocity| (arm power,
+                                                    plus the arm controller's standing draw)
   /<agv>/battery_state BatteryState                 state of charge at dispatch (indicator), discharge power
   /weld_tool/arc_on Bool (coordinator)              arc energy: the programmed power for the time it is on
+  The standing draw of the arm controller and the weld power source is on no bus: parameters `energy.*` (W, ready
+  and in standby, cell.energy.StandingLoads) by the state's `readiness` (the idle policy, cell.idle).
 Out:
   /diagnostics   one status per indicator, name 'maintenance: <asset>/<indicator>': OK, WARN "limit expected
                  in N parts / H hours", ERROR when crossed; at 1 Hz and at once after each sample
@@ -37,7 +41,8 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from cell_control.cell.description import agv_names, load_layout
-from cell_control.cell.energy import ArcTimer, EnergyMeter, arc_energy_j, arm_power_w, cell_state_of
+from cell_control.cell.energy import (ArcTimer, EnergyMeter, StandingLoads, arc_energy_j, arm_power_w,
+                                      cell_state_of)
 from cell_control.maintenance import ConditionMonitor, ConditionStore, ConditionStoreError, Indicator, Level
 from cell_control.maintenance.cell_readings import CELL_INDICATORS, PartReadings
 from cell_control.maintenance.trend import Prediction
@@ -49,6 +54,7 @@ from cell_control.weld.records import default_db_path
 
 DIAGNOSTICS_PERIOD_S = 1.0
 ENERGY_GAP_S = 2.0   # a power stream silent for longer adds nothing for the gap
+STANDING_PERIOD_S = 0.5   # the weld power source's modelled draw is read at this period of the node clock
 LEVELS = {Level.OK: 'OK', Level.WARN: 'WARN', Level.ERROR: 'ERROR'}
 FIELD_HELP = {
     'limit': 'Limit of the indicator, in {unit}.',
@@ -68,6 +74,8 @@ class MaintenanceNode(Node):
         self.declare_parameter('store_path', str(default_db_path().with_name('condition.sqlite')), descriptor(
             'SQLite file of the condition samples (kept across restarts).'))
         indicators = [self._declare_indicator(i) for i in CELL_INDICATORS]
+        self._loads = self._declare_standing_loads()
+        self._readiness = 'ready'
         path = Path(self.get_parameter('store_path').value)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._store = ConditionStore(path)
@@ -88,7 +96,7 @@ class MaintenanceNode(Node):
         sub = self.create_subscription
         sub(Float64, '/weld/drift_estimate', self._on_drift, RELIABLE)
         sub(Float64, '/conveyor/motor_current', self._on_current, SENSOR_DATA)
-        sub(Float64, '/conveyor/power', self._on_conveyor_power, SENSOR_DATA)
+        sub(Float64, '/conveyor/input_power', self._on_conveyor_power, SENSOR_DATA)
         sub(JointState, '/joint_states', self._on_joint_states, RELIABLE)
         sub(Bool, '/weld_tool/arc_on', self._on_arc, RELIABLE)
         for agv in agv_names(load_layout()):
@@ -98,8 +106,18 @@ class MaintenanceNode(Node):
         for asset in dict.fromkeys(i.asset for i in indicators):
             self.create_service(Trigger, f'~/reset/{asset}', lambda q, r, a=asset: self._on_reset(a, r))
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self.create_timer(STANDING_PERIOD_S, self._weld_source_draw)
         self._publish_energy()
         self.get_logger().info(f'condition store {path}: {len(indicators)} indicators')
+
+    def _declare_standing_loads(self) -> StandingLoads:
+        defaults = StandingLoads()
+        for name, value in vars(defaults).items():
+            device, _, when = name.rpartition('_w')[0].rpartition('_')
+            self.declare_parameter(f'energy.{name}', value, descriptor(
+                f'Standing draw of the {device.replace("_", " ")} ({when}), W: on no bus, so modelled '
+                '(cell.energy.StandingLoads).', 0.0, 5000.0))
+        return StandingLoads(**{name: self.get_parameter(f'energy.{name}').value for name in vars(defaults)})
 
     def _declare_indicator(self, default: Indicator) -> Indicator:
         """Declare `<asset>.<name>.<field>` for every field; return the indicator they give (checked)."""
@@ -131,6 +149,7 @@ class MaintenanceNode(Node):
         except (ValueError, TypeError, AttributeError) as error:
             self.get_logger().warning(f'/cell/state dropped: {error}', throttle_duration_sec=5.0)
             return
+        self._readiness = str(snapshot.get('readiness', 'ready'))
         self._energy.set_state(cell_state_of(snapshot), self._now_s())
         part = snapshot.get('station_part') or ''
         if part and str(part) not in self._at_station:
@@ -148,7 +167,7 @@ class MaintenanceNode(Node):
             self._readings.conveyor_current(msg.data)
 
     def _on_conveyor_power(self, msg: Float64) -> None:
-        if self._inputs.finite('/conveyor/power', {'data': msg.data}) and msg.data >= 0.0:
+        if self._inputs.finite('/conveyor/input_power', {'data': msg.data}) and msg.data >= 0.0:
             self._energy.power('conveyor', msg.data, self._now_s())
 
     def _on_joint_states(self, msg: JointState) -> None:
@@ -159,7 +178,11 @@ class MaintenanceNode(Node):
         except (ValueError, IndexError):   # not the arm, or no efforts
             return
         if self._inputs.finite('/joint_states', {'effort': efforts, 'velocity': velocities}):
-            self._energy.power('arm', arm_power_w(efforts, velocities), self._now_s())
+            self._energy.power('arm', arm_power_w(efforts, velocities) + self._loads.arm_w(self._readiness),
+                               self._now_s())
+
+    def _weld_source_draw(self) -> None:
+        self._energy.power('arc', self._loads.weld_source_w(self._readiness), self._now_s())
 
     def _on_battery(self, agv: str, msg: BatteryState) -> None:
         if not self._inputs.finite(f'/{agv}/battery_state', {'percentage': msg.percentage, 'current': msg.current,
