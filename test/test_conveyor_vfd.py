@@ -123,9 +123,14 @@ def test_run_wakes_the_drive_and_it_draws_the_motor_power_through_its_efficiency
                                                  abs=1.1)
 
 
-def test_standby_while_running_ramps_down_then_sleeps():
+def clocked_motor() -> tuple[VfdMotor, list[float]]:
+    """A motor model on a clock the test sets (`now[0]`), ramping 25 Hz/s."""
     now = [0.0]
-    motor = VfdMotor(max_speed_m_s=0.5, acceleration_m_s2=0.25, clock=lambda: now[0])  # 25 Hz/s
+    return VfdMotor(max_speed_m_s=0.5, acceleration_m_s2=0.25, clock=lambda: now[0]), now
+
+
+def test_standby_while_running_ramps_down_then_sleeps():
+    motor, now = clocked_motor()
     assert motor.write(REG_CONTROL_WORD, [CW_RUN, 5000]) is None
     now[0] = 2.0
     motor.advance()
@@ -259,8 +264,7 @@ def test_bad_emulator_settings_are_refused():
 
 
 def test_motor_ramps_at_the_set_acceleration():
-    now = [0.0]
-    motor = VfdMotor(max_speed_m_s=0.5, acceleration_m_s2=0.25, clock=lambda: now[0])  # 25 Hz/s
+    motor, now = clocked_motor()
     assert motor.write(REG_CONTROL_WORD, [CW_RUN, 4000]) is None
     now[0] = 1.0
     motor.advance()
