@@ -33,10 +33,12 @@ def test_a_part_announced_while_parking_wakes_at_once_and_a_move_past_its_time_f
     assert policy.update(False, True, 7.1) is IdleStep.WAKE   # after the fault is cleared: the next try
 
 
-def test_nothing_happens_while_the_cell_may_not_move_and_a_halt_mid_move_leaves_standby():
+def test_nothing_happens_nor_counts_while_the_cell_may_not_move_and_a_halt_mid_move_leaves_standby():
     policy = IdlePolicy(1.0, 5.0)
     assert policy.update(True, False, 0.0) is None and policy.update(True, False, 50.0) is None
-    assert policy.update(True, True, 50.0) is IdleStep.PARK   # quiet all along, also while stopped
+    assert policy.update(True, True, 50.0) is None            # quiet while stopped does not count: a start
+    assert policy.update(True, True, 50.9) is None            # waits the whole idle time
+    assert policy.update(True, True, 51.0) is IdleStep.PARK
     policy.halted()
     assert policy.readiness is Readiness.STANDBY
     assert policy.update(False, False, 60.0) is None

@@ -12,7 +12,8 @@ Public API:
         .ready                           the station may move the arm
 
 `quiet` is the coordinator's "no part is expected": nothing at the station, on the belt or announced, and no
-handoff in progress. After `idle_after_s` of quiet in a running cell the policy parks; the first part announced
+handoff in progress. After `idle_after_s` of quiet in a running cell (quiet while stopped does not count) the
+policy parks; the first part announced
 wakes it, and the station's arm stages wait until the arm is home again. The announcement comes as the source
 loads the part, well before the AGV docks, so the wake (the arm's move home) hides behind the AGV's drive; a
 busy cell is never quiet for long enough to park. Parking and waking are the policy's own arm moves with a
@@ -68,7 +69,7 @@ class IdlePolicy:
 
     def update(self, quiet: bool, may_move: bool, now_s: float) -> IdleStep | None:
         """Return what to do now, given whether a part is expected and whether the cell may move (running, auto)."""
-        if not quiet:
+        if not (quiet and may_move):   # the idle time counts in a running cell only: a start waits it in full
             self._quiet_since_s = None
         elif self._quiet_since_s is None:
             self._quiet_since_s = now_s
