@@ -194,6 +194,8 @@ def test_three_parts_end_to_end_in_auto(node_processes, tmp_path):
         assert abs(weld['quality_pct'] - reference['quality_pct']) <= 0.5, (weld, reference)
         assert abs(weld['weld_time_s'] / reference['weld_time_s'] - 1.0) <= 0.02, (weld, reference)
     assert len(report['cycle_s']) == 3 and report['critical_path_s'] > 0
+    # A busy cell always expects its next part: the idle policy (on, 60 s) never parks it (issue 13, point 5).
+    assert report['idle_policy'] == {'parks': 0, 'standby_s': 0.0, 'wakes_s': []}
     # Seam finding (issue 10, point 6): the demo's clamp locates each part off the fixture datum (±3 mm, ±1°); the
     # coordinator's search finds each within 0.3 mm and 0.1° of where the simulation put it (its weld results'
     # part_pose), and the welds above scored as on the datum.
