@@ -32,6 +32,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from cell_control.cell.idle import Readiness
 from cell_control.weld.process_model import RECIPE_POWER_W
 
 SOURCES = ('arc', 'conveyor', 'arm', 'agv')
@@ -42,7 +43,7 @@ J_PER_WH = 3600.0
 
 def cell_state_of(snapshot: Mapping[str, object]) -> str:
     """Return the energy state of a coordinator snapshot ('state', 'stage', 'belt_running' as it publishes them)."""
-    if snapshot.get('state') != 'running' or snapshot.get('readiness') == 'standby':
+    if snapshot.get('state') != 'running' or snapshot.get('readiness') == Readiness.STANDBY:
         return 'idle'
     stage = snapshot.get('stage')
     if stage == 'welding':
@@ -110,10 +111,10 @@ class StandingLoads:
                 raise ValueError(f'standing load {name} must be a finite number of W ≥ 0, got {value!r}')
 
     def arm_w(self, readiness: str) -> float:
-        return self.arm_parked_w if readiness == 'standby' else self.arm_ready_w
+        return self.arm_parked_w if readiness == Readiness.STANDBY else self.arm_ready_w
 
     def weld_source_w(self, readiness: str) -> float:
-        return self.weld_source_standby_w if readiness == 'standby' else self.weld_source_ready_w
+        return self.weld_source_standby_w if readiness == Readiness.STANDBY else self.weld_source_ready_w
 
 
 def _zero() -> dict[str, dict[str, float]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cell_control.cell.idle import Readiness
+
 
 def trapezoid_time_s(distance: float, max_speed: float, max_accel: float) -> float:
     """Shortest time over `distance` from rest to rest with speed and acceleration limits."""
@@ -172,16 +174,16 @@ class IdleWatch:
     def sample(self, readiness: str, now_s: float) -> None:
         """Take the state's `readiness` at `now_s`; the interval since the last sample counts to the last one."""
         last, self._last = self._last, (readiness, now_s)
-        was = last[0] if last is not None else 'ready'
-        if last is not None and was == 'standby':
+        was = last[0] if last is not None else Readiness.READY
+        if last is not None and was == Readiness.STANDBY:
             self.standby_s += max(0.0, now_s - last[1])
         if readiness == was:
             return
-        if readiness == 'parking':
+        if readiness == Readiness.PARKING:
             self.parks += 1
-        elif readiness == 'waking':
+        elif readiness == Readiness.WAKING:
             self._waking_since_s = now_s
-        elif readiness == 'ready' and self._waking_since_s is not None:
+        elif readiness == Readiness.READY and self._waking_since_s is not None:
             self.wakes_s.append(round(now_s - self._waking_since_s, 1))
             self._waking_since_s = None
 

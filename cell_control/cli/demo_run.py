@@ -15,6 +15,7 @@ from cell_control.logistics.agv_navigation import Pose2D, docking_route
 from cell_control.logistics.fleet import FleetConfig
 from cell_control.cell.description import home_positions, load_layout
 from cell_control.cell.energy import energy_kpis
+from cell_control.cell.idle import Readiness
 from cell_control.cell.kpi import (IdleWatch, PartOutcome, StationLegs, agv_round_trip_s, critical_path_s,
                                    maintenance_kpis)
 from cell_control.cell.kpi import production_kpis, seam_finding_kpis, trapezoid_time_s, welds_by_part
@@ -120,10 +121,10 @@ class DemoRun:
                 if last_sample[1] in ('fault', 'estop'):
                     self.fault_s += now - last_sample[0]
             last_sample = (now, state.get('state', ''))
-            self.idle.sample(state.get('readiness', ''), now)
-            readiness = state.get('readiness', 'ready')
+            readiness = state.get('readiness', '')
+            self.idle.sample(readiness, now)
             line = f"{state.get('station_part') or '-'} {state.get('stage', '')}" + (
-                f' ({readiness})' if readiness != 'ready' else '')
+                f' ({readiness})' if readiness not in ('', Readiness.READY) else '')
             if line != last_line:
                 if last_line:
                     self.say(f'  [{now:7.1f} s] {last_line:<24} took {now - stage_since:6.1f} s')

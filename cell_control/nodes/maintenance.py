@@ -41,6 +41,7 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 
 from cell_control.cell.description import agv_names, load_layout
+from cell_control.cell.idle import Readiness
 from cell_control.cell.energy import (ArcTimer, EnergyMeter, StandingLoads, arc_energy_j, arm_power_w,
                                       cell_state_of)
 from cell_control.maintenance import ConditionMonitor, ConditionStore, ConditionStoreError, Indicator, Level
@@ -75,7 +76,7 @@ class MaintenanceNode(Node):
             'SQLite file of the condition samples (kept across restarts).'))
         indicators = [self._declare_indicator(i) for i in CELL_INDICATORS]
         self._loads = self._declare_standing_loads()
-        self._readiness = 'ready'
+        self._readiness: str = Readiness.READY
         path = Path(self.get_parameter('store_path').value)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._store = ConditionStore(path)
@@ -149,7 +150,7 @@ class MaintenanceNode(Node):
         except (ValueError, TypeError, AttributeError) as error:
             self.get_logger().warning(f'/cell/state dropped: {error}', throttle_duration_sec=5.0)
             return
-        self._readiness = str(snapshot.get('readiness', 'ready'))
+        self._readiness = str(snapshot.get('readiness', Readiness.READY.value))
         self._energy.set_state(cell_state_of(snapshot), self._now_s())
         part = snapshot.get('station_part') or ''
         if part and str(part) not in self._at_station:
