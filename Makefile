@@ -45,6 +45,7 @@ demo: setup
 	$(VENV)/bin/cell-control demo
 
 bench: setup
+	$(VENV)/bin/pip install -q -r bench-requirements.txt 2>&1 | grep -v 'is ignored' || true
 	$(PY) -m cell_control.bench
 
 lint: setup
