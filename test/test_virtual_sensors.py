@@ -168,9 +168,12 @@ def test_the_cell_switches_read_every_device_from_named_poses():
     assert reading == {'eye/infeed': False, 'eye/station': True, 'eye/outfeed': False, 'clamp': False,
                        'load/agv_1': True}                          # agv_2 has no pose: no reading
     assert all(type(state) is bool for state in reading.values())   # std_msgs/Bool takes plain bools only
+    assert switches.settled()
     switches.clamp.command(True, 1.0)
+    assert not switches.settled()                                   # the clamp's timer runs: read on, poses or not
     assert switches.read(1.2, poses)['clamp'] is False and switches.clamp.part == 'part_1'
     assert switches.read(1.0 + LAYOUT['station']['clamp_time'], poses)['clamp'] is True
+    assert switches.settled()
 
 
 # ----- seam sensor ------------------------------------------------------------------------------------------

@@ -109,6 +109,7 @@ def profile(duration_s: float, start: bool, out_dir: Path) -> dict:
                'max', '--json'] + (['--start'] if start else [])
     with tempfile.TemporaryDirectory() as directory, RosDomain() as domain, \
             NodeProcesses(domain.id, Path(directory)) as processes:
+        processes.env['CELL_CONTROL_DATA_DIR'] = directory   # a new ledger: no parts of an earlier run to resume
         sim = processes.start('cell-control', command)
         nodes = wait_for(lambda: n if len(n := node_processes(sim.pid)) >= NODES else None, 60.0,
                          'the bring-up to start its node processes')
@@ -123,9 +124,15 @@ def profile(duration_s: float, start: bool, out_dir: Path) -> dict:
         for spy in spies.values():
             spy.wait(timeout=60)
         report = json.loads(processes.output('cell-control').strip().splitlines()[-1])
-    return {'run': report, 'sampled_wall_s': round(seconds, 1),
-            'nodes': {name: summarise((out_dir / f'{name}.txt').read_text(errors='replace'), seconds)
-                      for name in sorted(nodes)}}
+    summaries = {name: summarise((out_dir / f'{name}.txt').read_text(errors='replace'), seconds)
+                 for name in sorted(nodes)}
+    # The simulated time sampled, taking the run's pace as even: CPU per simulated second compares runs of any pace.
+    sampled_sim_s = report['sim_time_s'] * min(1.0, seconds / report['wall_time_s'])
+    for summary in summaries.values():
+        summary['cpu_ms_per_sim_s'] = round(1000.0 * summary['samples'] / RATE_HZ / sampled_sim_s, 1)
+    return {'run': report, 'sampled_wall_s': round(seconds, 1), 'sampled_sim_s': round(sampled_sim_s, 1),
+            'cpu_ms_per_sim_s': round(sum(s['cpu_ms_per_sim_s'] for s in summaries.values()), 1),
+            'nodes': summaries}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({'benchmark': 'profile_bringup', 'load_average': os.getloadavg(), **result}), flush=True)
     for name, summary in result['nodes'].items():
         shares = ', '.join(f'{k} {v:g}' for k, v in summary['categories_pct'].items() if v >= 1.0)
-        print(f"{name:16s} CPU {summary['cpu_pct']:5.1f} %  {shares}", flush=True)
+        print(f"{name:16s} CPU {summary['cpu_pct']:5.1f} % = {summary['cpu_ms_per_sim_s']:5.1f} ms per simulated s: "
+              f"{shares}", flush=True)
     return 0
 
 

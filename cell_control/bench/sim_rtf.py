@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -28,10 +29,18 @@ def run(extra: list[str], executor: str) -> dict:
     with tempfile.TemporaryDirectory() as directory, RosDomain() as domain, \
             NodeProcesses(domain.id, Path(directory)) as processes:
         processes.env[EXECUTOR_VARIABLE] = executor
+        processes.env['CELL_CONTROL_DATA_DIR'] = directory   # the run's own ledger and records
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = processes.run('cell-control', command, timeout_s=600)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise RuntimeError(f'{" ".join(command)} failed: {result.stderr[-1000:]}')
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    # Every process of the run has been reaped by its parent by now, so the children's use covers them all.
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    report['cpu_s'] = round(cpu_s, 1)
+    report['cpu_s_per_sim_s'] = round(cpu_s / report['sim_time_s'], 3) if report['sim_time_s'] > 0 else None
+    return report
 
 
 def main() -> int:

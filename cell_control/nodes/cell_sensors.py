@@ -70,6 +70,7 @@ class CellSensorsNode(Node):
         self._layout = load_layout()
         self._switches = CellSwitches(self._layout)
         self._poses: dict[str, Pose] = {}
+        self._pose_values: dict[str, tuple[float, ...]] = {}   # each model's pose as last received
         self._poses_s: float | None = None
         self._last: dict[str, bool] = {}
         topics = {f'eye/{eye}': f'/conveyor/photo_eye/{eye}' for eye in self._layout['photo_eyes']}
@@ -168,7 +169,7 @@ class CellSensorsNode(Node):
     def _restart(self, now_s: float) -> None:
         """Forget the clamp's timer, the poses and any weld: they belong to the run before the clock went back."""
         self._switches = CellSwitches(self._layout)
-        self._poses, self._poses_s, self._last = {}, None, {}
+        self._poses, self._pose_values, self._poses_s, self._last = {}, {}, None, {}
         if self._weld is not None:
             self._pool = PartPool(self._layout)
             self._new_station()
@@ -181,6 +182,12 @@ class CellSensorsNode(Node):
                                       f'{msg.header.frame_id!r}, not {WORLD_FRAME!r}', throttle_duration_sec=1.0)
             return
         p, q = pose.position, pose.orientation
+        pose_values = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+        if self._pose_values.get(name) == pose_values:   # a model at rest: most of them, most of the time
+            self._poses_s = self._now_s()
+            if not self._switches.settled():
+                self._update()
+            return
         values = {'pose.pose.position.x': p.x, 'pose.pose.position.y': p.y, 'pose.pose.position.z': p.z,
                   'pose.pose.orientation.x': q.x, 'pose.pose.orientation.y': q.y, 'pose.pose.orientation.z': q.z,
                   'pose.pose.orientation.w': q.w}
@@ -192,6 +199,7 @@ class CellSensorsNode(Node):
             self.get_logger().warning(f'dropped the pose of {name} on {POSES_TOPIC}: {error}',
                                       throttle_duration_sec=1.0)
             return
+        self._pose_values[name] = pose_values
         if self._weld is not None:
             self._pool.update(name, p.x, p.y, p.z, 0.0)   # the pool judges slots by position alone
         self._poses_s = self._now_s()

@@ -13,7 +13,7 @@ Public API:
     PhotoEyes(layout).read(part_poses) -> {eye: blocked}
     DeckLoad(layout).part_on_deck(agv, part_positions) -> key | None; .load_present(agv, part_positions)
     planar(position, rotation) -> Planar(x, y, yaw); pose_from_tf(translation, quaternion) -> Pose
-    CellSwitches(layout).read(now_s, named_poses) -> {'eye/<eye>' | 'clamp' | 'load/<agv>': state}
+    CellSwitches(layout).read(now_s, named_poses) -> {'eye/<eye>' | 'clamp' | 'load/<agv>': state}; .settled()
     part_at_station(part_positions, layout) -> key | None
     ClampSwitch(clamp_time_s): .command(closed, now_s); .update(now_s, part_at_station) -> closed
     FixtureScatter(position_m, yaw_rad, seed).draw() -> Planar   each gripped part's placement off the datum
@@ -249,6 +249,10 @@ class CellSwitches:
         self.clamp = ClampSwitch(layout['station']['clamp_time'])
         self.agvs = tuple(layout['agv']['home'])
         self._layout = layout
+
+    def settled(self) -> bool:
+        """Whether a reading on unchanged poses gives what the last one gave: no switch waits on a timer."""
+        return self.clamp.closed == self.clamp.commanded
 
     def read(self, now_s: float, poses: Mapping[str, Pose]) -> dict[str, bool]:
         """Return every switch state at `now_s` for the bodies at these world poses."""
