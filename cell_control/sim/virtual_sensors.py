@@ -26,6 +26,7 @@ Public API:
 """
 from __future__ import annotations
 
+import functools
 import math
 import random
 import xml.etree.ElementTree as ElementTree
@@ -51,7 +52,6 @@ CLAMP_REACH_M = 0.06           # a part this close to the station position is gr
 SEAM_CAPTURE_MM = 3.0          # the arc strikes only with the TCP this close to the seam line
 SENSOR_FIELD_MM = 15.0         # the laser stripe's half-width across the seam at the look point
 SENSOR_DEPTH_MM = 5.0          # the laser reads a seam line this far above or below its look point
-_UP = np.array([0.0, 0.0, 1.0])
 
 Pose = tuple[np.ndarray, np.ndarray]
 
@@ -116,12 +116,22 @@ class PhotoEyes:
                       for eye, x in layout['photo_eyes'].items()}
         self._half = np.array([part['length'], part['width'], part['height']]) / 2
         self._centre = np.array([0.0, 0.0, part['height'] / 2])
+        # A part whose frame lies farther than this from a beam cannot touch it: the box test only near a beam.
+        self._reach_m = float(np.linalg.norm(self._half) + np.linalg.norm(self._centre))
 
     def read(self, part_poses: Iterable[Pose]) -> dict[str, bool]:
         """Return each eye's state (True: blocked) for parts at these world poses."""
         poses = list(part_poses)
-        return {eye: any(segment_hits_box(start, end, pose, self._centre, self._half) for pose in poses)
+        return {eye: any(self._near(start, end, pose[0])
+                         and segment_hits_box(start, end, pose, self._centre, self._half) for pose in poses)
                 for eye, (start, end) in self.beams.items()}
+
+    def _near(self, start: np.ndarray, end: np.ndarray, position: np.ndarray) -> bool:
+        """Whether `position` lies within the part's reach of the beam start → end (in floats: this runs often)."""
+        (sx, sy, sz), (ex, ey, ez), (px, py, pz) = start.tolist(), end.tolist(), np.asarray(position).tolist()
+        bx, by, bz, wx, wy, wz = ex - sx, ey - sy, ez - sz, px - sx, py - sy, pz - sz
+        t = min(1.0, max(0.0, (wx * bx + wy * by + wz * bz) / (bx * bx + by * by + bz * bz)))
+        return (wx - t * bx) ** 2 + (wy - t * by) ** 2 + (wz - t * bz) ** 2 <= self._reach_m ** 2
 
 
 # ----- AGV deck load sensor ---------------------------------------------------------------------------------
@@ -284,6 +294,12 @@ class SeamPlacement:
             raise ValueError(f'seam {self.seam.name} is {self.seam.length_mm:g} mm long but its start and end '
                              f'points on the part are {length_mm:.1f} mm apart')
 
+    @functools.cached_property
+    def line_in_part(self) -> tuple[np.ndarray, np.ndarray]:
+        """The seam's start and unit direction in the part frame, worked out once: seams are placed every 1 ms."""
+        start, end = np.asarray(self.start_in_part, dtype=float), np.asarray(self.end_in_part, dtype=float)
+        return start, (end - start) / np.linalg.norm(end - start)
+
 
 def recipe_placements(recipe: Recipe, seam_file: Path | None = None, power_drift: float = 0.0,
                       dropout_rate: float = 0.0, outlier_rate: float = 0.0, seed: int = 0) -> list[SeamPlacement]:
@@ -309,16 +325,16 @@ def recipe_placements(recipe: Recipe, seam_file: Path | None = None, power_drift
 def seam_in_world(placement: SeamPlacement, part_pose: Pose) -> tuple[np.ndarray, np.ndarray]:
     """Return the start point and unit direction of the seam on a part at `part_pose`, in the world frame."""
     position, rotation = part_pose
-    start = position + rotation @ np.asarray(placement.start_in_part)
-    end = position + rotation @ np.asarray(placement.end_in_part)
-    return start, (end - start) / np.linalg.norm(end - start)
+    start_in_part, direction_in_part = placement.line_in_part
+    return position + rotation @ start_in_part, rotation @ direction_in_part
 
 
 def seam_coordinates(point: np.ndarray, start: np.ndarray, direction: np.ndarray) -> tuple[float, float]:
     """Return a point's position along the seam (mm from its start) and its distance from the seam line (m)."""
-    offset = point - start
-    along = float(offset @ direction)
-    return 1000.0 * along, float(np.linalg.norm(offset - along * direction))
+    ox, oy, oz = point[0] - start[0], point[1] - start[1], point[2] - start[2]
+    dx, dy, dz = direction[0], direction[1], direction[2]
+    along = float(ox * dx + oy * dy + oz * dz)
+    return 1000.0 * along, math.sqrt(float((ox - along * dx) ** 2 + (oy - along * dy) ** 2 + (oz - along * dz) ** 2))
 
 
 class SensorView(NamedTuple):
@@ -329,14 +345,19 @@ class SensorView(NamedTuple):
     depth_mm: float     # the look point's height above the seam line
 
 
-def _right(direction: np.ndarray) -> np.ndarray:
-    right = np.cross(direction, _UP)
-    return right / np.linalg.norm(right)
+# Scalar arithmetic on the 3-vectors below: these run every simulated millisecond of a weld, where numpy's
+# per-call overhead on 3 elements (np.cross alone about 25 µs) was most of the seam station's time.
+def _right(direction: np.ndarray) -> tuple[float, float]:
+    """Return the seam's right in the floor plane (x, y): direction × up, normalised; its z is 0."""
+    dx, dy = float(direction[0]), float(direction[1])
+    length = math.hypot(dx, dy)
+    return dy / length, -dx / length
 
 
 def seam_across_mm(point: np.ndarray, start: np.ndarray, direction: np.ndarray) -> float:
     """Return where the seam line lies across `point` (mm along the seam's right: + is to the tool's right)."""
-    return 1000.0 * float((start - point) @ _right(direction))
+    rx, ry = _right(direction)
+    return 1000.0 * float((start[0] - point[0]) * rx + (start[1] - point[1]) * ry)
 
 
 def sensor_view(tcp_m: np.ndarray, heading: np.ndarray | None, start: np.ndarray,
@@ -345,15 +366,21 @@ def sensor_view(tcp_m: np.ndarray, heading: np.ndarray | None, start: np.ndarray
 
     heading: the tool's travel direction (its x axis) in the world; None looks straight along the seam.
     """
+    dx, dy, dz = float(direction[0]), float(direction[1]), float(direction[2])
     if heading is None:
-        heading = direction
-    else:
-        heading = heading - (heading @ _UP) * _UP
-        heading = heading / np.linalg.norm(heading)
-    offset = tcp_m + heading * (LOOKAHEAD_MM / 1000.0) - start
-    along = float(offset @ direction)
-    rest = offset - along * direction
-    return SensorView(1000.0 * along, -1000.0 * float(rest @ _right(direction)), 1000.0 * float(rest @ _UP))
+        hx, hy, hz = dx, dy, dz
+    else:   # level: the look point is ahead in the floor plane
+        hx, hy, hz = float(heading[0]), float(heading[1]), 0.0
+        length = math.hypot(hx, hy)
+        hx, hy = hx / length, hy / length
+    reach = LOOKAHEAD_MM / 1000.0
+    ox = float(tcp_m[0]) + hx * reach - float(start[0])
+    oy = float(tcp_m[1]) + hy * reach - float(start[1])
+    oz = float(tcp_m[2]) + hz * reach - float(start[2])
+    along = ox * dx + oy * dy + oz * dz
+    rest_x, rest_y, rest_z = ox - along * dx, oy - along * dy, oz - along * dz
+    rx, ry = _right(direction)
+    return SensorView(1000.0 * along, -1000.0 * (rest_x * rx + rest_y * ry), 1000.0 * rest_z)
 
 
 class SeamSensor:
