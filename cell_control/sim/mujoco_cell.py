@@ -418,8 +418,9 @@ class CellSimulation:
         gate_x = self.layout['station']['stop_gate_x']
         half_length = self.layout['part']['length'] / 2
         belt_z = self.layout['conveyor']['belt_top_z']
+        xpos, bodies = self.data.xpos, self.cell.part_bodies
         for index in self.parts_in_cell():
-            x, y, z = self.part_pose(index)[0]
+            x, y, z = xpos[bodies[index]].tolist()   # floats, no copied pose: this runs every step
             over = x + half_length > gate_x + 0.005 and x - half_length < gate_x + GATE_THICKNESS_M
             if over and abs(z - belt_z) < 0.05 and abs(y) < 0.3:
                 return True
