@@ -1,4 +1,6 @@
 """The bring-up profile's sorting of py-spy samples (issue 11, point 1); the profile itself is a bench."""
+import os
+
 import pytest
 
 from cell_control.bench import profile_bringup as bench
@@ -55,3 +57,10 @@ def test_an_empty_profile_reports_no_cpu():
     summary = bench.summarise('', seconds=0.0)
     assert summary['samples'] == 0 and summary['cpu_pct'] == 0.0
     assert set(summary['categories_pct'].values()) == {0.0}
+
+
+def test_a_process_cpu_time_grows_with_work_and_ends_with_the_process():
+    before = bench.process_cpu_s(os.getpid())
+    sum(i * i for i in range(2_000_000))
+    assert bench.process_cpu_s(os.getpid()) > before > 0.0
+    assert bench.process_cpu_s(2 ** 22 + 1) is None   # above the kernel's largest pid: no such process
