@@ -1,9 +1,11 @@
-"""The weld loop lock-step's rule: how far the world may lead the adjuster's answers, and when it lets go."""
+"""The lock-steps' rules: how far the world may lead the adjuster's answers and the nodes' clocks, and when it
+lets go."""
 import math
 
 import pytest
 
-from cell_control.sim.lockstep import WeldLockstep
+from cell_control.cell.signals import ClockReporter
+from cell_control.sim.lockstep import CellLockstep, WeldLockstep
 
 
 def test_free_running_until_the_adjuster_answers_in_a_weld():
@@ -41,5 +43,50 @@ def test_a_weld_end_or_a_lost_patience_releases_the_world():
 
 @pytest.mark.parametrize('lead, patience', [(0.0, 1.0), (math.nan, 1.0), (0.01, 0.0), (0.01, math.inf)])
 def test_bad_settings_are_refused(lead, patience):
-    with pytest.raises(ValueError, match='must be a positive number'):
-        WeldLockstep(lead, patience)
+    for lockstep in (WeldLockstep, CellLockstep):
+        with pytest.raises(ValueError, match='must be a positive number'):
+            lockstep(lead, patience)
+
+
+@pytest.mark.parametrize('period', [0.0, -0.1, math.nan, math.inf])
+def test_a_bad_report_period_is_refused(period):
+    with pytest.raises(ValueError, match='period_s must be a positive number'):
+        ClockReporter(period)
+
+
+# ----- the whole cell -----------------------------------------------------------------------------------------
+def test_a_node_reports_every_period_of_its_clock_and_when_it_goes_back():
+    reporter = ClockReporter(period_s=0.1)
+    assert not reporter.due(0.0), 'no /clock yet: nothing reached'
+    assert reporter.due(5.0)
+    assert not reporter.due(5.0) and not reporter.due(5.099)
+    assert reporter.due(5.1)
+    assert reporter.due(0.5), 'a restarted world: report at once, not 4.6 s later'
+    assert not reporter.due(0.55) and reporter.due(0.6)
+
+
+def test_the_world_leads_the_slowest_node_by_at_most_the_lead():
+    lockstep = CellLockstep(max_lead_s=0.3, patience_s=5.0)
+    assert not lockstep.must_wait(100.0), 'no node has reported: nothing to wait for'
+    lockstep.reached('/coordinator', 10.0)
+    lockstep.reached('/fleet_sim', 9.9)
+    assert not lockstep.must_wait(10.2)
+    assert lockstep.laggards(10.25) == ['/fleet_sim']
+    assert lockstep.laggards(10.5) == ['/fleet_sim', '/coordinator'], 'slowest first'
+    lockstep.reached('/fleet_sim', 10.4)
+    assert lockstep.laggards(10.5) == ['/coordinator']
+    lockstep.reached('/coordinator', 1.0)   # its world restarted: taken as it comes
+    assert lockstep.laggards(10.5) == ['/coordinator']
+    lockstep.reached('/coordinator', math.nan)   # not a time: ignored
+    assert lockstep.nodes == 2 and lockstep.laggards(1.2) == []
+
+
+def test_a_node_that_outlasts_the_patience_is_left_out_until_it_reports_again():
+    lockstep = CellLockstep(max_lead_s=0.3, patience_s=5.0)
+    lockstep.reached('/coordinator', 10.0)
+    lockstep.reached('/fleet_sim', 10.5)
+    assert lockstep.waited(in_time=True, sim_now_s=10.6) == [] and lockstep.waits == 1
+    assert lockstep.waited(in_time=False, sim_now_s=10.6) == ['/coordinator'], 'a dead node must not freeze the world'
+    assert lockstep.gave_up == 1 and lockstep.nodes == 1 and not lockstep.must_wait(10.6)
+    lockstep.reached('/coordinator', 10.1)   # restarted: counted again
+    assert lockstep.must_wait(10.6)

@@ -1,8 +1,8 @@
 """What the coordinator makes of raw device signals before they become cycle events (DESIGN §7).
 
 Pure decisions, tested without ROS: which part ids are acceptable, when deck rollers count as running,
-which switch readings are edges rather than heartbeats, and when a node's simulated clock stands still
-(every node's main loop watches it: `nodes.node_main`).
+which switch readings are edges rather than heartbeats, when a node's simulated clock stands still and when it
+reports the simulated time it has reached (every node's main loop does both: `nodes.node_main`).
 """
 from __future__ import annotations
 
@@ -66,3 +66,26 @@ class ClockWatch:
             return ('running', still_s) if self._silence.arrived(wall_s) else None
         silence = self._silence.check(wall_s, self.limit_s)
         return ('stalled', silence[0]) if silence is not None and silence[1] else None
+
+
+class ClockReporter:
+    """When a node reports the simulated time it has reached: every `period_s` of its clock, and when it goes back.
+
+    The MuJoCo simulation waits for the slowest node's report (`sim.lockstep.CellLockstep`).
+    """
+
+    def __init__(self, period_s: float) -> None:
+        if not (math.isfinite(period_s) and period_s > 0.0):
+            raise ValueError(f'period_s must be a positive number of seconds, got {period_s!r}')
+        self.period_s = period_s
+        self._last_s: float | None = None
+
+    def due(self, now_s: float) -> bool:
+        """Tell whether to report `now_s` (the node's clock after a spin); a True counts as reported."""
+        last = self._last_s
+        if last is not None and last <= now_s < last + self.period_s:
+            return False
+        if now_s <= 0.0:    # no /clock yet: nothing reached
+            return False
+        self._last_s = now_s
+        return True

@@ -32,7 +32,7 @@ from cell_control.cell.description import expand_xacro, home_positions, load_lay
 from cell_control.logistics.agv_navigation import Pose2D, home_pose, world_to_odom
 from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
 from cell_control.motion.kinematics import load_kinematics
-from cell_control.nodes.node_main import run_node
+from cell_control.nodes.node_main import CLOCK_REACHED_READER_QOS, CLOCK_REACHED_TOPIC, run_node
 from cell_control.nodes.common import (ARC_STRUCK_TOPIC, CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SENSOR_DATA,
                                        SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE, TCP_FRAME, InputGuard, descriptor,
                                        diagnostic_array, diagnostic_status, planar_orientation, speed_scaling_factor,
@@ -43,7 +43,7 @@ from cell_control.sim.commands import command_problem
 from cell_control.sim.mujoco_cell import CellSimulation
 from cell_control.sim.interface import AGV_NAMES, DEFAULT_PARTS_IN_POOL, POSE_RATE_HZ, WORLD_FRAME, part_name
 from cell_control.nodes.seam_station_params import configure_station, declare_weld_process
-from cell_control.sim.lockstep import WeldLockstep
+from cell_control.sim.lockstep import CellLockstep, WeldLockstep
 from cell_control.sim.pacing import RealTimePacer
 from cell_control.sim.virtual_sensors import FixtureScatter, planar
 
@@ -71,6 +71,12 @@ class CellSimNode(Node):
         self._lock = threading.Lock()
         self._lockstep = WeldLockstep(p['weld_lockstep_lead_s'], p['weld_lockstep_patience_s'])
         self._answers = threading.Condition()
+        # The whole cell's lock-step: the nodes report the simulated time they have reached (node_main).
+        self._cell_lockstep = (CellLockstep(p['cell_lockstep_lead_s'], p['cell_lockstep_patience_s'])
+                               if p['cell_lockstep_lead_s'] > 0.0 else None)
+        self._reports = threading.Condition()
+        if self._cell_lockstep is not None:
+            self.create_subscription(Header, CLOCK_REACHED_TOPIC, self._on_clock_reached, CLOCK_REACHED_READER_QOS)
         self._render_path = p['render_path'] or str(Path(tempfile.gettempdir()) / 'cell_control_cell.png')
         self.create_service(Trigger, '/sim/render', self._render)
         # Fault injection for tests of the cell's reactions (Gazebo has no equivalent: its worlds are scripted).
@@ -159,10 +165,17 @@ class CellSimNode(Node):
         # 5 s, not 1: a loaded 2-core CI machine can leave the adjuster process unscheduled for over a second.
         declare('weld_lockstep_patience_s', 5.0, descriptor(
             'Wall seconds the simulation waits for the adjuster before it runs on without it.', 0.01, 60.0))
+        declare('cell_lockstep_lead_s', 0.3, descriptor(
+            'The simulation leads the slowest node of the cell (its reports on /sim/clock_reached) by at most this '
+            'much simulated time, in s, and otherwise waits for it; 0: no lock-step (free running).', 0.0, 10.0))
+        declare('cell_lockstep_patience_s', 5.0, descriptor(
+            'Wall seconds the simulation waits for a node behind before it runs on without it (until its next '
+            'report).', 0.01, 60.0))
         values = {name: self.get_parameter(name).value for name in (
             'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'parts_in_pool', 'initial_arm_positions',
             'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s', 'publish_robot_description',
-            'fixture_position_tolerance_mm', 'fixture_yaw_tolerance_deg')}
+            'fixture_position_tolerance_mm', 'fixture_yaw_tolerance_deg', 'cell_lockstep_lead_s',
+            'cell_lockstep_patience_s')}
         values.update(declare_weld_process(self))
         values['initial_arm_positions'] = [float(v) for v in values['initial_arm_positions']]
         if len(values['initial_arm_positions']) != 6:
@@ -310,6 +323,7 @@ class CellSimNode(Node):
         pacer = self._pacer
         try:
             while not self._stop.is_set():
+                self._wait_for_the_cell()
                 self._wait_for_the_weld_loop()
                 with self._lock:
                     self.sim.step(CONTROL_PERIOD_STEPS)
@@ -334,6 +348,30 @@ class CellSimNode(Node):
                           'rejected_commands': self._rejected}
             self.finished.set()
 
+    def _on_clock_reached(self, msg: Header) -> None:
+        assert self._cell_lockstep is not None
+        with self._reports:
+            self._cell_lockstep.reached(msg.frame_id, to_seconds(msg.stamp))
+            self._reports.notify_all()
+
+    def _wait_for_the_cell(self) -> None:
+        """Hold the world while a node of the cell is more than the lock-step's lead behind (see `sim.lockstep`)."""
+        lockstep = self._cell_lockstep
+        if lockstep is None:
+            return
+        now = self.sim.time_s
+        with self._reports:
+            if not lockstep.must_wait(now):
+                return
+            in_time = self._reports.wait_for(lambda: not lockstep.must_wait(now) or self._stop.is_set(),
+                                             timeout=lockstep.patience_s)
+            dropped = lockstep.waited(in_time, now)
+        if dropped:
+            self.get_logger().warning(f'{", ".join(dropped)} reached no simulated time past '
+                                      f'{now - lockstep.max_lead_s:.2f} s for {lockstep.patience_s:g} s of wall time: '
+                                      'the simulation runs on without waiting for it until it reports again',
+                                      throttle_duration_sec=5.0)
+
     def _wait_for_the_weld_loop(self) -> None:
         """Hold the world while the adjuster is more than the lock-step's lead behind (see `sim.lockstep`)."""
         with self._answers:
@@ -353,8 +391,9 @@ class CellSimNode(Node):
 
     def close(self) -> None:
         self._stop.set()
-        with self._answers:
-            self._answers.notify_all()
+        for condition in (self._answers, self._reports):
+            with condition:
+                condition.notify_all()
         self._thread.join(timeout=5.0)
 
     def _due(self, key: str, now: float, period: float) -> bool:
@@ -466,6 +505,9 @@ class CellSimNode(Node):
                   'arc_on': self.sim.arc_on, 'weld_s_mm': f'{weld.s_mm:.1f}' if weld else '-',
                   'lockstep_engaged': self._lockstep.engaged, 'lockstep_waits': self._lockstep.waits,
                   'lockstep_gave_up': self._lockstep.gave_up,
+                  **({'cell_lockstep_nodes': self._cell_lockstep.nodes,
+                      'cell_lockstep_waits': self._cell_lockstep.waits,
+                      'cell_lockstep_gave_up': self._cell_lockstep.gave_up} if self._cell_lockstep else {}),
                   'pace_lags_dropped': self._pacer.reanchored if self._pacer else 0}
         status = diagnostic_status('cell_sim: simulation', 'mujoco', 'OK', 'running', values)
         self._diagnostics_pub.publish(diagnostic_array(header_stamp, status))

@@ -10,7 +10,9 @@ $CELL_CONTROL_EXECUTOR picks the executor: `events` (rclpy.experimental's Events
 this thread, where the nodes' SQLite stores live; a multi-threaded executor would not.
 
 A node on simulated time (`use_sim_time`) says when no /clock has moved its clock for CLOCK_STALL_WARN_S of wall
-time, and when it moves again: without /clock its timers and stream ages stand still, and it looks alive.
+time, and when it moves again: without /clock its timers and stream ages stand still, and it looks alive. It also
+reports on CLOCK_REACHED_TOPIC the simulated time its executor has reached, every CLOCK_REPORT_PERIOD_S of its
+clock: the MuJoCo simulation waits for the slowest node (`sim.lockstep.CellLockstep`); Gazebo does not listen.
 """
 from __future__ import annotations
 
@@ -25,14 +27,22 @@ from rclpy.exceptions import InvalidParameterValueException, ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Header
 
-from cell_control.cell.signals import ClockWatch
+from cell_control.cell.signals import ClockReporter, ClockWatch
 
 START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, ParameterException)
 EXECUTOR_VARIABLE = 'CELL_CONTROL_EXECUTOR'
 CLOCK_STALL_WARN_S = 5.0    # wall seconds without a /clock step before a node on simulated time says so
 CLOCK_CHECK_PERIOD_S = 1.0
+CLOCK_REACHED_TOPIC = '/sim/clock_reached'   # std_msgs/Header: stamp = the node's clock, frame_id = its name
+CLOCK_REPORT_PERIOD_S = 0.1                  # simulated s between reports (10 messages per simulated s per node)
+# Reliable: a lost report would hold the world until the next one, which the held world never brings.
+CLOCK_REACHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# The reader's: deeper than one, as every node's reports share one keyless topic and so one history.
+CLOCK_REACHED_READER_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 EXECUTORS: dict[str, Callable[[], Executor]] = {'events': EventsExecutor, 'single': SingleThreadedExecutor}
 DEFAULT_EXECUTOR = 'events'
 
@@ -65,10 +75,12 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
             return 1
         executor.add_node(node)
         watch_clock = _clock_watcher(node)
+        report_clock = _clock_reporter(node)
         try:
             while not stop.is_set() and not (until and until(node)):
                 executor.spin_once(timeout_sec=0.1)
                 watch_clock()
+                report_clock()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
@@ -107,3 +119,19 @@ def _clock_watcher(node: Node) -> Callable[[], None]:
         else:
             node.get_logger().info(f'/clock moves again after {still_s:.0f} s')
     return check
+
+
+def _clock_reporter(node: Node) -> Callable[[], None]:
+    """Return the report run after each spin: the simulated time this node has reached (see the module's doc)."""
+    if not node.get_parameter('use_sim_time').value:
+        return lambda: None
+    publisher = node.create_publisher(Header, CLOCK_REACHED_TOPIC, CLOCK_REACHED_QOS)
+    reporter = ClockReporter(CLOCK_REPORT_PERIOD_S)
+    msg = Header(frame_id=node.get_fully_qualified_name())
+
+    def report() -> None:
+        now = node.get_clock().now()
+        if reporter.due(now.nanoseconds / 1e9):
+            msg.stamp = now.to_msg()
+            publisher.publish(msg)
+    return report

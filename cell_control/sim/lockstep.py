@@ -1,4 +1,11 @@
-"""Lock-step of the simulation with the weld loop: the world waits for a slow adjuster instead of running ahead.
+"""Lock-step of the simulation with its controllers: the world waits for slow nodes instead of running ahead.
+
+Two of them. `CellLockstep`: every node of the cell on simulated time reports the simulated time its executor
+has reached (`cell.signals.ClockReporter`, from the shared node main), and the simulation leads the slowest by
+at most a few tenths of a second, so a cell run faster than real time (`--rtf max`, a busy machine) sees the
+same sequence of events as at 1x instead of a coordinator or fleet that falls behind the world and times out on
+it. Gazebo has nothing like it (it runs at 1x or slower). `WeldLockstep` is the fine one for the 500 Hz weld
+loop:
 
 The weld adjuster stamps every setpoint with the stamp of the seam sample it answers (DESIGN §7), so the
 simulation knows how far behind the loop is. Run faster than the controllers can follow (`--rtf max` on a busy
@@ -15,16 +22,62 @@ from __future__ import annotations
 import math
 
 
+def _positive(name: str, value: float) -> float:
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f'{name} must be a positive number of seconds, got {value!r}')
+    return value
+
+
+class CellLockstep:
+    """Decide whether the simulation may step on, from the simulated times the cell's nodes report reaching.
+
+    A node counts from its first report. The world steps past `now` only while each counted node has reached
+    `now - max_lead_s`; a wait longer than `patience_s` of wall time drops the nodes still behind (stopped,
+    crashed, restarting: their silence is for the cell to detect) until they report again.
+    """
+
+    def __init__(self, max_lead_s: float, patience_s: float) -> None:
+        self.max_lead_s = _positive('max_lead_s', max_lead_s)
+        self.patience_s = _positive('patience_s', patience_s)
+        self._reached: dict[str, float] = {}
+        self.waits = 0      # how often the simulation had to wait (for diagnostics)
+        self.gave_up = 0    # waits that ran out of patience
+
+    def reached(self, node: str, sim_s: float) -> None:
+        """Take a node's report; a clock that went back (a restarted world) is taken as it comes."""
+        if math.isfinite(sim_s):
+            self._reached[node] = sim_s
+
+    def laggards(self, sim_now_s: float) -> list[str]:
+        """Return the nodes that stepping past `sim_now_s` would lead by more than `max_lead_s`, slowest first."""
+        behind = [(s, node) for node, s in self._reached.items() if sim_now_s - s > self.max_lead_s + 1e-9]
+        return [node for _, node in sorted(behind)]
+
+    def must_wait(self, sim_now_s: float) -> bool:
+        return bool(self.laggards(sim_now_s))
+
+    def waited(self, in_time: bool, sim_now_s: float) -> list[str]:
+        """Count one wait; return the nodes dropped because it ran out of patience."""
+        self.waits += 1
+        if in_time:
+            return []
+        self.gave_up += 1
+        dropped = self.laggards(sim_now_s)
+        for node in dropped:
+            del self._reached[node]
+        return dropped
+
+    @property
+    def nodes(self) -> int:
+        return len(self._reached)
+
+
 class WeldLockstep:
     """Decide whether the simulation may take its next step, from the stamps of the adjuster's answers."""
 
     def __init__(self, max_lead_s: float, patience_s: float) -> None:
-        if not (math.isfinite(max_lead_s) and max_lead_s > 0.0):
-            raise ValueError(f'max_lead_s must be a positive number of seconds, got {max_lead_s!r}')
-        if not (math.isfinite(patience_s) and patience_s > 0.0):
-            raise ValueError(f'patience_s must be a positive number of seconds, got {patience_s!r}')
-        self.max_lead_s = max_lead_s
-        self.patience_s = patience_s
+        self.max_lead_s = _positive('max_lead_s', max_lead_s)
+        self.patience_s = _positive('patience_s', patience_s)
         self._answered_s: float | None = None   # stamp of the newest answered sample of this weld
         self.waits = 0                           # how often the simulation had to wait (for diagnostics)
         self.gave_up = 0                         # waits that ran out of patience

@@ -1,0 +1,135 @@
+"""The whole cell's lock-step over DDS (issue 11, point 3): the simulation waits for the slowest node on its clock.
+
+`cell_sim` runs as fast as it can (real_time_factor 0). A node of the cell reports the simulated time it has
+reached on /sim/clock_reached (here the test's probe reports by hand, as `node_main` does for every node on
+simulated time); the simulation must not lead the slowest report by more than its lead, must go on as the report
+moves, and must run on without a node that stops reporting once its patience is out. A real node (the fleet) run
+by the shared node main is counted too.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cell_control.testing import wait_for
+
+rclpy = pytest.importorskip('rclpy')
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from cell_control.nodes.common import stamp_to_msg, to_seconds  # noqa: E402
+from cell_control.nodes.node_main import CLOCK_REACHED_QOS, CLOCK_REACHED_TOPIC  # noqa: E402
+
+pytestmark = pytest.mark.integration
+LEAD_S = 0.3
+PATIENCE_S = 10.0   # wall s: long beside the 0.5 s the test watches the clock stand
+WAIT_S = 60.0
+# Deep: the simulation's last /clock before it holds must not be dropped behind a burst of earlier ones.
+BEST_EFFORT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class World:
+    """The simulation's clock and its lock-step diagnostics, as the probe hears them."""
+
+    def __init__(self, node) -> None:
+        self.lock = threading.Lock()
+        self.clock_s = 0.0
+        self.diagnostics: dict[str, str] = {}
+        node.create_subscription(Clock, '/clock', self._on_clock, BEST_EFFORT)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, RELIABLE)
+        self.reports = node.create_publisher(Header, CLOCK_REACHED_TOPIC, CLOCK_REACHED_QOS)
+
+    def _on_clock(self, msg: Clock) -> None:
+        with self.lock:
+            self.clock_s = max(self.clock_s, to_seconds(msg.clock))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == 'cell_sim: simulation':
+                with self.lock:
+                    self.diagnostics = {v.key: v.value for v in status.values}
+
+    def now_s(self) -> float:
+        with self.lock:
+            return self.clock_s
+
+    def report(self, node: str, sim_s: float) -> None:
+        self.reports.publish(Header(stamp=stamp_to_msg(sim_s), frame_id=node))
+
+    def value(self, key: str) -> str | None:
+        with self.lock:
+            return self.diagnostics.get(key)
+
+
+def held_past(world: World, mark_s: float) -> float:
+    """Wait until the clock has reached `mark_s` and then stood still for 0.5 s of wall time; return where it stands.
+
+    Reached within one /clock period (10 ms): the world holds on its first step past the mark, and /clock shows
+    the last 10 ms tick before it.
+    """
+    def standing() -> float | None:
+        before = world.now_s()
+        if before < mark_s - 0.011:
+            return None
+        time.sleep(0.5)   # standing still is a duration: nothing to wait on but time
+        return before if world.now_s() == before else None
+    return wait_for(standing, WAIT_S, f'the simulation to hold past {mark_s} s')
+
+
+def test_the_simulation_waits_for_the_slowest_node_and_not_for_a_dead_one(node_processes, probe):
+    world = World(probe.node)
+    node_processes.start_node('cell_sim', 'real_time_factor:=0.0', f'cell_lockstep_lead_s:={LEAD_S}',
+                              f'cell_lockstep_patience_s:={PATIENCE_S}')
+    wait_for(lambda: world.now_s() > 0.5, WAIT_S, 'the simulation to run')
+    # Volatile: a report sent before the simulation's reader matched would be lost.
+    wait_for(lambda: world.reports.get_subscription_count() >= 1, WAIT_S, 'the simulation to hear the reports')
+    # A node reports a time ahead of the world: the world runs to the lead past it and holds there (it steps
+    # 10 ms at a time).
+    first = world.now_s() + 5.0
+    world.report('/slow_node', first)
+    stood = held_past(world, first + LEAD_S)
+    assert stood <= first + LEAD_S + 0.02, (first, stood)
+    # The report moves on: so does the world, again to the lead past it.
+    world.report('/slow_node', stood + 2.0)
+    moved = held_past(world, stood + 2.0 + LEAD_S)
+    assert moved <= stood + 2.0 + LEAD_S + 0.02, (stood, moved)
+    # The first wait (ended by the report) is in the diagnostics the world published between the two holds.
+    assert (world.value('cell_lockstep_nodes'), world.value('cell_lockstep_waits'),
+            world.value('cell_lockstep_gave_up')) == ('1', '1', '0'), world.diagnostics
+    # The node goes silent: after its patience the world runs on without it.
+    wait_for(lambda: world.now_s() > moved + 5.0, PATIENCE_S + WAIT_S, 'the simulation to run on without the node')
+    wait_for(lambda: world.value('cell_lockstep_gave_up') == '1', WAIT_S, 'the given-up wait in the diagnostics')
+    assert (world.value('cell_lockstep_nodes'), world.value('cell_lockstep_waits')) == ('0', '2'), world.diagnostics
+    assert 'reached no simulated time past' in node_processes.output('cell_sim')
+
+
+def test_every_node_on_simulated_time_reports_the_time_it_has_reached(node_processes, probe):
+    reports: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def on_report(msg: Header) -> None:
+        with lock:
+            reports.append((msg.frame_id, to_seconds(msg.stamp)))
+    probe.node.create_subscription(Header, CLOCK_REACHED_TOPIC, on_report, RELIABLE)
+    clock = probe.node.create_publisher(Clock, '/clock', BEST_EFFORT)
+    node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', 'parts:=1')
+
+    def fleet_reported(beyond_s: float) -> bool:
+        with lock:
+            return any(node == '/fleet_sim' and s >= beyond_s for node, s in reports)
+    sim_s = 0.0
+    while not fleet_reported(1.0):   # the test is the clock: 10 ms steps, about 1x
+        assert sim_s < WAIT_S, f'no report from fleet_sim up to {sim_s:.1f} s of simulated time: {reports[-5:]}'
+        sim_s += 0.01
+        clock.publish(Clock(clock=stamp_to_msg(sim_s)))
+        time.sleep(0.01)   # the clock's own pace
+    with lock:
+        times = [s for node, s in reports if node == '/fleet_sim']
+    assert times == sorted(times) and all(0.0 < s <= sim_s for s in times)
+    steps = [b - a for a, b in zip(times, times[1:])]
+    assert steps and all(step >= 0.1 - 1e-6 for step in steps), 'one report per 0.1 s of its clock'
