@@ -30,6 +30,8 @@ def run_plain(tmp_path: Path, *args: str, timeout_s: float = 120.0) -> subproces
     (['sim', '--seam', str(SEAMS / 'gap_ramp.csv')], "is 400 mm long but the recipe's seam program is 500.0 mm"),
     (['sim', '--parts', '-1'], 'parts: -1 is not a whole number'),
     (['sim', '--start', '--sim-only'], '--start needs the coordinator'),
+    (['demo', '--rtf', '0'], "argument --rtf: '0' is not a real-time factor in (0, 1000] or 'max'"),
+    (['demo', '--rtf', 'inf'], "argument --rtf: 'inf' is not a real-time factor in (0, 1000] or 'max'"),
     (['demo', '--domain-id', '-5'], "argument --domain-id: '-5' is not a ROS domain id"),
     (['demo', '--domain-id', '999'], "argument --domain-id: '999' is not a ROS domain id"),
     (['demo', '--recipe', 'no_such_part'], 'recipe: '),
@@ -78,3 +80,10 @@ def test_weld_eval_and_nodes_work_from_a_plain_shell(tmp_path):
     assert '"cell_sim"' in result.stdout
     # found the installed files: the recipe, and its seam file whose length the adjuster gets
     assert '"recipe": "bracket"' in result.stdout and '"seam_length_mm": 500.0' in result.stdout
+
+
+def test_the_demo_takes_max_as_full_speed_as_the_sim_does():
+    from cell_control.cli import demo, sim
+    assert demo.build_parser().parse_args(['--rtf', 'max']).rtf == 0.0 == sim.build_parser().parse_args(
+        ['--rtf', 'max']).rtf
+    assert demo.build_parser().parse_args(['--rtf', '2.5']).rtf == 2.5

@@ -56,6 +56,14 @@ def bounded_number(low: float, high: float, what: str, include_low: bool = True,
     return parse
 
 
+_rtf = bounded_number(0.0, 1000.0, "a real-time factor in (0, 1000] or 'max'", include_low=False)
+
+
+def parse_rtf(text: str) -> float:
+    """Parse --rtf: a factor of real time, or 'max' (0: as fast as the machine goes)."""
+    return 0.0 if text == 'max' else _rtf(text)
+
+
 def check_writable_file(path: Path) -> None:
     """Raise ValueError naming the problem when `path` cannot be written as a new or replaced file."""
     folder = path.parent if str(path.parent) else Path('.')

@@ -10,20 +10,14 @@ import sys
 from pathlib import Path
 
 from cell_control.bringup import BringupError, describe_cell
-from cell_control.cli import ArgumentParser, bounded_number, domain_id
+from cell_control.cli import ArgumentParser, bounded_number, domain_id, parse_rtf
 from cell_control.cli.cmd import CellClient, CellUnreachable
 from cell_control.runner import NodeProcesses, environment_domain_id, ros_environment
 
 START_TIMEOUT_S = 120.0   # the whole cell coming up on a loaded machine (MuJoCo scene, five processes)
 
 
-_rtf = bounded_number(0.0, 1000.0, "a real-time factor in (0, 1000] or 'max'", include_low=False)
 parse_duration = bounded_number(0.0, 1.0e6, 'a number of seconds in 0..1e6')
-
-
-def parse_rtf(text: str) -> float:
-    """Parse --rtf: a factor of real time, or 'max' (0: as fast as the machine goes)."""
-    return 0.0 if text == 'max' else _rtf(text)
 
 
 def build_parser() -> ArgumentParser:
