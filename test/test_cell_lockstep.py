@@ -119,17 +119,16 @@ def test_every_node_on_simulated_time_reports_the_time_it_has_reached(node_proce
     clock = probe.node.create_publisher(Clock, '/clock', BEST_EFFORT)
     node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', 'parts:=1')
 
-    def fleet_reported(beyond_s: float) -> bool:
+    def fleet_reports() -> list[float]:
         with lock:
-            return any(node == '/fleet_sim' and s >= beyond_s for node, s in reports)
-    sim_s = 0.0
-    while not fleet_reported(1.0):   # the test is the clock: 10 ms steps, about 1x
-        assert sim_s < WAIT_S, f'no report from fleet_sim up to {sim_s:.1f} s of simulated time: {reports[-5:]}'
-        sim_s += 0.01
-        clock.publish(Clock(clock=stamp_to_msg(sim_s)))
+            return [s for node, s in reports if node == '/fleet_sim']
+    steps = 0
+    while len(fleet_reports()) < 5:   # the test is the clock: 10 ms steps, about 1x
+        assert steps < WAIT_S * 100, f'fleet_sim reported {fleet_reports()} up to {steps / 100:.1f} s of simulated time'
+        steps += 1
+        clock.publish(Clock(clock=stamp_to_msg(steps / 100)))
         time.sleep(0.01)   # the clock's own pace
-    with lock:
-        times = [s for node, s in reports if node == '/fleet_sim']
-    assert times == sorted(times) and all(0.0 < s <= sim_s for s in times)
-    steps = [b - a for a, b in zip(times, times[1:])]
-    assert steps and all(step >= 0.1 - 1e-6 for step in steps), 'one report per 0.1 s of its clock'
+    times = fleet_reports()
+    assert times == sorted(times) and all(0.0 < s <= steps / 100 + 1e-6 for s in times), (times, steps)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(gap >= 0.1 - 1e-6 for gap in gaps), f'one report per 0.1 s of its clock: {times}'
