@@ -50,11 +50,15 @@ class CellLockstep:
 
     def laggards(self, sim_now_s: float) -> list[str]:
         """Return the nodes that stepping past `sim_now_s` would lead by more than `max_lead_s`, slowest first."""
-        behind = [(s, node) for node, s in self._reached.items() if sim_now_s - s > self.max_lead_s + 1e-9]
+        behind = [(s, node) for node, s in self._reached.items() if self._behind(s, sim_now_s)]
         return [node for _, node in sorted(behind)]
 
     def must_wait(self, sim_now_s: float) -> bool:
-        return bool(self.laggards(sim_now_s))
+        """Tell whether a node is behind (`laggards` without the list: this is asked before every step)."""
+        return any(self._behind(s, sim_now_s) for s in self._reached.values())
+
+    def _behind(self, reached_s: float, sim_now_s: float) -> bool:
+        return sim_now_s - reached_s > self.max_lead_s + 1e-9
 
     def waited(self, in_time: bool, sim_now_s: float) -> list[str]:
         """Count one wait; return the nodes dropped because it ran out of patience."""

@@ -329,12 +329,22 @@ def seam_in_world(placement: SeamPlacement, part_pose: Pose) -> tuple[np.ndarray
     return position + rotation @ start_in_part, rotation @ direction_in_part
 
 
+# Scalar arithmetic on the 3-vectors here and below: these run every simulated millisecond of a weld, where
+# numpy's per-call overhead on 3 elements (np.cross alone about 25 µs) was most of the seam station's time.
+def _on_seam_line(x: float, y: float, z: float, start: np.ndarray,
+                  direction: np.ndarray) -> tuple[float, float, float, float]:
+    """Return a point's distance along the seam line from its start (m) and its offset from the line (x, y, z)."""
+    dx, dy, dz = float(direction[0]), float(direction[1]), float(direction[2])
+    ox, oy, oz = x - float(start[0]), y - float(start[1]), z - float(start[2])
+    along = ox * dx + oy * dy + oz * dz
+    return along, ox - along * dx, oy - along * dy, oz - along * dz
+
+
 def seam_coordinates(point: np.ndarray, start: np.ndarray, direction: np.ndarray) -> tuple[float, float]:
     """Return a point's position along the seam (mm from its start) and its distance from the seam line (m)."""
-    ox, oy, oz = point[0] - start[0], point[1] - start[1], point[2] - start[2]
-    dx, dy, dz = direction[0], direction[1], direction[2]
-    along = float(ox * dx + oy * dy + oz * dz)
-    return 1000.0 * along, math.sqrt(float((ox - along * dx) ** 2 + (oy - along * dy) ** 2 + (oz - along * dz) ** 2))
+    along, rest_x, rest_y, rest_z = _on_seam_line(float(point[0]), float(point[1]), float(point[2]), start,
+                                                  direction)
+    return 1000.0 * along, math.sqrt(rest_x ** 2 + rest_y ** 2 + rest_z ** 2)
 
 
 class SensorView(NamedTuple):
@@ -345,8 +355,6 @@ class SensorView(NamedTuple):
     depth_mm: float     # the look point's height above the seam line
 
 
-# Scalar arithmetic on the 3-vectors below: these run every simulated millisecond of a weld, where numpy's
-# per-call overhead on 3 elements (np.cross alone about 25 µs) was most of the seam station's time.
 def _right(direction: np.ndarray) -> tuple[float, float]:
     """Return the seam's right in the floor plane (x, y): direction × up, normalised; its z is 0."""
     dx, dy = float(direction[0]), float(direction[1])
@@ -366,19 +374,15 @@ def sensor_view(tcp_m: np.ndarray, heading: np.ndarray | None, start: np.ndarray
 
     heading: the tool's travel direction (its x axis) in the world; None looks straight along the seam.
     """
-    dx, dy, dz = float(direction[0]), float(direction[1]), float(direction[2])
     if heading is None:
-        hx, hy, hz = dx, dy, dz
+        hx, hy, hz = float(direction[0]), float(direction[1]), float(direction[2])
     else:   # level: the look point is ahead in the floor plane
         hx, hy, hz = float(heading[0]), float(heading[1]), 0.0
         length = math.hypot(hx, hy)
         hx, hy = hx / length, hy / length
     reach = LOOKAHEAD_MM / 1000.0
-    ox = float(tcp_m[0]) + hx * reach - float(start[0])
-    oy = float(tcp_m[1]) + hy * reach - float(start[1])
-    oz = float(tcp_m[2]) + hz * reach - float(start[2])
-    along = ox * dx + oy * dy + oz * dz
-    rest_x, rest_y, rest_z = ox - along * dx, oy - along * dy, oz - along * dz
+    along, rest_x, rest_y, rest_z = _on_seam_line(float(tcp_m[0]) + hx * reach, float(tcp_m[1]) + hy * reach,
+                                                  float(tcp_m[2]) + hz * reach, start, direction)
     rx, ry = _right(direction)
     return SensorView(1000.0 * along, -1000.0 * (rest_x * rx + rest_y * ry), 1000.0 * rest_z)
 
