@@ -127,6 +127,28 @@ def test_three_parts_auto_with_overlap(tmp_path):
         'in-P1', 'in-P2', 'out-P1', 'in-P3', 'out-P2', 'out-P3']
 
 
+def warnings(actions):
+    return [a.reason for a in actions if a.kind is A.PUBLISH_DIAGNOSTICS and a.detail == 'WARN']
+
+
+def test_the_deck_sensor_repeating_a_part_just_taken_is_not_a_warning_but_an_unexpected_part_is(tmp_path):
+    """The deck's load sensor reports at 10 Hz: the part just unloaded is seen again until its AGV leaves."""
+    cell = Cell(tmp_path / 'l.db')
+    cell.cmd(Command.START)
+    cell.load('P1')
+    cell.weld()
+    request = HandoffRequest('out-P1', HandoffKind.UNLOAD_FROM_CELL, 'agv_2', 'outbound', 'P1', cell.t)
+    cell.ev(E.HANDOFF_REQUEST, request=request)
+    cell.ev(E.AGV_DOCKED, dock='outbound', agv='agv_2', flag=True)
+    cell.ev(E.STATION_EYE, flag=False)
+    cell.ev(E.ROLLERS_RUNNING, dock='outbound')
+    cell.ev(E.PART_DETECTED, dock='outbound', agv='agv_2')
+    assert cell.ledger.state('P1') is PartState.DELIVERED
+    assert warnings(cell.ev(E.PART_DETECTED, dock='outbound', agv='agv_2')) == []
+    cell.ev(E.AGV_DOCKED, dock='outbound', agv='agv_2', flag=False)
+    assert 'no transfer waiting' in ' '.join(warnings(cell.ev(E.PART_DETECTED, dock='outbound', agv='agv_3')))
+
+
 def test_belt_never_pushes_toward_outbound_dock_without_docked_agv(tmp_path):
     cell = Cell(tmp_path / 'l.db')
     cell.cmd(Command.START)

@@ -79,6 +79,29 @@ def test_load_goes_through_every_step_to_success():
     assert server.active('inbound') is None
 
 
+def test_an_unloading_agv_holds_its_part_until_it_leaves_the_dock_or_a_new_transfer_begins():
+    server = HandoffServer(TIMEOUTS)
+    assert not server.holds_its_part('outbound', 'agv_2')
+    run_to_success(server, UNLOAD, 10.0)
+    assert server.holds_its_part('outbound', 'agv_2')
+    assert not server.holds_its_part('outbound', 'agv_1') and not server.holds_its_part('outbound', '')
+    server.agv_docked('outbound', 'agv_2', False, 20.0)
+    assert not server.holds_its_part('outbound', 'agv_2')
+    assert server.receive(UNLOAD, 30.0).status is HandoffStatus.SUCCESS   # the same id again: answered
+    assert not server.holds_its_part('outbound', 'agv_2')
+    again = HandoffRequest('r3', HandoffKind.UNLOAD_FROM_CELL, 'agv_2', 'outbound', 'P1', 40.0)
+    run_to_success(server, again, 40.0)
+    assert server.holds_its_part('outbound', 'agv_2')
+    server.receive(HandoffRequest('r4', HandoffKind.UNLOAD_FROM_CELL, 'agv_2', 'outbound', 'P2', 50.0), 50.0)
+    assert not server.holds_its_part('outbound', 'agv_2')
+
+
+def test_a_load_leaves_nothing_held():
+    server = HandoffServer(TIMEOUTS)
+    run_to_success(server, LOAD, 10.0)
+    assert not server.holds_its_part('inbound', 'agv_1')
+
+
 def test_repeated_request_id_is_answered_not_executed_again():
     server = HandoffServer(TIMEOUTS)
     final = run_to_success(server, LOAD, 10.0)[-1]

@@ -438,7 +438,7 @@ class CellCoordinator:
         elif kind is EventKind.PART_DETECTED:
             if self.handoff.step(event.dock) is HandoffStep.AWAIT_PART:
                 out += self._handoff_results([self.handoff.part_detected(event.dock, now_s)], now_s)
-            else:
+            elif not self.handoff.holds_its_part(event.dock, event.agv):   # the deck's sensor repeats at 10 Hz
                 out.append(self._diag('WARN', f'part detected at the {event.dock} dock with no transfer '
                                       'waiting for it'))
         elif kind is EventKind.SENSOR_DROPOUT:

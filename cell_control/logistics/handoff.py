@@ -170,6 +170,7 @@ class HandoffServer:
         self._requests: dict[str, HandoffRequest] = {}
         self._active: dict[str, _Transfer] = {}        # dock → transfer in progress
         self._docked: dict[str, str] = {}              # dock → AGV docked and ready there
+        self._holding: dict[str, str] = {}             # dock → AGV still docked with the part it just took
 
     def receive(self, request: HandoffRequest, now_s: float, refuse: str = '') -> HandoffResult:
         """Answer a request: a known id gets its stored result; `refuse` fails a new one with that reason."""
@@ -192,6 +193,7 @@ class HandoffServer:
                                    now_s)
             self._results[request.request_id] = result
             return result
+        self._holding.pop(request.dock, None)
         transfer = _Transfer(request, HandoffStep.AWAIT_DOCKED, now_s + self.timeouts.docked_s,
                              self._ack(request, HandoffStep.AWAIT_DOCKED, 'waiting for AGV docked', now_s))
         self._active[request.dock] = transfer
@@ -207,6 +209,8 @@ class HandoffServer:
             self._docked[dock] = agv
         elif self._docked.get(dock) == agv:
             del self._docked[dock]
+        if not ready and self._holding.get(dock) == agv:
+            del self._holding[dock]
         transfer = self._active.get(dock)
         if transfer is None or transfer.request.agv != agv:
             return []
@@ -232,8 +236,14 @@ class HandoffServer:
 
     def part_detected(self, dock: str, now_s: float) -> HandoffResult:
         transfer = self._step_at(dock, HandoffStep.AWAIT_PART, 'part_detected')
+        if transfer.request.kind is HandoffKind.UNLOAD_FROM_CELL:
+            self._holding[dock] = transfer.request.agv
         return self._finish(transfer, HandoffStatus.SUCCESS, f'part {transfer.request.part_id} transferred',
                             now_s)
+
+    def holds_its_part(self, dock: str, agv: str) -> bool:
+        """Tell whether `agv` is still docked with the part it just took: its load sensor keeps reporting it."""
+        return bool(agv) and self._holding.get(dock) == agv
 
     def clock_restarted(self, now_s: float) -> None:
         """Give every transfer's current step its full timeout from `now_s` (the clock went back)."""
