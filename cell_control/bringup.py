@@ -6,7 +6,7 @@ of the description and run where ROS 2 is installed; the pip runner reports them
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -156,7 +156,20 @@ def describe_cell(sim: str = 'mujoco', rviz: bool = False, ros_tools: bool = Tru
             raise BringupError('rviz: needs rviz2 from a ROS 2 install (ros_tools)')
         nodes.append(NodeSpec('rviz2', 'rviz2', 'rviz2', {'use_sim_time': use_sim_time},
                               arguments=('-d', str(share_dir() / 'config' / 'cell.rviz'))))
-    return nodes
+    return in_lockstep(nodes)
+
+
+def in_lockstep(nodes: list[NodeSpec]) -> list[NodeSpec]:
+    """Tell the MuJoCo simulation which of `nodes` to wait for at the start (`sim.lockstep.CellLockstep`).
+
+    Every node of this package on simulated time reports the time it has reached; others (robot_state_publisher,
+    rviz2) do not. Call it again on a list cut down from `describe_cell`'s, or the world waits for a node
+    that never comes (up to `cell_lockstep_bringup_s`).
+    """
+    reporting = [f'/{n.name}' for n in nodes
+                 if n.package == PACKAGE and n.name != 'cell_sim' and n.parameters.get('use_sim_time')]
+    return [replace(n, parameters={**n.parameters, 'cell_lockstep_nodes': reporting or ['']})
+            if n.package == PACKAGE and n.name == 'cell_sim' else n for n in nodes]
 
 
 def _seam_length_mm(path: Path, program_length_mm: float) -> float:

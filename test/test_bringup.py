@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cell_control.bringup import (ARC_STRIKE_TIMEOUT_S, EMULATED_VFD_TIMEOUT_S, WELD_PROCESS_PARAMETERS, BringupError,
-                                  describe_cell, enclave, load_node_parameters)
+                                  describe_cell, enclave, in_lockstep, load_node_parameters)
 from cell_control.runner import find_executable
 from conftest import REPO
 
@@ -33,6 +33,20 @@ def test_mujoco_bringup_in_a_pip_environment_runs_the_whole_cell_on_sim_time():
     assert nodes['conveyor_driver'].parameters['emulate'] is True   # the VFD emulator on a pty
     assert nodes['conveyor_driver'].parameters['timeout_s'] == EMULATED_VFD_TIMEOUT_S   # a pty under load is slow
     assert nodes['fleet_sim'].parameters['parts'] == 5
+    # The simulation holds at the start until each of them reports the time it has reached.
+    assert sim.parameters['cell_lockstep_nodes'] == [f'/{name}' for name in nodes]
+
+
+def test_the_simulation_waits_at_the_start_only_for_the_nodes_started_that_report():
+    tools = {n.name: n for n in describe_cell('mujoco', rviz=True, ros_tools=True, opcua=True)}
+    waits_for = tools['cell_sim'].parameters['cell_lockstep_nodes']
+    assert '/plant_gateway' in waits_for and '/coordinator' in waits_for
+    assert '/robot_state_publisher' not in waits_for and '/rviz2' not in waits_for, 'they do not report'
+    cut = in_lockstep([n for n in tools.values() if n.name in ('cell_sim', 'cell_sensors')])
+    assert cut[0].parameters['cell_lockstep_nodes'] == ['/cell_sensors']
+    alone = in_lockstep([tools['cell_sim']])
+    assert alone[0].parameters['cell_lockstep_nodes'] == [''], 'nobody to wait for (the empty-list placeholder)'
+    assert tools['cell_sim'].parameters['cell_lockstep_nodes'] == waits_for, 'the given specs are not changed'
 
 
 def test_with_ros_tools_robot_state_publisher_owns_the_description_and_rviz_gets_the_config():

@@ -132,3 +132,18 @@ def test_every_node_on_simulated_time_reports_the_time_it_has_reached(node_proce
     assert times == sorted(times) and all(0.0 < s <= steps / 100 + 1e-6 for s in times), (times, steps)
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert all(gap >= 0.1 - 1e-6 for gap in gaps), f'one report per 0.1 s of its clock: {times}'
+
+
+def test_the_simulation_holds_at_the_start_until_the_nodes_of_the_bringup_have_joined(node_processes, probe):
+    """At full speed the world would otherwise be tens of seconds on before a slow process has started."""
+    world = World(probe.node)
+    node_processes.start_node('cell_sim', 'real_time_factor:=0.0', f'cell_lockstep_lead_s:={LEAD_S}',
+                              "cell_lockstep_nodes:=['/fleet_sim']", 'cell_lockstep_bringup_s:=300.0')
+    stood = held_past(world, LEAD_S)
+    assert stood <= LEAD_S + 0.02, stood
+    # The fleet starts late: it hears the clock the held world repeats (/clock is volatile), reports, and the
+    # world goes on at its pace (within the 300 s of bring-up time, which this test would otherwise wait out).
+    node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', 'parts:=0')
+    wait_for(lambda: world.now_s() > 5.0, WAIT_S, 'the simulation to go on once the fleet has joined')
+    wait_for(lambda: world.value('cell_lockstep_nodes') == '1', WAIT_S, 'the fleet counted in the diagnostics')
+    assert world.value('cell_lockstep_gave_up') == '0', world.diagnostics

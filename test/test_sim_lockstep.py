@@ -90,3 +90,31 @@ def test_a_node_that_outlasts_the_patience_is_left_out_until_it_reports_again():
     assert lockstep.gave_up == 1 and lockstep.nodes == 1 and not lockstep.must_wait(10.6)
     lockstep.reached('/coordinator', 10.1)   # restarted: counted again
     assert lockstep.must_wait(10.6)
+
+
+def test_the_world_holds_at_the_start_until_every_node_the_bringup_started_has_joined():
+    lockstep = CellLockstep(max_lead_s=0.3, patience_s=5.0, expected=('/coordinator', '/fleet_sim'), bringup_s=60.0)
+    assert lockstep.nodes == 2 and not lockstep.must_wait(0.3)
+    assert lockstep.must_wait(0.31) and lockstep.laggards(0.31) == ['/coordinator', '/fleet_sim']
+    assert lockstep.wait_limit_s(0.31) == 60.0, 'a process still starting gets the bring-up time, not the patience'
+    lockstep.reached('/coordinator', 0.3)
+    assert lockstep.laggards(0.31) == ['/fleet_sim'] and lockstep.wait_limit_s(0.31) == 60.0
+    lockstep.reached('/fleet_sim', 0.2)
+    assert lockstep.wait_limit_s(0.6) == 5.0, 'every node has joined: the usual patience'
+    assert not lockstep.must_wait(0.5) and lockstep.must_wait(0.51)
+
+
+def test_an_expected_node_that_never_starts_is_left_out_after_the_bringup_time():
+    lockstep = CellLockstep(max_lead_s=0.3, patience_s=5.0, expected=('/coordinator', '/gateway'), bringup_s=30.0)
+    lockstep.reached('/coordinator', 0.4)
+    assert lockstep.waited(in_time=False, sim_now_s=0.4) == ['/gateway']
+    assert not lockstep.must_wait(0.7) and lockstep.must_wait(0.71), 'the others still set the pace'
+    assert lockstep.wait_limit_s(0.8) == 5.0
+    lockstep.reached('/coordinator', 0.6)
+    lockstep.reached('/gateway', 0.5)   # it came up late: counted from its first report like any node
+    assert lockstep.laggards(0.81) == ['/gateway'] and lockstep.wait_limit_s(0.81) == 5.0
+
+
+def test_a_bad_bringup_time_is_refused():
+    with pytest.raises(ValueError, match='bringup_s must be a positive number'):
+        CellLockstep(0.3, 5.0, expected=('/coordinator',), bringup_s=0.0)

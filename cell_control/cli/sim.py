@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from cell_control.bringup import BringupError, describe_cell
+from cell_control.bringup import BringupError, describe_cell, in_lockstep
 from cell_control.cli import ArgumentParser, bounded_number, domain_id, parse_rtf
 from cell_control.cli.cmd import CellClient, CellUnreachable
 from cell_control.runner import NodeProcesses, environment_domain_id, ros_environment
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
         print(f'cell-control sim: {error}', file=sys.stderr)
         return 2
     if args.sim_only:
-        nodes = [n for n in nodes if n.name in ('cell_sim', 'cell_sensors')]
+        nodes = in_lockstep([n for n in nodes if n.name in ('cell_sim', 'cell_sensors')])
     os.environ.update(ros_environment(domain))
     with NodeProcesses(nodes) as processes:
         if args.start:

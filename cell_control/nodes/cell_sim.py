@@ -53,6 +53,7 @@ ODOMETRY_PERIOD_S = 0.02                # /<agv>/odom, 50 Hz as gz DiffDrive
 POSES_PERIOD_S = 1.0 / POSE_RATE_HZ     # /sim/poses, per model
 MARKER_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
+CLOCK_WHILE_HELD_S = 0.1                # wall s between /clock messages while the lock-step holds the world
 
 
 class CellSimNode(Node):
@@ -72,7 +73,8 @@ class CellSimNode(Node):
         self._lockstep = WeldLockstep(p['weld_lockstep_lead_s'], p['weld_lockstep_patience_s'])
         self._answers = threading.Condition()
         # The whole cell's lock-step: the nodes report the simulated time they have reached (node_main).
-        self._cell_lockstep = (CellLockstep(p['cell_lockstep_lead_s'], p['cell_lockstep_patience_s'])
+        self._cell_lockstep = (CellLockstep(p['cell_lockstep_lead_s'], p['cell_lockstep_patience_s'],
+                                            tuple(p['cell_lockstep_nodes']), p['cell_lockstep_bringup_s'])
                                if p['cell_lockstep_lead_s'] > 0.0 else None)
         self._reports = threading.Condition()
         if self._cell_lockstep is not None:
@@ -171,11 +173,19 @@ class CellSimNode(Node):
         declare('cell_lockstep_patience_s', 5.0, descriptor(
             'Wall seconds the simulation waits for a node behind before it runs on without it (until its next '
             'report).', 0.01, 60.0))
+        declare('cell_lockstep_nodes', [''], descriptor(
+            'Fully qualified names of the nodes the bring-up starts (set by cell_control.bringup): the simulation '
+            'holds at the lock-step lead until each has reported, so the cell starts the same at any speed; '
+            'empty: wait only for the nodes that have reported.'))
+        declare('cell_lockstep_bringup_s', 60.0, descriptor(
+            'Wall seconds the simulation waits at the start for a node of cell_lockstep_nodes that has not '
+            'reported yet, before it runs on without it.', 1.0, 600.0))
         values = {name: self.get_parameter(name).value for name in (
             'real_time_factor', 'duration_s', 'report_json', 'clock_period_s', 'parts_in_pool', 'initial_arm_positions',
             'render_path', 'weld_lockstep_lead_s', 'weld_lockstep_patience_s', 'publish_robot_description',
             'fixture_position_tolerance_mm', 'fixture_yaw_tolerance_deg', 'cell_lockstep_lead_s',
-            'cell_lockstep_patience_s')}
+            'cell_lockstep_patience_s', 'cell_lockstep_nodes', 'cell_lockstep_bringup_s')}
+        values['cell_lockstep_nodes'] = [name for name in values['cell_lockstep_nodes'] if name]
         values.update(declare_weld_process(self))
         values['initial_arm_positions'] = [float(v) for v in values['initial_arm_positions']]
         if len(values['initial_arm_positions']) != 6:
@@ -363,12 +373,22 @@ class CellSimNode(Node):
         with self._reports:
             if not lockstep.must_wait(now):
                 return
-            in_time = self._reports.wait_for(lambda: not lockstep.must_wait(now) or self._stop.is_set(),
-                                             timeout=lockstep.patience_s)
+            limit_s = lockstep.wait_limit_s(now)
+            deadline = time.monotonic() + limit_s
+
+            def wait() -> bool:
+                return self._reports.wait_for(lambda: not lockstep.must_wait(now) or self._stop.is_set(),
+                                              timeout=min(CLOCK_WHILE_HELD_S, max(deadline - time.monotonic(), 0.0)))
+            in_time = wait()
+            while not in_time and time.monotonic() < deadline:
+                # The clock again while the world holds, as a paused Gazebo does: a node that has just started
+                # (/clock is volatile) hears it and can report, instead of the world waiting out its patience.
+                self._clock_pub.publish(Clock(clock=stamp_to_msg(now)))
+                in_time = wait()
             dropped = lockstep.waited(in_time, now)
         if dropped:
             self.get_logger().warning(f'{", ".join(dropped)} reached no simulated time past '
-                                      f'{now - lockstep.max_lead_s:.2f} s for {lockstep.patience_s:g} s of wall time: '
+                                      f'{now - lockstep.max_lead_s:.2f} s for {limit_s:g} s of wall time: '
                                       'the simulation runs on without waiting for it until it reports again',
                                       throttle_duration_sec=5.0)
 

@@ -31,15 +31,22 @@ def _positive(name: str, value: float) -> float:
 class CellLockstep:
     """Decide whether the simulation may step on, from the simulated times the cell's nodes report reaching.
 
-    A node counts from its first report. The world steps past `now` only while each counted node has reached
-    `now - max_lead_s`; a wait longer than `patience_s` of wall time drops the nodes still behind (stopped,
-    crashed, restarting: their silence is for the cell to detect) until they report again.
+    A node counts from its first report; the `expected` ones (the nodes the bring-up starts) count from the
+    start as having reached 0 s, so the world holds at `max_lead_s` until each has joined: at full speed it would
+    otherwise run for tens of simulated seconds while processes still import, and the first part's timing would
+    depend on how fast the machine starts them. The world steps past `now` only while each counted node has
+    reached `now - max_lead_s`; a wait longer than `patience_s` of wall time (`bringup_s` while an expected node
+    has not reported yet) drops the nodes still behind (stopped, crashed, restarting, never started: their
+    silence is for the cell to detect) until they report again.
     """
 
-    def __init__(self, max_lead_s: float, patience_s: float) -> None:
+    def __init__(self, max_lead_s: float, patience_s: float, expected: tuple[str, ...] = (),
+                 bringup_s: float = 60.0) -> None:
         self.max_lead_s = _positive('max_lead_s', max_lead_s)
         self.patience_s = _positive('patience_s', patience_s)
-        self._reached: dict[str, float] = {}
+        self.bringup_s = _positive('bringup_s', bringup_s)
+        self._reached: dict[str, float] = dict.fromkeys(expected, 0.0)
+        self._unheard = set(expected)
         self.waits = 0      # how often the simulation had to wait (for diagnostics)
         self.gave_up = 0    # waits that ran out of patience
 
@@ -47,6 +54,7 @@ class CellLockstep:
         """Take a node's report; a clock that went back (a restarted world) is taken as it comes."""
         if math.isfinite(sim_s):
             self._reached[node] = sim_s
+            self._unheard.discard(node)
 
     def laggards(self, sim_now_s: float) -> list[str]:
         """Return the nodes that stepping past `sim_now_s` would lead by more than `max_lead_s`, slowest first."""
@@ -60,6 +68,10 @@ class CellLockstep:
     def _behind(self, reached_s: float, sim_now_s: float) -> bool:
         return sim_now_s - reached_s > self.max_lead_s + 1e-9
 
+    def wait_limit_s(self, sim_now_s: float) -> float:
+        """Return how long a wait at `sim_now_s` may last: `bringup_s` while a node behind has not reported yet."""
+        return self.bringup_s if self._unheard.intersection(self.laggards(sim_now_s)) else self.patience_s
+
     def waited(self, in_time: bool, sim_now_s: float) -> list[str]:
         """Count one wait; return the nodes dropped because it ran out of patience."""
         self.waits += 1
@@ -69,6 +81,7 @@ class CellLockstep:
         dropped = self.laggards(sim_now_s)
         for node in dropped:
             del self._reached[node]
+            self._unheard.discard(node)
         return dropped
 
     @property
