@@ -147,3 +147,13 @@ def test_the_simulation_holds_at_the_start_until_the_nodes_of_the_bringup_have_j
     wait_for(lambda: world.now_s() > 5.0, WAIT_S, 'the simulation to go on once the fleet has joined')
     wait_for(lambda: world.value('cell_lockstep_nodes') == '1', WAIT_S, 'the fleet counted in the diagnostics')
     assert world.value('cell_lockstep_gave_up') == '0', world.diagnostics
+
+
+def test_a_report_sent_before_the_simulation_started_still_counts(node_processes, probe):
+    """Reports are latched: a node quicker to start than the simulation's reader must not hold the world."""
+    world = World(probe.node)
+    world.report('/early_node', 2.0)   # nobody listens yet
+    node_processes.start_node('cell_sim', 'real_time_factor:=0.0', f'cell_lockstep_lead_s:={LEAD_S}',
+                              "cell_lockstep_nodes:=['/early_node']", 'cell_lockstep_bringup_s:=300.0')
+    stood = held_past(world, 2.0 + LEAD_S)
+    assert stood <= 2.0 + LEAD_S + 0.02, stood

@@ -27,7 +27,7 @@ from rclpy.exceptions import InvalidParameterValueException, ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
@@ -39,10 +39,14 @@ CLOCK_STALL_WARN_S = 5.0    # wall seconds without a /clock step before a node o
 CLOCK_CHECK_PERIOD_S = 1.0
 CLOCK_REACHED_TOPIC = '/sim/clock_reached'   # std_msgs/Header: stamp = the node's clock, frame_id = its name
 CLOCK_REPORT_PERIOD_S = 0.1                  # simulated s between reports (10 messages per simulated s per node)
-# Reliable: a lost report would hold the world until the next one, which the held world never brings.
-CLOCK_REACHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# Reliable: a lost report would hold the world until the next one, which the held world never brings. Transient
+# local: a report sent before the simulation's reader matched (a node quicker to start than discovery) reaches it
+# when it matches; volatile, the world held at the start would wait out its bring-up time for it.
+CLOCK_REACHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # The reader's: deeper than one, as every node's reports share one keyless topic and so one history.
-CLOCK_REACHED_READER_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+CLOCK_REACHED_READER_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 EXECUTORS: dict[str, Callable[[], Executor]] = {'events': EventsExecutor, 'single': SingleThreadedExecutor}
 DEFAULT_EXECUTOR = 'events'
 
