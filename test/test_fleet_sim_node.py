@@ -18,7 +18,7 @@ from std_msgs.msg import Bool, Float64, String, UInt32  # noqa: E402
 from cell_control.cell.description import load_layout  # noqa: E402
 from cell_control.logistics.agv_navigation import home_pose, odom_to_world  # noqa: E402
 from cell_control.sim.interface import parking_pose  # noqa: E402
-from cell_control.nodes.common import planar_odometry  # noqa: E402
+from cell_control.nodes.common import ANNOUNCEMENTS, planar_odometry  # noqa: E402
 from cell_control.logistics.handoff import (HandoffServer, HandoffStatus, HandoffStep, decode_request,  # noqa: E402
                                             encode_result)
 
@@ -164,6 +164,10 @@ def test_inbound_agv_delivers_its_part_onto_the_belt_and_goes_back_to_the_source
     final = json.loads(status.msg.data)
     assert final['loaded'] == 1 and final['delivered_to_sink'] == 0
     assert {r.part_id for r in cell_side.requests} == {'P-T-1'}
+    # Announcements are kept for a reader that matches late (a coordinator slower to start than the fleet).
+    late = Latest(probe, String, '/handoff/announce', ANNOUNCEMENTS, keep=True)
+    wait_for(lambda: late.all, 10, 'the announcement, to a reader that matched after it')
+    assert {m.data for m in late.all} == {'P-T-1'}
 
 
 def docked_at(odometry: Latest, dock: dict) -> bool:

@@ -33,6 +33,11 @@ SENSOR_DATA = qos_profile_sensor_data    # high-rate sensor streams: best effort
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)           # commands and state
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,            # state a late joiner needs
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# The parts the fleet announced last, for a coordinator whose reader matches after the announcement: volatile, the
+# first announcement of a run was lost now and then and its part counted from the repeat 2 s later (a repeat
+# is a no-op in the ledger, so a late joiner hearing old ones is harmless).
+ANNOUNCEMENTS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # The joint trajectory controller's speed-scaling input (ros2_controllers jazzy >= 4.39, docs/simulation_contract.md):
 # control_msgs/SpeedScalingFactor, subscribed RELIABLE TRANSIENT_LOCAL, so its publisher latches. Where control_msgs
 # is not installed both ends use std_msgs/Float64 on the same topic (the UR driver's convention).

@@ -65,7 +65,7 @@ from cell_control.motion.seam_search import SearchLog, SeamNotFound, SensorReadi
 from cell_control.motion.weld_path import PathError
 from cell_control.weld.records import WeldRecordStore, default_db_path
 from cell_control.weld.recorder import WeldRecorder
-from cell_control.nodes.common import (CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SPEED_SCALING_TOPIC,
+from cell_control.nodes.common import (ANNOUNCEMENTS, CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SPEED_SCALING_TOPIC,
                                        SPEED_SCALING_TYPE, InputGuard, descriptor, diagnostic_array, diagnostic_status,
                                        duration_to_msg, log, odometry_values, on_clock_back, planar_odometry,
                                        sensor_data, speed_scaling_msg, to_seconds)
@@ -138,7 +138,7 @@ class CoordinatorNode(Node):
 
         sub = self.create_subscription
         sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
-        sub(String, '/handoff/announce', self._on_announce, RELIABLE)
+        sub(String, '/handoff/announce', self._on_announce, ANNOUNCEMENTS)
         sub(String, '/handoff/request', self._on_request, RELIABLE)
         for agv in agv_names(self._layout):
             sub(Odometry, f'/{agv}/odom', lambda m, a=agv: self._on_odom(a, m), RELIABLE)

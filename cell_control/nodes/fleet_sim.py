@@ -41,7 +41,7 @@ from std_msgs.msg import Bool, Float64, String, UInt32
 from cell_control.cell.description import load_layout
 from cell_control.logistics.fleet import Command, CommandKind, Fleet, FleetConfig, part_ids, run_id_of
 from cell_control.logistics.handoff import HandoffError, decode_result, encode_request
-from cell_control.nodes.common import (LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
+from cell_control.nodes.common import (ANNOUNCEMENTS, LATCHED, RELIABLE, InputGuard, descriptor, diagnostic_array,
                                        diagnostic_status, log, odometry_values, on_clock_back, planar_odometry,
                                        yaw_of)
 from cell_control.nodes.node_main import run_node
@@ -66,7 +66,7 @@ class FleetSimNode(Node):
         self._lock = threading.RLock()   # callbacks may run on several executor threads
         self._last_status = ''
         agvs = list(self.fleet.agvs)
-        self._announce_pub = self.create_publisher(String, '/handoff/announce', RELIABLE)
+        self._announce_pub = self.create_publisher(String, '/handoff/announce', ANNOUNCEMENTS)
         self._request_pub = self.create_publisher(String, '/handoff/request', RELIABLE)
         self._status_pub = self.create_publisher(String, '/fleet/status', LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
