@@ -63,6 +63,20 @@ def test_meter_counts_each_interval_to_its_state_and_part_and_skips_gaps():
             bad()
 
 
+def test_two_meters_of_one_source_each_hold_their_own_reading():
+    """Both AGVs' batteries are 'agv': 360 W and 720 W for 1 s are 0.3 Wh, however their reports interleave."""
+    for order in ((0.0, 0.1), (0.0, 0.05)):   # the second AGV's reports offset by different amounts
+        meter = EnergyMeter(max_gap_s=1.0)
+        meter.set_state('moving', 0.0)
+        reports = sorted([(t / 10, 'agv_1', 360.0) for t in range(11)]
+                         + [(order[1] + t / 5, 'agv_2', 720.0) for t in range(6)])
+        for t, agv, watts in reports:
+            meter.power('agv', watts, t, meter=agv)
+        meter.set_state('waiting', 1.0 + order[1])   # closes both holds at the same time
+        by_source = meter.summary()['by_source_wh']
+        assert by_source['agv'] == pytest.approx((360.0 * (1.0 + order[1]) + 720.0 * 1.0) / 3600.0), order
+
+
 def test_part_readings_take_the_running_current_the_moving_elbow_and_the_soc_at_dispatch():
     readings = PartReadings('elbow_joint')
     readings.drift_estimate(-0.02)

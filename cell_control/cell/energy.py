@@ -9,9 +9,10 @@ Public API:
         .arm_w(readiness), .weld_source_w(readiness)    by the idle policy's readiness (cell.idle): modelled
     EnergyMeter(max_gap_s)
         .set_state(state, now_s)         from now on energy counts to this state
-        .power(source, watts, now_s)     a power reading; the interval since the source's last reading counts
-                                         at that reading's power (zero-order hold), never across a gap longer
-                                         than max_gap_s (a silent stream adds nothing)
+        .power(source, watts, now_s, meter='')   a power reading of one meter of a source (each AGV's battery
+                                         is one meter of 'agv'); the interval since that meter's last reading
+                                         counts at that reading's power (zero-order hold), never across a gap
+                                         longer than max_gap_s (a silent stream adds nothing)
         .energy(source, joules)          a lump of energy measured whole (one weld's arc)
         .part_done(part_id) -> dict      everything since the previous part is this part's share
         .summary() -> dict               totals by source and by state, each part, the mean per part, and what
@@ -127,7 +128,9 @@ class EnergyMeter:
             raise ValueError(f'max_gap_s must be a positive number of seconds, got {max_gap_s!r}')
         self.max_gap_s = max_gap_s
         self.state = 'idle'
-        self._last: dict[str, tuple[float, float, str]] = {}   # source: (time, watts, state) of its last reading
+        # (source, meter): (time, watts, state) of its last reading. Per meter: two AGVs' batteries each hold
+        # their own reading; one hold per source made each reading replace the other AGV's.
+        self._last: dict[tuple[str, str], tuple[float, float, str]] = {}
         self._total = _zero()
         self._part = _zero()
         self.parts: list[dict] = []
@@ -135,26 +138,26 @@ class EnergyMeter:
     def set_state(self, state: str, now_s: float) -> None:
         if state not in STATES:
             raise ValueError(f'energy state must be one of {STATES}, got {state!r}')
-        for source, (_, watts, _) in list(self._last.items()):   # the interval so far counts to the old state
-            self.power(source, watts, now_s)
+        for (source, meter), (_, watts, _) in list(self._last.items()):   # the interval so far: the old state
+            self.power(source, watts, now_s, meter)
         self.state = state
-        self._last = {source: (t, watts, state) for source, (t, watts, _) in self._last.items()}
+        self._last = {key: (t, watts, state) for key, (t, watts, _) in self._last.items()}
 
     def _add(self, source: str, state: str, joules: float) -> None:
         self._total[state][source] += joules
         self._part[state][source] += joules
 
-    def power(self, source: str, watts: float, now_s: float) -> None:
+    def power(self, source: str, watts: float, now_s: float, meter: str = '') -> None:
         if source not in SOURCES:
             raise ValueError(f'energy source must be one of {SOURCES}, got {source!r}')
         if not (math.isfinite(watts) and watts >= 0.0):
             raise ValueError(f'{source} power must be a finite number of W ≥ 0, got {watts!r}')
-        last = self._last.get(source)
+        last = self._last.get((source, meter))
         if last is not None:
             dt = now_s - last[0]
             if 0.0 < dt <= self.max_gap_s:
                 self._add(source, last[2], last[1] * dt)
-        self._last[source] = (now_s, watts, self.state)
+        self._last[(source, meter)] = (now_s, watts, self.state)
 
     def energy(self, source: str, joules: float) -> None:
         if source not in SOURCES:

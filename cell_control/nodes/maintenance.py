@@ -190,7 +190,7 @@ class MaintenanceNode(Node):
                                                              'voltage': msg.voltage}):
             return
         charging = msg.power_supply_status == BatteryState.POWER_SUPPLY_STATUS_CHARGING
-        self._energy.power('agv', max(0.0, -msg.current * msg.voltage), self._now_s())
+        self._energy.power('agv', max(0.0, -msg.current * msg.voltage), self._now_s(), meter=agv)
         soc = self._readings.battery(agv, 100.0 * msg.percentage, charging)
         if soc is not None:
             self._record(agv, 'soc_at_dispatch', soc)
