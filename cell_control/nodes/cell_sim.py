@@ -373,18 +373,21 @@ class CellSimNode(Node):
         with self._reports:
             if not lockstep.must_wait(now):
                 return
-            limit_s = lockstep.wait_limit_s(now)
-            deadline = time.monotonic() + limit_s
+            started = time.monotonic()
+
+            def left_s() -> float:   # asked anew each time: the limit shortens once the unheard nodes have joined
+                return started + lockstep.wait_limit_s(now) - time.monotonic()
 
             def wait() -> bool:
                 return self._reports.wait_for(lambda: not lockstep.must_wait(now) or self._stop.is_set(),
-                                              timeout=min(CLOCK_WHILE_HELD_S, max(deadline - time.monotonic(), 0.0)))
+                                              timeout=min(CLOCK_WHILE_HELD_S, max(left_s(), 0.0)))
             in_time = wait()
-            while not in_time and time.monotonic() < deadline:
+            while not in_time and left_s() > 0.0:
                 # The clock again while the world holds, as a paused Gazebo does: a node that has just started
                 # (/clock is volatile) hears it and can report, instead of the world waiting out its patience.
                 self._clock_pub.publish(Clock(clock=stamp_to_msg(now)))
                 in_time = wait()
+            limit_s = lockstep.wait_limit_s(now)
             dropped = lockstep.waited(in_time, now)
         if dropped:
             self.get_logger().warning(f'{", ".join(dropped)} reached no simulated time past '
