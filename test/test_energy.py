@@ -77,6 +77,47 @@ def test_two_meters_of_one_source_each_hold_their_own_reading():
         assert by_source['agv'] == pytest.approx((360.0 * (1.0 + order[1]) + 720.0 * 1.0) / 3600.0), order
 
 
+def test_a_battery_counts_the_fall_of_its_charge_whatever_its_reports_sample():
+    """A trip of short bursts: the power sampled once a second misses or catches them; the charge counts them all.
+
+    Each second the AGV draws 10 800 W for 0.1 s (0.3 Wh) and nothing else; 10 s are 3 Wh, i.e. 0.0625 Ah at
+    48 V. Reports once a second at two phases of the bursts give the same 3 Wh from the charge, where holding the
+    reported power gives 0 or 30 Wh.
+    """
+    volts, capacity_ah = 48.0, 20.0
+
+    def charge_at(t: float) -> float:    # Ah left at time t: 0.3 Wh per whole second, linear within its burst
+        whole, part = divmod(t, 1.0)
+        return capacity_ah - (whole + min(part, 0.1) / 0.1) * 0.3 / volts
+
+    for phase in (0.05, 0.5):
+        meter, held = EnergyMeter(max_gap_s=2.0), EnergyMeter(max_gap_s=2.0)
+        for each in (meter, held):
+            each.set_state('moving', 0.0)
+        for n in range(11):
+            t = phase + n
+            watts = 10_800.0 if (t % 1.0) < 0.1 else 0.0
+            meter.battery('agv_1', charge_at(t), volts, watts, t)
+            held.power('agv', watts, t, meter='agv_1')
+        assert meter.summary()['by_state_source_wh']['moving']['agv'] == pytest.approx(3.0, rel=1e-9), phase
+        assert held.summary()['by_source_wh']['agv'] == pytest.approx(30.0 if phase < 0.1 else 0.0), phase
+
+
+def test_a_charging_battery_counts_nothing_and_one_without_a_charge_counts_its_power():
+    meter = EnergyMeter(max_gap_s=2.0)
+    meter.set_state('waiting', 0.0)
+    meter.battery('agv_1', 10.0, 48.0, 0.0, 0.0)                 # the first report: nothing before it
+    meter.battery('agv_1', 10.5, 48.0, 0.0, 1.0)                 # charging at home
+    meter.battery('agv_1', 10.5 - 1.0 / 48.0, 48.0, 3600.0, 2.0)   # 1 Wh given
+    assert meter.summary()['by_source_wh']['agv'] == pytest.approx(1.0)
+    meter.battery('agv_2', math.nan, 48.0, 3600.0, 2.0)          # no charge measured: its power, held
+    meter.battery('agv_2', math.nan, 48.0, 0.0, 3.0)             # 1 Wh more
+    assert meter.summary()['by_source_wh']['agv'] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match='agv_1 battery voltage'):
+        meter.battery('agv_1', 9.0, math.inf, 0.0, 4.0)
+    assert meter.summary()['by_source_wh']['agv'] == pytest.approx(2.0), 'a refused report counts nothing'
+
+
 def test_part_readings_take_the_running_current_the_moving_elbow_and_the_soc_at_dispatch():
     readings = PartReadings('elbow_joint')
     readings.drift_estimate(-0.02)

@@ -14,6 +14,9 @@ Public API:
                                          counts at that reading's power (zero-order hold), never across a gap
                                          longer than max_gap_s (a silent stream adds nothing)
         .energy(source, joules)          a lump of energy measured whole (one weld's arc)
+        .battery(agv, charge_ah, voltage_v, discharge_w, now_s)   an AGV battery's report: what it gave since its
+                                         last report from the fall of its charge (exact at any sampling), or from
+                                         its discharge power held (as .power) when it does not measure its charge
         .part_done(part_id) -> dict      everything since the previous part is this part's share
         .summary() -> dict               totals by source and by state, each part, the mean per part, and what
                                          came after the last part (Wh)
@@ -131,6 +134,7 @@ class EnergyMeter:
         # (source, meter): (time, watts, state) of its last reading. Per meter: two AGVs' batteries each hold
         # their own reading; one hold per source made each reading replace the other AGV's.
         self._last: dict[tuple[str, str], tuple[float, float, str]] = {}
+        self._charge_ah: dict[str, float] = {}   # each battery's charge at its last report
         self._total = _zero()
         self._part = _zero()
         self.parts: list[dict] = []
@@ -165,6 +169,28 @@ class EnergyMeter:
         if not (math.isfinite(joules) and joules >= 0.0):
             raise ValueError(f'{source} energy must be a finite number of J ≥ 0, got {joules!r}')
         self._add(source, self.state, joules)
+
+    def battery(self, agv: str, charge_ah: float, voltage_v: float, discharge_w: float, now_s: float) -> None:
+        """Count what an AGV's battery gave since its last report: the fall of its charge times its voltage.
+
+        Its power is a sample of a moment (the simulated gauge's: the last odometry interval, 20 ms); held for
+        the second until the next report, it counted a trip up to 12 % high or low by where the samples fell in
+        the AGV's accelerations, which moved with the speed of the run. The charge's fall counts every joule
+        whatever the sampling; a rise (charging) counts nothing. A battery that does not measure its charge (NaN,
+        as sensor_msgs/BatteryState allows; anything not a number ≥ 0 is taken so) is counted from `discharge_w`,
+        held as by `power`.
+        """
+        if not (math.isfinite(voltage_v) and voltage_v >= 0.0):
+            raise ValueError(f'{agv} battery voltage must be a finite number of V ≥ 0, got {voltage_v!r}')
+        if not (math.isfinite(charge_ah) and charge_ah >= 0.0):
+            self._charge_ah.pop(agv, None)
+            self.power('agv', discharge_w, now_s, meter=agv)
+            return
+        self._last.pop(('agv', agv), None)   # a battery that starts reporting its charge leaves the power hold
+        before = self._charge_ah.get(agv)
+        self._charge_ah[agv] = charge_ah
+        if before is not None and charge_ah < before:
+            self._add('agv', self.state, (before - charge_ah) * voltage_v * J_PER_WH)
 
     def part_done(self, part_id: str) -> dict:
         part = _breakdown(self._part)

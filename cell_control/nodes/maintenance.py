@@ -10,7 +10,8 @@ In (reliable unless noted):
                                                     the motor current (indicator), what the drive draws (energy)
   /joint_states JointState                          elbow effort (indicator), Σ|effort × velocity| (arm power,
                                                     plus the arm controller's standing draw)
-  /<agv>/battery_state BatteryState                 state of charge at dispatch (indicator), discharge power
+  /<agv>/battery_state BatteryState                 state of charge at dispatch (indicator), the fall of its charge
+                                                    (energy; its discharge power when it reports no charge)
   /weld_tool/arc_on Bool (coordinator)              arc energy: the programmed power for the time it is on
   The standing draw of the arm controller and the weld power source is on no bus: parameters `energy.*` (W, ready
   and in standby, cell.energy.StandingLoads) by the state's `readiness` (the idle policy, cell.idle).
@@ -190,7 +191,7 @@ class MaintenanceNode(Node):
                                                              'voltage': msg.voltage}):
             return
         charging = msg.power_supply_status == BatteryState.POWER_SUPPLY_STATUS_CHARGING
-        self._energy.power('agv', max(0.0, -msg.current * msg.voltage), self._now_s(), meter=agv)
+        self._energy.battery(agv, msg.charge, msg.voltage, max(0.0, -msg.current * msg.voltage), self._now_s())
         soc = self._readings.battery(agv, 100.0 * msg.percentage, charging)
         if soc is not None:
             self._record(agv, 'soc_at_dispatch', soc)
