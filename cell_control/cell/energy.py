@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cell_control.cell.idle import Readiness
+from cell_control.cell.signals import positive_seconds
 from cell_control.weld.process_model import RECIPE_POWER_W
 
 SOURCES = ('arc', 'conveyor', 'arm', 'agv')
@@ -127,9 +128,7 @@ def _zero() -> dict[str, dict[str, float]]:
 
 class EnergyMeter:
     def __init__(self, max_gap_s: float = 1.0) -> None:
-        if not (math.isfinite(max_gap_s) and max_gap_s > 0.0):
-            raise ValueError(f'max_gap_s must be a positive number of seconds, got {max_gap_s!r}')
-        self.max_gap_s = max_gap_s
+        self.max_gap_s = positive_seconds('max_gap_s', max_gap_s)
         self.state = 'idle'
         # (source, meter): (time, watts, state) of its last reading. Per meter: two AGVs' batteries each hold
         # their own reading; one hold per source made each reading replace the other AGV's.

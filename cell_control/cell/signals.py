@@ -13,6 +13,13 @@ from cell_control.weld.loop_watch import SilenceWatch
 ROLLERS_RUNNING_M_S = 0.05   # deck roller speed above this counts as a transfer in progress
 
 
+def positive_seconds(name: str, value: float) -> float:
+    """Return `value` if it is a positive finite number of seconds; ValueError naming `name` otherwise."""
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f'{name} must be a positive number of seconds, got {value!r}')
+    return value
+
+
 def parse_part_id(text: str) -> str:
     """Return the part id of an announcement (surrounding blanks dropped); ValueError names what is wrong."""
     part_id = text.strip()
@@ -48,9 +55,7 @@ class ClockWatch:
     """
 
     def __init__(self, limit_s: float) -> None:
-        if not (math.isfinite(limit_s) and limit_s > 0.0):
-            raise ValueError(f'clock stall limit {limit_s!r} s must be a positive number')
-        self.limit_s = limit_s
+        self.limit_s = positive_seconds('clock stall limit', limit_s)
         self._clock_s: float | None = None
         self._silence = SilenceWatch(0.0)
 
@@ -75,9 +80,7 @@ class ClockReporter:
     """
 
     def __init__(self, period_s: float) -> None:
-        if not (math.isfinite(period_s) and period_s > 0.0):
-            raise ValueError(f'period_s must be a positive number of seconds, got {period_s!r}')
-        self.period_s = period_s
+        self.period_s = positive_seconds('period_s', period_s)
         self._last_s: float | None = None
 
     def due(self, now_s: float) -> bool:

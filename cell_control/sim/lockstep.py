@@ -21,11 +21,7 @@ from __future__ import annotations
 
 import math
 
-
-def _positive(name: str, value: float) -> float:
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f'{name} must be a positive number of seconds, got {value!r}')
-    return value
+from cell_control.cell.signals import positive_seconds
 
 
 class CellLockstep:
@@ -42,9 +38,9 @@ class CellLockstep:
 
     def __init__(self, max_lead_s: float, patience_s: float, expected: tuple[str, ...] = (),
                  bringup_s: float = 60.0) -> None:
-        self.max_lead_s = _positive('max_lead_s', max_lead_s)
-        self.patience_s = _positive('patience_s', patience_s)
-        self.bringup_s = _positive('bringup_s', bringup_s)
+        self.max_lead_s = positive_seconds('max_lead_s', max_lead_s)
+        self.patience_s = positive_seconds('patience_s', patience_s)
+        self.bringup_s = positive_seconds('bringup_s', bringup_s)
         self._reached: dict[str, float] = dict.fromkeys(expected, 0.0)
         self._unheard = set(expected)
         self.waits = 0      # how often the simulation had to wait (for diagnostics)
@@ -93,8 +89,8 @@ class WeldLockstep:
     """Decide whether the simulation may take its next step, from the stamps of the adjuster's answers."""
 
     def __init__(self, max_lead_s: float, patience_s: float) -> None:
-        self.max_lead_s = _positive('max_lead_s', max_lead_s)
-        self.patience_s = _positive('patience_s', patience_s)
+        self.max_lead_s = positive_seconds('max_lead_s', max_lead_s)
+        self.patience_s = positive_seconds('patience_s', patience_s)
         self._answered_s: float | None = None   # stamp of the newest answered sample of this weld
         self.waits = 0                           # how often the simulation had to wait (for diagnostics)
         self.gave_up = 0                         # waits that ran out of patience
