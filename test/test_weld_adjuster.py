@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cell_control.weld.seam_measurement import SeamMeasurement
+from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
 from cell_control.weld.seam_profile import SeamProfile
 from cell_control.weld.adjuster import AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
 from cell_control.sim.weld_process import LIMITS, WeldProcess, required_force_n
@@ -209,10 +209,27 @@ def test_without_a_strike_the_lead_in_ends_by_the_clock_after_the_timeout() -> N
     assert not adjuster.arc_struck(1.1), 'a strike after the fallback changes nothing'
 
 
+def test_a_lead_in_that_ends_with_the_tool_past_the_bead_reading_models_the_bead_laid_meanwhile() -> None:
+    # Found at full speed: the first sample came 1 s after the strike, so the lead-in ended with the tool 16 mm
+    # along and that sample's bead reading (15 mm behind the tool) met a bead model with nothing in it (the drift
+    # estimator raised IndexError and the node died). The tool welded those 16 mm at the nominal settings.
+    adjuster = WeldAdjuster('closed', seam_length_mm=160.0, lead_in_mm=5.0, strike_timeout_s=1.0)
+    assert adjuster.arc_struck(0.0)
+    readings = LOOKAHEAD_VALID | BEAD_VALID
+    first = adjuster.update(SeamMeasurement(1.0, 1, readings, 0.5, 0.0, 0.0, 6.0))
+    assert adjuster.strike_source == 'signal' and first.tool_s_mm == pytest.approx(16.0)
+    assert adjuster.drift.model_a > 0.5, 'the bead of the first 16 mm is in the model'
+    for k in range(2, 500):
+        last = adjuster.update(SeamMeasurement(1.0 + 0.002 * k, k, readings, 0.5, 0.0, 0.0, 6.0))
+    assert last.fault is AdjusterFault.NONE and -0.5 < last.drift_estimate < 0.5
+
+
 def test_a_strike_from_before_the_weld_or_not_finite_is_refused() -> None:
+    # up to the strike timeout before the start it is this weld's (its start was on the way: StrikeRelay)
     adjuster = WeldAdjuster('closed', start_stamp_s=10.0, lead_in_mm=5.0, strike_timeout_s=1.0)
-    with pytest.raises(ValueError, match=r'arc strike at 9.500 s is before this weld started \(10.000 s\)'):
-        adjuster.arc_struck(9.5)
+    with pytest.raises(ValueError, match=r'arc strike at 8.900 s is from before this weld \(started at 10.000 s; '
+                                         r'a strike up to 1 s earlier counts\)'):
+        adjuster.arc_struck(8.9)
     with pytest.raises(ValueError, match='arc strike stamp nan is not finite'):
         adjuster.arc_struck(float('nan'))
     assert adjuster.strike_source == ''

@@ -313,22 +313,31 @@ def test_the_lead_in_holds_the_nominal_setpoint_until_the_arc_strike_arrives(nod
                               'arc_strike_timeout_s:=5.0', 'stale_timeout_s:=2.0', 'max_sample_age_s:=0.5')
     refusals = 0
 
-    def refused_strike(stamp: Time, words: str) -> None:
-        """Publish a strike the node must refuse, naming why, and count it in its diagnostics."""
+    def refused(words: str) -> None:
+        """The node refuses a strike, naming why, and counts it in its diagnostics."""
         nonlocal refusals
         refusals += 1
-        strikes.publish(Header(stamp=stamp, frame_id='weld_tcp'))
         wait_for(lambda: words in node_processes.output('weld_adjuster'), TIMEOUT_S, f'the node to say {words!r}')
         probe.status_where(lambda d: int(d['strikes_refused']) == refusals, f'{refusals} refused strike(s)')
 
+    def refused_strike(stamp: Time, words: str) -> None:
+        strikes.publish(Header(stamp=stamp, frame_id='weld_tcp'))
+        refused(words)
+
+    def kept_strikes() -> int:
+        return node_processes.output('weld_adjuster').count('heard before the weld started: kept')
+
     wait_for_service(probe.node, '/weld_adjuster/start', Trigger, TIMEOUT_S)
     wait_for(lambda: strikes.get_subscription_count() > 0, TIMEOUT_S, 'the node to subscribe the arc strike')
-    refused_strike(probe.now(), 'ignored: no weld is waiting for one')
+    # A strike heard with no weld started is kept for the next weld, which refuses it as too old (10 s > 5 s).
+    strikes.publish(Header(stamp=stamp_before(probe, 10.0), frame_id='weld_tcp'))
+    wait_for(lambda: kept_strikes() == 1, TIMEOUT_S, 'the strike kept for the next weld')
     assert probe.trigger('/weld_adjuster/start').success
+    refused('s from the node clock (limit 5 s)')
     # Well past the clock's seam start (5 mm at 16 mm/s: 0.31 s) the arc has not struck: nominal all along.
     held = answered_for(probe, 1.0, 0)
     assert len(held) > 20 and all(a == pytest.approx((16.0, 250.0, 0.0)) for a in held)
-    refused_strike(stamp_before(probe, 2.0), 'is before this weld started')
+    refused_strike(stamp_before(probe, 6.0), 's from the node clock (limit 5 s)')
     strikes.publish(Header(stamp=stamp_before(probe, 0.05), frame_id='weld_tcp'))
     wait_for(lambda: 'the lead-in ends there' in node_processes.output('weld_adjuster'), TIMEOUT_S, 'the strike')
     welding = answered_for(probe, 0.5, 1000)
@@ -345,6 +354,16 @@ def test_the_lead_in_holds_the_nominal_setpoint_until_the_arc_strike_arrives(nod
     wait_for(lambda: 'the lead-in ended by the clock' in node_processes.output('weld_adjuster'), TIMEOUT_S,
              'the WARN that no strike came')
     probe.status_where(lambda d: d['lead_in_ended_by'] == 'clock', 'the lead-in ended by the clock')
+    assert probe.trigger('/weld_adjuster/stop').success
+
+    # A strike heard just before its weld's start is served (both on their way at once, at full speed): that
+    # weld's, and the lead-in ends at its stamp.
+    assert probe.set_parameter('arc_strike_timeout_s', 5.0)[0]
+    strikes.publish(Header(stamp=probe.now(), frame_id='weld_tcp'))
+    wait_for(lambda: kept_strikes() == 2, TIMEOUT_S, 'the strike kept for the weld about to start')
+    assert probe.trigger('/weld_adjuster/start').success
+    answered_for(probe, 0.3, 3000)
+    probe.status_where(lambda d: d['lead_in_ended_by'] == 'signal', 'the lead-in ended by the kept strike')
     assert probe.trigger('/weld_adjuster/stop').success
     assert 'Traceback' not in stop_adjuster(node_processes)
 

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from cell_control.weld.adjuster import WeldAdjuster
+from cell_control.weld.seam_measurement import SeamMeasurement
 from cell_control.weld.loop_watch import SampleCheck, SilenceWatch, check_sample, frame_stale, loop_status
-from cell_control.weld.loop_watch import sensor_status, take_strike
+from cell_control.weld.loop_watch import STRIKE_KEPT, StrikeRelay, sensor_status, take_strike
 
 
 def test_sample_check() -> None:
@@ -27,9 +30,26 @@ def test_a_strike_reaches_only_the_lead_in_that_waits_for_it_near_the_clock() ->
     assert waiting.waits_for_strike
     assert 'from the node clock' in take_strike(waiting, 10.5, 12.0, 1.0)    # 1.5 s old
     assert 'from the node clock' in take_strike(waiting, math.nan, 10.5, 1.0)
-    assert 'before this weld started' in take_strike(waiting, 9.8, 10.0, 1.0)
+    assert 'from before this weld' in take_strike(waiting, 8.95, 9.9, 1.0)    # more than the timeout before
     assert take_strike(waiting, 10.4, 10.5, 1.0) == ''
     assert take_strike(waiting, 10.45, 10.5, 1.0) == 'the arc had already struck'
+
+
+def test_a_strike_heard_before_its_weld_started_is_kept_for_that_weld() -> None:
+    # Found at full speed: the strike came before the adjuster had served its start (two service calls), was
+    # ignored, and the clock ended the lead-in 1 s later with the tool placed wrongly.
+    relay = StrikeRelay()
+    assert relay.heard(None, 10.3, 10.3, 1.0) == STRIKE_KEPT
+    adjuster = WeldAdjuster(start_stamp_s=10.5, lead_in_mm=5.0, strike_timeout_s=1.0)
+    assert relay.weld_started(adjuster, 10.5, 1.0) == (10.3, '')
+    assert adjuster.update(SeamMeasurement(10.6, 1, 0, 0.0, 0.0, 0.0, 0.0)).tool_s_mm == pytest.approx(16.0 * 0.3)
+    assert adjuster.strike_source == 'signal'
+    assert relay.weld_started(WeldAdjuster(start_stamp_s=20.0, strike_timeout_s=1.0), 20.0, 1.0) is None, 'used once'
+    relay.heard(None, 30.0, 30.0, 1.0)                     # a stray strike, long before the next weld
+    late = WeldAdjuster(start_stamp_s=40.0, lead_in_mm=5.0, strike_timeout_s=1.0)
+    stamp_s, problem = relay.weld_started(late, 40.0, 1.0)
+    assert stamp_s == 30.0 and 'from the node clock' in problem and late.strike_source == ''
+    assert relay.heard(late, 40.2, 40.2, 1.0) == '', 'the weld takes its own strike'
 
 
 def test_silence_watch() -> None:

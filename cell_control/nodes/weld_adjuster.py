@@ -18,8 +18,10 @@ SENSOR_STALE when no sample arrived for `stale_timeout_s`; then the last setpoin
 In: `/weld_tool/arc_struck` (std_msgs/Header, reliable): the power source's "arc established", stamped with the
 strike. With `arc_strike_timeout_s` > 0 it ends the lead-in (the weld path's run-up, `lead_in_mm`): the nominal
 setpoint holds until the arc has struck, wherever the arm's own timing put the strike; without it for that long
-after the clock's seam start, the clock ends the lead-in and the node says so (WARN). A strike outside a weld, from
-before the weld's start or further than `arc_strike_timeout_s` from the node's clock is refused with a log line.
+after the clock's seam start, the clock ends the lead-in and the node says so (WARN). A strike heard before a weld
+has started is kept for the next weld (its start may still be on the way: weld.loop_watch.StrikeRelay); one from
+more than `arc_strike_timeout_s` before the weld's start or further than that from the node's clock is refused
+with a log line.
 /weld/drift_estimate (Float64, reliable): at each ~/stop, the adjuster's estimate of the power drift δ at the
 end of the weld (the maintenance node trends it: a wearing contact tip shows as a drift that grows).
 /diagnostics at 1 Hz. Services: `~/start` (Trigger) begins a weld with a fresh adjuster built from the
@@ -43,8 +45,8 @@ from std_msgs.msg import Float64, Header, String
 from std_srvs.srv import Trigger
 
 from cell_control.weld.adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
-from cell_control.weld.loop_watch import (SENSOR_STALE, SampleCheck, SilenceWatch, check_sample, loop_status,
-                                          take_strike)
+from cell_control.weld.loop_watch import (SENSOR_STALE, STRIKE_KEPT, SampleCheck, SilenceWatch, StrikeRelay,
+                                          check_sample, loop_status)
 from cell_control.nodes.common import (ARC_STRUCK_TOPIC, LATCHED, RELIABLE, TCP_FRAME, InputGuard, descriptor,
                                        diagnostic_array, diagnostic_status, on_clock_back, sensor_data,
                                        stamp_to_msg, to_seconds)
@@ -123,6 +125,7 @@ class WeldAdjusterNode(Node):
             msg.header.frame_id = TCP_FRAME
 
         self._adjuster: WeldAdjuster | None = None
+        self._strikes = StrikeRelay()
         self._setpoint: WeldSetpoint | None = None
         self._start_s = 0.0
         self._silence: SilenceWatch | None = None
@@ -180,6 +183,9 @@ class WeldAdjusterNode(Node):
                                       lead_in_mm=self.get_parameter('lead_in_mm').value,
                                       strike_timeout_s=strike_timeout_s or None)
         self._strike_reported = False
+        early = self._strikes.weld_started(self._adjuster, now_s, strike_timeout_s)
+        if early is not None:
+            self._report_strike(*early)
         self._setpoint = self._adjuster.initial_setpoint()
         self._start_s = now_s
         self._samples_at_start = self._counts['samples']
@@ -221,8 +227,13 @@ class WeldAdjusterNode(Node):
     def _on_arc_struck(self, msg: Header) -> None:
         """End the lead-in at the strike's stamp: the tool is at the seam start then."""
         stamp_s = to_seconds(msg.stamp)
-        problem = take_strike(self._adjuster, stamp_s, self._now_s(), self.get_parameter('arc_strike_timeout_s').value)
-        if problem:
+        self._report_strike(stamp_s, self._strikes.heard(self._adjuster, stamp_s, self._now_s(),
+                                                         self.get_parameter('arc_strike_timeout_s').value))
+
+    def _report_strike(self, stamp_s: float, problem: str) -> None:
+        if problem == STRIKE_KEPT:
+            self.get_logger().info(f'arc strike at {stamp_s:.3f} s heard before the weld started: {problem}')
+        elif problem:
             self._counts['strikes_refused'] += 1
             self.get_logger().warning(f'arc strike at {stamp_s:.3f} s ignored: {problem}')
         else:

@@ -383,6 +383,8 @@ class WeldAdjuster:
         # Without a strike signal the clock's seam start ends the lead-in; with one, the clock is the fallback.
         self._strike_deadline_s = (-math.inf if strike_timeout_s is None
                                    else start_stamp_s + lead_in_mm / NOMINAL[0] + strike_timeout_s)
+        # A strike may come before the start is served (weld.loop_watch.StrikeRelay), by up to the timeout.
+        self._earliest_strike_s = start_stamp_s - (strike_timeout_s or 0.0)
         self.speed_mm_s, self.force_n, self.correction_mm = NOMINAL
         self._applied_correction_mm = 0.0  # model of the tool's lag
         self.gate = OutlierGate(config.outlier_gate_mm)
@@ -430,6 +432,8 @@ class WeldAdjuster:
             if self._lead_in(sample, dt):
                 return WeldSetpoint(sample.stamp_s, *NOMINAL, AdjusterFault.NONE, min(self.tool_s_mm, 0.0),
                                     self.drift.drift)
+            if self.tool_s_mm > 0.0:   # the seam the tool passed before the lead-in ended: welded at the nominal
+                self._advance_drift(self.tool_s_mm)
         else:
             self._track_tool(dt)
         if self.mode == 'open':
@@ -458,13 +462,17 @@ class WeldAdjuster:
     def arc_struck(self, stamp_s: float) -> bool:
         """Take the arc's strike at `stamp_s` (the tool at s = 0); tell whether it is the one the lead-in waits for.
 
-        A strike after the lead-in ended (the clock's fallback, or an earlier strike) changes nothing; one stamped
-        before this weld's start belongs to another weld and is refused.
+        A strike after the lead-in ended (the clock's fallback, or an earlier strike) changes nothing. One stamped
+        before this weld's start by up to `strike_timeout_s` is this weld's, struck while its start was on the way
+        (the coordinator commands the arc and starts the adjuster together); an earlier one belongs to another
+        weld and is refused.
         """
         if not math.isfinite(stamp_s):
             raise ValueError(f'arc strike stamp {stamp_s!r} is not finite')
-        if stamp_s < self._start_stamp_s:
-            raise ValueError(f'arc strike at {stamp_s:.3f} s is before this weld started ({self._start_stamp_s:.3f} s)')
+        if stamp_s < self._earliest_strike_s:
+            slack_s = self._start_stamp_s - self._earliest_strike_s
+            raise ValueError(f'arc strike at {stamp_s:.3f} s is from before this weld (started at '
+                             f'{self._start_stamp_s:.3f} s; a strike up to {slack_s:g} s earlier counts)')
         if self.strike_source or self._strike_s is not None:
             return False
         self._strike_s = stamp_s
@@ -499,10 +507,14 @@ class WeldAdjuster:
         self.tool_s_mm += ds
         u = self.correction_mm
         self._applied_correction_mm = u + (self._applied_correction_mm - u) * math.exp(-dt / LAG_TAU_S)
+        self._advance_drift(ds)
+
+    def _advance_drift(self, ds_mm: float) -> None:
+        """Model the bead the tool laid over its last `ds_mm` (up to tool_s_mm) for the drift estimate."""
         if self.mode == 'closed':
             buffer = self.buffer
             gap = buffer.gap[buffer.cell_of(self.tool_s_mm)] if buffer.planned > buffer.first >= 0 else 0.0
-            self.drift.advance(self.tool_s_mm, ds, self.speed_mm_s, gap)
+            self.drift.advance(self.tool_s_mm, ds_mm, self.speed_mm_s, gap)
 
     def _take_lookahead(self, sample: SeamMeasurement, sensor_s: float, applied_correction_mm: float) -> None:
         buffer = self.buffer

@@ -12,6 +12,7 @@ from enum import Enum
 from cell_control.weld.adjuster import WeldAdjuster
 
 SENSOR_STALE = 'SENSOR_STALE'
+STRIKE_KEPT = 'kept: no weld has started yet'   # StrikeRelay.heard's answer for a strike kept for the next weld
 
 
 class SampleCheck(str, Enum):
@@ -42,6 +43,30 @@ def take_strike(adjuster: WeldAdjuster | None, stamp_s: float, now_s: float, max
     except ValueError as error:
         return str(error)
     return ''
+
+
+class StrikeRelay:
+    """Pass the arc's strike to the adjuster, keeping one heard before its weld's start for that weld.
+
+    The coordinator commands the arc and starts the adjuster together, and the start is two service calls; a
+    simulation that runs ahead of its controllers (full speed, a loaded machine) can strike before the start is
+    served. Such a strike is kept and offered to the next weld as it starts (`take_strike` judges it then).
+    """
+
+    def __init__(self) -> None:
+        self._early_s: float | None = None
+
+    def heard(self, adjuster: WeldAdjuster | None, stamp_s: float, now_s: float, max_age_s: float) -> str:
+        """Take a strike: '' when the adjuster took it, STRIKE_KEPT when no weld has started yet, else why not."""
+        if adjuster is None:
+            self._early_s = stamp_s
+            return STRIKE_KEPT
+        return take_strike(adjuster, stamp_s, now_s, max_age_s)
+
+    def weld_started(self, adjuster: WeldAdjuster, now_s: float, max_age_s: float) -> tuple[float, str] | None:
+        """Offer a strike kept from before the start to the new weld: (its stamp, take_strike's answer), or None."""
+        early_s, self._early_s = self._early_s, None
+        return None if early_s is None else (early_s, take_strike(adjuster, early_s, now_s, max_age_s))
 
 
 class SilenceWatch:
