@@ -293,7 +293,10 @@ class SearchLog:
     """What a running search saw: the sensor's readings and the joint states, kept for `ArmMotion.locate`.
 
     Kept only between `begin` and `take` (a search's move), and bounded: a search longer than `max_entries`
-    readings keeps its first ones, which hold both ends.
+    readings keeps its first ones, which hold both ends. The move ends on a joint state, and the 500 Hz readings
+    of its last moments can still be queued behind it (a consumer running behind the simulation at full speed
+    took 150-240 readings where it took 240 at 1x): `finish` stops the joint states there, and the log is `ready`
+    once a reading has reached that joint state's time, or `wait_s` (of the caller's clock) later.
     """
 
     def __init__(self, max_entries: int = 200_000) -> None:
@@ -301,11 +304,24 @@ class SearchLog:
         self.active = False
         self.readings: list[SensorReading] = []
         self.joint_states: list[tuple[float, list[float], float]] = []
+        self._end: tuple[float, float] | None = None   # (the last joint state's stamp, the caller's deadline)
 
     def begin(self) -> None:
         """Start a new search's log (what an interrupted one saw is dropped)."""
         self.active = True
         self.readings, self.joint_states = [], []
+        self._end = None
+
+    def finish(self, now_s: float, wait_s: float) -> None:
+        """End the move: no more joint states; readings up to the last one's time are still taken."""
+        self._end = (self.joint_states[-1][0] if self.joint_states else -math.inf, now_s + wait_s)
+
+    def ready(self, now_s: float) -> bool:
+        """Tell whether a finished search has its readings up to the move's end (or has waited long enough)."""
+        if self._end is None:
+            return False
+        end_s, deadline_s = self._end
+        return bool(self.readings) and self.readings[-1].stamp_s >= end_s or now_s >= deadline_s
 
     def reading(self, reading: SensorReading) -> None:
         if self.active and len(self.readings) < self.max_entries and math.isfinite(reading.stamp_s) and (
@@ -315,13 +331,14 @@ class SearchLog:
     def joints(self, stamp_s: float, arm: Sequence[float], cross_slide_m: float) -> None:
         """Keep a joint state; one not after the last, or not finite, is dropped (`look_points` needs them in order)."""
         values = [stamp_s, cross_slide_m, *arm]
-        if self.active and len(self.joint_states) < self.max_entries and all(math.isfinite(v) for v in values) and (
-                not self.joint_states or stamp_s > self.joint_states[-1][0]):
+        if self.active and self._end is None and len(self.joint_states) < self.max_entries and all(
+                math.isfinite(v) for v in values) and (not self.joint_states or stamp_s > self.joint_states[-1][0]):
             self.joint_states.append((stamp_s, [float(q) for q in arm], float(cross_slide_m)))
 
     def take(self) -> tuple[list[SensorReading], list[tuple[float, list[float], float]]]:
         """End the log and return the readings and joint states."""
         self.active = False
+        self._end = None
         readings, joint_states = self.readings, self.joint_states
         self.readings, self.joint_states = [], []
         return readings, joint_states

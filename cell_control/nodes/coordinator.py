@@ -75,6 +75,7 @@ from cell_control.nodes.seam_cloud import cloud_to_seam
 TICK_PERIOD_S = 0.1
 SEAM_MARKER_WIDTH_M = 0.002
 FEATURES_QUEUE = 250   # /seam/features samples (0.5 s at 500 Hz) kept for a coordinator busy with other messages
+LOCATE_WAIT_S = 1.0    # how long a finished search waits for the readings queued behind its last joint state
 DEVICE_COMMANDS = frozenset({ActionKind.START_BELT, ActionKind.STOP_BELT, ActionKind.RAISE_GATE, ActionKind.LOWER_GATE,
                              ActionKind.CLAMP, ActionKind.UNCLAMP})   # logged: the cell's device trace
 STATE_PERIOD_S = 1.0
@@ -135,6 +136,7 @@ class CoordinatorNode(Node):
         self._adjuster_cleared = False   # see _do_start_weld
         self._waiting_move: Action | None = None   # an arm move asked for while the joint state was not current
         self._search_log = SearchLog()
+        self._locating: Action | None = None   # a finished search waiting for its last readings
 
         sub = self.create_subscription
         sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
@@ -377,6 +379,7 @@ class CoordinatorNode(Node):
             return   # the adjuster refuses and counts malformed samples; the record keeps the last gap
         if self._search_log.active and self._inputs.finite('/seam/features', {'lateral_mm': sample.lateral_mm}):
             self._search_log.reading(SensorReading(sample.stamp_s, sample.lookahead_valid, sample.lateral_mm))
+            self._locate_when_ready()
         if self._recorder.trace is not None and sample.lookahead_valid and self._inputs.finite(
                 '/seam/features', {'gap_mm': sample.gap_mm}):
             self._recorder.trace.gap(sample.stamp_s, sample.gap_mm)
@@ -388,6 +391,7 @@ class CoordinatorNode(Node):
             self._set_scaling(scaling)
         for dock, agv in self._docks.expire(now, self._stream_timeout_s):
             self._event(Event(EventKind.AGV_DOCKED, dock=dock, agv=agv, flag=False))
+        self._locate_when_ready()
         self._event(Event(EventKind.TICK))
 
     def _clock_restarted(self, now_s: float) -> None:
@@ -469,10 +473,21 @@ class CoordinatorNode(Node):
         self._waiting_move = None
         if self._search_log.active:   # a stopped search starts afresh
             self._search_log.take()
+            self._locating = None
             self._listen_to_features(self._recorder.trace is not None)
 
     def _do_locate_seam(self, action: Action) -> None:
-        """Find the searched seam in what the laser saw; the weld program follows it (`ArmMotion.locate`)."""
+        """Find the searched seam in what the laser saw, once its last readings are in (`SearchLog.ready`)."""
+        self._search_log.finish(self._now(), LOCATE_WAIT_S)
+        self._locating = action
+        self._locate_when_ready()
+
+    def _locate_when_ready(self) -> None:
+        """The weld program follows the seam where it was found (`ArmMotion.locate`)."""
+        action = self._locating
+        if action is None or not self._search_log.ready(self._now()):
+            return
+        self._locating = None
         readings, joint_states = self._search_log.take()
         self._listen_to_features(self._recorder.trace is not None)
         report = {'part_id': action.part_id, 'seam': action.seam, 'stamp_s': round(self._now(), 3)}
