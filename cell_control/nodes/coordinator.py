@@ -137,6 +137,8 @@ class CoordinatorNode(Node):
         self._waiting_move: Action | None = None   # an arm move asked for while the joint state was not current
         self._search_log = SearchLog()
         self._locating: Action | None = None   # a finished search waiting for its last readings
+        self._clamped = False                  # a part is clamped at the station: /seam/features are listened to
+        self._starting_weld_s: float | None = None   # when the adjuster's start went out, until it answers
 
         sub = self.create_subscription
         sub(Bool, '/cell/estop', lambda m: self._event(Event(EventKind.ESTOP, flag=m.data)), LATCHED)
@@ -437,9 +439,13 @@ class CoordinatorNode(Node):
 
     def _do_clamp(self, action: Action) -> None:
         self._clamp_pub.publish(Bool(data=True))
+        self._clamped = True
+        self._listen_to_features(True)
 
     def _do_unclamp(self, action: Action) -> None:
         self._clamp_pub.publish(Bool(data=False))
+        self._clamped = False
+        self._listen_to_features(self._search_log.active)
 
     def _do_move_arm(self, action: Action) -> None:
         if not fresh(self._joints and self._joints[0], self._now(), self._stream_timeout_s):
@@ -474,22 +480,22 @@ class CoordinatorNode(Node):
         if self._search_log.active:   # a stopped search starts afresh
             self._search_log.take()
             self._locating = None
-            self._listen_to_features(self._recorder.trace is not None)
+            self._listen_to_features(self._clamped or self._recorder.trace is not None)
 
     def _do_locate_seam(self, action: Action) -> None:
-        """Find the searched seam in what the laser saw, once its last readings are in (`SearchLog.ready`)."""
+        """End the search: its seam is found once its last readings are in (`SearchLog.ready`)."""
         self._search_log.finish(self._now(), LOCATE_WAIT_S)
         self._locating = action
         self._locate_when_ready()
 
     def _locate_when_ready(self) -> None:
-        """The weld program follows the seam where it was found (`ArmMotion.locate`)."""
+        """Find the seam in the search's readings once they are in; the weld program follows it (`ArmMotion.locate`)."""
         action = self._locating
         if action is None or not self._search_log.ready(self._now()):
             return
         self._locating = None
         readings, joint_states = self._search_log.take()
-        self._listen_to_features(self._recorder.trace is not None)
+        self._listen_to_features(self._clamped or self._recorder.trace is not None)
         report = {'part_id': action.part_id, 'seam': action.seam, 'stamp_s': round(self._now(), 3)}
         try:
             fix = self._motion.locate(readings, joint_states)
@@ -523,7 +529,12 @@ class CoordinatorNode(Node):
         return markers
 
     def _listen_to_features(self, on: bool) -> None:
-        """Subscribe to the 500 Hz /seam/features only while a search or a weld needs them."""
+        """Subscribe to the 500 Hz /seam/features only while a part is clamped, or a search or a weld needs them.
+
+        From the clamp on, not from the search: a new subscription is matched some wall time after it is made,
+        and at full speed the simulation had run the search's first pass (over the seam's end) by then; the end
+        was not found ('11 valid readings within 5 mm of its edge, 20 needed').
+        """
         if on and self._features is None:   # a deep queue: a sample lost at a seam end moves the end found
             self._features = self.create_subscription(PointCloud2, '/seam/features', self._on_features,
                                                       sensor_data(FEATURES_QUEUE))
@@ -536,6 +547,7 @@ class CoordinatorNode(Node):
         self._recorder.begin(action.part_id, action.seam)
         self._listen_to_features(True)
         if self._weld.arc:
+            self._starting_weld_s = self._now()   # until the adjuster answers its start (clock_reached_s)
             length_mm = self._motion.seams[action.seam].length_mm
             if self._adjuster_cleared:
                 self._start_adjuster(length_mm)
@@ -553,14 +565,26 @@ class CoordinatorNode(Node):
         request = SetParameters.Request(parameters=[
             Parameter('seam_length_mm', Parameter.Type.DOUBLE, float(seam_length_mm)).to_parameter_msg()])
 
+        def started(future) -> None:
+            self._starting_weld_s = None
+            self._check_reply('weld_adjuster start', future)
+
         def start(future) -> None:
             results = future.result().results if future.result() is not None else []
             if not results or not results[0].successful:
                 reason = results[0].reason if results else 'no answer'
                 self._diagnose('WARN', f'weld_adjuster seam length {seam_length_mm:g} mm not set: {reason}')
-            self._adjuster_start.call_async(Trigger.Request()).add_done_callback(
-                lambda done: self._check_reply('weld_adjuster start', done))
+            self._adjuster_start.call_async(Trigger.Request()).add_done_callback(started)
         self._adjuster_parameters.call_async(request).add_done_callback(start)
+
+    def clock_reached_s(self, now_s: float) -> float:
+        """Report no simulated time past the adjuster's start going out until it has answered (`node_main`).
+
+        The start is two service calls, which take wall time; at full speed the simulation ran on meanwhile,
+        struck the arc and welded 2-3 s of seam before the adjuster had started. Held here, the world waits
+        for the answer within the lock-step's lead, as it would at 1x.
+        """
+        return now_s if self._starting_weld_s is None else min(now_s, self._starting_weld_s)
 
     def _do_stop_weld(self, action: Action) -> None:
         self._end_weld()
@@ -575,7 +599,7 @@ class CoordinatorNode(Node):
         self._arc_pub.publish(Bool(data=False))
         self._weld.stop()
         self._set_scaling(1.0)
-        self._listen_to_features(self._search_log.active)
+        self._listen_to_features(self._clamped or self._search_log.active)
 
     def _stop_predecessor_weld(self) -> None:
         """End the weld a killed predecessor left in the adjuster, once its stop service is discovered.

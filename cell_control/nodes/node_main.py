@@ -13,6 +13,8 @@ A node on simulated time (`use_sim_time`) says when no /clock has moved its cloc
 time, and when it moves again: without /clock its timers and stream ages stand still, and it looks alive. It also
 reports on CLOCK_REACHED_TOPIC the simulated time its executor has reached, every CLOCK_REPORT_PERIOD_S of its
 clock: the MuJoCo simulation waits for the slowest node (`sim.lockstep.CellLockstep`); Gazebo does not listen.
+A node with a `clock_reached_s(now_s)` method reports what it returns instead: a node waiting on a request that
+takes wall time (a service call) has not reached past the moment it sent it.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
 from cell_control.cell.signals import ClockReporter, ClockWatch
+from cell_control.nodes.common import stamp_to_msg
 
 START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, ParameterException)
 EXECUTOR_VARIABLE = 'CELL_CONTROL_EXECUTOR'
@@ -132,10 +135,11 @@ def _clock_reporter(node: Node) -> Callable[[], None]:
     publisher = node.create_publisher(Header, CLOCK_REACHED_TOPIC, CLOCK_REACHED_QOS)
     reporter = ClockReporter(CLOCK_REPORT_PERIOD_S)
     msg = Header(frame_id=node.get_fully_qualified_name())
+    reached_s: Callable[[float], float] = getattr(node, 'clock_reached_s', lambda now_s: now_s)
 
     def report() -> None:
-        now = node.get_clock().now()
-        if reporter.due(now.nanoseconds / 1e9):
-            msg.stamp = now.to_msg()
+        now_s = reached_s(node.get_clock().now().nanoseconds / 1e9)
+        if reporter.due(now_s):
+            msg.stamp = stamp_to_msg(now_s)
             publisher.publish(msg)
     return report
