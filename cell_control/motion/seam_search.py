@@ -321,7 +321,7 @@ class SearchLog:
         if self._end is None:
             return False
         end_s, deadline_s = self._end
-        return bool(self.readings) and self.readings[-1].stamp_s >= end_s or now_s >= deadline_s
+        return (bool(self.readings) and self.readings[-1].stamp_s >= end_s) or now_s >= deadline_s
 
     def reading(self, reading: SensorReading) -> None:
         if self.active and len(self.readings) < self.max_entries and math.isfinite(reading.stamp_s) and (
