@@ -123,7 +123,9 @@ def test_agv_docks_and_its_part_reaches_the_station_photo_eye(sim):
     wait_for(lambda: odometry.msg is not None and load.get_subscription_count() > 0, 60, 'the simulation')
     load.publish(UInt32(data=2))
     wait_for(lambda: load_present.msg is not None and load_present.msg.data, 30, 'part_2 on agv_1\'s deck')
-    assert station_eye.msg is not None and not station_eye.msg.data
+    # The deck sensor is published on its change; the station eye, unchanged, on the 10 Hz heartbeat after it.
+    wait_for(lambda: station_eye.msg is not None, 30, 'the station photo-eye\'s heartbeat')
+    assert not station_eye.msg.data
 
     dock = layout['docks']['inbound']
     dock_pose = Pose2D(dock['x'], dock['y'], dock['yaw'])
