@@ -22,7 +22,8 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from cell_control.nodes.common import stamp_to_msg, to_seconds  # noqa: E402
-from cell_control.nodes.node_main import CLOCK_REACHED_QOS, CLOCK_REACHED_TOPIC  # noqa: E402
+from cell_control.nodes.node_main import (CLOCK_MARK_QOS, CLOCK_MARK_TOPIC, CLOCK_REACHED_QOS,  # noqa: E402
+                                          CLOCK_REACHED_TOPIC)
 
 pytestmark = pytest.mark.integration
 LEAD_S = 0.3
@@ -39,14 +40,20 @@ class World:
     def __init__(self, node) -> None:
         self.lock = threading.Lock()
         self.clock_s = 0.0
+        self.marks: list[float] = []
         self.diagnostics: dict[str, str] = {}
         node.create_subscription(Clock, '/clock', self._on_clock, BEST_EFFORT)
+        node.create_subscription(Header, CLOCK_MARK_TOPIC, self._on_mark, BEST_EFFORT)
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, RELIABLE)
         self.reports = node.create_publisher(Header, CLOCK_REACHED_TOPIC, CLOCK_REACHED_QOS)
 
     def _on_clock(self, msg: Clock) -> None:
         with self.lock:
             self.clock_s = max(self.clock_s, to_seconds(msg.clock))
+
+    def _on_mark(self, msg: Header) -> None:
+        with self.lock:
+            self.marks.append(to_seconds(msg.stamp))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -94,6 +101,13 @@ def test_the_simulation_waits_for_the_slowest_node_and_not_for_a_dead_one(node_p
     world.report('/slow_node', first)
     stood = held_past(world, first + LEAD_S)
     assert stood <= first + LEAD_S + 0.02, (first, stood)
+    # Its marks (what the nodes report against): every 50 ms of its time, in order, and where it holds (repeated
+    # there with its clock, off the 50 ms grid).
+    with world.lock:
+        marks = list(world.marks)
+    assert marks == sorted(marks) and stood - 0.011 <= marks[-1] <= stood + 0.011, (marks[-5:], stood)
+    steps = [round(b - a, 3) for a, b in zip(marks, marks[1:]) if b > a]
+    assert steps and max(steps) <= 0.05 + 0.011 and sorted(steps)[len(steps) // 2] == 0.05, steps
     # The report moves on: so does the world, again to the lead past it.
     world.report('/slow_node', stood + 2.0)
     moved = held_past(world, stood + 2.0 + LEAD_S)
@@ -132,6 +146,41 @@ def test_every_node_on_simulated_time_reports_the_time_it_has_reached(node_proce
     assert times == sorted(times) and all(0.0 < s <= steps / 100 + 1e-6 for s in times), (times, steps)
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert all(gap >= 0.1 - 1e-6 for gap in gaps), f'one report per 0.1 s of its clock: {times}'
+
+
+def test_a_node_reports_no_time_past_the_simulations_last_mark(node_processes, probe):
+    """A busy node's clock jumps to the newest /clock while older messages still queue; the mark comes behind them.
+
+    The test is the simulation: its clock runs to 3 s while its mark stays at 1 s (a node behind on its queues),
+    then the mark catches up.
+    """
+    reports: list[float] = []
+    lock = threading.Lock()
+
+    def on_report(msg: Header) -> None:
+        if msg.frame_id == '/fleet_sim':
+            with lock:
+                reports.append(to_seconds(msg.stamp))
+
+    def reached() -> float:
+        with lock:
+            return max(reports, default=0.0)
+    probe.node.create_subscription(Header, CLOCK_REACHED_TOPIC, on_report, RELIABLE)
+    clock = probe.node.create_publisher(Clock, '/clock', BEST_EFFORT)
+    marks = probe.node.create_publisher(Header, CLOCK_MARK_TOPIC, CLOCK_MARK_QOS)
+    node_processes.start_node('fleet_sim', 'use_sim_time:=true', 'run_id:=T', 'parts:=0')
+    wait_for(lambda: marks.get_subscription_count() >= 1, WAIT_S, 'the fleet to take the marks')
+    for step in range(1, 301):   # 10 ms steps to 3 s, the mark repeated at 1 s (best effort: one may be lost)
+        clock.publish(Clock(clock=stamp_to_msg(step / 100)))
+        marks.publish(Header(stamp=stamp_to_msg(min(step / 100, 1.0))))
+        time.sleep(0.01)   # the clock's own pace
+    wait_for(lambda: reached() >= 0.9, WAIT_S, 'the fleet to report the time up to the mark')
+    assert reached() <= 1.0 + 1e-6, f'reported {reached()} s with the last mark at 1 s and the clock at 3 s'
+
+    def caught_up() -> bool:
+        marks.publish(Header(stamp=stamp_to_msg(3.0)))
+        return reached() >= 3.0 - 1e-6
+    wait_for(caught_up, WAIT_S, 'the fleet to report 3 s once the mark is there', poll_s=0.1)
 
 
 def test_the_simulation_holds_at_the_start_until_the_nodes_of_the_bringup_have_joined(node_processes, probe):

@@ -65,6 +65,19 @@ def test_a_node_reports_every_period_of_its_clock_and_when_it_goes_back():
     assert not reporter.due(0.55) and reporter.due(0.6)
 
 
+def test_a_node_reports_no_time_past_the_last_mark_it_has_taken():
+    """Its clock jumps to the newest /clock; the messages before it may still be queued, and the mark behind them."""
+    reporter = ClockReporter(period_s=0.1)
+    assert reporter.reached(5.0) == 5.0, 'no mark yet (the Gazebo route has none): the clock'
+    reporter.marked(4.2)
+    assert reporter.reached(5.0) == 4.2, 'behind on its queue: the mark'
+    assert reporter.reached(3.0) == 3.0, 'the clock behind the mark (a restarted world): the clock'
+    reporter.marked(math.nan)
+    assert reporter.reached(5.0) == 4.2, 'a mark that is not a time is ignored'
+    reporter.marked(0.4)   # the world restarted
+    assert reporter.reached(0.5) == 0.4
+
+
 def test_the_world_leads_the_slowest_node_by_at_most_the_lead():
     lockstep = CellLockstep(max_lead_s=0.3, patience_s=5.0)
     assert not lockstep.must_wait(100.0), 'no node has reported: nothing to wait for'

@@ -76,12 +76,26 @@ class ClockWatch:
 class ClockReporter:
     """When a node reports the simulated time it has reached: every `period_s` of its clock, and when it goes back.
 
-    The MuJoCo simulation waits for the slowest node's report (`sim.lockstep.CellLockstep`).
+    The MuJoCo simulation waits for the slowest node's report (`sim.lockstep.CellLockstep`). What a node has
+    reached is its clock, but not past the simulation's last mark it has taken (`marked`): a node's clock jumps
+    to the newest /clock (rclpy's time source keeps one), while the messages sent before it may still be queued;
+    the mark comes in order behind them, so a node behind on its queues reports the time it has really reached
+    and the world waits for it instead of filling its queues until they drop the oldest.
     """
 
     def __init__(self, period_s: float) -> None:
         self.period_s = positive_seconds('period_s', period_s)
         self._last_s: float | None = None
+        self._mark_s: float | None = None
+
+    def marked(self, mark_s: float) -> None:
+        """Take the simulation's mark: it had sent everything up to `mark_s` before it (not finite: ignored)."""
+        if math.isfinite(mark_s):
+            self._mark_s = mark_s
+
+    def reached(self, clock_s: float) -> float:
+        """Return the simulated time reached at the node's clock `clock_s`: not past the last mark, once one came."""
+        return clock_s if self._mark_s is None else min(clock_s, self._mark_s)
 
     def due(self, now_s: float) -> bool:
         """Tell whether to report `now_s` (the node's clock after a spin); a True counts as reported."""

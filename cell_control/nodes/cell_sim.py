@@ -32,7 +32,8 @@ from cell_control.cell.description import expand_xacro, home_positions, load_lay
 from cell_control.logistics.agv_navigation import Pose2D, home_pose, world_to_odom
 from cell_control.motion.trajectory import TrajectoryError, TrajectoryPoint, validate_trajectory
 from cell_control.motion.kinematics import load_kinematics
-from cell_control.nodes.node_main import CLOCK_REACHED_READER_QOS, CLOCK_REACHED_TOPIC, run_node
+from cell_control.nodes.node_main import (CLOCK_MARK_PERIOD_S, CLOCK_MARK_QOS, CLOCK_MARK_TOPIC,
+                                          CLOCK_REACHED_READER_QOS, CLOCK_REACHED_TOPIC, run_node)
 from cell_control.nodes.common import (ARC_STRUCK_TOPIC, CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SENSOR_DATA,
                                        SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE, TCP_FRAME, InputGuard, descriptor,
                                        diagnostic_array, diagnostic_status, planar_orientation, speed_scaling_factor,
@@ -96,6 +97,7 @@ class CellSimNode(Node):
         self._arm_limits = cell.arm_limits
 
         self._clock_pub = self.create_publisher(Clock, '/clock', RELIABLE)
+        self._mark_pub = self.create_publisher(Header, CLOCK_MARK_TOPIC, CLOCK_MARK_QOS)
         self._joint_pub = self.create_publisher(JointState, '/joint_states', RELIABLE)
         self._wrench_pub = self.create_publisher(WrenchStamped, '/weld_tool/wrench', SENSOR_DATA)
         self._seam_pub = self.create_publisher(PointCloud2, '/seam/features', SENSOR_DATA)
@@ -130,7 +132,8 @@ class CellSimNode(Node):
         self.create_subscription(UInt32, '/world/park_part', lambda m: self._move_part('/world/park_part', m),
                                  RELIABLE)
 
-        self._next = {'clock': 0.0, 'joints': 0.0, 'odom': 0.0, 'poses': 0.0, 'markers': 0.0, 'diagnostics': 0.0}
+        self._next = {'clock': 0.0, 'joints': 0.0, 'odom': 0.0, 'poses': 0.0, 'markers': 0.0, 'diagnostics': 0.0,
+                      'mark': 0.0}
         self.stats: dict[str, float] = {}
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -386,6 +389,7 @@ class CellSimNode(Node):
                 # The clock again while the world holds, as a paused Gazebo does: a node that has just started
                 # (/clock is volatile) hears it and can report, instead of the world waiting out its patience.
                 self._clock_pub.publish(Clock(clock=stamp_to_msg(now)))
+                self._mark_pub.publish(Header(stamp=stamp_to_msg(now)))
                 in_time = wait()
             limit_s = lockstep.wait_limit_s(now)
             dropped = lockstep.waited(in_time, now)
@@ -451,6 +455,8 @@ class CellSimNode(Node):
             self._marker_pub.publish(self._markers(header_stamp))
         if self._due('diagnostics', now, DIAGNOSTICS_PERIOD_S):
             self._publish_diagnostics(header_stamp)
+        if self._due('mark', now, CLOCK_MARK_PERIOD_S):   # last: behind everything sent up to now
+            self._mark_pub.publish(Header(stamp=header_stamp))
 
     def _publish_joints(self, header_stamp: Time) -> None:
         positions, velocities, efforts = self.sim.arm_state()

@@ -59,6 +59,12 @@ def sensor_data(depth: int) -> QoSProfile:
                       history=SENSOR_DATA.history)
 
 
+def reliable(depth: int) -> QoSProfile:
+    """Return the reliable profile with a deeper queue (a stream kept whole by a consumer that may lag behind)."""
+    return QoSProfile(depth=depth, reliability=RELIABLE.reliability, durability=RELIABLE.durability,
+                      history=RELIABLE.history)
+
+
 def speed_scaling_msg(factor: float) -> SpeedScalingFactor | Float64:
     """Return the speed-scaling message of `factor` (0..1) in SPEED_SCALING_TYPE."""
     return SpeedScalingFactor(factor=factor) if SpeedScalingFactor is not None else Float64(data=factor)

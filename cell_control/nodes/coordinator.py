@@ -68,13 +68,19 @@ from cell_control.weld.recorder import WeldRecorder
 from cell_control.nodes.common import (ANNOUNCEMENTS, CROSS_SLIDE_JOINT, LATCHED, RELIABLE, SPEED_SCALING_TOPIC,
                                        SPEED_SCALING_TYPE, InputGuard, descriptor, diagnostic_array, diagnostic_status,
                                        duration_to_msg, log, odometry_values, on_clock_back, planar_odometry,
-                                       sensor_data, speed_scaling_msg, to_seconds)
+                                       reliable, sensor_data, speed_scaling_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
 TICK_PERIOD_S = 0.1
 SEAM_MARKER_WIDTH_M = 0.002
-FEATURES_QUEUE = 250   # /seam/features samples (0.5 s at 500 Hz) kept for a coordinator busy with other messages
+# The streams the coordinator keeps whole (the search's readings and joint states, the weld's setpoints for its
+# record) get queues of 0.5 s of simulated time: at full speed the simulation may run the cell lock-step's lead
+# (0.3 s, cell_sim's `cell_lockstep_lead_s`) ahead of a busy coordinator, and a queue of 10 joint states then lost
+# 20-60 ms of the search's joints, the readings between them placed by interpolation across the gap.
+FEATURES_QUEUE = 250       # /seam/features, 500 Hz
+SETPOINTS_QUEUE = 250      # /weld/travel_speed, contact_force, lateral_correction: 500 Hz
+JOINT_STATES_QUEUE = 50    # /joint_states, 100 Hz
 LOCATE_WAIT_S = 1.0    # how long a finished search waits for the readings queued behind its last joint state
 DEVICE_COMMANDS = frozenset({ActionKind.START_BELT, ActionKind.STOP_BELT, ActionKind.RAISE_GATE, ActionKind.LOWER_GATE,
                              ActionKind.CLAMP, ActionKind.UNCLAMP})   # logged: the cell's device trace
@@ -153,10 +159,10 @@ class CoordinatorNode(Node):
         sub(Bool, '/station/clamp_closed', self._on_clamp, RELIABLE)
         sub(String, '/conveyor/fault', self._on_conveyor_fault, LATCHED)
         sub(String, '/weld/adjuster_fault', self._on_adjuster_fault, LATCHED)
-        sub(JointState, '/joint_states', self._on_joint_states, RELIABLE)
-        sub(TwistStamped, '/weld/travel_speed', self._on_travel_speed, RELIABLE)
-        sub(WrenchStamped, '/weld/contact_force', self._on_force, RELIABLE)
-        sub(Vector3Stamped, '/weld/lateral_correction', self._on_correction, RELIABLE)
+        sub(JointState, '/joint_states', self._on_joint_states, reliable(JOINT_STATES_QUEUE))
+        sub(TwistStamped, '/weld/travel_speed', self._on_travel_speed, reliable(SETPOINTS_QUEUE))
+        sub(WrenchStamped, '/weld/contact_force', self._on_force, reliable(SETPOINTS_QUEUE))
+        sub(Vector3Stamped, '/weld/lateral_correction', self._on_correction, reliable(SETPOINTS_QUEUE))
         sub(String, '/cell/recipe_request', self._on_recipe_request, LATCHED)
         for name, command in COMMANDS.items():
             self.create_service(Trigger, f'/cell/{name}', lambda q, r, c=command: self._on_command(c, r))

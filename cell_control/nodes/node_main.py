@@ -12,7 +12,8 @@ this thread, where the nodes' SQLite stores live; a multi-threaded executor woul
 A node on simulated time (`use_sim_time`) says when no /clock has moved its clock for CLOCK_STALL_WARN_S of wall
 time, and when it moves again: without /clock its timers and stream ages stand still, and it looks alive. It also
 reports on CLOCK_REACHED_TOPIC the simulated time its executor has reached, every CLOCK_REPORT_PERIOD_S of its
-clock: the MuJoCo simulation waits for the slowest node (`sim.lockstep.CellLockstep`); Gazebo does not listen.
+clock and never past the simulation's last mark it has taken (CLOCK_MARK_TOPIC, `ClockReporter`): the MuJoCo
+simulation waits for the slowest node (`sim.lockstep.CellLockstep`); Gazebo neither listens nor marks.
 A node with a `clock_reached_s(now_s)` method reports what it returns instead: a node waiting on a request that
 takes wall time (a service call) has not reached past the moment it sent it.
 """
@@ -34,7 +35,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
 from cell_control.cell.signals import ClockReporter, ClockWatch
-from cell_control.nodes.common import stamp_to_msg
+from cell_control.nodes.common import stamp_to_msg, to_seconds
 
 START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, ParameterException)
 EXECUTOR_VARIABLE = 'CELL_CONTROL_EXECUTOR'
@@ -42,6 +43,12 @@ CLOCK_STALL_WARN_S = 5.0    # wall seconds without a /clock step before a node o
 CLOCK_CHECK_PERIOD_S = 1.0
 CLOCK_REACHED_TOPIC = '/sim/clock_reached'   # std_msgs/Header: stamp = the node's clock, frame_id = its name
 CLOCK_REPORT_PERIOD_S = 0.1                  # simulated s between reports (10 messages per simulated s per node)
+# The MuJoCo simulation's mark (std_msgs/Header, stamp = a simulated time), sent every CLOCK_MARK_PERIOD_S after
+# that time's messages: a node reports no time past the last mark it has taken (`ClockReporter.reached`). Best
+# effort with a deep queue: each mark is taken in its place among the node's other messages, not the newest one.
+CLOCK_MARK_TOPIC = '/sim/clock_mark'
+CLOCK_MARK_PERIOD_S = 0.05
+CLOCK_MARK_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
 # Reliable: a lost report would hold the world until the next one, which the held world never brings. Transient
 # local: a report sent before the simulation's reader matched (a node quicker to start than discovery) reaches it
 # when it matches; volatile, the world held at the start would wait out its bring-up time for it.
@@ -134,11 +141,13 @@ def _clock_reporter(node: Node) -> Callable[[], None]:
         return lambda: None
     publisher = node.create_publisher(Header, CLOCK_REACHED_TOPIC, CLOCK_REACHED_QOS)
     reporter = ClockReporter(CLOCK_REPORT_PERIOD_S)
+    node.create_subscription(Header, CLOCK_MARK_TOPIC, lambda mark: reporter.marked(to_seconds(mark.stamp)),
+                             CLOCK_MARK_QOS)
     msg = Header(frame_id=node.get_fully_qualified_name())
     reached_s: Callable[[float], float] = getattr(node, 'clock_reached_s', lambda now_s: now_s)
 
     def report() -> None:
-        now_s = reached_s(node.get_clock().now().nanoseconds / 1e9)
+        now_s = reached_s(reporter.reached(node.get_clock().now().nanoseconds / 1e9))
         if reporter.due(now_s):
             msg.stamp = stamp_to_msg(now_s)
             publisher.publish(msg)
