@@ -15,7 +15,8 @@ import pytest
 from cell_control.runner import find_executable
 
 pytest.importorskip('rclpy')
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+# One whole cell at a time, with the production-cycle scenarios (test_production_cycle.py says why).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200), pytest.mark.xdist_group('whole_cell')]
 DEMO_TIMEOUT_S = 500.0   # one part: about 100 s of wall time at 1x, 70-110 s at full speed on a quiet machine
 
 
