@@ -43,6 +43,11 @@ EXTERNAL_INPUTS = {
     '/cell/estop': 'the safety controller (hardware in every route; tests publish it)',
     '/cell/recipe_request': 'the plant gateway (opcua:=true) or an engineer choosing a recipe',
 }
+# Heard when there, not needed: no node of the Gazebo route waits for them or misses them when they are silent.
+OPTIONAL_INPUTS = {
+    '/sim/clock_mark': "the MuJoCo node's lock-step mark (docs/simulation_contract.md 5.1); without it a node reports "
+                       'its clock (ClockReporter.reached)',
+}
 PENDING: dict[str, str] = {}   # known gaps of the Gazebo route, each with where it is to be closed
 
 
@@ -58,7 +63,7 @@ def contract_violations(node, route: set[str], bridged: dict[str, str]) -> set[s
     found = set()
     for name in sorted(route):
         for topic, types in node.get_subscriber_names_and_types_by_node(name, '/'):
-            if topic in EXTERNAL_INPUTS:
+            if topic in EXTERNAL_INPUTS or topic in OPTIONAL_INPUTS:
                 continue
             publishers = {p.node_name for p in node.get_publishers_info_by_topic(topic)} & route - {name}
             if publishers:
