@@ -37,12 +37,12 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from cell_control.nodes.common import SPEED_SCALING_TOPIC, SPEED_SCALING_TYPE, speed_scaling_factor  # noqa: E402
 from cell_control.nodes.weld_adjuster import DRIFT_TOPIC  # noqa: E402
 
-# `make test` runs the suite on both cores (pytest-xdist, `--dist loadgroup`); the tests of the group 'whole_cell'
-# (these and test_demo_speed.py) run one after another on one worker, so one whole cell runs at a time, beside the
-# other worker's small tests.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900), pytest.mark.xdist_group('whole_cell')]
+# `make test` runs the suite on both cores (pytest-xdist, `--dist loadfile`): the tests of this file run one after
+# another on one worker, so one whole cell runs at a time, beside the other worker's smaller tests. So every test
+# that brings up the whole cell is in this file.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 # At full speed: the simulation runs as fast as the slowest node of the cell takes its messages (the lock-step,
-# test_cell_lockstep.py), and the scenarios must come out as at 1x (test_demo_speed.py shows it for a whole part).
+# test_cell_lockstep.py), and the scenarios must come out as at 1x (the one-part demo test below shows it).
 RTF = 0.0   # cell_sim's real_time_factor: as fast as the cell keeps up
 HOME = home_positions()
 ARM = load_kinematics().joint_names
@@ -51,6 +51,7 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 # Waits are counted on the cell's clock: a loaded machine runs the cell slower than RTF (the simulation waits for
 # the controllers), and a wall-clock limit would then fail a cell that works. A clock that stands still fails them.
 SIM_S = 400.0   # generous: simulated seconds for a stage of the cycle or a whole part
+ONE_PART_DEMO_TIMEOUT_S = 500.0   # wall s: about 100 s at 1x, 70-110 s at full speed on a quiet machine
 
 
 class Cell:
@@ -220,6 +221,51 @@ def test_three_parts_end_to_end_in_auto(node_processes, tmp_path):
     assert report['energy_total_wh'] >= sum(p['total_wh'] for p in report['energy_per_part_wh']) - 1e-3
     assert report['maintenance']['weld_power/drift_estimate']['samples'] == 3
     assert (tmp_path / 'maintenance.png').stat().st_size > 10_000 and report['maintenance_png']
+
+
+def one_part_demo(node_processes, tmp_path, rtf: str) -> dict:
+    out = tmp_path / f'rtf_{rtf}'
+    out.mkdir()
+    result = node_processes.run(f'demo at {rtf}', [
+        find_executable('cell-control'), 'demo', '--parts', '1', '--json', '--rtf', rtf,
+        '--domain-id', str(node_processes.domain_id), '--out', str(out)], timeout_s=ONE_PART_DEMO_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report['parts_delivered'], report['parts_rejected'], report['parts_lost']) == (1, 0, 0), report
+    assert report['ledger_invariant_holds'] is True
+    return report
+
+
+@pytest.mark.timeout(1200)
+def test_the_same_part_comes_out_the_same_at_1x_and_at_full_speed(node_processes, tmp_path):
+    """Results that do not depend on speed (issue 11, point 3): the same one-part demo at 1x and at full speed.
+
+    At `--rtf max` the simulation runs as fast as the cell's nodes keep up: it holds at the start until every node
+    has joined and then leads the slowest node by at most 0.3 s of what it has processed (`sim.lockstep`, tested
+    on its own in test_cell_lockstep.py), and waits for the weld adjuster's answers during a weld. The same
+    scenario (recipe, seeds, fixture scatter) must then give the same part outcome, the same weld and the same
+    seam found, and KPIs within 2 %.
+    """
+    slow, fast = one_part_demo(node_processes, tmp_path, '1'), one_part_demo(node_processes, tmp_path, 'max')
+    (weld_1x,), (weld_max,) = slow['weld_results'], fast['weld_results']
+    assert weld_max['interrupted'] == weld_1x['interrupted'] == ''
+    assert weld_max['limit_violations'] == weld_1x['limit_violations'] == 0
+    assert weld_max['welded_mm'] == pytest.approx(weld_1x['welded_mm'], abs=0.1)
+    assert weld_max['quality_pct'] == pytest.approx(weld_1x['quality_pct'], abs=0.5)
+    assert weld_max['arc_time_s'] == pytest.approx(weld_1x['arc_time_s'], rel=0.02)
+    assert weld_max['arc_energy_j'] == pytest.approx(weld_1x['arc_energy_j'], rel=0.02)
+    # The seam found where the clamp put the part: the same placement (seeded), found the same.
+    (found_1x,), (found_max,) = slow['seam_finding']['parts'].values(), fast['seam_finding']['parts'].values()
+    assert found_1x['true_offset'] == found_max['true_offset']
+    assert found_1x['found'] and found_max['found']
+    for axis in ('x_mm', 'y_mm'):
+        assert found_max['found_offset'][axis] == pytest.approx(found_1x['found_offset'][axis], abs=0.05)
+    # KPIs within 2 %; the energy by source says where a difference came from.
+    energy = {rtf: (report['energy_total_wh'], report['energy_by_source_wh'], report['energy_by_state_wh'])
+              for rtf, report in (('1x', slow), ('max', fast))}
+    assert fast['energy_total_wh'] == pytest.approx(slow['energy_total_wh'], rel=0.02), energy
+    assert fast['mean_cycle_s'] == pytest.approx(slow['mean_cycle_s'], rel=0.02), (slow['cycle_s'], fast['cycle_s'])
+    assert fast['availability_pct'] == pytest.approx(slow['availability_pct'], abs=2.0)
 
 
 @pytest.mark.parametrize('cell', [(1, {})], indirect=True)
