@@ -39,7 +39,8 @@ $(VENV)/.installed: .apt.stamp $(VENV)/.deps setup.py setup.cfg package.xml $(SO
 
 # The tests without DDS on both cores, then the DDS tests one at a time (each brings up processes of its own).
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder test
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 -m 'not integration' test
+	$(PY) -m pytest -q -p no:cacheprovider -m integration test
 
 demo: setup
 	@mkdir -p out

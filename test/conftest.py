@@ -15,15 +15,6 @@ REPO = Path(__file__).resolve().parents[1]
 SEAMS = REPO / 'config' / 'seams'
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the whole-cell tests first (stable otherwise).
-
-    `make test` runs on both cores with `--dist loadfile --no-loadscope-reorder`: the file of the whole-cell tests,
-    the longest by far (about 18 minutes of one worker), starts at once, and the other worker runs the rest beside it.
-    """
-    items.sort(key=lambda item: item.get_closest_marker('whole_cell') is None)
-
-
 @pytest.fixture
 def ros_domain() -> Iterator[int]:
     """Claim a ROS domain id that no other test, bench or checkout on this machine uses meanwhile."""
