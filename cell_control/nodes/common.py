@@ -53,16 +53,19 @@ DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, '
 _NANOSECONDS = 1_000_000_000
 
 
+def _deeper(profile: QoSProfile, depth: int) -> QoSProfile:
+    return QoSProfile(depth=depth, reliability=profile.reliability, durability=profile.durability,
+                      history=profile.history)
+
+
 def sensor_data(depth: int) -> QoSProfile:
     """Return the sensor-data profile with a deeper queue (a consumer that must catch up after a stall)."""
-    return QoSProfile(depth=depth, reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability,
-                      history=SENSOR_DATA.history)
+    return _deeper(SENSOR_DATA, depth)
 
 
 def reliable(depth: int) -> QoSProfile:
     """Return the reliable profile with a deeper queue (a stream kept whole by a consumer that may lag behind)."""
-    return QoSProfile(depth=depth, reliability=RELIABLE.reliability, durability=RELIABLE.durability,
-                      history=RELIABLE.history)
+    return _deeper(RELIABLE, depth)
 
 
 def speed_scaling_msg(factor: float) -> SpeedScalingFactor | Float64:
