@@ -1,4 +1,6 @@
 """The `seam_sensor` node as a process: emulator on a pty → node → /seam/features and /diagnostics."""
+import os
+import resource
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +11,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
 
 from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, SeamMeasurement
+from cell_control.drivers.realtime import thread_scheduling
 from cell_control.drivers.seam_sensor_emulator import SeamSensorEmulator
 from cell_control.nodes.seam_cloud import cloud_to_seam
 from cell_control.testing import RosProbe, wait_for
@@ -114,6 +117,20 @@ def test_node_publishes_emulator_samples_with_stamps_and_diagnostics(emulator, n
     assert status.hardware_id == str(port)
     assert values['crc_errors'] == '0' and values['reconnects'] == '0'
     assert {'frames', 'sequence_gaps', 'stale', 'clock_offset_s'} <= values.keys()
+
+
+def test_the_serial_reader_and_every_other_thread_run_fifo_by_default(emulator, node_processes, probe) -> None:
+    """The weld loop's first hop runs SCHED_FIFO at 50 (drivers.realtime), its serial reader thread included."""
+    if os.geteuid() != 0 and resource.getrlimit(resource.RLIMIT_RTPRIO)[0] < 50:
+        pytest.skip('this user may not use SCHED_FIFO (no rtprio limit, no CAP_SYS_NICE)')
+    listener = Listener(probe)
+    process = node_processes.start_node('seam_sensor', f'port:={emulator.link_path}')
+    assert listener.enough_features.wait(TIMEOUT_S), 'no /seam/features from the node'
+    wait_for(lambda: 'threads on SCHED_FIFO, priority 50' in node_processes.output('seam_sensor'), TIMEOUT_S,
+             'the node to say it runs on SCHED_FIFO')
+    threads = thread_scheduling(process.pid)
+    assert len(threads) > 2 and set(threads.values()) == {(os.SCHED_FIFO, 50)}, threads
+    assert node_processes.stop('seam_sensor') == 0, node_processes.tail('seam_sensor')
 
 
 def test_node_reports_lost_port_and_reconnects(emulator, node_processes, probe) -> None:

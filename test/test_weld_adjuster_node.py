@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+import resource
 import struct
 import threading
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, Seam
 from cell_control.weld.seam_profile import SeamProfile  # noqa: E402
 from cell_control.nodes.seam_cloud import seam_to_cloud  # noqa: E402
 from cell_control.nodes.node_main import EXECUTOR_VARIABLE, EXECUTORS  # noqa: E402
+from cell_control.drivers.realtime import thread_scheduling  # noqa: E402
 from cell_control.sim.weld_process import WeldProcess  # noqa: E402
 
 from cell_control.testing import RosProbe, call_service, wait_for, wait_for_service  # noqa: E402
@@ -408,6 +411,7 @@ def test_mode_and_gains_are_validated_and_take_effect_at_start(node_processes, p
     ('mode:=bogus', "mode = 'bogus' is not one of open, feedforward, closed"),
     ('outlier_gate_mm:=-1.0', 'adjuster setting outlier_gate_mm = -1.0 is out of range'),
     ('stale_timeout_s:=0.0', 'stale_timeout_s'),
+    ('thread_priority:=100', 'thread_priority'),
 ])
 def test_bad_start_up_parameters_are_refused(node_processes, param: str, message: str) -> None:
     result = node_processes.run_node('weld_adjuster', param, timeout_s=TIMEOUT_S)
@@ -421,3 +425,19 @@ def test_an_unknown_executor_is_refused_in_one_line(node_processes) -> None:
     assert result.returncode == 1
     assert "cannot start: $CELL_CONTROL_EXECUTOR 'threads' is not one of events, single" in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_every_thread_of_the_node_runs_fifo_at_its_thread_priority(node_processes, probe) -> None:
+    """The weld loop's scheduling (drivers.realtime): SCHED_FIFO at 50 by default, at `thread_priority`, or none."""
+    if os.geteuid() != 0 and resource.getrlimit(resource.RLIMIT_RTPRIO)[0] < 50:
+        pytest.skip('this user may not use SCHED_FIFO (no rtprio limit, no CAP_SYS_NICE)')
+    for param, expected in ((), (os.SCHED_FIFO, 50)), (('thread_priority:=20',), (os.SCHED_FIFO, 20)), \
+            (('thread_priority:=0',), (os.SCHED_OTHER, 0)):
+        process = node_processes.start_node('weld_adjuster', *param)
+        wait_for_service(probe.node, '/weld_adjuster/start', Trigger, TIMEOUT_S)
+        if expected[0] == os.SCHED_FIFO:
+            wait_for(lambda: f'threads on SCHED_FIFO, priority {expected[1]}' in node_processes.output('weld_adjuster'),
+                     TIMEOUT_S, 'the node to say it runs on SCHED_FIFO')
+        threads = thread_scheduling(process.pid)
+        assert len(threads) > 2 and set(threads.values()) == {expected}, (param, threads)
+        stop_adjuster(node_processes)

@@ -22,6 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from std_msgs.msg import Float64
 
 from cell_control.cell.finite import NonFiniteDrops, non_finite_field
+from cell_control.drivers.realtime import NORMAL, priority_range
 from cell_control.logistics.agv_navigation import Pose2D, yaw_from_quaternion
 
 try:
@@ -88,6 +89,20 @@ def descriptor(text: str, low: float | None = None, high: float | None = None, i
         else:
             result.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high))]
     return result
+
+
+THREAD_PRIORITY = 'thread_priority'   # ros2_control's name for its controller manager's SCHED_FIFO priority
+WELD_LOOP_PRIORITY = 50   # the seam sensor's and the weld adjuster's default, as ros2_control's
+
+
+def declare_thread_priority(node: Node, default: int) -> None:
+    """Declare `thread_priority`: the SCHED_FIFO priority `node_main.run_node` gives every thread of the process."""
+    low, high = priority_range()
+    node.declare_parameter(THREAD_PRIORITY, default, descriptor(
+        f'SCHED_FIFO priority of every thread of this process, {low}-{high}, as ros2_control\'s controller manager '
+        f'has for its loop: the weld loop then runs as soon as a sample arrives (drivers/realtime.py). {NORMAL}: the '
+        'normal scheduler. Without the right to it (an rtprio limit or CAP_SYS_NICE) the node says so and runs on '
+        'the normal scheduler.', NORMAL, high, integer=True))
 
 
 def diagnostic_status(name: str, hardware_id: str, level: str, message: str,

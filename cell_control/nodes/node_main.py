@@ -35,7 +35,8 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
 from cell_control.cell.signals import ClockReporter, ClockWatch
-from cell_control.nodes.common import stamp_to_msg, to_seconds
+from cell_control.drivers.realtime import run_threads_fifo
+from cell_control.nodes.common import THREAD_PRIORITY, stamp_to_msg, to_seconds
 
 START_UP_ERRORS = (ValueError, OSError, InvalidParameterValueException, ParameterException)
 EXECUTOR_VARIABLE = 'CELL_CONTROL_EXECUTOR'
@@ -88,6 +89,7 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
             rclpy.logging.get_logger(name).fatal(f'cannot start: {error}')
             return 1
         executor.add_node(node)
+        _schedule(node)
         watch_clock = _clock_watcher(node)
         report_clock = _clock_reporter(node)
         try:
@@ -108,6 +110,17 @@ def run_node(make_node: Callable[[], Node], name: str, args: list[str] | None = 
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _schedule(node: Node) -> None:
+    """Give every thread of the process the node's `thread_priority` (SCHED_FIFO), once its threads exist."""
+    if not node.has_parameter(THREAD_PRIORITY):
+        return
+    outcome = run_threads_fifo(node.get_parameter(THREAD_PRIORITY).value)
+    if outcome.refused:
+        node.get_logger().warning(outcome.refused)
+    elif outcome.threads:
+        node.get_logger().info(f'{outcome.threads} threads on SCHED_FIFO, priority {outcome.priority}')
 
 
 def _clock_watcher(node: Node) -> Callable[[], None]:

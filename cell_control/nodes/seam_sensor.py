@@ -19,7 +19,8 @@ from sensor_msgs.msg import PointCloud2
 from cell_control.drivers.seam_frame import SeamFrameParser
 from cell_control.drivers.sensor_clock import SensorClockOffset
 from cell_control.drivers.serial_link import SerialLink
-from cell_control.nodes.common import RELIABLE, SENSOR_DATA, descriptor, diagnostic_array, diagnostic_status
+from cell_control.nodes.common import (RELIABLE, SENSOR_DATA, WELD_LOOP_PRIORITY, declare_thread_priority, descriptor,
+                                       diagnostic_array, diagnostic_status)
 from cell_control.nodes.node_main import run_node
 from cell_control.weld.loop_watch import frame_stale, sensor_status
 from cell_control.nodes.seam_cloud import FRAME_ID, seam_to_cloud
@@ -33,6 +34,7 @@ CLOCK_OFFSET_WINDOW_S = 2.0
 class SeamSensorNode(Node):
     def __init__(self) -> None:
         super().__init__('seam_sensor')
+        declare_thread_priority(self, WELD_LOOP_PRIORITY)
         port = self.declare_parameter('port', '', descriptor(
             'Serial device of the seam sensor, e.g. /dev/seam_sensor (a stable udev symlink).')).value
         baud = self.declare_parameter('baud', 921600, descriptor(

@@ -47,9 +47,9 @@ from std_srvs.srv import Trigger
 from cell_control.weld.adjuster import MODES, AdjusterConfig, AdjusterFault, WeldAdjuster, WeldSetpoint
 from cell_control.weld.loop_watch import (SENSOR_STALE, STRIKE_KEPT, SampleCheck, SilenceWatch, StrikeRelay,
                                           check_sample, loop_status)
-from cell_control.nodes.common import (ARC_STRUCK_TOPIC, LATCHED, RELIABLE, TCP_FRAME, InputGuard, descriptor,
-                                       diagnostic_array, diagnostic_status, on_clock_back, sensor_data,
-                                       stamp_to_msg, to_seconds)
+from cell_control.nodes.common import (ARC_STRUCK_TOPIC, LATCHED, RELIABLE, TCP_FRAME, WELD_LOOP_PRIORITY, InputGuard,
+                                       declare_thread_priority, descriptor, diagnostic_array, diagnostic_status,
+                                       on_clock_back, sensor_data, stamp_to_msg, to_seconds)
 from cell_control.nodes.node_main import run_node
 from cell_control.nodes.seam_cloud import cloud_to_seam
 
@@ -78,6 +78,7 @@ def _percentile(sorted_values: list[int], fraction: float) -> int:
 class WeldAdjusterNode(Node):
     def __init__(self) -> None:
         super().__init__('weld_adjuster')
+        declare_thread_priority(self, WELD_LOOP_PRIORITY)
         self.declare_parameter('mode', 'closed', descriptor(
             'Adjuster mode: open (nominal settings), feedforward (look-ahead), closed (look-ahead and '
             'power drift feedback). Takes effect at the next ~/start.',
