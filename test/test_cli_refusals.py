@@ -87,3 +87,5 @@ def test_the_demo_takes_max_as_full_speed_as_the_sim_does():
     assert demo.build_parser().parse_args(['--rtf', 'max']).rtf == 0.0 == sim.build_parser().parse_args(
         ['--rtf', 'max']).rtf
     assert demo.build_parser().parse_args(['--rtf', '2.5']).rtf == 2.5
+    # the fastest speed that keeps a part's result (issue 11, point 5; test_production_cycle.py shows 1x = max)
+    assert demo.build_parser().parse_args([]).rtf == 0.0

@@ -79,9 +79,10 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog='cell-control demo', description=__doc__.splitlines()[0])
     parser.add_argument('--parts', type=int, default=3, help='parts to produce (default 3)')
     parser.add_argument('--recipe', default='bracket', help='part type, config/recipes/<id>.yaml')
-    parser.add_argument('--rtf', type=parse_rtf, default=2.0, metavar='X|max',
-                        help="real-time factor of the simulation, or 'max': as fast as the cell's nodes keep up "
-                             '(the simulation waits for the slowest, docs/simulation_contract.md 5.1; default 2)')
+    parser.add_argument('--rtf', type=parse_rtf, default=0.0, metavar='X|max',
+                        help="real-time factor of the simulation, or 'max' (the default): as fast as the cell's "
+                             'nodes keep up; the simulation waits for the slowest (docs/simulation_contract.md 5.1), '
+                             'so a part comes out as at 1x')
     parser.add_argument('--json', action='store_true', help='print the KPIs as one JSON object on stdout')
     parser.add_argument('--out', type=Path, default=Path('out'),
                         help='folder for report.png and maintenance.png (default out/)')
