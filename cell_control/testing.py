@@ -224,6 +224,11 @@ class SimulatedClock:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick, daemon=True)
 
+    @property
+    def now_s(self) -> float:
+        """The simulated time last published (or about to be)."""
+        return self._now_s
+
     def jump_to(self, seconds: float) -> None:
         """Set the clock to `seconds` (back or forward), as a restarted simulation does."""
         self._now_s = seconds

@@ -490,7 +490,7 @@ def test_a_clock_that_goes_back_mid_stage_restarts_the_stage_timeout_in_full(tmp
     cell.ev(E.TICK)
     cell.t = 2.0                         # the simulation restarted: its clock starts again near 0
     [warn] = cell.coord.clock_restarted(cell.t)
-    assert warn.detail == 'WARN' and 'clock went back' in warn.reason
+    assert warn.detail == 'WARN' and 'clock jumped: every wait restarted from 2.000 s' in warn.reason
     cell.t += 18.0                       # 35 s after the approach began, 19 s after the jump: not yet
     assert cell.coord.state is CellState.RUNNING and not cell.kinds(cell.ev(E.TICK))
     cell.t += 1.0                        # 21 s after the jump (each event adds 1 s)
@@ -893,6 +893,17 @@ def test_a_cell_that_expects_no_part_parks_after_the_idle_time_and_the_next_anno
     cell.ev(E.ARM_AT_GOAL)
     cell.ev(E.WELD_DONE, flag=True)
     assert cell.verdicts('P1') == ['good']
+
+
+def test_a_clock_that_jumps_restarts_the_idle_time_in_full(tmp_path):
+    cell = Cell(tmp_path / 'l.db', idle_after_s=30.0)
+    cell.t = 1000.0
+    cell.cmd(Command.START)                 # quiet from 1001 s
+    cell.t = 5.0                            # the simulation restarted near zero
+    cell.coord.clock_restarted(cell.t)
+    assert _standby(_tick_at(cell, 34.5)) == []   # 30 s after the jump, not 1031 s: not yet
+    parked = _tick_at(cell, 35.5)
+    assert (_standby(parked), _moves(parked)) == (['on'], ['rest'])
 
 
 def _busy_run(tmp_path, idle_after_s):

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from cell_control.cell.signals import ClockWatch, SwitchEdges, parse_part_id, rollers_running
+from cell_control.cell.signals import (CLOCK_WENT_BACK, FIRST_CLOCK, ClockWatch, SwitchEdges, clock_jump_restarts,
+                                       parse_part_id, rollers_running)
 
 
 def test_part_ids() -> None:
@@ -53,3 +54,10 @@ def test_a_moving_clock_is_never_stalled_however_long_it_runs() -> None:
 def test_a_clock_stall_limit_must_be_a_positive_number(limit_s: float) -> None:
     with pytest.raises(ValueError, match='clock stall limit'):
         ClockWatch(limit_s)
+
+
+def test_a_clock_that_goes_back_or_is_first_heard_far_from_zero_restarts_what_is_timed() -> None:
+    assert clock_jump_restarts(1_000_000_000, -999_000_000_000) == CLOCK_WENT_BACK      # 1000 s → 1 s
+    assert clock_jump_restarts(600_000_000_000, 600_000_000_000) == FIRST_CLOCK          # 0 → 600 s
+    assert clock_jump_restarts(605_000_000_000, 5_000_000_000) is None    # 600 → 605 s: a stalled node catching up
+    assert clock_jump_restarts(0, 0) is None

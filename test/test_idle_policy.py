@@ -45,6 +45,20 @@ def test_nothing_happens_nor_counts_while_the_cell_may_not_move_and_a_halt_mid_m
     assert policy.update(False, True, 61.0) is IdleStep.WAKE
 
 
+def test_a_clock_that_jumps_counts_the_quiet_and_a_move_again_from_its_new_time():
+    policy = IdlePolicy(10.0, 5.0)
+    policy.update(True, True, 1000.0)                  # quiet since 1000 s
+    policy.clock_restarted(2.0)                        # the simulation restarted near zero
+    assert policy.update(True, True, 11.9) is None
+    assert policy.update(True, True, 12.0) is IdleStep.PARK   # 10 s after the jump, not at 1010 s
+    policy.clock_restarted(500.0)                      # mid-park: the move's 5 s count from the new time
+    assert policy.update(True, True, 504.9) is None
+    assert policy.update(True, True, 505.0) is IdleStep.FAILED
+    woken = IdlePolicy(10.0, 5.0)
+    woken.clock_restarted(3.0)                         # before any quiet: nothing to count yet
+    assert woken.update(True, True, 3.0) is None and woken.update(True, True, 13.0) is IdleStep.PARK
+
+
 def test_an_idle_time_of_zero_never_parks():
     policy = IdlePolicy(0.0, 5.0)
     assert not policy.enabled

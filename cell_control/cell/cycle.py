@@ -307,17 +307,18 @@ class CellCoordinator:
                 f'{counts.delivered + counts.rejected} finished; new parts come with new ids')
 
     def clock_restarted(self, now_s: float) -> list[Action]:
-        """Restart every wait in full from `now_s` after the clock went back (a restarted simulation).
+        """Restart every wait in full from `now_s` after the clock jumped (back, or first heard far from zero).
 
-        A stage's deadline and each handoff step's timeout count again from `now_s`, so none fires at once and
-        none waits for the old clock to come back; the parts and the lanes stay as they are.
+        A stage's deadline, each handoff step's timeout and the idle policy's quiet and move count again from
+        `now_s`, so none fires at once and none waits for the old clock to come back; the parts and the lanes stay.
         """
         st = self._station
         if st.started:
             st.deadline_s = now_s + getattr(self.timeouts, STAGE_TIMEOUT[st.stage])
         self._belt_since_s = now_s
         self.handoff.clock_restarted(now_s)
-        return [self._diag('WARN', f'clock went back: every wait restarted from {now_s:.3f} s')]
+        self.idle.clock_restarted(now_s)
+        return [self._diag('WARN', f'clock jumped: every wait restarted from {now_s:.3f} s')]
 
     # ---------------------------------------------------------------- commands
     def set_mode(self, mode: Mode, now_s: float) -> list[Action]:

@@ -8,6 +8,7 @@ Public API:
     IdlePolicy(idle_after_s, move_timeout_s)
         .update(quiet, may_move, now_s) -> IdleStep | None    called with every pass of the coordinator
         .arrived(now_s)                  the arm reached the pose of the park or the wake
+        .clock_restarted(now_s)          the clock jumped: the quiet and a move's timeout count again from now_s
         .halted()                        every motion was stopped (stop, pause, fault, e-stop)
         .ready                           the station may move the arm
 
@@ -95,6 +96,13 @@ class IdlePolicy:
             self.readiness = Readiness.READY
             self._quiet_since_s = now_s   # woken for nothing (a stop, a restart): wait the whole time again
         self._deadline_s = math.inf
+
+    def clock_restarted(self, now_s: float) -> None:
+        """Count the quiet and a park or wake move's timeout again from `now_s` (the clock jumped)."""
+        if self._quiet_since_s is not None:
+            self._quiet_since_s = now_s
+        if self.moving:
+            self._deadline_s = now_s + self.move_timeout_s
 
     def halted(self) -> None:
         """Take a stop of every motion: a park or wake cut short leaves the cell in standby until a part comes."""

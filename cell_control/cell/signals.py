@@ -2,7 +2,8 @@
 
 Pure decisions, tested without ROS: which part ids are acceptable, when deck rollers count as running,
 which switch readings are edges rather than heartbeats, when a node's simulated clock stands still and when it
-reports the simulated time it has reached (every node's main loop does both: `nodes.node_main`).
+reports the simulated time it has reached (every node's main loop does both: `nodes.node_main`), and which jumps
+of that clock restart what the node times (`nodes.common.on_clock_back`).
 """
 from __future__ import annotations
 
@@ -31,6 +32,24 @@ def parse_part_id(text: str) -> str:
 def rollers_running(deck_speed_m_s: float) -> bool:
     """Tell whether a deck speed reading means that the rollers are moving a part."""
     return math.isfinite(deck_speed_m_s) and abs(deck_speed_m_s) > ROLLERS_RUNNING_M_S
+
+
+CLOCK_WENT_BACK = 'clock went back'
+FIRST_CLOCK = 'first /clock'
+
+
+def clock_jump_restarts(now_ns: int, delta_ns: int) -> str | None:
+    """Tell whether a jump of the node's clock to `now_ns` by `delta_ns` restarts what the node times, and why.
+
+    Back: a restarted simulation. Forward from zero: the node's first /clock, far from the zero it read before it
+    (a simulation that ran before the node joined); what it timed meanwhile counted from zero. Forward from
+    anywhere else: a node that stalled and catches up; its waits are due, so None.
+    """
+    if delta_ns < 0:
+        return CLOCK_WENT_BACK
+    if delta_ns > 0 and now_ns == delta_ns:
+        return FIRST_CLOCK
+    return None
 
 
 class SwitchEdges:

@@ -22,6 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from std_msgs.msg import Float64
 
 from cell_control.cell.finite import NonFiniteDrops, non_finite_field
+from cell_control.cell.signals import FIRST_CLOCK, clock_jump_restarts
 from cell_control.drivers.realtime import NORMAL, priority_range
 from cell_control.logistics.agv_navigation import Pose2D, yaw_from_quaternion
 
@@ -52,6 +53,9 @@ CROSS_SLIDE_JOINT = 'tool_cross_slide_joint'   # the weld tool's cross-slide (UR
 TCP_FRAME = 'weld_tcp'   # the welding tool's centre point (URDF), the frame of the weld loop's stamped messages
 DIAGNOSTIC_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': DiagnosticStatus.ERROR}
 _NANOSECONDS = 1_000_000_000
+# A first /clock this far from zero restarts what a node timed before it (`on_clock_back`); nearer, the waits are
+# off by less than this, as when the simulation starts with the node.
+FIRST_CLOCK_JUMP_S = 1.0
 
 
 def _deeper(profile: QoSProfile, depth: int) -> QoSProfile:
@@ -192,17 +196,27 @@ def planar_orientation(yaw: float) -> Quaternion:
 
 
 def on_clock_back(node: Node, restart: Callable[[float], None]) -> JumpHandle:
-    """Call `restart(now_s)` with a warning whenever the node's clock goes back (a restarted simulation).
+    """Call `restart(now_s)` when the node's clock goes back or is first heard far from zero, and say so.
 
-    rcl resets the node's timers itself; what a node keeps in seconds of its clock is for `restart`. Keep the
-    returned handle: the callback lives as long as it does.
+    The clock goes back when the simulation restarts; it is first heard far from zero when the simulation ran
+    before this node joined. What a node timed before its first /clock counted from zero; without this, those
+    waits would expire all at once when the clock arrives. rcl resets the node's timers itself; what a node keeps
+    in seconds of its clock is for `restart`. Keep the returned handle: the callback lives as long as it does.
     """
     def jumped(jump: TimeJump) -> None:
-        now_s = node.get_clock().now().nanoseconds * 1e-9
-        node.get_logger().warning(f'clock went back by {-jump.delta.nanoseconds * 1e-9:.3f} s (a restarted '
-                                  f'simulation?): restarting what is timed from {now_s:.3f} s')
+        now_ns = node.get_clock().now().nanoseconds
+        why = clock_jump_restarts(now_ns, jump.delta.nanoseconds)
+        if why is None:
+            return
+        now_s = now_ns * 1e-9
+        if why == FIRST_CLOCK:
+            node.get_logger().info(f'first /clock at {now_s:.3f} s: restarting what was timed before it from there')
+        else:
+            node.get_logger().warning(f'clock went back by {-jump.delta.nanoseconds * 1e-9:.3f} s (a restarted '
+                                      f'simulation?): restarting what is timed from {now_s:.3f} s')
         restart(now_s)
-    threshold = JumpThreshold(min_forward=None, min_backward=RclDuration(nanoseconds=-1), on_clock_change=False)
+    threshold = JumpThreshold(min_forward=RclDuration(seconds=FIRST_CLOCK_JUMP_S),
+                              min_backward=RclDuration(nanoseconds=-1), on_clock_change=False)
     return node.get_clock().create_jump_callback(threshold, post_callback=jumped)
 
 
