@@ -16,6 +16,9 @@ clock and never past the simulation's last mark it has taken (CLOCK_MARK_TOPIC, 
 simulation waits for the slowest node (`sim.lockstep.CellLockstep`); Gazebo neither listens nor marks.
 A node with a `clock_reached_s(now_s)` method reports what it returns instead: a node waiting on a request that
 takes wall time (a service call) has not reached past the moment it sent it.
+
+A node that declares `thread_priority` (the weld loop's: `nodes.common.declare_thread_priority`) gets every thread of
+its process on SCHED_FIFO at that priority once the node and its executor exist (`drivers.realtime`).
 """
 from __future__ import annotations
 
