@@ -18,16 +18,12 @@ import threading
 import time
 from pathlib import Path
 
+from cell_control.bench import nearest_rank
 from cell_control.bench import _opcua_client as opc
 from cell_control.testing import NodeProcesses, RosDomain, RosProbe
 
 TARGET_MS = 100.0
 WAIT_S = 10.0
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
 
 
 class Subscriber:
@@ -100,10 +96,10 @@ def measure(changes: int, interval_ms: float) -> dict:
                     latencies.append((arrived - sent) * 1000.0)
         finally:
             subscriber.close()
-    latencies = latencies[1:]   # the first waits for DDS discovery of the gateway's subscription
+    latencies = sorted(latencies[1:])   # the first waits for DDS discovery of the gateway's subscription
     return {'figure': 'opcua_state_change_latency', 'publishing_interval_ms': interval_ms,
             'changes': len(latencies), 'lost': lost,
-            'p50_ms': round(_percentile(latencies, 0.50), 1), 'p99_ms': round(_percentile(latencies, 0.99), 1),
+            'p50_ms': round(nearest_rank(latencies, 0.50), 1), 'p99_ms': round(nearest_rank(latencies, 0.99), 1),
             'max_ms': round(max(latencies), 1), 'target_p99_ms': TARGET_MS}
 
 

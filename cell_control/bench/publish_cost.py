@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 
+from cell_control.bench import nearest_rank
 from cell_control.runner import dies_with_parent
 from cell_control.testing import RosDomain, RosProbe, use_local_dds, wait_for
 
@@ -39,10 +40,6 @@ executor.add_node(node)
 while rclpy.ok():
     executor.spin_once(timeout_sec=0.1)
 '''
-
-
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(int(fraction * len(sorted_values)), len(sorted_values) - 1)]
 
 
 def measure(readers: int, messages: int) -> dict:
@@ -79,7 +76,7 @@ def measure(readers: int, messages: int) -> dict:
                 child.wait(timeout=10)
     costs_us.sort()
     return {'bench': 'publish_cost', 'readers': readers, 'messages': messages,
-            'publish_us': {'p50': round(_percentile(costs_us, 0.5), 1), 'p90': round(_percentile(costs_us, 0.9), 1)}}
+            'publish_us': {'p50': round(nearest_rank(costs_us, 0.5), 1), 'p90': round(nearest_rank(costs_us, 0.9), 1)}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from cell_control.bench import nearest_rank
 from cell_control.drivers.realtime import run_threads_fifo
 from cell_control.drivers.seam_sensor_emulator import SAMPLE_RATE_HZ, SeamSensorEmulator, synthetic_seam
 from cell_control.testing import NodeProcesses, RosDomain, RosProbe, call_service, wait_for, wait_for_service
@@ -36,10 +37,6 @@ START_TIMEOUT_S = 30.0
 SETPOINT_TOPICS = ('/weld/travel_speed', '/weld/contact_force', '/weld/lateral_correction')
 # The seam sensor's main status (each node may also publish an 'inputs' status beside it).
 SENSOR_STATUS = 'seam_sensor: seam sensor'
-
-
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(int(fraction * len(sorted_values)), len(sorted_values) - 1)]
 
 
 class LoopProbe:
@@ -106,8 +103,8 @@ def summarize(received: dict[int, list[int]], period_ns: int) -> dict:
         'samples_expected': expected, 'setpoints_complete': len(complete),
         'samples_without_setpoint': expected - len(set(indices)),
         'setpoints_incomplete': len(stamps) - len(complete),
-        'latency_ms': {'p50': round(_percentile(latencies_ms, 0.50), 3),
-                       'p99': round(_percentile(latencies_ms, 0.99), 3),
+        'latency_ms': {'p50': round(nearest_rank(latencies_ms, 0.50), 3),
+                       'p99': round(nearest_rank(latencies_ms, 0.99), 3),
                        'max': round(latencies_ms[-1], 3)} if latencies_ms else None,
         f'over_{TARGET_P99_MS:g}ms': sum(1 for v in latencies_ms if v > TARGET_P99_MS),
     }
@@ -182,7 +179,7 @@ def run(duration_s: float, warm_up_s: float, mode: str, gateway: bool = False,
         'adjuster_refused_age': int(adjuster.get('refused_age', 0)),
         'adjuster_stale_events': int(adjuster.get('stale_events', 0)),
         'adjuster_compute_us': {
-            'p50_median_of_seconds': _percentile(sorted(probe.compute_p50_us), 0.5) if probe.compute_p50_us
+            'p50_median_of_seconds': nearest_rank(sorted(probe.compute_p50_us), 0.5) if probe.compute_p50_us
             else None,
             'p99_worst_second': max(probe.compute_p99_us) if probe.compute_p99_us else None},
         'tracebacks': [name for name, output in outputs.items() if 'Traceback' in output],
