@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -113,6 +114,11 @@ def call_service(client: Any, request: Any, timeout_s: float) -> Any:
     future = client.call_async(request)
     wait_for(future.done, timeout_s, f'a response from {client.srv_name}', poll_s=0.01)
     return future.result()
+
+
+def may_run_fifo(priority: int) -> bool:
+    """Tell whether this user may put threads on SCHED_FIFO at `priority` (root, or an rtprio limit that high)."""
+    return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= priority
 
 
 def use_local_dds() -> None:

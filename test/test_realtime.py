@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 
 import pytest
 
 from cell_control.drivers.realtime import check_priority, priority_range
+from cell_control.testing import may_run_fifo
 
 # The child starts a thread, switches (optionally after giving up the right to), starts another thread and reports
 # every thread's policy and priority.
@@ -42,10 +42,6 @@ def run_child(priority: int, unprivileged: bool = False) -> dict:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def may_run_fifo(priority: int) -> bool:
-    return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= priority
 
 
 def test_every_thread_and_every_later_thread_runs_fifo_at_the_priority():

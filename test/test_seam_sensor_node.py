@@ -1,6 +1,5 @@
 """The `seam_sensor` node as a process: emulator on a pty → node → /seam/features and /diagnostics."""
 import os
-import resource
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from cell_control.weld.seam_measurement import BEAD_VALID, LOOKAHEAD_VALID, Seam
 from cell_control.drivers.realtime import thread_scheduling
 from cell_control.drivers.seam_sensor_emulator import SeamSensorEmulator
 from cell_control.nodes.seam_cloud import cloud_to_seam
-from cell_control.testing import RosProbe, wait_for
+from cell_control.testing import RosProbe, may_run_fifo, wait_for
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 20.0
@@ -121,7 +120,7 @@ def test_node_publishes_emulator_samples_with_stamps_and_diagnostics(emulator, n
 
 def test_the_serial_reader_and_every_other_thread_run_fifo_by_default(emulator, node_processes, probe) -> None:
     """The weld loop's first hop runs SCHED_FIFO at 50 (drivers.realtime), its serial reader thread included."""
-    if os.geteuid() != 0 and resource.getrlimit(resource.RLIMIT_RTPRIO)[0] < 50:
+    if not may_run_fifo(50):
         pytest.skip('this user may not use SCHED_FIFO (no rtprio limit, no CAP_SYS_NICE)')
     listener = Listener(probe)
     process = node_processes.start_node('seam_sensor', f'port:={emulator.link_path}')

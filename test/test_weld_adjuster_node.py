@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import struct
 import threading
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from cell_control.nodes.node_main import EXECUTOR_VARIABLE, EXECUTORS  # noqa: E
 from cell_control.drivers.realtime import thread_scheduling  # noqa: E402
 from cell_control.sim.weld_process import WeldProcess  # noqa: E402
 
-from cell_control.testing import RosProbe, call_service, wait_for, wait_for_service  # noqa: E402
+from cell_control.testing import RosProbe, call_service, may_run_fifo, wait_for, wait_for_service  # noqa: E402
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 15.0
@@ -429,7 +428,7 @@ def test_an_unknown_executor_is_refused_in_one_line(node_processes) -> None:
 
 def test_every_thread_of_the_node_runs_fifo_at_its_thread_priority(node_processes, probe) -> None:
     """The weld loop's scheduling (drivers.realtime): SCHED_FIFO at 50 by default, at `thread_priority`, or none."""
-    if os.geteuid() != 0 and resource.getrlimit(resource.RLIMIT_RTPRIO)[0] < 50:
+    if not may_run_fifo(50):
         pytest.skip('this user may not use SCHED_FIFO (no rtprio limit, no CAP_SYS_NICE)')
     for param, expected in ((), (os.SCHED_FIFO, 50)), (('thread_priority:=20',), (os.SCHED_FIFO, 20)), \
             (('thread_priority:=0',), (os.SCHED_OTHER, 0)):
